@@ -1,0 +1,1 @@
+"""Image classification: the supported architectures, PyTorch → ONNX conversion, validation, tagging."""

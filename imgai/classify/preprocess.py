@@ -1,0 +1,203 @@
+"""The preprocessing spec (`preprocess.json`) and safe image decoding.
+
+One spec describes what transformers' image processors and timm's eval transforms do, so the
+ONNX model sees the same pixels as the original: resize (shortest edge or exact size), center
+crop, rescale, normalize, RGB, NCHW float32.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+# PIL's resample numbers, as transformers stores them in preprocessor_config.json
+_PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+@dataclass
+class PreprocessSpec:
+    resize: dict                      # {"shortest_edge": N} or {"height": H, "width": W}
+    crop: dict | None                 # {"height": H, "width": W}, or None for no crop
+    interpolation: str = "bilinear"
+    crop_rounding: str = "floor"      # transformers floors the crop offset; torchvision rounds it
+    rescale_factor: float = 1 / 255
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+    multi_label: bool = False
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"interpolation {self.interpolation!r} is not one of {INTERPOLATIONS}")
+        if not (set(self.resize) in ({"shortest_edge"}, {"height", "width"})):
+            raise ConfigError(f"resize {self.resize!r} must be {{'shortest_edge': N}} or {{'height': H, 'width': W}}")
+        if self.crop is not None and set(self.crop) != {"height", "width"}:
+            raise ConfigError(f"crop {self.crop!r} must be {{'height': H, 'width': W}} or null")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError(f"mean {self.mean} and std {self.std} need three values each, std > 0")
+        if self.channel_order not in ("RGB", "BGR") or self.layout not in ("NCHW", "NHWC"):
+            raise ConfigError(f"channel_order {self.channel_order!r} / layout {self.layout!r} not supported")
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the tensor the model gets."""
+        if self.crop:
+            return self.crop["height"], self.crop["width"]
+        if "height" in self.resize:
+            return self.resize["height"], self.resize["width"]
+        n = self.resize["shortest_edge"]
+        return n, n
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "PreprocessSpec":
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(**data)
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"{path} is not a valid preprocess.json: {exc}") from exc
+
+    # -- derive from a model's own config --------------------------------------------------
+
+    @classmethod
+    def from_transformers(cls, processor: dict, *, multi_label: bool = False) -> "PreprocessSpec":
+        """From a transformers preprocessor_config.json (ConvNext/ResNet, EfficientNet, MobileNet)."""
+        kind = processor.get("image_processor_type", "")
+        size = processor.get("size", {"shortest_edge": 224})
+        if isinstance(size, int):
+            size = {"shortest_edge": size}
+        interp = _PIL_RESAMPLE.get(processor.get("resample", 2), "bilinear")
+        scale = processor.get("rescale_factor", 1 / 255) if processor.get("do_rescale", True) else 1.0
+        mean = list(processor.get("image_mean", [0.485, 0.456, 0.406]))
+        std = list(processor.get("image_std", [0.229, 0.224, 0.225]))
+        if not processor.get("do_normalize", True):
+            mean, std = [0.0] * 3, [1.0] * 3
+        crop = None
+        if kind.startswith("ConvNext"):
+            edge = size["shortest_edge"]
+            if edge < 384:
+                crop_pct = processor.get("crop_pct", 224 / 256)
+                resize = {"shortest_edge": int(edge / crop_pct)}
+                crop = {"height": edge, "width": edge}
+            else:
+                resize = {"height": edge, "width": edge}
+        else:
+            resize = dict(size)
+            if processor.get("do_center_crop", kind.startswith("MobileNet")):
+                cs = processor.get("crop_size", {"height": 224, "width": 224})
+                crop = {"height": cs["height"], "width": cs["width"]} if isinstance(cs, dict) else {"height": cs, "width": cs}
+        if kind.startswith("EfficientNet"):
+            if processor.get("rescale_offset"):
+                mean = [m + 1.0 for m in mean]   # x*s - 1 - m  ==  x*s - (m + 1)
+            if processor.get("include_top", True):
+                std = [s * s for s in std]       # a second normalize by std, mean 0
+        return cls(resize=resize, crop=crop, interpolation=interp, crop_rounding="floor",
+                   rescale_factor=scale, mean=mean, std=std, multi_label=multi_label)
+
+    @classmethod
+    def from_timm(cls, cfg: dict) -> "PreprocessSpec":
+        """From a timm pretrained_cfg (input_size, interpolation, crop_pct, mean, std)."""
+        _, h, w = cfg.get("input_size", (3, 224, 224))
+        crop_pct = cfg.get("crop_pct", 0.875) or 1.0
+        mode = cfg.get("crop_mode", "center")
+        if mode not in ("center", None):
+            raise ConfigError(f"timm crop_mode {mode!r} is not supported; only 'center'")
+        sh, sw = math.floor(h / crop_pct), math.floor(w / crop_pct)
+        resize = {"shortest_edge": sh} if sh == sw else {"height": sh, "width": sw}
+        return cls(resize=resize, crop={"height": h, "width": w}, interpolation=cfg.get("interpolation", "bicubic"),
+                   crop_rounding="round", rescale_factor=1 / 255, mean=list(cfg.get("mean", (0.485, 0.456, 0.406))),
+                   std=list(cfg.get("std", (0.229, 0.224, 0.225))))
+
+    # -- apply -----------------------------------------------------------------------------
+
+    def __call__(self, image) -> np.ndarray:
+        """PIL RGB image → float32 array (C, H, W) (or (H, W, C) for NHWC)."""
+        from PIL import Image
+
+        resample = getattr(Image.Resampling, self.interpolation.upper())
+        w, h = image.size
+        if "shortest_edge" in self.resize:
+            edge = self.resize["shortest_edge"]
+            short, long = (w, h) if w <= h else (h, w)
+            new_short, new_long = edge, int(edge * long / short)
+            size = (new_short, new_long) if w <= h else (new_long, new_short)
+        else:
+            size = (self.resize["width"], self.resize["height"])
+        if size != (w, h):
+            image = image.resize(size, resample=resample, reducing_gap=None)
+        arr = np.asarray(image, dtype=np.float32)
+        if self.crop:
+            ch, cw = self.crop["height"], self.crop["width"]
+            H, W = arr.shape[:2]
+            if self.crop_rounding == "round":
+                top, left = int(round((H - ch) / 2.0)), int(round((W - cw) / 2.0))
+            else:
+                top, left = (H - ch) // 2, (W - cw) // 2
+            if top < 0 or left < 0:   # smaller than the crop: pad with zeros, as both libraries do
+                pad = np.zeros((max(H, ch), max(W, cw), 3), np.float32)
+                pt, pl = max(0, -top), max(0, -left)
+                pad[pt:pt + H, pl:pl + W] = arr
+                arr, top, left = pad, max(top, 0), max(left, 0)
+            arr = arr[top:top + ch, left:left + cw]
+        arr = arr * np.float32(self.rescale_factor)
+        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if self.channel_order == "BGR":
+            arr = arr[..., ::-1]
+        if self.layout == "NCHW":
+            arr = arr.transpose(2, 0, 1)
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def decode_image(path_or_file):
+    """Open an untrusted image as RGB: EXIF orientation applied; grayscale, palette, RGBA, CMYK and
+    16-bit converted; a decompression bomb refused. Raises ValueError with a readable reason."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path_or_file) as im:
+                im = ImageOps.exif_transpose(im)
+                im.load()
+                return _to_rgb(im)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"refused: too many pixels ({exc})") from exc
+    except Image.DecompressionBombWarning as exc:
+        raise ValueError(f"refused: too many pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ValueError("not an image (or a format Pillow cannot read)") from exc
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"damaged or truncated image: {exc}") from exc
+
+
+def _to_rgb(im):
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB") if im.mode != "RGB" else im

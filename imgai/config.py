@@ -1,0 +1,62 @@
+"""Where imgai keeps its data, and the settings read from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _default_home() -> Path:
+    if os.environ.get("IMGAI_HOME"):
+        return Path(os.environ["IMGAI_HOME"])
+    # A Hugging Face Space with persistent storage mounts it at /data.
+    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
+        return Path("/data/imgai")
+    return Path("imgai_data")
+
+
+@dataclass(frozen=True)
+class Paths:
+    home: Path
+
+    @property
+    def registry(self) -> Path:
+        return self.home / "registry.sqlite"
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def converted(self) -> Path:
+        return self.home / "converted_models"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def tmp(self) -> Path:
+        return self.home / "tmp"
+
+    def model_dir(self, model_id: str) -> Path:
+        return self.models / model_id
+
+    def ensure(self) -> "Paths":
+        for p in (self.home, self.models, self.logs, self.tmp):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def paths() -> Paths:
+    """The data folder, read from `IMGAI_HOME` each call (tests and workers change it)."""
+    return Paths(_default_home().resolve()).ensure()
+
+
+def on_space() -> bool:
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def max_parallel_jobs() -> int:
+    return max(1, int(os.environ.get("IMGAI_MAX_JOBS", "1")))

@@ -1,0 +1,102 @@
+"""The one SQLite database: models, jobs and job events. WAL, so readers never block the writer."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from .config import paths
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    library TEXT NOT NULL,
+    type TEXT NOT NULL,
+    conversion TEXT NOT NULL,
+    training TEXT,
+    enabled INTEGER NOT NULL DEFAULT 0,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    validation TEXT,
+    validated_at REAL,
+    error TEXT,
+    pytorch_path TEXT,
+    onnx_path TEXT,
+    job_id TEXT,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    stage TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    result TEXT,
+    owner TEXT,
+    pid INTEGER,
+    pid_started REAL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+CREATE TABLE IF NOT EXISTS job_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, seq);
+"""
+
+_ready: set[str] = set()
+
+
+def connect() -> sqlite3.Connection:
+    path = paths().registry
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=30000")
+    if str(path) not in _ready:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        _ready.add(str(path))
+    return conn
+
+
+@contextmanager
+def transaction() -> Iterator[sqlite3.Connection]:
+    """One write transaction: all of it lands, or none of it."""
+    conn = connect()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
+
+def query(sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    conn = connect()
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,62 @@
+"""Every error imgai raises on purpose. The UI and the CLI translate these at the edge.
+
+Messages say what happened, to what, and what to do about it.
+"""
+
+
+class ImgaiError(Exception):
+    """Base class: an expected failure whose message is fit to show a user."""
+
+
+class UnknownModelError(ImgaiError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedModelError(ImgaiError):
+    """The model's architecture or format is not one imgai can take."""
+
+
+class UnsafeFileError(ImgaiError):
+    """A file was refused because loading it could run code or escape the data folder."""
+
+
+class StateError(ImgaiError):
+    """The action does not fit the model's or job's current state."""
+
+
+class ConversionError(ImgaiError):
+    pass
+
+
+class ValidationError(ImgaiError):
+    pass
+
+
+class ConfigError(ImgaiError, ValueError):
+    """A setting or option has a bad value."""
+
+
+class MissingDependencyError(ImgaiError):
+    pass
+
+
+class HubUnavailableError(ImgaiError):
+    pass
+
+
+class JobError(ImgaiError):
+    pass
+
+
+def require(module: str, *, extra: str = "convert"):
+    """Import `module` or fail with an install hint."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module} is not installed; install it with `pip install -r requirements.txt` "
+            f"(or `pip install imgai[{extra}]`)"
+        ) from exc

@@ -1,0 +1,360 @@
+"""One job system for every long task: a persisted queue in SQLite, a worker subprocess per job.
+
+A job is queued by `submit`; `dispatch` (run by whoever submits, and by every worker as it
+finishes) starts queued jobs while fewer than `IMGAI_MAX_JOBS` run. The worker reports progress
+and events into the database, so the UI and CLI only read. A job found running whose worker is
+gone becomes failed ("interrupted"), never stuck; its kind's `on_abort` puts its subject right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Callable
+
+from . import db
+from .config import max_parallel_jobs, paths
+from .errors import JobError, StateError
+from .log import get_logger
+
+QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "queued", "starting", "running", "succeeded", "failed", "cancelled")
+ACTIVE = (QUEUED, STARTING, RUNNING)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    run: str                    # "module:function" taking a JobContext, returning a JSON-able result
+    on_abort: str | None = None  # "module:function" taking (job, reason) when the job dies or is cancelled
+
+
+# The table of job kinds. Each long-running capability adds its line here.
+KINDS: dict[str, JobKind] = {
+    "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
+    "selftest": JobKind("imgai.jobs:selftest_job"),
+}
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    subject: str | None
+    params: dict
+    state: str
+    progress: float
+    stage: str
+    error: str | None
+    result: Any
+    owner: str | None
+    pid: int | None
+    pid_started: float | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINISHED
+
+    @property
+    def duration(self) -> float | None:
+        if not self.started_at:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _to_job(row) -> Job:
+    d = dict(row)
+    d["params"] = json.loads(d["params"])
+    d["result"] = json.loads(d["result"]) if d["result"] else None
+    return Job(**d)
+
+
+def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | None = None,
+           before_queue: Callable[[str], None] | None = None, start: bool = True) -> Job:
+    """Queue a job. `before_queue(job_id)` runs first (e.g. to move a model to Converting);
+    if it raises, nothing is queued."""
+    if kind not in KINDS:
+        raise JobError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
+    job_id = uuid.uuid4().hex[:12]
+    if before_queue:
+        before_queue(job_id)
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO jobs (id, kind, subject, params, state, owner, created_at) VALUES (?,?,?,?,?,?,?)",
+            (job_id, kind, subject, json.dumps(params), QUEUED, owner, db.now()))
+        _event(conn, job_id, "info", f"queued {kind} {subject or ''}".strip())
+    get_logger("imgai.jobs").info("job %s queued: %s %s", job_id, kind, subject or "")
+    if start:
+        dispatch()
+    return get(job_id)
+
+
+def get(job_id: str) -> Job:
+    rows = db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    if not rows:
+        raise JobError(f"no job {job_id!r}; see `imgai jobs list`")
+    return _to_job(rows[0])
+
+
+def list_jobs(*, kind: str | None = None, states: tuple[str, ...] | None = None,
+              owner: str | None = None, limit: int = 200) -> list[Job]:
+    recover()
+    sql, args = "SELECT * FROM jobs WHERE 1=1", []
+    if kind:
+        sql += " AND kind = ?"
+        args.append(kind)
+    if states:
+        sql += f" AND state IN ({','.join('?' * len(states))})"
+        args.extend(states)
+    if owner is not None:
+        sql += " AND owner = ?"
+        args.append(owner)
+    sql += " ORDER BY created_at DESC LIMIT ?"
+    args.append(limit)
+    return [_to_job(r) for r in db.query(sql, tuple(args))]
+
+
+def events(job_id: str, *, after: int = 0) -> list[dict]:
+    rows = db.query("SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after))
+    return [{**dict(r), "data": json.loads(r["data"]) if r["data"] else None} for r in rows]
+
+
+def _event(conn, job_id: str, level: str, message: str, data: dict | None = None) -> None:
+    conn.execute("INSERT INTO job_events (job_id, at, level, message, data) VALUES (?,?,?,?,?)",
+                 (job_id, db.now(), level, message, json.dumps(data) if data is not None else None))
+
+
+# -- liveness and recovery ----------------------------------------------------------------
+
+def _alive(pid: int | None, started: float | None) -> bool:
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(proc.create_time() - started) < 2.0
+    except psutil.Error:
+        return False
+
+
+def recover() -> list[str]:
+    """Mark jobs whose worker is gone as failed ("interrupted") and let their kind clean up."""
+    stale = []
+    for row in db.query(f"SELECT * FROM jobs WHERE state IN ('{STARTING}', '{RUNNING}')"):
+        job = _to_job(row)
+        grace = job.state == STARTING and not job.pid and db.now() - job.created_at < 120
+        if grace or _alive(job.pid, job.pid_started):
+            continue
+        if _finish(job.id, FAILED, error="interrupted: the worker process ended unexpectedly",
+                   only_from=(STARTING, RUNNING)):
+            _abort(job, "interrupted")
+            stale.append(job.id)
+    return stale
+
+
+def _abort(job: Job, reason: str) -> None:
+    kind = KINDS.get(job.kind)
+    if kind and kind.on_abort:
+        try:
+            _resolve(kind.on_abort)(job, reason)
+        except Exception:
+            get_logger("imgai.jobs").exception("on_abort for job %s failed", job.id)
+
+
+def _resolve(target: str) -> Callable:
+    module, _, name = target.partition(":")
+    return getattr(import_module(module), name)
+
+
+def _finish(job_id: str, state: str, *, error: str | None = None, result: Any = None,
+            only_from: tuple[str, ...] = ACTIVE) -> bool:
+    with db.transaction() as conn:
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or row["state"] not in only_from:
+            return False
+        conn.execute("UPDATE jobs SET state = ?, error = ?, result = ?, ended_at = ?, "
+                     "progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END WHERE id = ?",
+                     (state, error, json.dumps(result) if result is not None else None, db.now(),
+                      state, job_id))
+        _event(conn, job_id, "error" if state == FAILED else "info",
+               f"{state}" + (f": {error}" if error else ""))
+    get_logger("imgai.jobs").info("job %s %s%s", job_id, state, f": {error}" if error else "")
+    return True
+
+
+# -- scheduling ---------------------------------------------------------------------------
+
+def dispatch() -> list[str]:
+    """Start queued jobs while fewer than the allowed number are running."""
+    recover()
+    started = []
+    while True:
+        with db.transaction() as conn:
+            busy = conn.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN ('{STARTING}', '{RUNNING}')"
+                                ).fetchone()[0]
+            if busy >= max_parallel_jobs():
+                break
+            row = conn.execute(f"SELECT id FROM jobs WHERE state = '{QUEUED}' "
+                               "ORDER BY created_at, rowid LIMIT 1").fetchone()
+            if row is None:
+                break
+            conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (STARTING, row["id"]))
+        _spawn(row["id"])
+        started.append(row["id"])
+    return started
+
+
+def _spawn(job_id: str) -> None:
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, IMGAI_HOME=str(paths().home),
+               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    log = open(paths().logs / f"job-{job_id}.out", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "imgai.worker", job_id], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    threading.Thread(target=proc.wait, daemon=True).start()  # reap it, so it never lingers as a zombie
+
+
+def cancel(job_id: str) -> Job:
+    job = get(job_id)
+    if job.done:
+        raise StateError(f"job {job_id} has already {job.state}; nothing to cancel")
+    if _finish(job_id, CANCELLED, error="cancelled by user", only_from=(QUEUED,)):
+        _abort(job, "cancelled")
+    elif job.pid and _alive(job.pid, job.pid_started):
+        os.killpg(job.pid, signal.SIGTERM)  # the worker cleans up, records cancelled, then exits
+        deadline = time.time() + 30
+        while time.time() < deadline and not get(job_id).done:
+            time.sleep(0.1)
+        if not get(job_id).done:
+            os.killpg(job.pid, signal.SIGKILL)
+            if _finish(job_id, CANCELLED, error="cancelled by user (killed)"):
+                _abort(job, "cancelled")
+    elif _finish(job_id, CANCELLED, error="cancelled by user"):
+        _abort(job, "cancelled")
+    dispatch()
+    return get(job_id)
+
+
+def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.2,
+         on_progress: Callable[[Job], None] | None = None) -> Job:
+    """Block until the job ends (or `timeout` seconds pass), calling `on_progress` as it moves."""
+    deadline = None if timeout is None else time.time() + timeout
+    while True:
+        recover()
+        job = get(job_id)
+        if on_progress:
+            on_progress(job)
+        if job.done:
+            return job
+        if deadline is not None and time.time() > deadline:
+            raise JobError(f"job {job_id} still {job.state} after {timeout:.0f}s")
+        time.sleep(poll)
+
+
+# -- what a running job sees --------------------------------------------------------------
+
+class JobCancelled(BaseException):
+    """Raised inside a job when it is cancelled, so `finally:` blocks clean up."""
+
+
+class JobContext:
+    """Handed to a job function: its params, and how it reports progress and events."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.id = job.id
+        self.params = job.params
+        self.log = get_logger(f"imgai.job.{job.kind}")
+
+    def progress(self, fraction: float, stage: str | None = None) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        with db.transaction() as conn:
+            if stage is None:
+                conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (fraction, self.id))
+            else:
+                conn.execute("UPDATE jobs SET progress = ?, stage = ? WHERE id = ?", (fraction, stage, self.id))
+                _event(conn, self.id, "info", stage)
+        if stage is not None:
+            self.log.info("job %s [%s] %.0f%% %s", self.id, self.job.subject or "-", fraction * 100, stage)
+
+    def event(self, message: str, *, level: str = "info", data: dict | None = None) -> None:
+        with db.transaction() as conn:
+            _event(conn, self.id, level, message, data)
+        self.log.log(20 if level == "info" else 30, "job %s: %s", self.id, message)
+
+
+def run_in_worker(job_id: str) -> int:
+    """Body of `python -m imgai.worker JOB_ID`."""
+    import traceback
+
+    log = get_logger("imgai.worker")
+    with db.transaction() as conn:
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or row["state"] != STARTING:
+            log.warning("job %s is %s, not starting; worker exits", job_id, row and row["state"])
+            return 0
+        import psutil
+
+        me = psutil.Process()
+        conn.execute("UPDATE jobs SET state = ?, pid = ?, pid_started = ?, started_at = ? WHERE id = ?",
+                     (RUNNING, me.pid, me.create_time(), db.now(), job_id))
+        _event(conn, job_id, "info", f"started (pid {me.pid})")
+
+    def on_term(signum, frame):
+        raise JobCancelled()
+
+    signal.signal(signal.SIGTERM, on_term)
+    job = get(job_id)
+    t0 = time.time()
+    log.info("job %s started: %s %s", job_id, job.kind, job.subject or "")
+    try:
+        result = _resolve(KINDS[job.kind].run)(JobContext(job))
+    except JobCancelled:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if _finish(job_id, CANCELLED, error="cancelled by user"):
+            _abort(job, "cancelled")
+        code = 0
+    except Exception as exc:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        log.error("job %s failed after %.1fs:\n%s", job_id, time.time() - t0, traceback.format_exc())
+        message = str(exc) or type(exc).__name__
+        if _finish(job_id, FAILED, error=message):
+            _abort(job, message)
+        code = 1
+    else:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _finish(job_id, SUCCEEDED, result=result)
+        log.info("job %s succeeded in %.1fs", job_id, time.time() - t0)
+        code = 0
+    dispatch()
+    return code
+
+
+def selftest_job(ctx: JobContext) -> dict:
+    """A tiny job kind used by tests of the job system itself: sleeps in steps."""
+    steps = int(ctx.params.get("steps", 3))
+    for i in range(steps):
+        ctx.progress(i / steps, f"step {i + 1}/{steps}")
+        time.sleep(float(ctx.params.get("delay", 0.1)))
+    if ctx.params.get("fail"):
+        raise JobError(str(ctx.params["fail"]))
+    return {"steps": steps}

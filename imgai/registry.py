@@ -1,0 +1,245 @@
+"""The model registry: one row per model, and the only place its status changes.
+
+State machine (ARCHITECTURE.md):
+    PyTorch/NotConverted --convert--> PyTorch/Converting --ok--> ONNX/Converted
+                                                       \\-err--> PyTorch/Failed (retry allowed)
+A ready-made ONNX model enters as ONNX with conversion "N/A".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import db
+from .config import paths
+from .errors import StateError, UnknownModelError
+
+PYTORCH, ONNX = "PyTorch", "ONNX"
+NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
+    "NotConverted", "Converting", "Converted", "Failed", "N/A")
+
+
+@dataclass
+class Model:
+    id: str
+    name: str
+    source: str
+    architecture: str
+    library: str
+    type: str
+    conversion: str
+    training: str | None = None
+    enabled: bool = False
+    default: bool = False
+    validation: dict | None = None
+    validated_at: float | None = None
+    error: str | None = None
+    pytorch_path: str | None = None
+    onnx_path: str | None = None
+    job_id: str | None = None
+    extra: dict = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.validation and self.validation.get("passed"))
+
+    @property
+    def can_convert(self) -> bool:
+        return (self.type == PYTORCH and self.conversion in (NOT_CONVERTED, FAILED)
+                and self.training in (None, "Trained"))
+
+    @property
+    def can_tag(self) -> bool:
+        return self.type == ONNX and self.enabled and self.valid
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row_to_model(row) -> Model:
+    d = dict(row)
+    d["default"] = bool(d.pop("is_default"))
+    d["enabled"] = bool(d["enabled"])
+    d["validation"] = json.loads(d["validation"]) if d["validation"] else None
+    d["extra"] = json.loads(d["extra"] or "{}")
+    return Model(**d)
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:48].strip("-") or "model"
+
+
+def _unique_id(conn, base: str) -> str:
+    taken = {r[0] for r in conn.execute("SELECT id FROM models WHERE id = ? OR id LIKE ?", (base, base + "-%"))}
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def create(*, name: str, source: str, architecture: str, library: str, type: str = PYTORCH,
+           conversion: str = NOT_CONVERTED, training: str | None = None, pytorch_path: str | None = None,
+           onnx_path: str | None = None, extra: dict | None = None, model_id: str | None = None) -> Model:
+    now = db.now()
+    with db.transaction() as conn:
+        mid = _unique_id(conn, slugify(model_id or name))
+        conn.execute(
+            "INSERT INTO models (id, name, source, architecture, library, type, conversion, training, "
+            "pytorch_path, onnx_path, extra, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (mid, name, source, architecture, library, type, conversion, training, pytorch_path,
+             onnx_path, json.dumps(extra or {}), now, now))
+    return get(mid)
+
+
+def get(model_id: str) -> Model:
+    rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
+    if not rows:
+        known = ", ".join(m.id for m in list_models()) or "none yet"
+        raise UnknownModelError(f"no model {model_id!r} in the registry (known: {known}); "
+                                "see `imgai models list`")
+    return _row_to_model(rows[0])
+
+
+def list_models() -> list[Model]:
+    return [_row_to_model(r) for r in db.query("SELECT * FROM models ORDER BY created_at, id")]
+
+
+def find_by_source(source: str) -> Model | None:
+    rows = db.query("SELECT * FROM models WHERE source = ?", (source,))
+    return _row_to_model(rows[0]) if rows else None
+
+
+def default_model() -> Model | None:
+    rows = db.query("SELECT * FROM models WHERE is_default = 1")
+    return _row_to_model(rows[0]) if rows else None
+
+
+def _update(conn, model_id: str, **fields) -> None:
+    fields["updated_at"] = db.now()
+    for key in ("validation", "extra"):
+        if key in fields and not isinstance(fields[key], (str, type(None))):
+            fields[key] = json.dumps(fields[key])
+    cols = ", ".join(f"{k} = ?" for k in fields)
+    conn.execute(f"UPDATE models SET {cols} WHERE id = ?", (*fields.values(), model_id))
+
+
+def _locked_get(conn, model_id: str) -> Model:
+    row = conn.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+    if row is None:
+        raise UnknownModelError(f"no model {model_id!r} in the registry; see `imgai models list`")
+    return _row_to_model(row)
+
+
+def update(model_id: str, **fields) -> Model:
+    """Change descriptive fields (paths, extra, training state). Status has its own functions."""
+    forbidden = {"type", "conversion", "enabled", "is_default"} & set(fields)
+    if forbidden:
+        raise StateError(f"{sorted(forbidden)} change only through the registry's state functions")
+    with db.transaction() as conn:
+        _locked_get(conn, model_id)
+        _update(conn, model_id, **fields)
+    return get(model_id)
+
+
+# -- conversion state machine -------------------------------------------------------------
+
+def start_conversion(model_id: str, job_id: str | None = None) -> Model:
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        if not m.can_convert:
+            why = (f"it is {m.type} / {m.conversion}" if m.training in (None, "Trained")
+                   else f"it has not been trained yet (training: {m.training})")
+            raise StateError(f"cannot convert {model_id!r}: {why}; only an unconverted or failed "
+                             "PyTorch model can be converted")
+        _update(conn, model_id, conversion=CONVERTING, error=None, job_id=job_id)
+    return get(model_id)
+
+
+def attach_job(model_id: str, job_id: str) -> None:
+    with db.transaction() as conn:
+        _update(conn, model_id, job_id=job_id)
+
+
+def finish_conversion(model_id: str, onnx_path: str | Path) -> Model:
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        if m.conversion != CONVERTING:
+            raise StateError(f"{model_id!r} is not converting (it is {m.conversion})")
+        _update(conn, model_id, type=ONNX, conversion=CONVERTED, onnx_path=str(onnx_path), error=None)
+    return get(model_id)
+
+
+def fail_conversion(model_id: str, error: str) -> Model:
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        if m.conversion == CONVERTING:
+            _update(conn, model_id, type=PYTORCH, conversion=FAILED, error=error, enabled=0, is_default=0)
+    return get(model_id)
+
+
+def reset_conversion(model_id: str, note: str | None = None) -> Model:
+    """Back to NotConverted (a cancelled conversion)."""
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        if m.conversion == CONVERTING:
+            _update(conn, model_id, conversion=NOT_CONVERTED, error=note)
+    return get(model_id)
+
+
+def record_validation(model_id: str, result: dict) -> Model:
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        fields: dict[str, Any] = {"validation": result, "validated_at": db.now()}
+        if not result.get("passed"):
+            fields.update(enabled=0, is_default=0)
+            fields["error"] = "validation failed: " + "; ".join(result.get("problems", [])) 
+        elif m.error and m.error.startswith("validation failed"):
+            fields["error"] = None
+        _update(conn, model_id, **fields)
+    return get(model_id)
+
+
+# -- enable / default / remove ------------------------------------------------------------
+
+def set_enabled(model_id: str, enabled: bool) -> Model:
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        if enabled and not (m.type == ONNX and m.valid):
+            raise StateError(f"cannot enable {model_id!r}: only a validated ONNX model can be enabled "
+                             f"(it is {m.type} / {m.conversion}, validation "
+                             f"{'passed' if m.valid else 'not passed'}); convert and validate it first")
+        _update(conn, model_id, enabled=int(enabled), **({} if enabled else {"is_default": 0}))
+    return get(model_id)
+
+
+def set_default(model_id: str) -> Model:
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        if not m.can_tag:
+            raise StateError(f"cannot make {model_id!r} the default: only an enabled, validated ONNX "
+                             "model can be the default; enable it first")
+        conn.execute("UPDATE models SET is_default = 0 WHERE is_default = 1")
+        _update(conn, model_id, is_default=1)
+    return get(model_id)
+
+
+def remove(model_id: str) -> None:
+    """Remove the row and the model's own files (never a shared Hub cache)."""
+    with db.transaction() as conn:
+        m = _locked_get(conn, model_id)
+        if m.conversion == CONVERTING:
+            raise StateError(f"cannot remove {model_id!r} while it is converting; cancel job {m.job_id} first")
+        conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
+    own = paths().model_dir(model_id)
+    if own.exists():
+        shutil.rmtree(own, ignore_errors=True)
