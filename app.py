@@ -1,0 +1,51 @@
+"""imgai: the Gradio app (`python app.py`, or a Hugging Face Space as is).
+
+Layout and wiring only: each tab lives in ui/<tab>.py and calls into the imgai package.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui import browse, convert, tag
+
+# The tabs, in the order a user meets them. Each module has `build()`.
+TABS = [("Browse", browse), ("Convert", convert), ("Tag", tag)]
+
+CSS = """
+.imgai-header {margin-bottom: 0.25rem}
+"""
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="imgai") as demo:
+        gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
+        with gr.Tabs():
+            for title, module in TABS:
+                with gr.Tab(title, id=title.lower()):
+                    module.build(demo)
+    return demo
+
+
+def main() -> None:
+    import os
+
+    from starlette.middleware import Middleware
+
+    from imgai import startup
+    from ui.security import RefuseFileRedirects
+
+    startup.prepare()
+    demo = build_app()
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        app_kwargs={"middleware": [Middleware(RefuseFileRedirects)]},
+        css=CSS,
+        show_error=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Shared fixtures: a private data folder per test, and the real app served on a free port.
+
+Tiny models are built in code, seeded (see tests/factories.py); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+
+# Keep every test offline and quiet.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+pytest_plugins = ["tests.factories"]
+
+
+@pytest.fixture
+def imgai_home(tmp_path, monkeypatch) -> Path:
+    """A fresh, private IMGAI_HOME for one test."""
+    home = tmp_path / "imgai_home"
+    monkeypatch.setenv("IMGAI_HOME", str(home))
+    monkeypatch.setenv("IMGAI_NO_DEMO", "1")
+    return home
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """A folder kept after the run (screenshots, logs) under test-output/<test name>."""
+    d = OUTPUT / request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    def __init__(self, home: Path, env: dict | None = None):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = home.parent / f"app-{self.port}.log"
+        home.mkdir(parents=True, exist_ok=True)
+        full_env = dict(os.environ, IMGAI_HOME=str(home), GRADIO_SERVER_PORT=str(self.port),
+                        GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1", **(env or {}))
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=full_env,
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 120) -> None:
+        import urllib.request
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2):
+                    return
+            except Exception:
+                time.sleep(0.5)
+        raise RuntimeError(f"app.py did not answer within {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def app_server(tmp_path):
+    """`python app.py` for real, on a free port, with a private data folder (demo model included)."""
+    server = AppServer(tmp_path / "app_home")
+    yield server
+    server.stop()
