@@ -49,6 +49,10 @@ class JobError(ImgaiError):
     pass
 
 
+class InsufficientResourcesError(ImgaiError):
+    """The machine lacks the memory or disk a task needs (sizes named in the message)."""
+
+
 def require(module: str, *, extra: str = "convert"):
     """Import `module` or fail with an install hint."""
     import importlib
