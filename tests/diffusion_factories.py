@@ -81,20 +81,20 @@ def clip_text_config(vocab_size: int, *, hidden: int = 32, layers: int = 2, proj
                           hidden_act="gelu", projection_dim=projection, max_position_embeddings=77)
 
 
-def t5_encoder(vocab_size: int, *, d_model: int = 32, layers: int = 2):
+def t5_encoder(vocab_size: int, *, d_model: int = 32, layers: int = 2, heads: int = 4, d_kv: int = 8):
     import torch
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(0)
-    config = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=8, d_ff=d_model * 2, num_layers=layers,
-                      num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+    config = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=d_kv, d_ff=d_model * 2, num_layers=layers,
+                      num_heads=heads, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
                       decoder_start_token_id=0)
     return T5EncoderModel(config)
 
 
 # -- the four pipelines -------------------------------------------------------------------
 
-def _vae(*, latent_channels: int = 4, blocks=(32, 64), scaling_factor: float = 0.18215, **extra):
+def vae(*, latent_channels: int = 4, blocks=(32, 64), scaling_factor: float = 0.18215, **extra):
     import torch
     from diffusers import AutoencoderKL
 
@@ -122,7 +122,7 @@ def sd15_components(workdir: Path, *, width: int = 32, text_hidden: int = 32) ->
     text_encoder = CLIPTextModel(clip_text_config(len(tokenizer), hidden=text_hidden))
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               skip_prk_steps=True, steps_offset=1)
-    return {"unet": unet, "vae": _vae(), "text_encoder": text_encoder, "tokenizer": tokenizer,
+    return {"unet": unet, "vae": vae(), "text_encoder": text_encoder, "tokenizer": tokenizer,
             "scheduler": scheduler, "safety_checker": None, "feature_extractor": None,
             "image_encoder": None, "requires_safety_checker": False}
 
@@ -150,7 +150,7 @@ def sdxl_components(workdir: Path, *, width: int = 32, turbo: bool = False) -> d
     common = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
     scheduler = (EulerAncestralDiscreteScheduler(timestep_spacing="trailing", **common) if turbo
                  else EulerDiscreteScheduler(timestep_spacing="leading", **common))
-    return {"unet": unet, "vae": _vae(scaling_factor=0.13025), "text_encoder": text_encoder,
+    return {"unet": unet, "vae": vae(scaling_factor=0.13025), "text_encoder": text_encoder,
             "tokenizer": tokenizer, "text_encoder_2": text_encoder_2, "tokenizer_2": clip_tokenizer(workdir),
             "scheduler": scheduler, "image_encoder": None, "feature_extractor": None,
             "force_zeros_for_empty_prompt": not turbo}
@@ -173,10 +173,10 @@ def flux_components(workdir: Path, *, heads: int = 2, head_dim: int = 16, layers
     torch.manual_seed(0)
     text_encoder = CLIPTextModel(clip_text_config(len(tokenizer), hidden=32, projection=32))
     text_encoder_2 = t5_encoder(len(tokenizer_2), d_model=32)
-    vae = _vae(latent_channels=4, blocks=(32, 32), scaling_factor=1.5035, shift_factor=0.0609,
-               use_quant_conv=False, use_post_quant_conv=False)
+    autoencoder = vae(latent_channels=4, blocks=(32, 32), scaling_factor=1.5035, shift_factor=0.0609,
+                      use_quant_conv=False, use_post_quant_conv=False)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)
-    return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+    return {"transformer": transformer, "vae": autoencoder, "text_encoder": text_encoder, "tokenizer": tokenizer,
             "text_encoder_2": text_encoder_2, "tokenizer_2": tokenizer_2, "scheduler": scheduler,
             "image_encoder": None, "feature_extractor": None}
 

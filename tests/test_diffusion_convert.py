@@ -210,3 +210,35 @@ def test_a_check_below_the_threshold_fails_and_keeps_nothing(tmp_path, tiny_sour
     assert not (tmp_path / "out" / "flux1-torch-int8").exists()
     assert not [p for p in (tmp_path / "out").iterdir()], "no staging folder may stay behind"
     assert json.loads(json.dumps(result.to_dict()))["status"] == "failed"
+
+
+def test_push_hands_the_finished_folder_to_imgai_hub(converted, tiny_sources, tmp_path, monkeypatch):
+    """--push reuses imgai.hub.push_folder (the Hub issue's upload and verification). Here a
+    stand-in records the call; the end-to-end push against the fake Hub lives with imgai.hub."""
+    import shutil
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    calls = []
+
+    @dataclass
+    class PushResult:
+        url: str
+
+    def push_folder(folder, repo_id, *, token=None, private=False, revision=None, commit_message=None):
+        calls.append({"folder": folder, "repo_id": repo_id, "token": token, "private": private,
+                      "commit_message": commit_message, "card": (folder / "README.md").read_text()})
+        return PushResult(url=f"https://huggingface.co/{repo_id}")
+
+    monkeypatch.setitem(sys.modules, "imgai.hub", types.SimpleNamespace(push_folder=push_folder))
+    out_dir, _ = converted
+    shutil.copytree(out_dir / "flux1-torch-int8", tmp_path / "out" / "flux1-torch-int8")
+    ctx = _ctx(tmp_path, push="my-org", private=True)
+    result = convert_target("flux1", "pytorch", "INT8", ctx=ctx, source_spec=str(tiny_sources["flux1"]))
+    assert result.status == "skipped" and "up to date" in result.reason   # already made: pushed as is
+    assert result.pushed_to == "https://huggingface.co/my-org/flux1-torch-int8"
+    (call,) = calls
+    assert call["repo_id"] == "my-org/flux1-torch-int8" and call["private"] and call["token"] is None
+    assert call["folder"] == tmp_path / "out" / "flux1-torch-int8"
+    assert 'from_pretrained("my-org/flux1-torch-int8"' in call["card"], "the card names the repo it lives in"

@@ -83,6 +83,18 @@ def test_psnr_and_ssim_agree_with_skimage():
     assert psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0), abs=1e-3)
     assert ssim(a, b) == pytest.approx(structural_similarity(a, b, channel_axis=-1, data_range=1.0), abs=1e-6)
     assert psnr(a, a) == 200.0 and ssim(a, a) == pytest.approx(1.0)
+    broken = a.copy()
+    broken[0, 0, 0] = np.nan   # what an fp16 overflow draws
+    assert psnr(a, broken) == 0.0 and ssim(a, broken) == 0.0
+
+
+def test_a_nan_image_fails_the_check():
+    from imgai.diffusion.checks import Samples, compare
+
+    good = Samples(images=[np.full((16, 16, 3), 0.5, np.float32)], seconds_per_step=0.1, seconds=1.0)
+    nan = Samples(images=[np.full((16, 16, 3), np.nan, np.float32)], seconds_per_step=0.1, seconds=1.0)
+    result = compare(good, nan, threshold_psnr_db=25.0)
+    assert not result.passed and result.min_psnr_db == 0.0
 
 
 def _fake_source(params: int, dtype: str = "F32") -> Source:

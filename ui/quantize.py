@@ -14,7 +14,7 @@ from imgai.diffusion.job import submit, target_results
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
 from imgai.diffusion.outputs import describe_output, list_outputs
 from imgai.diffusion.targets import push_target
-from imgai.errors import ConfigError
+from imgai.errors import ConfigError, ImgaiError
 
 from .common import guard
 
@@ -40,10 +40,13 @@ def _request(models, source, backend, quantization, force, check_steps, check_si
                            check_steps=int(check_steps) if check_steps else None, check_size=size)
 
 
-@guard
 def preview(models, source, backend, quantization, force, check_steps, check_size, push, private) -> str:
-    """What a run would do: each target, or why it is skipped."""
-    request = _request(models, source, backend, quantization, force, check_steps, check_size, push, private)
+    """What a run would do: each target, or why it is skipped (a bad field is said here, not raised,
+    since this runs on every edit)."""
+    try:
+        request = _request(models, source, backend, quantization, force, check_steps, check_size, push, private)
+    except ImgaiError as exc:
+        return f"⚠️ {exc}"
     lines = [f"- `{t.name}`: " + (f"skipped — {t.skip}" if t.skip else "will run") for t in plan(request)]
     return f"Output folder: `{request.folder}`\n\n" + "\n".join(lines)
 

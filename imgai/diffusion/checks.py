@@ -122,8 +122,11 @@ def sample(pipe, settings: dict, *, denoiser: str) -> Samples:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1]; identical images give 200 dB (a cap)."""
+    """Peak signal-to-noise ratio in dB for images in [0, 1]; identical images give 200 dB (a cap),
+    an image with NaN or infinite pixels (an fp16 overflow) 0 dB."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    if not np.isfinite(mse):
+        return 0.0
     return 200.0 if mse <= 1e-20 else min(200.0, 10.0 * np.log10(1.0 / mse))
 
 
@@ -152,7 +155,8 @@ def ssim(a: np.ndarray, b: np.ndarray, *, win: int = 7, data_range: float = 1.0)
         vxy = norm * (_box_mean(x * y, win) - ux * uy)
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
         scores.append(float(s.mean()))
-    return float(np.mean(scores))
+    score = float(np.mean(scores))
+    return score if np.isfinite(score) else 0.0
 
 
 def compare(original: Samples, converted: Samples, *, threshold_psnr_db: float) -> CheckResult:

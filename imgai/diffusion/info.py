@@ -74,7 +74,7 @@ def component_table(source: Source, out: Path, report: ConversionReport, *, back
 
 def build_info(*, target: str, key: str, pipeline: str, source: Source, backend: str, quantization: str,
                settings: dict, report: ConversionReport, components: dict, check: dict, estimate: dict,
-               peak_rss_bytes: int, durations: dict, warning: str | None) -> dict:
+               peak_rss_bytes: int, baseline_rss_bytes: int, durations: dict, warning: str | None) -> dict:
     weights_before = sum(c.file_bytes for c in source.weight_components)
     weights_after = sum(c["bytes_after"] for c in components.values())
     return {
@@ -95,7 +95,8 @@ def build_info(*, target: str, key: str, pipeline: str, source: Source, backend:
         "torchao" if backend == "pytorch" else "onnx": report.config,
         "versions": library_versions(),
         "check": check,
-        "memory": {"estimate": estimate, "peak_rss_bytes": peak_rss_bytes},
+        "memory": {"estimate": estimate, "peak_rss_bytes": peak_rss_bytes,
+                   "baseline_rss_bytes": baseline_rss_bytes},   # the process before this target began
         "durations_s": {k: round(v, 3) for k, v in durations.items()},
         "warning": warning,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
