@@ -49,6 +49,10 @@ class JobError(ImgaiError):
     pass
 
 
+class DataError(ImgaiError, ValueError):
+    """Training data that cannot be used as it is (no images, one class, unreadable files)."""
+
+
 def require(module: str, *, extra: str = "convert"):
     """Import `module` or fail with an install hint."""
     import importlib

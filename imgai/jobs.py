@@ -42,6 +42,7 @@ class JobKind:
 KINDS: dict[str, JobKind] = {
     "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
     "selftest": JobKind("imgai.jobs:selftest_job"),
+    "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
 }
 
 
