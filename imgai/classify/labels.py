@@ -1,0 +1,54 @@
+"""Label files: `labels.json` (index → label) is what imgai writes; it also reads a one-per-line
+`labels.txt` and the `selected_tags.csv` that popular ONNX taggers ship."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from ..errors import ValidationError
+
+LABEL_FILES = ("labels.json", "labels.txt", "selected_tags.csv")
+
+
+def read_labels(path: Path) -> list[str]:
+    path = Path(path)
+    try:
+        if path.name.endswith(".json"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                data = [data[k] for k in sorted(data, key=int)] if all(str(k).isdigit() for k in data) else None
+            if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+                raise ValidationError(f"{path} must map index → label ({{\"0\": \"cat\", …}}) or be a list of strings")
+            labels = data
+        elif path.name.endswith(".csv"):
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            if not rows or "name" not in rows[0]:
+                raise ValidationError(f"{path} needs a 'name' column (as selected_tags.csv has)")
+            labels = [r["name"] for r in rows]
+        else:
+            labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise ValidationError(f"cannot read label file {path}: {exc}") from exc
+    if not labels:
+        raise ValidationError(f"label file {path} is empty")
+    return labels
+
+
+def find_label_file(folder: Path) -> Path | None:
+    for name in LABEL_FILES:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+def write_labels(labels: list[str], path: Path) -> None:
+    Path(path).write_text(json.dumps({str(i): l for i, l in enumerate(labels)}, indent=1, ensure_ascii=False),
+                          encoding="utf-8")
+
+
+def is_multi_label_file(path: Path) -> bool:
+    """selected_tags.csv comes with multi-label (sigmoid) taggers."""
+    return Path(path).name.endswith(".csv")

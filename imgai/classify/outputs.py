@@ -1,0 +1,83 @@
+"""Tag results as files: JSON and CSV for programs, a text table for people, and sidecars
+(`.txt` comma-separated tags for dataset-captioning tools, `.xmp` dc:subject for photo managers)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Iterable
+from xml.sax.saxutils import escape
+
+from ..errors import ConfigError
+from .tag import TagResult
+
+SIDECAR_KINDS = ("txt", "xmp")
+
+
+def to_json(results: Iterable[TagResult]) -> str:
+    return json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False)
+
+
+def to_csv(results: Iterable[TagResult]) -> str:
+    """One row per (image, tag): path, rank, label, score, error."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "rank", "label", "score", "error"])
+    for r in results:
+        if r.error or not r.tags:
+            w.writerow([r.path, "", "", "", r.error or ""])
+        for rank, t in enumerate(r.tags, 1):
+            w.writerow([r.path, rank, t.label, f"{t.score:.6f}", ""])
+    return buf.getvalue()
+
+
+def to_table(results: Iterable[TagResult]) -> str:
+    lines = []
+    for r in results:
+        shown = r.error and f"ERROR {r.error}" or ", ".join(f"{t.label} ({t.score:.3f})" for t in r.tags) or "(no tag above threshold)"
+        lines.append(f"{r.path}\t{shown}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render(results: list[TagResult], fmt: str) -> str:
+    writers = {"json": to_json, "csv": to_csv, "table": to_table}
+    if fmt not in writers:
+        raise ConfigError(f"format {fmt!r} is not one of {', '.join(writers)}")
+    return writers[fmt](results)
+
+
+def sidecar_path(image: Path, kind: str) -> Path:
+    return Path(image).with_suffix(f".{kind}")
+
+
+def xmp_packet(labels: list[str]) -> str:
+    items = "\n".join(f"     <rdf:li>{escape(label)}</rdf:li>" for label in labels)
+    return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="imgai">\n'
+            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+            '  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">\n'
+            '   <dc:subject>\n    <rdf:Bag>\n' + items + '\n    </rdf:Bag>\n   </dc:subject>\n'
+            '  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>\n')
+
+
+def write_sidecars(results: Iterable[TagResult], kind: str, *, overwrite: bool = False) -> dict[str, str]:
+    """Write a sidecar next to each tagged image. Returns {image: "written" | "kept existing"}."""
+    if kind not in SIDECAR_KINDS:
+        raise ConfigError(f"sidecar {kind!r} is not one of {', '.join(SIDECAR_KINDS)}")
+    outcome = {}
+    for r in results:
+        if r.error:
+            continue
+        target = sidecar_path(Path(r.path), kind)
+        if target.exists() and not overwrite:
+            outcome[r.path] = "kept existing"
+            continue
+        labels = [t.label for t in r.tags]
+        text = ", ".join(labels) + "\n" if kind == "txt" else xmp_packet(labels)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+        outcome[r.path] = "written"
+    return outcome

@@ -1,0 +1,181 @@
+"""Tagging images with an enabled ONNX model through onnxruntime.
+
+Written as plain batch functions — decode a batch of files into arrays, run a batch through a
+session, turn scores into top-k rows — that the local engine drives with a thread pool (decoding
+the next images while the session runs the current batch). Any other scheduler can drive the
+same functions and get the same answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .. import registry
+from ..errors import ConfigError, StateError
+from .labels import read_labels
+from .preprocess import PreprocessSpec, decode_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+@dataclass
+class TagOptions:
+    top_k: int = 5
+    threshold: float = 0.0
+    batch_size: int = 16
+    workers: int | None = None   # decoding threads; default: the machine's cores
+
+    def __post_init__(self):
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ConfigError(f"top_k must be a whole number ≥ 1, got {self.top_k!r}")
+        if not 0.0 <= float(self.threshold) <= 1.0:
+            raise ConfigError(f"threshold is a probability between 0 and 1, got {self.threshold!r}")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 1024:
+            raise ConfigError(f"batch_size must be between 1 and 1024, got {self.batch_size!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be ≥ 1, got {self.workers!r}")
+
+
+@dataclass
+class Tag:
+    label: str
+    score: float
+
+
+@dataclass
+class TagResult:
+    path: str
+    tags: list[Tag] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Tagger:
+    """An ONNX model ready to tag: session, labels and preprocessing."""
+
+    def __init__(self, onnx_dir: Path, *, model_id: str | None = None):
+        from .onnx_file import check_onnx_file
+        from .session import create_session
+
+        onnx_dir = Path(onnx_dir)
+        check_onnx_file(onnx_dir / "model.onnx")
+        self.model_id = model_id
+        self.labels = read_labels(onnx_dir / "labels.json")
+        self.spec = PreprocessSpec.load(onnx_dir / "preprocess.json")
+        self.session = create_session(onnx_dir / "model.onnx")
+        self.input_name = self.session.get_inputs()[0].name
+
+    @classmethod
+    def for_model(cls, model_id: str | None = None) -> "Tagger":
+        """The tagger of a registered model (the default one when `model_id` is None)."""
+        model = registry.get(model_id) if model_id else registry.default_model()
+        if model is None:
+            raise StateError("no default model to tag with; enable a converted model and set it as default, "
+                             "or pass --model ID")
+        if not model.can_tag:
+            why = []
+            if model.type != registry.ONNX:
+                why.append(f"it is {model.type} / {model.conversion} (convert it to ONNX first)")
+            if not model.valid:
+                why.append("it has not passed validation")
+            if not model.enabled:
+                why.append("it is disabled (enable it)")
+            raise StateError(f"cannot tag with {model.id!r}: {'; '.join(why)}")
+        return cls(Path(model.onnx_path).parent, model_id=model.id)
+
+    # -- the batch functions --------------------------------------------------------------
+
+    def decode(self, path: str | Path) -> np.ndarray:
+        """One file → preprocessed array; raises ValueError with a readable reason."""
+        return self.spec(decode_image(path))
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """A batch of arrays → probabilities (softmax, or sigmoid for multi-label models)."""
+        logits = np.asarray(self.session.run(None, {self.input_name: batch})[0], dtype=np.float64)
+        if self.spec.multi_label:
+            return 1.0 / (1.0 + np.exp(-logits))
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def top_k(self, probs: np.ndarray, options: TagOptions) -> list[list[Tag]]:
+        k = min(options.top_k, probs.shape[1])
+        idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [[Tag(self.labels[i], round(float(p[i]), 6)) for i in row if p[i] >= options.threshold]
+                for p, row in zip(probs, idx)]
+
+    # -- the local engine -----------------------------------------------------------------
+
+    def run(self, paths: Iterable[str | Path], options: TagOptions = TagOptions()) -> Iterator[TagResult]:
+        """Tag files in order, decoding ahead in a thread pool while the session works."""
+        paths = [str(p) for p in paths]
+        workers = options.workers or max(1, (os.cpu_count() or 2))
+        window = options.batch_size * 2 + workers
+
+        def decode_safe(path):
+            try:
+                return self.decode(path), None
+            except ValueError as exc:
+                return None, str(exc)
+            except OSError as exc:
+                return None, f"cannot read: {exc.strerror or exc}"
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgai-decode") as pool:
+            pending: deque[tuple[str, Future]] = deque()
+            it = iter(paths)
+
+            def fill():
+                while len(pending) < window:
+                    path = next(it, None)
+                    if path is None:
+                        return
+                    pending.append((path, pool.submit(decode_safe, path)))
+
+            fill()
+            while pending:
+                batch = [pending.popleft() for _ in range(min(options.batch_size, len(pending)))]
+                fill()
+                decoded = [(path, *fut.result()) for path, fut in batch]
+                ok = [(path, arr) for path, arr, err in decoded if arr is not None]
+                tags = {}
+                if ok:
+                    probs = self.infer(np.stack([arr for _, arr in ok]))
+                    tags = dict(zip((p for p, _ in ok), self.top_k(probs, options)))
+                for path, arr, err in decoded:
+                    yield TagResult(path, tags.get(path, []), err)
+
+
+def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given, and image files found under folders (recursively, sorted)."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise ConfigError(f"{item} does not exist; give image files or folders")
+    return found
+
+
+def tag(paths: Iterable[str | Path], *, model_id: str | None = None, options: TagOptions = TagOptions(),
+        on_result: Callable[[int, int, TagResult], None] | None = None) -> list[TagResult]:
+    """Tag files and folders with a registered model (the default when `model_id` is None)."""
+    files = collect_images(paths)
+    tagger = Tagger.for_model(model_id)
+    results = []
+    for i, result in enumerate(tagger.run(files, options)):
+        results.append(result)
+        if on_result:
+            on_result(i + 1, len(files), result)
+    return results

