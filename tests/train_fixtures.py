@@ -61,3 +61,20 @@ def make_new_images(folder: Path, *, per_class: int = 3, size: int = 40, seed: i
 
 
 TINY_RESNET = {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128], "stem_width": 16}
+
+
+def run_here(job_id: str):
+    """Run a queued job in this process, exactly as `python -m imgai.worker` would (saves the
+    worker's start-up in tests that are about learning, not about processes)."""
+    import signal
+
+    from imgai import db, jobs
+
+    with db.transaction() as conn:
+        conn.execute("UPDATE jobs SET state = ? WHERE id = ? AND state = ?", (jobs.STARTING, job_id, jobs.QUEUED))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        jobs.run_in_worker(job_id)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return jobs.get(job_id)

@@ -32,9 +32,10 @@ def _checked(pipeline: DataPipeline, config: TrainConfig) -> DataReport:
 
 
 def start(model: str, *, data: str | Path | DataPipeline, config: TrainConfig | None = None,
-          owner: str | None = None, retrain_of: str | None = None) -> Job:
+          owner: str | None = None, retrain_of: str | None = None, dispatch: bool = True) -> Job:
     """Queue a training job for `model` (name or id) on `data` (a pipeline name, folder or
-    pipeline). Bad settings and unusable data fail here, before the job exists."""
+    pipeline). Bad settings and unusable data fail here, before the job exists. With
+    `dispatch=False` the job waits in the queue until the next dispatch (tests, benchmarks)."""
     target = resolve_model(model)
     config = config or TrainConfig()
     pipeline = data if isinstance(data, DataPipeline) else resolve_data(data)
@@ -54,11 +55,11 @@ def start(model: str, *, data: str | Path | DataPipeline, config: TrainConfig | 
         "exclude": [rel for rel, _ in report.unreadable], "data_counts": report.counts,
         "data_warnings": report.warnings, "resume": False, "resumed_from": None, "retrain_of": retrain_of,
     }
-    return jobs.submit(KIND, params, subject=target.id, owner=owner,
+    return jobs.submit(KIND, params, subject=target.id, owner=owner, start=dispatch,
                        before_queue=lambda job_id: registry.update(target.id, training=TRAINING))
 
 
-def resume(job_id: str, *, owner: str | None = None) -> Job:
+def resume(job_id: str, *, owner: str | None = None, dispatch: bool = True) -> Job:
     """Continue a failed or cancelled run from its last epoch checkpoint (same run number)."""
     old = _train_job(job_id)
     if old.state not in (jobs.FAILED, jobs.CANCELLED):
@@ -77,11 +78,11 @@ def resume(job_id: str, *, owner: str | None = None) -> Job:
                          f"{report.labels}); the checkpoint cannot continue: retrain instead")
     params = dict(old.params, resume=True, resumed_from=old.id)
     return jobs.submit(KIND, params, subject=old.subject, owner=owner if owner is not None else old.owner,
-                       before_queue=lambda _: registry.update(old.subject, training=TRAINING))
+                       start=dispatch, before_queue=lambda _: registry.update(old.subject, training=TRAINING))
 
 
 def retrain(job_id: str, *, data: str | Path | DataPipeline | None = None, owner: str | None = None,
-            **changes) -> Job:
+            dispatch: bool = True, **changes) -> Job:
     """A new run (a new version) from an earlier job's settings, with `changes` applied."""
     old = _train_job(job_id)
     config = TrainConfig.from_dict(old.params["config"]).replace(**changes)
@@ -92,7 +93,7 @@ def retrain(job_id: str, *, data: str | Path | DataPipeline | None = None, owner
         except Exception:
             data = snapshot
     return start(old.subject, data=data, config=config, owner=owner if owner is not None else old.owner,
-                 retrain_of=old.id)
+                 retrain_of=old.id, dispatch=dispatch)
 
 
 def cancel(job_id: str) -> Job:
