@@ -31,10 +31,12 @@ NEEDED_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "*.s
 LOG = get_logger("imgai.sources")
 
 
-def add_model(source: str, *, name: str | None = None, preprocess: Path | None = None) -> registry.Model:
-    """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`)."""
+def add_model(source: str, *, name: str | None = None, preprocess: Path | None = None,
+              allow_local: bool = True) -> registry.Model:
+    """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`).
+    A hosted app passes `allow_local=False`: visitors must not name the server's folders."""
     local = Path(source).expanduser()
-    if local.exists():
+    if allow_local and local.exists():
         folder = local.resolve()
         return add_folder(folder, source=str(folder), name=name, preprocess=preprocess, copy=True)
     m = HUB_ID.match(source.strip())
