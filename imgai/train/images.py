@@ -117,3 +117,11 @@ def preview_grid(pipeline: DataPipeline, *, count: int = 8, seed: int = 0, colum
     for i, (tile, _) in enumerate(tiles):
         grid.paste(tile.resize((size, size)), ((i % columns) * (size + 4) + 2, (i // columns) * (size + 4) + 2))
     return grid
+
+
+def inspect_pipeline(name: str, *, count: int = 8, seed: int = 0):
+    """What the UI shows for a data pipeline: the pipeline, its data check, and preview samples."""
+    from .data import check_data, get_pipeline
+
+    pipeline = get_pipeline(name)
+    return pipeline, check_data(pipeline.root), preview_samples(pipeline, count=count, seed=seed)

@@ -108,8 +108,9 @@ def _train_job(job_id: str) -> Job:
     return job
 
 
-def list_training(*, states: tuple[str, ...] | None = None, owner: str | None = None) -> list[Job]:
-    return jobs.list_jobs(kind=KIND, states=states, owner=owner)
+def list_training(*, states: tuple[str, ...] | None = None, owner: str | None = None,
+                  limit: int = 200) -> list[Job]:
+    return jobs.list_jobs(kind=KIND, states=states, owner=owner, limit=limit)
 
 
 def latest_job_for(model: str) -> Job:
