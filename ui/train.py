@@ -8,7 +8,7 @@ import gradio as gr
 
 from imgai import train
 from imgai.config import on_space
-from imgai.errors import ConfigError
+from imgai.errors import ConfigError, ImgaiError
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
@@ -66,14 +66,14 @@ def pipelines_changed(name: str | None):
 def weights_note(model_id: str | None) -> str:
     if not model_id:
         return ""
+    from imgai.train.architectures import starting_weights
+
     try:
         model = train.resolve_model(model_id)
-        arch = train.get_architecture(model.extra.get("train_architecture") or model.architecture)
-        from imgai.train.architectures import starting_weights
-
-        weights = starting_weights(arch, model_args=model.extra.get("model_args"))
-    except Exception:
+    except ImgaiError:
         return ""
+    arch = train.get_architecture(model.extra.get("train_architecture") or model.architecture)
+    weights = starting_weights(arch, model_args=model.extra.get("model_args"))
     return ("Starts from " if weights.pretrained else "⚠️ ") + weights.describe()
 
 

@@ -6,6 +6,7 @@ pipeline), config (a TrainConfig), labels, exclude (unreadable files), resume.
 
 from __future__ import annotations
 
+import shutil
 import time
 
 from ..errors import DataError
@@ -83,6 +84,7 @@ def train_job(ctx) -> dict:
     summary = {"job_id": ctx.id, "val_accuracy": final.get("val_accuracy"), "epochs": epochs,
                "data": pipeline.name, "starting_weights": weights.kind}
     register_run(model_id, run, run_dir, summary)
+    shutil.rmtree(ckpt.parent, ignore_errors=True)     # a finished run needs no checkpoint (nor its optimizer state)
     per_class = dict(zip(samples.labels, result.per_class_accuracy))
     return {
         "model_id": model_id, "run": run, "pytorch_path": str(run_dir), "labels": samples.labels,
