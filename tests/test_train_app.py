@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from gradio_client.exceptions import AppError
 
-from tests.train_fixtures import make_shapes
+from tests.train_fixtures import make_shapes, one_thread  # noqa: F401 (fixture)
 
 SETTINGS = dict(loss="cross_entropy", label_smoothing=0.0, epochs=2, batch_size=16, optimizer="adamw", lr=0.003,
                 beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, device="auto", num_workers=0,
                 prefetch_factor=None, seed=0, image_size=None, val_split=None, pretrained=True, retrain_from="")
 TABLES = ("Queued", "In Progress", "Complete", "Failed")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _refresh(client, job_id=""):
@@ -77,7 +79,7 @@ def test_train_tab_end_to_end(app_server, tmp_path):
     # Retrain: the job's settings come back into the form, editable; a new run is queued
     loaded = client.predict(job_id, api_name="/train_retrain")
     assert loaded[4] == 2 and loaded[-2] == job_id                            # epochs, retrain_from
-    message, cleared, second = client.predict("ui-shapes", "ui-data", **{**SETTINGS, "epochs": 50,
+    message, cleared, second = client.predict("ui-shapes", "ui-data", **{**SETTINGS, "epochs": 1000,
                                                                           "retrain_from": job_id},
                                               api_name="/train_start")
     assert cleared == "" and second != job_id

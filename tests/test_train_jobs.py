@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.train_fixtures import TINY_RESNET, make_shapes
+from tests.train_fixtures import TINY_RESNET, make_shapes, one_thread  # noqa: F401 (fixture)
 
 TINY = dict(batch_size=16, image_size=32, lr=3e-3)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.train_fixtures import TINY_RESNET, make_new_images, make_shapes, run_here
+from tests.train_fixtures import (TINY_RESNET, make_new_images, make_shapes, one_thread,  # noqa: F401
+                                  run_here)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

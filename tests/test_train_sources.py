@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.train_fixtures import TINY_RESNET, make_shapes, run_here
+from tests.train_fixtures import TINY_RESNET, make_shapes, run_here, one_thread  # noqa: F401 (fixture)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _fake_hf_cache(cache: Path, repo_type: str, repo_id: str) -> Path:

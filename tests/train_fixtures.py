@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 CLASSES = ("circle", "square", "triangle")
 # Each class has its own shape and a colour family, with jitter, random size and position.
 BASE_COLOURS = {"circle": (220, 50, 50), "square": (40, 170, 60), "triangle": (50, 80, 220)}
@@ -78,3 +80,17 @@ def run_here(job_id: str):
     finally:
         signal.signal(signal.SIGTERM, previous)
     return jobs.get(job_id)
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Training tests use one CPU thread, here and in the worker processes they start: on a
+    shared 2-core machine two OpenMP threads fighting a neighbour's load run many times slower
+    than one. (The product itself uses torch's default: every core.)"""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
