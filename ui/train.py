@@ -99,6 +99,7 @@ def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, op
                           device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained])
     if not data:
         raise ConfigError("pick a Data Source (make one under Data pipelines first)")
+    data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
     if retrain_from:
         job = train.retrain(retrain_from.strip(), data=data, owner=visitor(request),
                             **{k: v for k, v in settings.items() if v is not None})
@@ -260,6 +261,8 @@ def build(demo: gr.Blocks) -> None:
     arch_table.select(pick_first_cell, None, [arch], api_name=False)
     create.click(create_model, [arch, name], [create_msg, model], api_name="train_create")
     model.change(weights_note, [model], [note], api_name=False, show_progress="hidden")
+    model.focus(lambda: gr.update(choices=views.trainable_models()), None, [model], api_name=False)
+    data.focus(lambda: gr.update(choices=views.pipeline_names()), None, [data], api_name=False)
     add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],
               [data_msg, preview_pick], api_name="train_data_add").success(
         pipelines_changed, [preview_pick], [pipelines, data, preview_pick], api_name=False).success(
