@@ -122,7 +122,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the best is kept")
     parser.add_argument("--no-worker", action="store_true", help="skip the worker-subprocess row")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch, here and in the worker "
+                        "(default: torch's own choice; 1 is steadier on a busy shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="imgai-bench-train-"))
     os.environ["IMGAI_HOME"] = str(work / "home")

@@ -71,8 +71,9 @@ def test_cancel_a_running_job(imgai_home, shapes):
     assert train.view(job.id).epoch_ratio.endswith("/500")
     job = train.cancel(job.id)
     assert job.state == jobs.CANCELLED
-    model = registry.get("long")
-    assert model.training == "Untrained" and model.pytorch_path is None
+    # the worker records "cancelled" first, then puts the model right (its on_abort)
+    _wait_for(lambda: registry.get("long").training == "Untrained", timeout=30, what="the model to settle")
+    assert registry.get("long").pytorch_path is None
     assert not (imgai_home / "models" / "long" / "pytorch" / "runs" / "1").exists()
     # the per-epoch checkpoint stays, so even a cancelled run can be resumed
     assert (imgai_home / "models" / "long" / "checkpoints" / "run-1" / "checkpoint.pt").is_file()

@@ -89,15 +89,63 @@ def _hits(logits, targets, multi_label: bool):
     return top1 == targets
 
 
-def save_checkpoint(path: Path, *, model, optimizer, epoch: int, history: list[dict]) -> None:
+def _checkpoint_state(model, optimizer, epoch: int, history: list[dict]) -> dict:
+    """A copy of the weights and optimizer state that training may go on changing meanwhile."""
+    def snapshot(value):
+        if hasattr(value, "detach"):
+            return value.detach().clone()
+        if isinstance(value, dict):
+            return {k: snapshot(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(snapshot(v) for v in value)
+        return value
+
+    return {"model": snapshot(model.state_dict()), "optimizer": snapshot(optimizer.state_dict()),
+            "epoch": epoch, "history": [dict(h) for h in history]}
+
+
+def _write_checkpoint(path: Path, state: dict) -> None:
     """Everything Resume needs, written to a temp file and renamed (a crash never leaves half a file).
     Only tensors and plain values: it reads back with torch.load(weights_only=True)."""
     import torch
 
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                "history": history}, tmp)
+    torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+class CheckpointWriter:
+    """Writes each epoch's checkpoint in a background thread from a copy of the weights, so the
+    next epoch does not wait for the disk. At most one write is in flight; `close()` waits for it
+    (also on cancel), so a stopped run leaves its latest checkpoint complete."""
+
+    def __init__(self, path: Path | None):
+        self.path, self._thread, self._error = path, None, None
+
+    def save(self, *, model, optimizer, epoch: int, history: list[dict]) -> None:
+        if self.path is None:
+            return
+        self.close()
+        state = _checkpoint_state(model, optimizer, epoch, history)
+
+        def write():
+            try:
+                _write_checkpoint(self.path, state)
+            except BaseException as exc:       # reported by close(), in the training thread
+                self._error = exc
+
+        import threading
+
+        self._thread = threading.Thread(target=write, name="imgai-checkpoint", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -136,6 +184,29 @@ def evaluate(model, loader, loss_fn, *, num_classes: int, multi_label: bool, dev
     return {"loss": loss_sum / total, "accuracy": hits / total, "confusion": confusion, "per_class": per_class}
 
 
+def train_one_epoch(model, loader, optimizer, loss_fn, *, epoch: int, multi_label: bool, device: str,
+                    on_batch: Callable[[int, int, int], None] | None = None) -> tuple[int, int, float]:
+    """One pass over the training data: (samples seen, correct top-1, summed loss)."""
+    model.train()
+    seen, hits, loss_sum = 0, 0, 0.0
+    batches = len(loader)
+    for i, (images, targets) in enumerate(loader):
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        logits = model(images)
+        loss = loss_fn(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = len(images)
+        seen += n
+        loss_sum += loss.item() * n
+        hits += int(_hits(logits.detach(), targets, multi_label).sum())
+        if on_batch:
+            on_batch(epoch, i + 1, batches)
+    return seen, hits, loss_sum
+
+
 def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, multi_label: bool = False,
         checkpoint: Path | None = None, resume: bool = False,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
@@ -160,42 +231,30 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     val_loader = make_loader(val_set, config, shuffle=False, device=device) if len(val_set) else None
     result = {"confusion": None, "per_class": [None] * num_classes}
     trained_samples, train_seconds = 0, 0.0
-    for epoch in range(start + 1, config.epochs + 1):
-        torch.manual_seed(config.seed * 1000 + epoch)       # augmentations: the same on a resumed run
-        loader = make_loader(train_set, config, shuffle=True, epoch=epoch, device=device)
-        model.train()
-        t0 = time.perf_counter()
-        seen, hits, loss_sum = 0, 0, 0.0
-        batches = len(loader)
-        for i, (images, targets) in enumerate(loader):
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            logits = model(images)
-            loss = loss_fn(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            n = len(images)
-            seen += n
-            loss_sum += loss.item() * n
-            hits += int(_hits(logits.detach(), targets, multi_label).sum())
-            if on_batch:
-                on_batch(epoch, i + 1, batches)
-        seconds = time.perf_counter() - t0
-        trained_samples += seen
-        train_seconds += seconds
-        if val_loader is not None:
-            result = evaluate(model, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label,
-                              device=device)
-        metrics = EpochMetrics(epoch=epoch, epochs=config.epochs, train_loss=loss_sum / max(seen, 1),
-                               train_accuracy=hits / max(seen, 1), val_loss=result.get("loss"),
-                               val_accuracy=result.get("accuracy"), samples_per_s=seen / max(seconds, 1e-9),
-                               seconds=seconds, lr=optimizer.param_groups[0]["lr"])
-        history.append(metrics.to_dict())
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model=model, optimizer=optimizer, epoch=epoch, history=history)
-        if on_epoch:
-            on_epoch(metrics)
+    writer = CheckpointWriter(checkpoint)
+    try:
+        for epoch in range(start + 1, config.epochs + 1):
+            torch.manual_seed(config.seed * 1000 + epoch)       # augmentations: the same on a resumed run
+            loader = make_loader(train_set, config, shuffle=True, epoch=epoch, device=device)
+            t0 = time.perf_counter()
+            seen, hits, loss_sum = train_one_epoch(model, loader, optimizer, loss_fn, epoch=epoch,
+                                                   multi_label=multi_label, device=device, on_batch=on_batch)
+            seconds = time.perf_counter() - t0
+            trained_samples += seen
+            train_seconds += seconds
+            if val_loader is not None:
+                result = evaluate(model, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label,
+                                  device=device)
+            metrics = EpochMetrics(epoch=epoch, epochs=config.epochs, train_loss=loss_sum / max(seen, 1),
+                                   train_accuracy=hits / max(seen, 1), val_loss=result.get("loss"),
+                                   val_accuracy=result.get("accuracy"), samples_per_s=seen / max(seconds, 1e-9),
+                                   seconds=seconds, lr=optimizer.param_groups[0]["lr"])
+            history.append(metrics.to_dict())
+            writer.save(model=model, optimizer=optimizer, epoch=epoch, history=history)
+            if on_epoch:
+                on_epoch(metrics)
+    finally:
+        writer.close()         # the last checkpoint is complete before anyone (Resume) reads it
     if start >= config.epochs and val_loader is not None:   # resumed after the last epoch: just evaluate
         result = evaluate(model, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device)
     model.to("cpu").eval()
