@@ -35,7 +35,8 @@ FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 @dataclass(frozen=True)
 class JobKind:
     run: str                    # "module:function" taking a JobContext, returning a JSON-able result
-    on_abort: str | None = None  # "module:function" taking (job, reason) when the job dies or is cancelled
+    on_abort: str | None = None  # "module:function" taking (job, reason) when the job dies or is
+                                 # cancelled; must be idempotent (it may run in two processes)
 
 
 # The table of job kinds. Each long-running capability adds its line here.
@@ -240,19 +241,34 @@ def cancel(job_id: str) -> Job:
         raise StateError(f"job {job_id} has already {job.state}; nothing to cancel")
     if _finish(job_id, CANCELLED, error="cancelled by user", only_from=(QUEUED,)):
         _abort(job, "cancelled")
-    elif job.pid and _alive(job.pid, job.pid_started):
-        os.killpg(job.pid, signal.SIGTERM)  # the worker cleans up, records cancelled, then exits
-        deadline = time.time() + 30
-        while time.time() < deadline and not get(job_id).done:
-            time.sleep(0.1)
-        if not get(job_id).done:
-            os.killpg(job.pid, signal.SIGKILL)
-            if _finish(job_id, CANCELLED, error="cancelled by user (killed)"):
-                _abort(job, "cancelled")
-    elif _finish(job_id, CANCELLED, error="cancelled by user"):
-        _abort(job, "cancelled")
+    else:
+        deadline = time.time() + 60
+        while not get(job_id).pid and time.time() < deadline and _alive_or_starting(get(job_id)):
+            time.sleep(0.05)   # a worker that is just starting gets its pid recorded first
+        job = get(job_id)
+        if job.pid and _alive(job.pid, job.pid_started):
+            _signal_group(job.pid, signal.SIGTERM)  # the worker cleans up, records cancelled, then exits
+            deadline = time.time() + 30
+            while time.time() < deadline and not get(job_id).done and _alive(job.pid, job.pid_started):
+                time.sleep(0.05)
+            if not get(job_id).done:
+                _signal_group(job.pid, signal.SIGKILL)
+        _finish(job_id, CANCELLED, error="cancelled by user")
+        if get(job_id).state == CANCELLED:
+            _abort(job, "cancelled")   # idempotent; the worker may have died before it could
     dispatch()
     return get(job_id)
+
+
+def _alive_or_starting(job: Job) -> bool:
+    return job.state == STARTING or (job.state == RUNNING and _alive(job.pid, job.pid_started))
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.2,
@@ -308,6 +324,11 @@ def run_in_worker(job_id: str) -> int:
     import traceback
 
     log = get_logger("imgai.worker")
+
+    def on_term(signum, frame):
+        raise JobCancelled()
+
+    signal.signal(signal.SIGTERM, on_term)   # before the job is marked running: a cancel may come at once
     with db.transaction() as conn:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row["state"] != STARTING:
@@ -319,11 +340,6 @@ def run_in_worker(job_id: str) -> int:
         conn.execute("UPDATE jobs SET state = ?, pid = ?, pid_started = ?, started_at = ? WHERE id = ?",
                      (RUNNING, me.pid, me.create_time(), db.now(), job_id))
         _event(conn, job_id, "info", f"started (pid {me.pid})")
-
-    def on_term(signum, frame):
-        raise JobCancelled()
-
-    signal.signal(signal.SIGTERM, on_term)
     job = get(job_id)
     t0 = time.time()
     log.info("job %s started: %s %s", job_id, job.kind, job.subject or "")
