@@ -1,7 +1,8 @@
 """Fixtures for the Hub tests: a fake Hub server (tests/fakehub.py) in its own process, filled
 with repos built from tiny models made in code, and the HF client pointed at it.
 
-Import the fixtures into a test module: `from tests.hub_fixtures import fake_hub, fake_hub_server`.
+Import the fixtures into a test module:
+`from tests.hub_fixtures import fake_hub, fake_hub_server, fake_hub_template`.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def build_models(work: Path) -> dict[str, Path]:
     (timm_dir / "README.md").write_text(_readme("MobileNetV3", "apache-2.0", "timm"))
     out["timm-mobilenetv3"] = timm_dir
     torch.manual_seed(6)
+    large = work / "timm-mobilenetv3-large"   # 22 MB: more than one 10 MB download chunk
+    save_for_hf(timm.create_model("mobilenetv3_large_100").eval(), large, safe_serialization=True)
+    out["timm-mobilenetv3-large"] = large
+    torch.manual_seed(7)
     vit_timm = work / "timm-vit"
     save_for_hf(timm.create_model("vit_tiny_patch16_224", img_size=32, depth=1, num_classes=3).eval(), vit_timm,
                 safe_serialization=True)
@@ -113,6 +118,7 @@ def fill_store(store: Store, models: dict[str, Path]) -> None:
     # a name that says nothing: support comes from config.json
     pub("acme/fancy-classifier", models["resnet"], meta=meta(TRANSFORMERS_META, "resnet", 5, 1))
     pub("timmfolk/mobilenetv3-tiny", models["timm-mobilenetv3"], meta=meta(TIMM_META, None, 700, 70))
+    pub("timmfolk/mobilenetv3-large", models["timm-mobilenetv3-large"], meta=meta(TIMM_META, None, 650, 20))
     # names that lie: hidden as unsupported, decided from metadata / config.json
     pub("acme/resnet-lookalike-vit", models["vit"], meta=meta(TRANSFORMERS_META, "vit", 800, 5))
     pub("acme/resnet-text-bert", models["bert"], meta={**meta(TRANSFORMERS_META, "bert", 600, 5),
@@ -190,9 +196,18 @@ class FakeHub:
 
 
 @pytest.fixture(scope="session")
-def fake_hub_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fakehub")
+def fake_hub_template(tmp_path_factory) -> Path:
+    """The fake Hub's repos, built once per session from tiny models made in code."""
+    root = tmp_path_factory.mktemp("fakehub-template")
     fill_store(Store(root), build_models(tmp_path_factory.mktemp("hub-models")))
+    return root
+
+
+@pytest.fixture(scope="module")
+def fake_hub_server(fake_hub_template, tmp_path_factory):
+    """A fake Hub server per test module, on its own copy of the repos (pushes stay in the module)."""
+    root = tmp_path_factory.mktemp("fakehub")
+    shutil.copytree(fake_hub_template, root, dirs_exist_ok=True)
     hub = FakeHub(root)
     yield hub
     hub.stop()

@@ -16,10 +16,10 @@ from .client import HubStatus, hub_status
 from .download import download
 from .publish import push_model, render_classifier_card, write_card
 from .push import PushedFile, PushResult, push_folder
-from .search import HubModel, ModelDetails, SearchResult, info, search, split_revision
+from .search import HubModel, ModelDetails, SearchResult, info, landing, search, split_revision
 
 __all__ = [
     "HubModel", "HubStatus", "LoginStatus", "ModelDetails", "PushResult", "PushedFile", "SearchResult",
-    "add_cached", "cached_models", "download", "hf_cache_dir", "hub_status", "info", "push_folder", "push_model",
+    "add_cached", "cached_models", "download", "hf_cache_dir", "hub_status", "info", "landing", "push_folder", "push_model",
     "render_classifier_card", "search", "split_revision", "visitor_token", "whoami", "write_card",
 ]

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 from .. import registry
 from ..classify.architectures import FAMILIES, Detected
-from ..errors import ConfigError, HubAccessError, ImgaiError, UnsupportedModelError
+from ..errors import (ConfigError, HubAccessError, HubRateLimitError, HubUnavailableError, ImgaiError,
+                      UnsupportedModelError)
 from .client import api, hub_errors, hub_status
 from .support import (detect, is_onnx_repo, metadata_verdict, num_labels, plan_download, size_of,
                       to_repo_files)
@@ -111,9 +112,17 @@ def search(query: str = "", *, family: str | None = None, library: str | None = 
         found = cached_models(query, family=family, library=library)[:limit]
         return SearchResult(query, found, False, status.message)
     scan = min(limit * 5, 500)
-    with hub_errors(action="search"):
-        listed = list(api().list_models(search=query or None, filter=library, sort=SORTS[sort], direction=-1,
-                                        limit=scan, expand=EXPAND, token=token))
+    try:
+        with hub_errors(action="search"):
+            listed = list(api().list_models(search=query or None, filter=library, sort=SORTS[sort], direction=-1,
+                                            limit=scan, expand=EXPAND, token=token))
+    except HubUnavailableError as exc:   # it answered a moment ago, then stopped: say so, show the cache
+        from .cache import cached_models
+        from .client import forget_status
+
+        forget_status()
+        return SearchResult(query, cached_models(query, family=family, library=library)[:limit], False,
+                            f"{exc} Showing the supported models in the local Hugging Face cache.")
     found: list[HubModel] = []
     hidden: list[dict] = []
     unreadable = 0
@@ -159,6 +168,8 @@ def _inspect_listed(item, token) -> tuple[str, object]:
         return "unreadable", str(exc)
     except UnsupportedModelError as exc:
         return "unsupported", str(exc)
+    except (HubRateLimitError, HubUnavailableError):
+        raise                      # the whole search is affected, not this one repo
     except ImgaiError as exc:
         return "unreadable", str(exc)
 
@@ -327,3 +338,15 @@ def card_summary(text: str, *, limit: int = 500) -> str:
         para.append(s)
     out = " ".join(para)
     return out if len(out) <= limit else out[:limit - 1].rstrip() + "…"
+
+
+def landing(*, limit: int = 30) -> SearchResult:
+    """What the Browse tab shows before any search: whether the Hub is reachable (answered within
+    a few seconds), and when it is not, the supported models in the local HF cache."""
+    status = hub_status()
+    if status.online:
+        return SearchResult("", [], True, f"{status.message} Search for ResNet, EfficientNet or MobileNet "
+                                          "image classifiers.")
+    from .cache import cached_models
+
+    return SearchResult("", cached_models()[:limit], False, status.message)
