@@ -145,3 +145,16 @@ def test_unreachable_hub_is_reported_in_one_line_within_seconds(imgai_home, tmp_
     assert not result.online and result.models == []
     assert "is unreachable (connection refused)" in result.message and "\n" not in result.message
     assert "not checked: the Hub is unreachable" in whoami(ALICE_TOKEN).message
+
+
+def test_the_fake_hub_speaks_the_real_clients_protocol(fake_hub):
+    """The parts of the protocol imgai does not lean on in every test: pagination, paths-info."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    everything = [m.id for m in api.list_models()]
+    assert len(everything) == 12 and "carol/private-resnet" not in everything   # 13 repos, one private
+    assert len([r for r in fake_hub.requests() if r.startswith("GET /api/models ")]) >= 3   # followed Link pages
+    files = {f.path: f for f in api.get_paths_info("acme/resnet-tiny", ["config.json", "model.safetensors"])}
+    assert files["model.safetensors"].lfs.size == files["model.safetensors"].size > 0
+    assert files["config.json"].lfs is None and len(files["config.json"].blob_id) == 40

@@ -77,7 +77,7 @@ def fetch_and_register(repo_id: str, *, revision: str | None = None, token: auth
     if existing:
         progress(1.0, f"already registered as {existing.id}")
         return {"model_id": existing.id, "source": source, "already_registered": True, "bytes": 0}
-    plan = plan_download(files, onnx=model.library == "onnx")
+    plan = plan_download(files, library=model.library)
     total = size_of(plan) or 0
     storage = hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
     missing = max(0, total - _bytes_present(storage, info.sha, plan))

@@ -210,7 +210,7 @@ def _describe(repo_id: str, *, sha: str | None, listed=None, token=None, revisio
         detected = detect(config)
     else:
         raise UnsupportedModelError(f"{repo_id} has no config.json, so its architecture cannot be told")
-    plan = plan_download(files, onnx=onnx)
+    plan = plan_download(files, library=detected.library)
     card = info.card_data
     license_ = getattr(card, "license", None) if card else None
     if license_ is None:
@@ -279,7 +279,7 @@ def info(repo_id: str, *, revision: str | None = None, token=None) -> ModelDetai
         files, sha = to_repo_files(hf_info.siblings), hf_info.sha
     needed: set[str] = set()
     if model is not None:
-        needed = {f.path for f in plan_download(files, onnx=model.library == "onnx")}
+        needed = {f.path for f in plan_download(files, library=model.library)}
     summary = ""
     if any(f.path == "README.md" for f in files):
         summary = _card_summary(repo_id, sha=sha, token=token)

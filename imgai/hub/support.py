@@ -92,13 +92,19 @@ def onnx_files(files: list[RepoFile]) -> list[RepoFile]:
                      or f.path.endswith(".onnx_data")]
 
 
-def plan_download(files: list[RepoFile], *, onnx: bool) -> list[RepoFile]:
-    """Exactly the files imgai fetches for a model; refuses when there are no weights it can read."""
+def plan_download(files: list[RepoFile], *, library: str) -> list[RepoFile]:
+    """Exactly the files imgai fetches for a model; refuses, before anything is fetched, a repo
+    without weights imgai can read, or a transformers model without its preprocessor config."""
+    onnx = library == "onnx"
     weights = onnx_files(files) if onnx else weight_files(files)
+    names = {f.path for f in files}
     if not weights:
-        names = ", ".join(f.path for f in files if "/" not in f.path)[:300]
+        listing = ", ".join(f.path for f in files if "/" not in f.path)[:300]
         what = "exactly one .onnx model" if onnx else "model.safetensors (or a sharded index, or pytorch_model.bin)"
-        raise UnsupportedModelError(f"the repo holds no {what} imgai can read (files: {names or 'none'})")
+        raise UnsupportedModelError(f"the repo holds no {what} imgai can read (files: {listing or 'none'})")
+    if library == "transformers" and "preprocessor_config.json" not in names:
+        raise UnsupportedModelError("the repo has no preprocessor_config.json; imgai needs it to preprocess images "
+                                    "as the model expects")
     side = [f for f in files if f.path in SIDE_FILES]
     return side + weights
 
