@@ -13,6 +13,7 @@ from typing import Iterator
 from ..errors import (HubAccessError, HubNotFoundError, HubRateLimitError, HubUnavailableError, ImgaiError)
 
 REACH_TIMEOUT_S = 3.0     # "the Hub is unreachable" must be said within a few seconds
+REQUEST_TIMEOUT_S = 30.0  # one metadata request; a stalled network fails instead of hanging a job
 _REACH_CACHE_S = 30.0
 _reach_cache: dict[str, tuple[float, "HubStatus"]] = {}
 
@@ -42,6 +43,7 @@ class HubStatus:
     online: bool
     endpoint: str
     message: str          # one line, fit to show as is
+    reason: str = ""      # why offline, short: "HF_HUB_OFFLINE=1 is set", "the Hub at … is unreachable (…)"
 
 
 def hub_status(*, timeout: float = REACH_TIMEOUT_S, refresh: bool = False) -> HubStatus:
@@ -49,7 +51,7 @@ def hub_status(*, timeout: float = REACH_TIMEOUT_S, refresh: bool = False) -> Hu
     ep = endpoint()
     if offline_mode():
         return HubStatus(False, ep, "Offline: HF_HUB_OFFLINE=1 is set, so imgai works from the local "
-                                    "Hugging Face cache only.")
+                                    "Hugging Face cache only.", "HF_HUB_OFFLINE=1 is set")
     cached = _reach_cache.get(ep)
     if cached and not refresh and time.monotonic() - cached[0] < _REACH_CACHE_S:
         return cached[1]
@@ -63,7 +65,8 @@ def hub_status(*, timeout: float = REACH_TIMEOUT_S, refresh: bool = False) -> Hu
         pool.shutdown(wait=False)
     status = (HubStatus(True, ep, f"Connected to the Hub at {ep}.") if problem is None else
               HubStatus(False, ep, f"The Hub at {ep} is unreachable ({problem}); showing the supported "
-                                   "models already in the local Hugging Face cache."))
+                                   "models already in the local Hugging Face cache.",
+                        f"the Hub at {ep} is unreachable ({problem})"))
     _reach_cache[ep] = (time.monotonic(), status)
     return status
 

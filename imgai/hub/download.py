@@ -20,7 +20,7 @@ from ..errors import DiskSpaceError, HubUnavailableError
 from ..log import get_logger
 from . import auth
 from .cache import add_cached, hf_cache_dir
-from .client import hub_errors
+from .client import hub_errors, hub_status
 from .search import _describe, split_revision
 from .support import RepoFile, human_size, plan_download, size_of
 
@@ -68,6 +68,11 @@ def fetch_and_register(repo_id: str, *, revision: str | None = None, token: auth
                        event: Callable[..., None] = lambda *a, **k: None) -> dict:
     """The body of a download job (also callable directly)."""
     progress(0.0, f"asking the Hub about {repo_id}")
+    status = hub_status()
+    if not status.online:
+        return _from_cache_instead(repo_id, revision, HubUnavailableError(
+            f"cannot download {repo_id}: {status.reason}, and no complete copy of it is in the local HF cache "
+            f"({hf_cache_dir()}); connect and retry"), progress)
     try:
         model, info, files, _ = _describe(repo_id, sha=None, revision=revision, token=token)
     except HubUnavailableError as exc:

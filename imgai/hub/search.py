@@ -17,7 +17,7 @@ from .. import registry
 from ..classify.architectures import FAMILIES, Detected
 from ..errors import (ConfigError, HubAccessError, HubRateLimitError, HubUnavailableError, ImgaiError,
                       UnsupportedModelError)
-from .client import api, hub_errors, hub_status
+from .client import REQUEST_TIMEOUT_S, api, hub_errors, hub_status
 from .support import (detect, is_onnx_repo, metadata_verdict, num_labels, plan_download, size_of,
                       to_repo_files)
 
@@ -192,7 +192,8 @@ def _read_json(repo_id: str, filename: str, *, sha: str, token) -> dict:
 def _describe(repo_id: str, *, sha: str | None, listed=None, token=None, revision: str | None = None):
     """(HubModel, info, files, config) for a repo, or UnsupportedModelError / HubAccessError."""
     with hub_errors(repo_id, revision=revision or sha, action="inspect"):
-        info = api().model_info(repo_id, revision=sha or revision, files_metadata=True, token=token)
+        info = api().model_info(repo_id, revision=sha or revision, files_metadata=True, token=token,
+                                timeout=REQUEST_TIMEOUT_S)
     files = to_repo_files(info.siblings)
     onnx = is_onnx_repo(files)
     config: dict | None = None
@@ -275,7 +276,8 @@ def info(repo_id: str, *, revision: str | None = None, token=None) -> ModelDetai
     except UnsupportedModelError as exc:
         reason = str(exc)
         with hub_errors(repo_id, revision=revision, action="inspect"):
-            hf_info = api().model_info(repo_id, revision=revision, files_metadata=True, token=token)
+            hf_info = api().model_info(repo_id, revision=revision, files_metadata=True, token=token,
+                                       timeout=REQUEST_TIMEOUT_S)
         files, sha = to_repo_files(hf_info.siblings), hf_info.sha
     needed: set[str] = set()
     if model is not None:
