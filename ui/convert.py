@@ -121,7 +121,7 @@ def build(demo: gr.Blocks) -> None:
                           label="Models")
     with gr.Row():
         selected = gr.Dropdown(label="Selected model", choices=[m.id for m in registry.list_models()],
-                               scale=2, allow_custom_value=False)
+                               scale=2, allow_custom_value=True)  # the registry checks the id
         detail = gr.Markdown()
     with gr.Row():
         convert_btn = gr.Button("Convert to ONNX", variant="primary")
