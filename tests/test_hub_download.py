@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,18 @@ def test_cli_download_wait_prints_the_registered_model(fake_hub, capsys):
     assert f"registered as {model.id} from acme/efficientnet-tiny@" in out
     assert model.architecture == "EfficientNetForImageClassification"
     assert os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+def test_cancelling_a_download_keeps_the_partial_blob_and_registers_nothing(fake_hub):
+    name = "timmfolk/mobilenetv3-large/model.safetensors"
+    fake_hub.store.set_faults(slow={name: 5_000_000})
+    job = download("timmfolk/mobilenetv3-large", token=ALICE_TOKEN)
+    token_file = Path(job.params["token_file"])
+    deadline = time.time() + 60
+    while jobs.get(job.id).progress < 0.4 and time.time() < deadline:
+        time.sleep(0.1)
+    cancelled = jobs.cancel(job.id)
+    assert cancelled.state == jobs.CANCELLED
+    assert registry.list_models() == [] and not token_file.exists()
+    blobs = fake_hub.hf_home / "hub" / "models--timmfolk--mobilenetv3-large" / "blobs"
+    assert [p.stat().st_size for p in blobs.glob("*.incomplete")] == [10 * 1024 * 1024]
