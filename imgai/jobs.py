@@ -43,6 +43,7 @@ class JobKind:
 KINDS: dict[str, JobKind] = {
     "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
     "selftest": JobKind("imgai.jobs:selftest_job"),
+    "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
 }
 
 
