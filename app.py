@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import browse, convert, push, tag
+from ui import browse, convert, tag
 
 # The tabs, in the order a user meets them. Each module has `build()`.
-TABS = [("Browse", browse), ("Convert", convert), ("Publish", push), ("Tag", tag)]
+TABS = [("Browse", browse), ("Convert", convert), ("Tag", tag)]
 
 CSS = """
 .imgai-header {margin-bottom: 0.25rem}

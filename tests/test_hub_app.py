@@ -116,9 +116,8 @@ def test_on_a_space_pushes_need_the_visitors_sign_in_and_offline_lists_the_cache
 def test_space_front_matter_matches_the_pinned_gradio_and_asks_for_push_scopes():
     import yaml
 
-    readme = ROOT / "README.md"
-    text = readme.read_text() if readme.is_file() and readme.read_text().startswith("---") else \
-        (ROOT / "SPACE_README_FRONTMATTER.md").read_text()
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n"), "README.md must open with the Space's front matter"
     meta = yaml.safe_load(text.split("---")[1])
     pinned = next(line.split("==")[1].split()[0] for line in (ROOT / "requirements.txt").read_text().splitlines()
                   if line.startswith("gradio"))
