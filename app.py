@@ -44,6 +44,7 @@ def main() -> None:
         app_kwargs={"middleware": [Middleware(RefuseFileRedirects)]},
         css=CSS,
         show_error=True,
+        max_file_size=os.environ.get("IMGAI_MAX_UPLOAD", "50mb"),   # a bad upload cannot fill the disk
     )
 
 

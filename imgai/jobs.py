@@ -43,6 +43,7 @@ class JobKind:
 KINDS: dict[str, JobKind] = {
     "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
     "selftest": JobKind("imgai.jobs:selftest_job"),
+    "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
 }
 
@@ -323,19 +324,21 @@ def run_in_worker(job_id: str) -> int:
     """Body of `python -m imgai.worker JOB_ID`."""
     import traceback
 
+    import psutil
+
     log = get_logger("imgai.worker")
 
     def on_term(signum, frame):
         raise JobCancelled()
 
-    signal.signal(signal.SIGTERM, on_term)   # before the job is marked running: a cancel may come at once
+    # A cancel can come at any moment: hold SIGTERM until we are inside the try below.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, on_term)
     with db.transaction() as conn:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row["state"] != STARTING:
             log.warning("job %s is %s, not starting; worker exits", job_id, row and row["state"])
             return 0
-        import psutil
-
         me = psutil.Process()
         conn.execute("UPDATE jobs SET state = ?, pid = ?, pid_started = ?, started_at = ? WHERE id = ?",
                      (RUNNING, me.pid, me.create_time(), db.now(), job_id))
@@ -344,7 +347,9 @@ def run_in_worker(job_id: str) -> int:
     t0 = time.time()
     log.info("job %s started: %s %s", job_id, job.kind, job.subject or "")
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         result = _resolve(KINDS[job.kind].run)(JobContext(job))
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except JobCancelled:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if _finish(job_id, CANCELLED, error="cancelled by user"):
@@ -358,7 +363,6 @@ def run_in_worker(job_id: str) -> int:
             _abort(job, message)
         code = 1
     else:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _finish(job_id, SUCCEEDED, result=result)
         log.info("job %s succeeded in %.1fs", job_id, time.time() - t0)
         code = 0

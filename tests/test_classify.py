@@ -101,3 +101,15 @@ def test_tag_probabilities_match_timm_transforms(imgai_home, tiny_model_cache, p
     top = probs.topk(3)
     assert [t.label for t in ours.tags] == [LABELS[i] for i in top.indices]
     np.testing.assert_allclose([t.score for t in ours.tags], top.values.numpy(), atol=1e-3)
+
+
+def test_timm_config_written_by_save_for_hf_loads(imgai_home, tiny_model_cache, tmp_path):
+    """timm's save_for_hf repeats num_classes inside model_args; that must not break loading."""
+    from imgai.classify.convert import convert
+    from imgai.sources import add_model
+
+    folder = shutil.copytree(tiny_model_cache("timm-mobilenetv3"), tmp_path / "hf")
+    config = json.loads((folder / "config.json").read_text())
+    config["model_args"] = {**config["model_args"], "num_classes": 3}
+    (folder / "config.json").write_text(json.dumps(config))
+    assert convert(add_model(str(folder)).id).conversion == "Converted"

@@ -16,10 +16,14 @@ from imgai.errors import ConfigError
 from .common import guard
 
 
-def taggable_models():
+def taggable_models(current: str | None = None, known: list | None = None):
+    """The model choices, updated only when the set of taggable models changed."""
     models = [m for m in registry.list_models() if m.can_tag]
-    default = next((m.id for m in models if m.default), models[0].id if models else None)
-    return gr.update(choices=[(f"{m.name} ({m.id})", m.id) for m in models], value=default)
+    ids = [m.id for m in models]
+    if known is not None and ids == known and current in ids:
+        return gr.update(), known
+    default = current if current in ids else next((m.id for m in models if m.default), ids[0] if ids else None)
+    return gr.update(choices=[(f"{m.name} ({m.id})", m.id) for m in models], value=default), ids
 
 
 @guard
@@ -54,8 +58,9 @@ def build(demo: gr.Blocks) -> None:
                 "if the model list is empty.")
     with gr.Row():
         with gr.Column(scale=1):
-            model = gr.Dropdown(label="Model", choices=[])
-            files = gr.File(label="Images", file_count="multiple", file_types=["image"], type="filepath")
+            model = gr.Dropdown(label="Model", choices=[], allow_custom_value=True)  # the registry checks it
+            files = gr.File(label="Images", file_count="multiple", file_types=["image"], type="filepath",
+                            elem_id="tag-images")
             folder = gr.Textbox(label="…or a folder on this machine", placeholder="/path/to/photos",
                                 visible=not on_space())
             with gr.Row():
@@ -67,7 +72,9 @@ def build(demo: gr.Blocks) -> None:
             gallery = gr.Gallery(label="Tagged images", columns=3, height="auto", object_fit="contain")
             table = gr.Dataframe(headers=["Image", "Tags"], interactive=False, wrap=True, label="Tags")
             downloads = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False)
-    demo.load(taggable_models, None, [model], api_name="tag_models")
-    model.focus(taggable_models, None, [model], api_name=False)
+    known = gr.State(None)
+    demo.load(taggable_models, [model, known], [model, known], api_name="tag_models")
+    gr.Timer(3).tick(taggable_models, [model, known], [model, known], api_name=False, show_progress="hidden",
+                     queue=False)
     run.click(tag_images, [files, folder, model, top_k, threshold], [summary, gallery, table, downloads],
               api_name="tag")

@@ -141,8 +141,10 @@ def _load_timm(folder: Path, detected: Detected) -> LoadedModel:
     timm = require("timm")
 
     config = read_json(folder / "config.json")
-    num_classes = int(config.get("num_classes", 1000))
     model_args = dict(config.get("model_args") or {})
+    # timm's own save_for_hf repeats num_classes inside model_args
+    num_classes = int(config.get("num_classes", model_args.pop("num_classes", 1000)))
+    model_args.pop("num_classes", None)
     with torch.device("cpu"):
         model = timm.create_model(detected.architecture, pretrained=False, num_classes=num_classes, **model_args)
     _strict_load(model, load_state_dict(folder), folder)

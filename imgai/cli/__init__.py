@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "imgai.cli.jobs",
     "imgai.cli.tag",
     "imgai.cli.doctor",
+    "imgai.cli.hub",
     "imgai.cli.train",
 ]
 
