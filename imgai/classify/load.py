@@ -156,7 +156,9 @@ def _load_timm(folder: Path, detected: Detected) -> LoadedModel:
         raise UnsupportedModelError(f"config.json lists {len(labels)} label_names for {num_classes} classes")
     cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
     cfg.update(config.get("pretrained_cfg") or {})
-    return LoadedModel(model, list(labels), PreprocessSpec.from_timm(cfg), detected, _license(folder) or cfg.get("license"))
+    spec = PreprocessSpec.from_timm(cfg)
+    spec.multi_label = bool(config.get("multi_label", False))   # imgai-trained BCE models say so
+    return LoadedModel(model, list(labels), spec, detected, _license(folder) or cfg.get("license"))
 
 
 def _imagenet_labels() -> list[str]:
