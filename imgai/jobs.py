@@ -35,13 +35,16 @@ FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 @dataclass(frozen=True)
 class JobKind:
     run: str                    # "module:function" taking a JobContext, returning a JSON-able result
-    on_abort: str | None = None  # "module:function" taking (job, reason) when the job dies or is cancelled
+    on_abort: str | None = None  # "module:function" taking (job, reason) when the job dies or is
+                                 # cancelled; must be idempotent (it may run in two processes)
 
 
 # The table of job kinds. Each long-running capability adds its line here.
 KINDS: dict[str, JobKind] = {
     "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
     "selftest": JobKind("imgai.jobs:selftest_job"),
+    "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
+    "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
     "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
 }
 
@@ -240,19 +243,34 @@ def cancel(job_id: str) -> Job:
         raise StateError(f"job {job_id} has already {job.state}; nothing to cancel")
     if _finish(job_id, CANCELLED, error="cancelled by user", only_from=(QUEUED,)):
         _abort(job, "cancelled")
-    elif job.pid and _alive(job.pid, job.pid_started):
-        os.killpg(job.pid, signal.SIGTERM)  # the worker cleans up, records cancelled, then exits
-        deadline = time.time() + 30
-        while time.time() < deadline and not get(job_id).done:
-            time.sleep(0.1)
-        if not get(job_id).done:
-            os.killpg(job.pid, signal.SIGKILL)
-            if _finish(job_id, CANCELLED, error="cancelled by user (killed)"):
-                _abort(job, "cancelled")
-    elif _finish(job_id, CANCELLED, error="cancelled by user"):
-        _abort(job, "cancelled")
+    else:
+        deadline = time.time() + 60
+        while not get(job_id).pid and time.time() < deadline and _alive_or_starting(get(job_id)):
+            time.sleep(0.05)   # a worker that is just starting gets its pid recorded first
+        job = get(job_id)
+        if job.pid and _alive(job.pid, job.pid_started):
+            _signal_group(job.pid, signal.SIGTERM)  # the worker cleans up, records cancelled, then exits
+            deadline = time.time() + 30
+            while time.time() < deadline and not get(job_id).done and _alive(job.pid, job.pid_started):
+                time.sleep(0.05)
+            if not get(job_id).done:
+                _signal_group(job.pid, signal.SIGKILL)
+        _finish(job_id, CANCELLED, error="cancelled by user")
+        if get(job_id).state == CANCELLED:
+            _abort(job, "cancelled")   # idempotent; the worker may have died before it could
     dispatch()
     return get(job_id)
+
+
+def _alive_or_starting(job: Job) -> bool:
+    return job.state == STARTING or (job.state == RUNNING and _alive(job.pid, job.pid_started))
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.2,
@@ -307,28 +325,32 @@ def run_in_worker(job_id: str) -> int:
     """Body of `python -m imgai.worker JOB_ID`."""
     import traceback
 
+    import psutil
+
     log = get_logger("imgai.worker")
+
+    def on_term(signum, frame):
+        raise JobCancelled()
+
+    # A cancel can come at any moment: hold SIGTERM until we are inside the try below.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, on_term)
     with db.transaction() as conn:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row["state"] != STARTING:
             log.warning("job %s is %s, not starting; worker exits", job_id, row and row["state"])
             return 0
-        import psutil
-
         me = psutil.Process()
         conn.execute("UPDATE jobs SET state = ?, pid = ?, pid_started = ?, started_at = ? WHERE id = ?",
                      (RUNNING, me.pid, me.create_time(), db.now(), job_id))
         _event(conn, job_id, "info", f"started (pid {me.pid})")
-
-    def on_term(signum, frame):
-        raise JobCancelled()
-
-    signal.signal(signal.SIGTERM, on_term)
     job = get(job_id)
     t0 = time.time()
     log.info("job %s started: %s %s", job_id, job.kind, job.subject or "")
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         result = _resolve(KINDS[job.kind].run)(JobContext(job))
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except JobCancelled:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if _finish(job_id, CANCELLED, error="cancelled by user"):
@@ -342,7 +364,6 @@ def run_in_worker(job_id: str) -> int:
             _abort(job, message)
         code = 1
     else:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _finish(job_id, SUCCEEDED, result=result)
         log.info("job %s succeeded in %.1fs", job_id, time.time() - t0)
         code = 0

@@ -31,10 +31,12 @@ NEEDED_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "*.s
 LOG = get_logger("imgai.sources")
 
 
-def add_model(source: str, *, name: str | None = None, preprocess: Path | None = None) -> registry.Model:
-    """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`)."""
+def add_model(source: str, *, name: str | None = None, preprocess: Path | None = None,
+              allow_local: bool = True) -> registry.Model:
+    """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`).
+    A hosted app passes `allow_local=False`: visitors must not name the server's folders."""
     local = Path(source).expanduser()
-    if local.exists():
+    if allow_local and local.exists():
         folder = local.resolve()
         return add_folder(folder, source=str(folder), name=name, preprocess=preprocess, copy=True)
     m = HUB_ID.match(source.strip())
@@ -183,17 +185,23 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
 
 
 def _onnx_preprocess(folder: Path, given: Path | None, *, multi_label: bool) -> PreprocessSpec:
-    if given is not None:
-        spec = PreprocessSpec.load(Path(given))
-    elif (folder / "preprocess.json").is_file():
-        spec = PreprocessSpec.load(folder / "preprocess.json")
+    """The preprocessing of a ready-made ONNX model: given, or read from the folder's configs.
+    A selected_tags.csv label file means a multi-label (sigmoid) tagger unless the spec says otherwise."""
+    import json
+
+    spec_file = Path(given) if given is not None else folder / "preprocess.json"
+    if spec_file.is_file():
+        spec = PreprocessSpec.load(spec_file)
+        explicit = "multi_label" in json.loads(spec_file.read_text())
+    elif given is not None:
+        raise ConfigError(f"--preprocess {given} does not exist")
     elif (folder / "preprocessor_config.json").is_file():
-        spec = PreprocessSpec.from_transformers(read_json(folder / "preprocessor_config.json"))
+        spec, explicit = PreprocessSpec.from_transformers(read_json(folder / "preprocessor_config.json")), False
     elif (folder / "config.json").is_file() and "pretrained_cfg" in read_json(folder / "config.json"):
-        spec = PreprocessSpec.from_timm(read_json(folder / "config.json")["pretrained_cfg"])
+        spec, explicit = PreprocessSpec.from_timm(read_json(folder / "config.json")["pretrained_cfg"]), False
     else:
         raise ConfigError(f"{folder} says nothing about preprocessing; give --preprocess FILE "
                           "(a preprocess.json: resize, crop, mean, std, interpolation)")
-    if multi_label and not spec.multi_label and given is None:
+    if multi_label and not explicit:
         spec.multi_label = True
     return spec

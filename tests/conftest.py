@@ -95,3 +95,20 @@ def app_server(tmp_path):
     server = AppServer(tmp_path / "app_home")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the imgai CLI in-process: `code, out, err = cli("models", "list", "--json")`."""
+    from imgai.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:   # argparse usage errors
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

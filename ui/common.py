@@ -32,3 +32,13 @@ def guard(fn):
 
 def when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else ""
+
+
+def visitor(request: gr.Request | None) -> str | None:
+    """Who is asking: on a Space, the signed-in user or else this browser session, so one
+    visitor's jobs are never shown to another; locally, None (one user, everything visible)."""
+    from imgai.config import on_space
+
+    if not on_space() or request is None:
+        return None
+    return getattr(request, "username", None) or f"session:{request.session_hash}"

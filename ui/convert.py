@@ -1,0 +1,151 @@
+"""Convert tab: the models table, Convert to ONNX / Validate / Enable / Disable / Set default /
+Remove, and live progress of conversion jobs."""
+
+from __future__ import annotations
+
+import functools
+
+import gradio as gr
+
+from imgai import jobs, registry
+from imgai.classify.convert import submit_conversion
+from imgai.classify.validate import validate
+
+from .common import guard, visitor, when
+from .push import build_push
+
+MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Validation", "Error"]
+JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
+
+
+def models_rows() -> list[list]:
+    rows = []
+    for m in registry.list_models():
+        validation = "—" if m.validation is None else (
+            f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
+            else "passed" if m.valid else "failed")
+        rows.append([m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no",
+                     "★" if m.default else "", validation, m.error or ""])
+    return rows
+
+
+def jobs_rows(owner: str | None) -> list[list]:
+    return [[j.id, j.subject or "", j.state, f"{j.progress:.0%}", j.stage, when(j.started_at or j.created_at),
+             j.error or ""] for j in jobs.list_jobs(kind="convert", owner=owner, limit=20)]
+
+
+def action_state(model_id: str | None):
+    """Which buttons make sense for the selected model."""
+    try:
+        m = registry.get(model_id) if model_id else None
+    except Exception:
+        m = None
+    hint = conversion_unavailable()
+    can_convert = bool(m and m.can_convert)
+    detail = "Select a model in the table." if m is None else (
+        f"**{m.name}** — {m.type} / {m.conversion}" + (f"  \n⚠️ {m.error}" if m.error else ""))
+    if can_convert and hint:
+        detail += f"  \nConversion is unavailable here: {hint}"
+    return (
+        detail,
+        gr.update(visible=can_convert, interactive=can_convert and not hint),
+        gr.update(interactive=bool(m and m.type == registry.ONNX)),
+        gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)),
+        gr.update(interactive=bool(m and m.enabled)),
+        gr.update(interactive=bool(m and m.can_tag and not m.default)),
+        gr.update(interactive=bool(m and m.conversion != registry.CONVERTING)),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def conversion_unavailable() -> str:
+    """Why conversion cannot run in this installation ('' when it can)."""
+    from imgai.doctor import check_environment
+
+    return check_environment().convert_hint
+
+
+def refresh(model_id: str | None, known: list | None, request: gr.Request):
+    ids = [m.id for m in registry.list_models()]
+    selected = model_id if model_id in ids else (ids[0] if ids else None)
+    choices = gr.update(choices=ids, value=selected) if ids != known or selected != model_id else gr.update()
+    return (models_rows(), choices, ids, jobs_rows(visitor(request)), *action_state(selected))
+
+
+@guard
+def convert_model(model_id: str, request: gr.Request) -> str:
+    job = submit_conversion(model_id, owner=visitor(request))
+    return f"Conversion of **{model_id}** queued as job `{job.id}`."
+
+
+@guard
+def validate_model(model_id: str) -> str:
+    return f"Validation of **{model_id}**: {validate(model_id).summary()}"
+
+
+@guard
+def enable_model(model_id: str) -> str:
+    registry.set_enabled(model_id, True)
+    return f"**{model_id}** enabled."
+
+
+@guard
+def disable_model(model_id: str) -> str:
+    registry.set_enabled(model_id, False)
+    return f"**{model_id}** disabled."
+
+
+@guard
+def default_model(model_id: str) -> str:
+    registry.set_default(model_id)
+    return f"**{model_id}** is now the default model."
+
+
+@guard
+def remove_model(model_id: str) -> str:
+    registry.remove(model_id)
+    return f"**{model_id}** removed with its files."
+
+
+def pick_row(evt: gr.SelectData, table):
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    try:
+        return table.iloc[row, 0]
+    except Exception:
+        return gr.update()
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("Models in the registry. Select one, then act on it. Only enabled ONNX models "
+                "that passed validation can tag.")
+    models = gr.Dataframe(headers=MODEL_COLUMNS, value=models_rows, interactive=False, wrap=True,
+                          label="Models")
+    with gr.Row():
+        selected = gr.Dropdown(label="Selected model", choices=[m.id for m in registry.list_models()],
+                               scale=2, allow_custom_value=True)  # the registry checks the id
+        detail = gr.Markdown()
+    with gr.Row():
+        convert_btn = gr.Button("Convert to ONNX", variant="primary")
+        validate_btn = gr.Button("Validate")
+        enable_btn = gr.Button("Enable")
+        disable_btn = gr.Button("Disable")
+        default_btn = gr.Button("Set default")
+        remove_btn = gr.Button("Remove", variant="stop")
+    message = gr.Markdown()
+    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True)
+    with gr.Accordion("Push a converted model to the Hub", open=False):
+        build_push(demo)
+    timer = gr.Timer(1.5)
+
+    buttons = [convert_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
+    known = gr.State([])
+    outputs = [models, selected, known, jobs_table, detail, *buttons]
+    timer.tick(refresh, [selected, known], outputs, show_progress="hidden", queue=False, api_name=False)
+    demo.load(refresh, [selected, known], outputs, api_name="convert_refresh")
+    models.select(pick_row, [models], [selected], api_name=False)
+    selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
+
+    for button, fn, name in ((convert_btn, convert_model, "convert"), (validate_btn, validate_model, "validate"),
+                             (enable_btn, enable_model, "enable"), (disable_btn, disable_model, "disable"),
+                             (default_btn, default_model, "set_default"), (remove_btn, remove_model, "remove")):
+        button.click(fn, [selected], [message], api_name=name).then(refresh, [selected, known], outputs, api_name=False)

@@ -1,0 +1,36 @@
+"""A tagging run as files a program can read: results.json and results.csv in a fresh folder."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .outputs import to_csv, to_json
+from .tag import TagOptions, TagResult, tag
+
+
+@dataclass
+class TagReport:
+    results: list[TagResult]
+    json_path: Path
+    csv_path: Path
+    model_id: str | None
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.results if r.error)
+
+
+def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = TagOptions(),
+                 out_dir: Path | None = None, on_result=None) -> TagReport:
+    """Tag, then write results.json and results.csv into `out_dir` (a new temp folder by default)."""
+    from .. import registry
+
+    results = tag(paths, model_id=model_id, options=options, on_result=on_result)
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="imgai-tags-"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(to_json(results), encoding="utf-8")
+    (out / "results.csv").write_text(to_csv(results), encoding="utf-8")
+    used = model_id or (registry.default_model().id if registry.default_model() else None)
+    return TagReport(results, out / "results.json", out / "results.csv", used)

@@ -1,0 +1,75 @@
+"""The job system: worker subprocesses, queue order, progress, cancel and crash recovery."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from imgai import jobs
+from imgai.errors import StateError
+
+
+def _wait_state(job_id, states, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = jobs.get(job_id)
+        if job.state in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stayed {jobs.get(job_id).state}")
+
+
+def test_job_runs_in_a_worker_and_reports_progress(imgai_home):
+    job = jobs.submit("selftest", {"steps": 3, "delay": 0.05})
+    seen = []
+    done = jobs.wait(job.id, timeout=60, on_progress=lambda j: seen.append(j.stage))
+    assert done.state == "succeeded" and done.result == {"steps": 3} and done.progress == 1.0
+    messages = [e["message"] for e in jobs.events(job.id)]
+    assert messages[0].startswith("queued") and "step 3/3" in messages and messages[-1] == "succeeded"
+    assert done.pid and done.pid != os.getpid()
+    assert "step 2/3" in (imgai_home / "logs" / "imgai.log").read_text()
+
+
+def test_failed_job_keeps_its_error(imgai_home):
+    job = jobs.submit("selftest", {"steps": 1, "delay": 0, "fail": "disk full"})
+    done = jobs.wait(job.id, timeout=60)
+    assert done.state == "failed" and done.error == "disk full"
+
+
+def test_queue_runs_jobs_in_order_one_at_a_time(imgai_home):
+    ids = [jobs.submit("selftest", {"steps": 1, "delay": 0.2}).id for _ in range(3)]
+    assert [jobs.get(i).state for i in ids[1:]] == ["queued", "queued"]
+    for i in ids:
+        jobs.wait(i, timeout=90)
+    finished = [jobs.get(i) for i in ids]
+    assert all(j.state == "succeeded" for j in finished)
+    assert finished[0].ended_at <= finished[1].started_at and finished[1].ended_at <= finished[2].started_at
+
+
+def test_cancel_queued_and_running(imgai_home):
+    running = jobs.submit("selftest", {"steps": 200, "delay": 0.05})
+    queued = jobs.submit("selftest", {"steps": 1})
+    _wait_state(running.id, ("running",))
+    assert jobs.cancel(queued.id).state == "cancelled"
+    cancelled = jobs.cancel(running.id)
+    assert cancelled.state == "cancelled" and cancelled.error == "cancelled by user"
+    with pytest.raises(StateError, match="already cancelled"):
+        jobs.cancel(running.id)
+
+
+def test_killed_worker_becomes_failed_interrupted(imgai_home):
+    job = jobs.submit("selftest", {"steps": 200, "delay": 0.05})
+    running = _wait_state(job.id, ("running",))
+    os.killpg(running.pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline and jobs.get(job.id).state == "running":
+        jobs.recover()
+        time.sleep(0.1)
+    dead = jobs.get(job.id)
+    assert dead.state == "failed" and dead.error.startswith("interrupted")
+
+
+def test_unknown_kind_is_refused(imgai_home):
+    with pytest.raises(jobs.JobError, match="unknown job kind 'nope'"):
+        jobs.submit("nope", {})

@@ -1,0 +1,110 @@
+"""The registry's state machine, its single default, and safety under concurrent use."""
+
+import threading
+
+import pytest
+
+from imgai import registry
+from imgai.errors import StateError, UnknownModelError
+
+
+def _model(name="m"):
+    return registry.create(name=name, source=f"local:{name}", architecture="ResNetForImageClassification",
+                           library="transformers")
+
+
+def test_new_model_is_pytorch_not_converted(imgai_home):
+    m = _model()
+    assert (m.type, m.conversion, m.enabled, m.default) == ("PyTorch", "NotConverted", False, False)
+    assert registry.get(m.id).id == m.id == "m"
+
+
+def test_ids_are_unique_slugs(imgai_home):
+    assert [_model("My Model!").id, _model("My Model!").id] == ["my-model", "my-model-2"]
+
+
+def test_conversion_state_machine(imgai_home, tmp_path):
+    m = _model()
+    registry.start_conversion(m.id, "job1")
+    assert registry.get(m.id).conversion == "Converting"
+    with pytest.raises(StateError, match="cannot convert"):
+        registry.start_conversion(m.id)          # already converting
+    failed = registry.fail_conversion(m.id, "boom")
+    assert (failed.type, failed.conversion, failed.error) == ("PyTorch", "Failed", "boom")
+    registry.start_conversion(m.id)              # a failed model can be converted again
+    done = registry.finish_conversion(m.id, tmp_path / "model.onnx")
+    assert (done.type, done.conversion, done.error) == ("ONNX", "Converted", None)
+    with pytest.raises(StateError):
+        registry.start_conversion(m.id)          # converted: nothing to convert
+
+
+def test_status_changes_only_through_state_functions(imgai_home):
+    m = _model()
+    with pytest.raises(StateError, match="state functions"):
+        registry.update(m.id, conversion="Converted")
+
+
+def test_enable_requires_validated_onnx_and_one_default(imgai_home, tmp_path):
+    a, b = _model("a"), _model("b")
+    with pytest.raises(StateError, match="only a validated ONNX model"):
+        registry.set_enabled(a.id, True)
+    for m in (a, b):
+        registry.start_conversion(m.id)
+        registry.finish_conversion(m.id, tmp_path / "model.onnx")
+        registry.record_validation(m.id, {"passed": True})
+        registry.set_enabled(m.id, True)
+    registry.set_default(a.id)
+    registry.set_default(b.id)
+    assert [m.id for m in registry.list_models() if m.default] == ["b"]
+    registry.set_enabled(b.id, False)            # disabling drops the default too
+    assert registry.default_model() is None
+    registry.record_validation(a.id, {"passed": False, "problems": ["x"]})
+    assert not registry.get(a.id).enabled and registry.get(a.id).error == "validation failed: x"
+
+
+def test_unknown_model_names_known_ones(imgai_home):
+    _model("known")
+    with pytest.raises(UnknownModelError, match="known"):
+        registry.get("nope")
+
+
+def test_remove_deletes_files_but_not_while_converting(imgai_home):
+    from imgai.config import paths
+
+    m = _model()
+    (paths().model_dir(m.id) / "pytorch").mkdir(parents=True)
+    registry.start_conversion(m.id, "j")
+    with pytest.raises(StateError, match="while it is converting"):
+        registry.remove(m.id)
+    registry.fail_conversion(m.id, "x")
+    registry.remove(m.id)
+    assert not paths().model_dir(m.id).exists() and registry.list_models() == []
+
+
+def test_concurrent_readers_and_writers(imgai_home):
+    """WAL: readers never see a half-written registry while writers create models."""
+    errors = []
+
+    def writer(n):
+        try:
+            for i in range(15):
+                _model(f"w{n}-{i}")
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    def reader():
+        try:
+            for _ in range(40):
+                for m in registry.list_models():
+                    assert m.type == "PyTorch" and m.conversion == "NotConverted"
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)] + [threading.Thread(target=reader)
+                                                                               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(registry.list_models()) == 45

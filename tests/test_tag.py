@@ -1,0 +1,152 @@
+"""Tagging: safe decoding of awkward files, top-k/threshold, outputs, sidecars, exit codes."""
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgai.classify.preprocess import decode_image
+from tests.factories import LABELS, random_image
+
+
+@pytest.fixture
+def tagging_model(imgai_home, tiny_model_cache, tmp_path):
+    """A converted, enabled, default tiny model."""
+    from imgai.classify.convert import convert
+    from imgai.sources import add_model
+
+    folder = shutil.copytree(tiny_model_cache("timm-mobilenetv3"), tmp_path / "model")
+    return convert(add_model(str(folder)).id)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), "red")
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° on display
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    assert decode_image(tmp_path / "rot.jpg").size == (20, 40)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "I;16", "P", "LA"])
+def test_odd_modes_become_rgb(tmp_path, mode):
+    path = tmp_path / f"img.{'tif' if mode in ('CMYK', 'I;16') else 'png'}"
+    if mode == "I;16":
+        Image.fromarray((np.arange(4800).reshape(60, 80) * 10).astype(np.uint16)).save(path)
+    else:
+        Image.open(random_image(tmp_path / "src.png")).convert(mode).save(path)
+    out = decode_image(path)
+    assert (out.mode, out.size) == ("RGB", (80, 60))
+
+
+def test_sixteen_bit_keeps_its_range(tmp_path):
+    arr = np.full((8, 8), 65535, np.uint16)
+    Image.fromarray(arr).save(tmp_path / "white16.png")
+    assert np.asarray(decode_image(tmp_path / "white16.png")).min() == 255
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "not an image"), (b"hello", "not an image"),
+                                             (None, "truncated")])
+def test_bad_files_get_a_reason(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    if content is None:
+        random_image(tmp_path / "ok.jpg")
+        path.write_bytes((tmp_path / "ok.jpg").read_bytes()[:300])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=reason):
+        decode_image(path)
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    random_image(tmp_path / "big.png", size=(100, 100))
+    with pytest.raises(ValueError, match="too many pixels"):
+        decode_image(tmp_path / "big.png")
+
+
+def test_bad_files_never_stop_the_run(tagging_model, tmp_path, cli):
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    good = [random_image(folder / "a.jpg", seed=1), random_image(folder / "nested" / "b.png", seed=2)]
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image, and not picked up from a folder")
+    code, out, err = cli("tag", folder, "--format", "json")
+    results = {r["path"]: r for r in json.loads(out)}
+    assert code == 1 and "empty.jpg" in err
+    assert set(results) == {str(p) for p in good} | {str(folder / "empty.jpg")}
+    assert results[str(folder / "empty.jpg")]["error"] and results[str(folder / "empty.jpg")]["tags"] == []
+    assert all(results[str(p)]["error"] is None and results[str(p)]["tags"] for p in good)
+    code, _, _ = cli("tag", *good)
+    assert code == 0
+
+
+def test_usage_errors_exit_2(tagging_model, tmp_path, cli):
+    assert cli("tag", tmp_path / "missing.jpg")[0] == 2
+    assert cli("tag", random_image(tmp_path / "x.png"), "--top-k", "0")[0] == 2
+    assert cli("tag", "--nope")[0] == 2
+
+
+def test_top_k_and_threshold(tagging_model, tmp_path, cli):
+    img = random_image(tmp_path / "x.png")
+    _, out, _ = cli("tag", img, "--format", "json", "--top-k", "3")
+    tags = json.loads(out)[0]["tags"]
+    assert len(tags) == 3 and abs(sum(t["score"] for t in tags) - 1) < 1e-4   # softmax over 3 labels
+    cut = tags[1]["score"]
+    _, out, _ = cli("tag", img, "--format", "json", "--top-k", "3", "--threshold", cut)
+    assert [t["label"] for t in json.loads(out)[0]["tags"]] == [t["label"] for t in tags[:2]]
+
+
+def test_csv_output_file(tagging_model, tmp_path, cli):
+    images = [random_image(tmp_path / f"{i}.png", seed=i) for i in range(2)]
+    out_file = tmp_path / "tags.csv"
+    code, stdout, _ = cli("tag", *images, "--format", "csv", "--output", out_file, "--top-k", "2")
+    assert code == 0 and stdout == ""
+    rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
+    assert len(rows) == 4 and {r["label"] for r in rows} <= set(LABELS)
+    assert [r["rank"] for r in rows] == ["1", "2", "1", "2"]
+
+
+def test_sidecars_are_written_and_never_overwritten_without_asking(tagging_model, tmp_path, cli):
+    import xml.etree.ElementTree as ET
+
+    img = random_image(tmp_path / "photo.jpg")
+    code, _, _ = cli("tag", img, "--sidecar", "txt", "--top-k", "2")
+    txt = tmp_path / "photo.txt"
+    labels = [s.strip() for s in txt.read_text().split(",")]
+    assert code == 0 and len(labels) == 2 and set(labels) <= set(LABELS)
+
+    cli("tag", img, "--sidecar", "xmp", "--top-k", "3")
+    root = ET.parse(tmp_path / "photo.xmp").getroot()
+    ns = {"rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "dc": "http://purl.org/dc/elements/1.1/"}
+    assert sorted(li.text for li in root.findall(".//dc:subject/rdf:Bag/rdf:li", ns)) == sorted(LABELS)
+
+    txt.write_text("my own caption\n")
+    code, _, err = cli("tag", img, "--sidecar", "txt")
+    assert txt.read_text() == "my own caption\n" and "--overwrite" in err
+    cli("tag", img, "--sidecar", "txt", "--overwrite")
+    assert txt.read_text() != "my own caption\n"
+
+
+def test_only_enabled_validated_onnx_models_tag(tagging_model, tmp_path, cli):
+    img = random_image(tmp_path / "x.png")
+    cli("models", "disable", tagging_model.id)
+    code, _, err = cli("tag", img, "--model", tagging_model.id)
+    assert code == 1 and "disabled" in err
+    code, _, err = cli("tag", img)
+    assert code == 1 and "no default model" in err
+
+
+def test_results_come_back_in_input_order_with_many_batches(tagging_model, tmp_path):
+    from imgai.classify.tag import TagOptions, tag
+
+    images = [random_image(tmp_path / f"{i:02d}.png", seed=i) for i in range(11)]
+    one = tag(images, options=TagOptions(batch_size=1, top_k=3))
+    many = tag(images, options=TagOptions(batch_size=4, top_k=3, workers=3))
+    assert [r.path for r in many] == [str(p) for p in images]
+    for a, b in zip(one, many):
+        assert [t.label for t in a.tags] == [t.label for t in b.tags]
+        np.testing.assert_allclose([t.score for t in a.tags], [t.score for t in b.tags], atol=1e-5)
