@@ -12,11 +12,14 @@ from tests.conftest import free_port
 from tests.diffusion_fixtures import tiny_sources  # noqa: F401 (fixture)
 
 
-def test_app_lists_the_quantize_tab_after_convert():
+def test_app_has_the_quantize_tab_after_convert(imgai_home):
     import app
 
     titles = [title for title, _ in app.TABS]
     assert titles.index("Quantize") == titles.index("Convert") + 1
+    demo = app.build_app()
+    names = {getattr(fn, "api_name", None) for fn in demo.fns.values()}
+    assert {"quantize", "quantize_status", "quantize_show", "quantize_push"} <= names
 
 
 @pytest.fixture

@@ -5,10 +5,12 @@ converted images with their scores) and push it to the Hub."""
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 import gradio as gr
 
-from imgai import jobs
+from imgai import hub, jobs
+from imgai.config import on_space
 from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, plan, summary_rows
 from imgai.diffusion.job import submit, target_results
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
@@ -17,6 +19,7 @@ from imgai.diffusion.targets import push_target
 from imgai.errors import ConfigError, ImgaiError
 
 from .common import guard
+from .hub_browse import login_row
 
 INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16** PyTorch (safetensors), or "
          "**ONNX FP32** (Optimum). Each result is checked against the original on fixed prompts and seeds and "
@@ -53,6 +56,9 @@ def preview(models, source, backend, quantization, force, check_steps, check_siz
 
 @guard
 def start(models, source, backend, quantization, force, check_steps, check_size, push, private) -> tuple[str, str]:
+    if on_space() and (push or "").strip():
+        # a job pushes with the worker's token, which on a Space is the Space's own: never for a visitor
+        raise ConfigError("on a Space, convert first and then use Push to Hub, which pushes with your sign-in")
     job = submit(_request(models, source, backend, quantization, force, check_steps, check_size, push, private))
     return job.id, f"Queued job `{job.id}` ({job.subject})."
 
@@ -77,22 +83,38 @@ def show(name: str | None):
     """The output's file tree, quantization_info.json, card and image grid."""
     if not name:
         return "", None, "", [], ""
+    from PIL import Image
+
     out = describe_output(name)
+    # handed over as pictures, not paths: the data folder may lie outside what gradio serves
+    images = [(Image.open(path).convert("RGB"), caption) for path, caption in out.images]
     check = out.info.get("check", {})
     scores = (f"Check: lowest PSNR **{check.get('min_psnr_db', 0):.1f} dB** (threshold "
               f"{check.get('threshold_psnr_db', 0):.0f} dB), SSIM {min(check.get('ssim') or [0]):.4f}; "
               f"{'passed' if check.get('passed') else 'failed'}") if check else ""
-    return out.tree, out.info, out.card, out.images, scores
+    return out.tree, out.info, out.card, images, scores
 
 
 @guard
-def push(name: str | None, org: str, private: bool) -> str:
+def push(name: str | None, org: str, private: bool, oauth_token=None) -> str:
+    """Push with the visitor's own sign-in on a Space, the local login otherwise."""
     if not name:
         raise ConfigError("pick an output to push")
     if not org or not org.strip():
         raise ConfigError("enter the Hub user or organisation to push to")
-    url = push_target(describe_output(name).path, org=org.strip(), private=bool(private))
-    return f"Pushed **{name}** to {url}"
+    token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
+    url = push_target(describe_output(name).path, org=org.strip(), private=bool(private), token=token)
+    return f"Pushed **{name}** to {url} (one commit, verified file by file)"
+
+
+def _push_handler():
+    if on_space():
+        def quantize_push(name, org, private, oauth_token: Optional[gr.OAuthToken] = None):
+            return push(name, org, private, oauth_token=oauth_token)
+    else:   # locally there is no login button (gradio's local OAuth mock needs a token at start-up)
+        def quantize_push(name, org, private):
+            return push(name, org, private)
+    return quantize_push
 
 
 def build(demo: gr.Blocks) -> None:
@@ -109,7 +131,7 @@ def build(demo: gr.Blocks) -> None:
         with gr.Row():
             check_steps = gr.Number(label="Check steps (0: the key's default)", value=0, precision=0, minimum=0)
             check_size = gr.Textbox(label="Check size WxH (empty: the key's default)", placeholder="512x512")
-            push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)")
+            push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)", visible=not on_space())
             private = gr.Checkbox(label="Private repos")
     form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private]
     plan_md = gr.Markdown()
@@ -122,8 +144,10 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown("### Outputs")
     with gr.Row():
         output = gr.Dropdown(label="Converted model", choices=list_outputs(), allow_custom_value=True, scale=2)
-        push_btn = gr.Button("Push to Hub")
-        push_msg = gr.Markdown()
+        push_to = gr.Textbox(label="Push to Hub user/org", placeholder="my-org → my-org/<output name>", scale=1)
+        push_btn = gr.Button("Push to Hub", scale=0)
+    login_row(demo, api_name="quantize_whoami")
+    push_msg = gr.Markdown()
     scores = gr.Markdown()
     with gr.Tabs():
         with gr.Tab("Images"):
@@ -143,4 +167,4 @@ def build(demo: gr.Blocks) -> None:
     timer.tick(status, [job_id], [progress, results, output], show_progress="hidden", queue=False, api_name=False)
     gr.Button("Refresh", size="sm").click(status, [job_id], [progress, results, output], api_name="quantize_status")
     output.change(show, [output], [tree, info, card, grid, scores], api_name="quantize_show")
-    push_btn.click(push, [output, push_org, private], [push_msg], api_name="quantize_push")
+    push_btn.click(_push_handler(), [output, push_to, private], [push_msg], api_name="quantize_push")
