@@ -139,12 +139,14 @@ def build(demo: gr.Blocks) -> None:
     with gr.Row():
         job_id = gr.Textbox(label="Job", interactive=True, scale=1)
         progress = gr.Markdown("No run yet.")
+        refresh = gr.Button("Refresh", size="sm", scale=0)
     results = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, label="Targets")
 
     gr.Markdown("### Outputs")
     with gr.Row():
         output = gr.Dropdown(label="Converted model", choices=list_outputs(), allow_custom_value=True, scale=2)
         push_to = gr.Textbox(label="Push to Hub user/org", placeholder="my-org → my-org/<output name>", scale=1)
+        push_private = gr.Checkbox(label="Private", scale=0)
         push_btn = gr.Button("Push to Hub", scale=0)
     login_row(demo, api_name="quantize_whoami")
     push_msg = gr.Markdown()
@@ -165,6 +167,6 @@ def build(demo: gr.Blocks) -> None:
     run_btn.click(start, form, [job_id, progress], api_name="quantize")
     timer = gr.Timer(1.5)
     timer.tick(status, [job_id], [progress, results, output], show_progress="hidden", queue=False, api_name=False)
-    gr.Button("Refresh", size="sm").click(status, [job_id], [progress, results, output], api_name="quantize_status")
+    refresh.click(status, [job_id], [progress, results, output], api_name="quantize_status")
     output.change(show, [output], [tree, info, card, grid, scores], api_name="quantize_show")
-    push_btn.click(_push_handler(), [output, push_to, private], [push_msg], api_name="quantize_push")
+    push_btn.click(_push_handler(), [output, push_to, push_private], [push_msg], api_name="quantize_push")
