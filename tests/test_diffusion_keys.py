@@ -121,3 +121,20 @@ def test_estimates_come_from_the_headers_and_refusal_names_the_sizes(tmp_path):
         require_fits(ResourceEstimate(1, 5 * 1024 ** 3, 1, 1, ""), target="t", output_dir=tmp_path, ram=10 ** 12,
                      disk=1024 ** 3)
     require_fits(int8, target="t", output_dir=tmp_path, ram=10 ** 12, disk=10 ** 12)   # fits: no error
+
+
+def test_component_inventory_reads_headers_and_ignores_variants(tmp_path):
+    from safetensors.numpy import save_file
+
+    from imgai.diffusion.source import dtype_summary, inspect_component
+
+    unet = tmp_path / "unet"
+    unet.mkdir()
+    save_file({"a": np.zeros((4, 8), np.float32), "b": np.zeros(16, np.int8)},
+              str(unet / "diffusion_pytorch_model.safetensors"))
+    save_file({"a": np.zeros((4, 8), np.float16)}, str(unet / "diffusion_pytorch_model.fp16.safetensors"))
+    (unet / "config.json").write_text("{}")
+    comp = inspect_component(tmp_path, "unet", ["diffusers", "UNet2DConditionModel"])
+    assert comp.params_by_dtype == {"F32": 32, "I8": 16} and comp.dtype == "float32"
+    assert comp.file_bytes == (unet / "diffusion_pytorch_model.safetensors").stat().st_size + 2
+    assert dtype_summary(unet) == "float32 89%, int8 11%"

@@ -115,10 +115,14 @@ def write_int8(source: Source, model_key: DiffusionModelKey, out: Path) -> Conve
                                                     f"layers {comp.dtype}"}
         elif comp.name in left_out:
             report.components[comp.name] = {"quantized": False, "note": left_out[comp.name]}
-        else:
+        elif comp.name == "vae":
             report.components[comp.name] = {"quantized": False,
                                             "note": f"not quantized: kept in {comp.dtype} (convolution-heavy "
                                                     "and small; TorchAO weight-only targets Linear layers)"}
+        else:
+            report.components[comp.name] = {"quantized": False,
+                                            "note": f"not quantized: kept in {comp.dtype} (imgai quantizes the "
+                                                    "denoiser and the text encoders)"}
     del pipe
     require_safetensors_only(out)
     return report

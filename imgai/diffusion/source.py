@@ -156,20 +156,24 @@ def inspect_component(folder: Path, name: str, entry: list) -> Component:
     params: dict[str, int] = {}
     size = 0
     if sub.is_dir():
-        for f in sorted(sub.rglob("*")):
-            if f.is_file():
+        weights = _weight_files(sub)
+        for f in sorted(sub.rglob("*")):   # what loads: the chosen weights and every non-weight file
+            if f.is_file() and (f in weights or f.suffix not in (".safetensors", ".bin", ".ckpt", ".pt", ".pth")):
                 size += f.stat().st_size
-        for f in _weight_files(sub):
+        for f in weights:
             for dtype, count in read_safetensors_params(f).items():
                 params[dtype] = params.get(dtype, 0) + count
     return Component(name=name, library=entry[0], class_name=entry[1] if len(entry) > 1 else None,
                      params_by_dtype=params, file_bytes=size)
 
 
+_PLAIN_WEIGHTS = re.compile(r"^[^.]+(-\d+-of-\d+)?\.safetensors$")   # not `*.fp16.safetensors` (a variant)
+
+
 def _weight_files(sub: Path) -> list[Path]:
-    """The safetensors a component loads: no variant files (`*.fp16.safetensors`) when a plain one exists."""
+    """The safetensors a component loads: no variant files (`*.fp16*.safetensors`) when plain ones exist."""
     files = sorted(sub.glob("*.safetensors"))
-    plain = [f for f in files if f.name.count(".") == 1 or "-of-" in f.name]
+    plain = [f for f in files if _PLAIN_WEIGHTS.match(f.name)]
     return plain or files
 
 
