@@ -68,3 +68,17 @@ def test_quantize_tab_runs_a_job_and_shows_the_result(quantize_tab, tiny_sources
 
     with pytest.raises(Exception, match="no converted model"):
         client.predict("../../etc", api_name="/quantize_show")
+
+
+def test_on_a_space_sources_are_hub_ids_and_force_is_off(monkeypatch):
+    """Visitors of a hosted Space cannot point the converter at server folders or lift its refusals."""
+    import pytest
+
+    from imgai.errors import ConfigError
+    from ui.quantize import _request
+
+    monkeypatch.setenv("SPACE_ID", "someone/imgai")
+    with pytest.raises(ConfigError, match="must be a Hub id"):
+        _request(["sd15"], "/etc", "pytorch", "INT8", False, None, None, "", False)
+    request = _request(["sd15"], "org/my-sd15", "pytorch", "INT8", True, None, None, "", False)
+    assert request.force is False and request.sources == {"sd15": "org/my-sd15"}

@@ -13,6 +13,7 @@ from imgai import hub, jobs
 from imgai.config import on_space
 from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, plan, summary_rows
 from imgai.diffusion.job import submit, target_results
+from imgai.sources import HUB_ID
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
 from imgai.diffusion.outputs import describe_output, list_outputs
 from imgai.diffusion.targets import push_target
@@ -37,6 +38,10 @@ def _request(models, source, backend, quantization, force, check_steps, check_si
             raise ConfigError(f"check size must look like 512x512, got {check_size!r}")
         size = (int(m[1]), int(m[2] or m[1]))
     keys = tuple(models)
+    if on_space():   # visitors name Hub repos only, and never lift the memory/disk refusal
+        if source and source.strip() and not HUB_ID.match(source.strip().partition("=")[2] or source.strip()):
+            raise ConfigError(f"on a hosted Space the source must be a Hub id like org/name, not {source.strip()!r}")
+        force = False
     return QuantizeRequest(model=keys, backend=backend, quantization=quantization,
                            sources=parse_sources([source.strip()] if source and source.strip() else None, keys),
                            force=bool(force), push=(push or "").strip() or None, private=bool(private),
@@ -126,7 +131,8 @@ def build(demo: gr.Blocks) -> None:
     with gr.Row():
         backend = gr.Radio([*BACKENDS, "both"], value="pytorch", label="Backend")
         quantization = gr.Radio(list(QUANTIZATIONS), value="INT8", label="Quantization")
-        force = gr.Checkbox(label="Force: redo up-to-date targets and skip the memory/disk refusal")
+        force = gr.Checkbox(label="Force: redo up-to-date targets and skip the memory/disk refusal",
+                            visible=not on_space())
     with gr.Accordion("Check and upload", open=False):
         with gr.Row():
             check_steps = gr.Number(label="Check steps (0: the key's default)", value=0, precision=0, minimum=0)
