@@ -49,6 +49,10 @@ class JobError(ImgaiError):
     pass
 
 
+class ClusterError(ImgaiError):
+    """Ray could not be started, or the cluster could not be joined."""
+
+
 def require(module: str, *, extra: str = "convert"):
     """Import `module` or fail with an install hint."""
     import importlib

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import MissingDependencyError
+from ..errors import ClusterError, MissingDependencyError
 from ..log import get_logger
 
 INSTALL_HINT = ("the Ray engine needs Ray: `pip install -r requirements-ray.txt` "
@@ -102,7 +102,14 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         address = address or os.environ.get("RAY_ADDRESS") or None
         token_auth_environment(private=not address)
         get_logger("imgai.engines.ray").info("ray: %s", f"joining {address}" if address else "starting a private local Ray")
-        ray.init(**init_kwargs(address, num_cpus=num_cpus))
+        try:
+            ray.init(**init_kwargs(address, num_cpus=num_cpus))
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            if address:
+                raise ClusterError(f"cannot join the Ray cluster at {address}: {reason}. Is it running, and is "
+                                   "its token in RAY_AUTH_TOKEN or ~/.ray/auth_token?") from exc
+            raise ClusterError(f"cannot start a private local Ray: {reason}") from exc
     quiet_data_context()
     data_log = logging.getLogger("ray.data")
     data_level = data_log.level
