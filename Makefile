@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv chromium clean bench
+.PHONY: run test venv chromium clean bench bench-ray
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(BIN)/python bench/tag_throughput.py
+
+bench-ray: $(STAMP)
+	$(BIN)/python bench/tag_ray.py
 
 clean:
 	rm -rf $(VENV) imgai_data test-output .pytest_cache

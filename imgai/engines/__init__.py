@@ -63,6 +63,7 @@ def tag_stream(paths, *, model_id: str | None = None, options: TagOptions = TagO
     The local engine yields in input order; the Ray engine yields as batches finish."""
     if engine.engine == "ray":
         ray_tag = importlib.import_module("imgai.engines.ray_tag")
+        ray_tag.require_ray()
         files = ray_tag.list_images(paths)
         return TagStream(files, ray_tag.tag_on_ray(files, model_id=model_id, options=options,
                                                    address=engine.address, actors=engine.actors))

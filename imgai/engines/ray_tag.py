@@ -1,6 +1,6 @@
 """Tagging on Ray: Ray Data drives the same batch functions as the local engine.
 
-    paths ──from_items──> decode (map_batches, CPU tasks: Tagger.decode)
+    paths ──from_items──> decode (map_batches over tasks: Tagger.decode)
           ──> infer (map_batches over TagActor, an actor pool: Tagger.infer + Tagger.top_k)
           ──> the driver, which writes results as they come
 
@@ -36,6 +36,8 @@ from ..classify.preprocess import PreprocessSpec
 from ..classify.tag import IMAGE_SUFFIXES, Tag, TagOptions, TagResult, Tagger, collect_images, tagging_folder
 from ..errors import ConfigError, JobError
 from .ray_session import ray_session, require_ray
+
+BATCHES_AHEAD = 8      # decoded batches in the object store per inference actor, at most
 
 def is_uri(path) -> bool:
     return "://" in str(path)
@@ -158,6 +160,9 @@ def plan_for(nodes: list[dict], actors: int | None = None) -> Plan:
     """Actors, their CPU claims and threads, and the decode cap, for these (alive, CPU) nodes."""
     cpus = [int(n["Resources"]["CPU"]) for n in nodes] or [1]
     actors = actors or len(nodes) or 1
+    if actors > sum(cpus):
+        raise ConfigError(f"--actors {actors} is more than the {sum(cpus)} CPUs of this Ray cluster; "
+                          "each actor needs one")
     per_node = max(1, math.ceil(actors / max(1, len(nodes))))
     threads = {n["NodeID"]: max(1, c // per_node) for n, c in zip(nodes, cpus)}
     threads["default"] = max(1, min(cpus) // per_node)
@@ -168,16 +173,27 @@ def build_dataset(files: list[str], *, model_ref, spec: PreprocessSpec, options:
                   actor_cls=TagActor):
     """The Ray Data pipeline (lazy): rows {path, tags (JSON), error, worker}."""
     import ray
-    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+    from ray.data import ActorPoolStrategy, ExecutionResources, TaskPoolStrategy
 
     blocks = max(1, math.ceil(len(files) / options.batch_size))
     ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=blocks)
     ds = ds.map_batches(decode_batch, fn_kwargs={"spec": spec.to_dict()}, batch_size=options.batch_size,
                         batch_format="numpy", num_cpus=0, compute=TaskPoolStrategy(size=plan.decoders))
-    return ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
-                          fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
-                                                 "threshold": float(options.threshold), "threads": plan.threads},
-                          compute=ActorPoolStrategy(size=plan.actors), num_cpus=plan.actor_cpus)
+    ds = ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
+                        fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
+                                               "threshold": float(options.threshold), "threads": plan.threads},
+                        compute=ActorPoolStrategy(size=plan.actors), num_cpus=plan.actor_cpus)
+    ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
+        object_store_memory=object_store_budget(spec, options, plan))
+    return ds
+
+
+def object_store_budget(spec: PreprocessSpec, options: TagOptions, plan: Plan) -> int:
+    """Decoded batches may run this far ahead of inference: enough to keep every actor fed
+    (a few batches each), not the gigabytes Ray Data would otherwise queue up for a slow model."""
+    h, w = spec.input_size
+    batch_bytes = options.batch_size * 3 * h * w * 4
+    return max(256 * 2**20, BATCHES_AHEAD * batch_bytes * plan.actors)
 
 
 # -- the driver ------------------------------------------------------------------------------
