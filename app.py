@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import browse, convert, tag
+from ui import browse, convert, quantize, tag, train
 
 # The tabs, in the order a user meets them. Each module has `build()`.
-TABS = [("Browse", browse), ("Convert", convert), ("Tag", tag)]
+TABS = [("Browse", browse), ("Convert", convert), ("Quantize", quantize), ("Train", train), ("Tag", tag)]
 
 CSS = """
 .imgai-header {margin-bottom: 0.25rem}
@@ -33,6 +33,7 @@ def main() -> None:
     from starlette.middleware import Middleware
 
     from imgai import startup
+    from imgai.config import paths
     from ui.security import RefuseFileRedirects
 
     startup.prepare()
@@ -42,8 +43,10 @@ def main() -> None:
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         app_kwargs={"middleware": [Middleware(RefuseFileRedirects)]},
+        allowed_paths=[str(paths().tmp)],   # generated downloads (trained models) live there
         css=CSS,
         show_error=True,
+        max_file_size=os.environ.get("IMGAI_MAX_UPLOAD", "50mb"),   # a bad upload cannot fill the disk
     )
 
 

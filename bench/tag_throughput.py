@@ -41,16 +41,19 @@ def build(arch: str):
     return model.eval()
 
 
-def rate(fn, batch: int, *, min_time: float, min_iters: int = 3) -> float:
-    """Images per second: median over timed runs after one warm-up."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_iters or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
+def rates(fns: dict, batch: int, *, min_time: float, min_rounds: int = 3) -> dict:
+    """Images per second for each callable: one warm-up each, then rounds that time every callable
+    once in turn (so a load change on the machine hits all of them alike); median per callable."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return batch / float(np.median(times))
+    times = {name: [] for name in fns}
+    start = time.perf_counter()
+    while min(len(t) for t in times.values()) < min_rounds or time.perf_counter() - start < min_time * len(fns):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: batch / float(np.median(t)) for name, t in times.items()}
 
 
 def export(model, folder: Path) -> Path:
@@ -87,13 +90,13 @@ def bench_models(workdir: Path, min_time: float) -> dict:
             x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
             xt = torch.from_numpy(x)
             with torch.inference_mode():
-                eager = rate(lambda: model(xt), batch, min_time=min_time)
                 t0 = time.perf_counter()
                 compiled(xt)   # compile outside the timing
                 compile_s = time.perf_counter() - t0
-                comp = rate(lambda: compiled(xt), batch, min_time=min_time)
-            ort = rate(lambda: session.run(None, {name: x}), batch, min_time=min_time)
-            out[(key, batch)] = {"onnxruntime": ort, "eager": eager, "compile": comp, "compile_s": compile_s}
+                r = rates({"onnxruntime": lambda: session.run(None, {name: x}), "eager": lambda: model(xt),
+                           "compile": lambda: compiled(xt)}, batch, min_time=min_time)
+            ort, eager, comp = r["onnxruntime"], r["eager"], r["compile"]
+            out[(key, batch)] = {**r, "compile_s": compile_s}
             print(f"  {key} b{batch}: ort {ort:.1f}  eager {eager:.1f}  compile {comp:.1f} img/s", flush=True)
     return out
 
@@ -129,8 +132,7 @@ def bench_end_to_end(workdir: Path, n: int, min_time: float) -> dict:
         results = list(tagger.run(paths, TagOptions(batch_size=batch)))
         assert len(results) == n and not any(r.error for r in results)
 
-    return {"model_only": rate(model_only, n, min_time=min_time, min_iters=2),
-            "end_to_end": rate(end_to_end, n, min_time=min_time, min_iters=2)}
+    return rates({"model_only": model_only, "end_to_end": end_to_end}, n, min_time=min_time, min_rounds=2)
 
 
 def main() -> None:

@@ -84,7 +84,12 @@ def transaction() -> Iterator[sqlite3.Connection]:
         yield conn
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # A signal (a job being cancelled) can land anywhere, even inside COMMIT itself.
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
         raise
     finally:
         conn.close()

@@ -49,8 +49,14 @@ class JobError(ImgaiError):
     pass
 
 
-class ClusterError(ImgaiError):
-    """Ray could not be started, or the cluster could not be joined."""
+class HubAccessError(ImgaiError): """Gated, private, not signed in, or no write permission (401/403)."""
+class HubNotFoundError(ImgaiError): """A repo, revision or file is missing on the Hub (404)."""
+class HubRateLimitError(ImgaiError): """The Hub said 429: wait and retry."""
+class DiskSpaceError(ImgaiError): """A download will not fit on the disk."""
+class PushVerificationError(ImgaiError): """The remote files differ from what was pushed."""
+class DataError(ImgaiError, ValueError): """Training data that cannot be used (no images, one class, unreadable files)."""
+class InsufficientResourcesError(ImgaiError): """The machine lacks the memory or disk a task needs (sizes named)."""
+class ClusterError(ImgaiError): """Ray could not be started, or the Ray cluster could not be joined."""
 
 
 def require(module: str, *, extra: str = "convert"):

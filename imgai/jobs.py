@@ -43,6 +43,9 @@ class JobKind:
 KINDS: dict[str, JobKind] = {
     "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
     "selftest": JobKind("imgai.jobs:selftest_job"),
+    "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
+    "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
+    "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
 }
 
 

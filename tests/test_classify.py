@@ -101,3 +101,31 @@ def test_tag_probabilities_match_timm_transforms(imgai_home, tiny_model_cache, p
     top = probs.topk(3)
     assert [t.label for t in ours.tags] == [LABELS[i] for i in top.indices]
     np.testing.assert_allclose([t.score for t in ours.tags], top.values.numpy(), atol=1e-3)
+
+
+def test_timm_config_written_by_save_for_hf_loads(imgai_home, tiny_model_cache, tmp_path):
+    """timm's save_for_hf repeats num_classes inside model_args; that must not break loading."""
+    from imgai.classify.convert import convert
+    from imgai.sources import add_model
+
+    folder = shutil.copytree(tiny_model_cache("timm-mobilenetv3"), tmp_path / "hf")
+    config = json.loads((folder / "config.json").read_text())
+    config["model_args"] = {**config["model_args"], "num_classes": 3}
+    (folder / "config.json").write_text(json.dumps(config))
+    assert convert(add_model(str(folder)).id).conversion == "Converted"
+
+
+def test_multi_label_timm_model_tags_with_sigmoid(imgai_home, tiny_model_cache, tmp_path):
+    """A model trained with BCE (imgai's trainer writes "multi_label": true) scores labels independently."""
+    from imgai.classify.convert import convert
+    from imgai.classify.tag import TagOptions, tag
+    from imgai.sources import add_model
+
+    folder = shutil.copytree(tiny_model_cache("timm-mobilenetv3"), tmp_path / "ml")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "multi_label": True}))
+    model = convert(add_model(str(folder)).id)
+    spec = json.loads((imgai_home / "models" / model.id / "onnx" / "preprocess.json").read_text())
+    assert spec["multi_label"] is True
+    tags = tag([random_image(tmp_path / "x.png")], options=TagOptions(top_k=3))[0].tags
+    assert abs(sum(t.score for t in tags) - 1.0) > 1e-3 and all(0 < t.score < 1 for t in tags)

@@ -11,6 +11,7 @@ from imgai.errors import ConfigError
 from imgai.sources import add_model as add_source
 
 from .common import guard
+from .hub_browse import build_search
 
 
 @guard
@@ -24,7 +25,9 @@ def add_model(source: str, name: str) -> str:
 
 
 def build(demo: gr.Blocks) -> None:
+    build_search(demo)
     families = ", ".join(f.name for f in FAMILIES)
+    gr.Markdown("### Add by Hub id or folder")
     gr.Markdown(f"Add an image-classification model ({families}; transformers or timm format, or a "
                 "ready-made ONNX model with a label file).")
     with gr.Row():

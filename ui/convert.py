@@ -12,6 +12,7 @@ from imgai.classify.convert import submit_conversion
 from imgai.classify.validate import validate
 
 from .common import guard, visitor, when
+from .push import build_push
 
 MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Validation", "Error"]
 JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
@@ -132,6 +133,8 @@ def build(demo: gr.Blocks) -> None:
         remove_btn = gr.Button("Remove", variant="stop")
     message = gr.Markdown()
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True)
+    with gr.Accordion("Push a converted model to the Hub", open=False):
+        build_push(demo)
     timer = gr.Timer(1.5)
 
     buttons = [convert_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]

@@ -141,8 +141,10 @@ def _load_timm(folder: Path, detected: Detected) -> LoadedModel:
     timm = require("timm")
 
     config = read_json(folder / "config.json")
-    num_classes = int(config.get("num_classes", 1000))
     model_args = dict(config.get("model_args") or {})
+    # timm's own save_for_hf repeats num_classes inside model_args
+    num_classes = int(config.get("num_classes", model_args.pop("num_classes", 1000)))
+    model_args.pop("num_classes", None)
     with torch.device("cpu"):
         model = timm.create_model(detected.architecture, pretrained=False, num_classes=num_classes, **model_args)
     _strict_load(model, load_state_dict(folder), folder)
@@ -154,7 +156,9 @@ def _load_timm(folder: Path, detected: Detected) -> LoadedModel:
         raise UnsupportedModelError(f"config.json lists {len(labels)} label_names for {num_classes} classes")
     cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
     cfg.update(config.get("pretrained_cfg") or {})
-    return LoadedModel(model, list(labels), PreprocessSpec.from_timm(cfg), detected, _license(folder) or cfg.get("license"))
+    spec = PreprocessSpec.from_timm(cfg)
+    spec.multi_label = bool(config.get("multi_label", False))   # imgai-trained BCE models say so
+    return LoadedModel(model, list(labels), spec, detected, _license(folder) or cfg.get("license"))
 
 
 def _imagenet_labels() -> list[str]:

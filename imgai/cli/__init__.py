@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "imgai.cli.jobs",
     "imgai.cli.tag",
     "imgai.cli.doctor",
+    "imgai.cli.hub",
+    "imgai.cli.train",
+    "imgai.cli.quantize",
 ]
 
 

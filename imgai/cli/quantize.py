@@ -1,0 +1,110 @@
+"""`imgai quantize --model KEY|all --backend pytorch|onnx|both --quantization INT8|FP16|FP32`
+
+The run is a `quantize` job (worker subprocess, progress, cancel); `--wait` follows it with a
+progress bar and ends with the summary table. The exit code is 1 when any target failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from .output import print_json, print_table
+
+
+def _size(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)(?:x(\d+))?", value.strip().lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"--check-size takes WIDTHxHEIGHT or one number, got {value!r}")
+    return int(m[1]), int(m[2] or m[1])
+
+
+def register(sub) -> None:
+    from ..diffusion.keys import BACKENDS, MODEL_KEYS, QUANTIZATIONS
+
+    p = sub.add_parser(
+        "quantize", help="convert diffusion pipelines: TorchAO INT8 / FP16 PyTorch, Optimum ONNX FP32",
+        description="Convert sd15, sdxl, sdxl-turbo or flux1 (or all) and check each result against the "
+                    "original. Unsupported combinations are skipped with their reason; a target already "
+                    "made from the same source revision and settings is skipped unless --force.")
+    p.add_argument("--model", choices=[*MODEL_KEYS, "all"], help="a model key, or all")
+    p.add_argument("--backend", choices=[*BACKENDS, "both"], default="pytorch")
+    p.add_argument("--quantization", type=str.upper, choices=QUANTIZATIONS, default="INT8")
+    p.add_argument("--source", action="append", metavar="[KEY=]REPO_ID|PATH",
+                   help="take the key's pipeline from another Hub repo or a local diffusers folder "
+                        "(KEY= is needed when several models run; repeatable)")
+    p.add_argument("--output-dir", help="where <key>-torch-int8/ etc. go (default: IMGAI_HOME/converted_models)")
+    p.add_argument("--force", action="store_true",
+                   help="redo targets that are up to date, and try even when memory or disk look too small")
+    p.add_argument("--push", metavar="ORG", help="upload each finished target to the Hub as ORG/<target>")
+    p.add_argument("--private", action="store_true", help="create pushed repos as private")
+    p.add_argument("--check-steps", type=int, metavar="N", help="sampling steps of the check (default: per key)")
+    p.add_argument("--check-size", type=_size, metavar="WxH", help="image size of the check (default: per key)")
+    p.add_argument("--check-prompt", action="append", metavar="TEXT",
+                   help="a prompt for the check (repeatable; default: two fixed prompts)")
+    p.add_argument("--wait", action="store_true", help="follow the job with a progress bar and print the summary")
+    p.add_argument("--json", action="store_true", help="print JSON (the job, or with --wait the results)")
+    p.add_argument("--list", action="store_true", help="list the model keys and what each backend produces")
+    p.set_defaults(func=cmd_quantize, parser=p)
+
+
+def cmd_quantize(args) -> int:
+    from ..diffusion import QuantizeRequest, parse_sources, plan, support_table
+    from ..diffusion.job import submit, target_results
+    from ..diffusion.keys import expand_models
+    from ..diffusion.matrix import SUMMARY_HEADERS, summary_rows
+
+    if args.list:
+        rows = support_table()
+        if args.json:
+            print_json(rows)
+        else:
+            print_table([[r["key"], r["repo_id"], r["pipeline"], r["pytorch"], r["onnx"]] for r in rows],
+                        ["KEY", "UPSTREAM", "PIPELINE", "PYTORCH", "ONNX"])
+        return 0
+    if not args.model:
+        args.parser.error("--model is required (a key or 'all'; see --list)")
+    request = QuantizeRequest(model=args.model, backend=args.backend, quantization=args.quantization,
+                              sources=parse_sources(args.source, expand_models(args.model)),
+                              output_dir=args.output_dir, force=args.force, push=args.push, private=args.private,
+                              check_steps=args.check_steps, check_size=args.check_size,
+                              check_prompts=args.check_prompt)
+    if not args.json:
+        for t in plan(request):
+            if t.skip:
+                print(f"skip {t.name}: {t.skip}", file=sys.stderr)
+    job = submit(request)
+    if not args.wait:
+        if args.json:
+            print_json(job.to_dict())
+        else:
+            print(f"queued job {job.id} ({request.describe()} → {request.folder}); "
+                  f"follow it with `imgai jobs show {job.id}`")
+        return 0
+    code = _follow(job.id, bar=not args.json)
+    results = target_results(job.id)
+    if args.json:
+        print_json({"job_id": job.id, "output_dir": str(request.folder), "targets": results})
+    else:
+        print_table(summary_rows(results), SUMMARY_HEADERS)
+    failed = sum(1 for r in results if r["status"] == "failed")
+    return 1 if failed or code else 0
+
+
+def _follow(job_id: str, *, bar: bool) -> int:
+    """Follow the job (with a bar on stderr unless JSON was asked); the summary table says the rest."""
+    from tqdm import tqdm
+
+    from .. import jobs
+
+    with tqdm(total=100, unit="%", file=sys.stderr, disable=not bar,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}] {postfix}") as bar:
+        def on_progress(job):
+            bar.n = round(job.progress * 100, 1)
+            bar.set_postfix_str(job.stage[:70], refresh=False)
+            bar.refresh()
+        job = jobs.wait(job_id, on_progress=on_progress)
+    if job.state not in (jobs.SUCCEEDED, jobs.FAILED):
+        print(f"job {job.id} {job.state}: {job.error}", file=sys.stderr)
+    return 0 if job.state == jobs.SUCCEEDED else 1

@@ -1,0 +1,364 @@
+"""`imgai train architectures|create|start|list|show|cancel|resume|retrain` and `imgai train data …`"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from .output import print_json, print_table
+
+# option → (TrainConfig field, type, help)
+CONFIG_OPTIONS = {
+    "--loss": ("loss", str, "cross_entropy (default) or bce for multi-label folders"),
+    "--label-smoothing": ("label_smoothing", float, "cross-entropy label smoothing, 0 ≤ x < 1 (default 0)"),
+    "--optimizer": ("optimizer", str, "adam or adamw (default)"),
+    "--lr": ("lr", float, "learning rate (default 1e-3)"),
+    "--beta1": ("beta1", float, "Adam beta 1 (default 0.9)"),
+    "--beta2": ("beta2", float, "Adam beta 2 (default 0.999)"),
+    "--eps": ("eps", float, "Adam epsilon (default 1e-8)"),
+    "--weight-decay": ("weight_decay", float, "weight decay (default 0.01)"),
+    "--batch-size": ("batch_size", int, "images per step (default 32)"),
+    "--epochs": ("epochs", int, "passes over the training images (default 10)"),
+    "--device": ("device", str, "auto (default), cpu, cuda or mps: only those present"),
+    "--num-workers": ("num_workers", int, "DataLoader worker processes (default 0)"),
+    "--prefetch-factor": ("prefetch_factor", int, "batches each worker loads ahead; needs --num-workers > 0"),
+    "--val-split": ("val_split", float, "validation fraction (default: the data pipeline's)"),
+    "--seed": ("seed", int, "random seed (default 0)"),
+    "--image-size": ("image_size", int, "training resolution (default: the data pipeline's)"),
+}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a classifier on your own images")
+    s = p.add_subparsers(dest="train_command", metavar="ACTION", required=True)
+
+    a = s.add_parser("architectures", help="the trainable architectures and their starting weights")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_architectures)
+
+    c = s.add_parser("create", help="make a named, untrained model of an architecture")
+    c.add_argument("--architecture", required=True)
+    c.add_argument("--name", required=True)
+    c.add_argument("--model-args", help="timm keyword arguments as JSON, e.g. '{\"drop_rate\": 0.2}'")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_create)
+
+    st = s.add_parser("start", help="queue a training job")
+    st.add_argument("model", metavar="NAME", help="the model's name or id")
+    st.add_argument("--data", required=True, help="a data pipeline name, or a folder with one subfolder per class")
+    _config_options(st)
+    st.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
+                    help="start from random weights even when ImageNet weights are cached")
+    _wait_options(st)
+    st.set_defaults(func=cmd_start)
+
+    ls = s.add_parser("list", help="training jobs, newest first")
+    ls.add_argument("--state", choices=("queued", "starting", "running", "succeeded", "failed", "cancelled"))
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    sh = s.add_parser("show", help="one training job: epochs, curves, per-class accuracy")
+    sh.add_argument("job_id")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_show)
+
+    ca = s.add_parser("cancel", help="cancel a queued or running training job")
+    ca.add_argument("job_id")
+    ca.add_argument("--json", action="store_true")
+    ca.set_defaults(func=cmd_cancel)
+
+    r = s.add_parser("resume", help="continue a failed or cancelled job from its last checkpoint")
+    r.add_argument("job_id")
+    _wait_options(r)
+    r.set_defaults(func=cmd_resume)
+
+    rt = s.add_parser("retrain", help="a new run (version) from a job's settings, with changes")
+    rt.add_argument("job_id", metavar="JOB|NAME", help="a training job id, or a model (its latest job)")
+    rt.add_argument("--data", help="another data pipeline or folder")
+    _config_options(rt)
+    _wait_options(rt)
+    rt.set_defaults(func=cmd_retrain)
+
+    d = s.add_parser("data", help="data pipelines: named, reusable training data")
+    ds = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    da = ds.add_parser("add", help="make a data pipeline from a folder, a zip, or a cached Hub dataset")
+    da.add_argument("name")
+    da.add_argument("source", help="a folder (one subfolder per class), a .zip with that layout, or org/dataset")
+    da.add_argument("--kind", choices=("folder", "zip", "hub"))
+    da.add_argument("--val-split", type=float, default=0.2)
+    da.add_argument("--image-size", type=int, default=224)
+    da.add_argument("--flip", action="store_true", help="random horizontal flips")
+    da.add_argument("--crop", action="store_true", help="random resized crops")
+    da.add_argument("--color-jitter", action="store_true", help="random brightness/contrast/saturation/hue")
+    da.add_argument("--overwrite", action="store_true")
+    da.add_argument("--json", action="store_true")
+    da.set_defaults(func=cmd_data_add)
+    dl = ds.add_parser("list", help="the data pipelines")
+    dl.add_argument("--json", action="store_true")
+    dl.set_defaults(func=cmd_data_list)
+    dc = ds.add_parser("check", help="images per class, unreadable files, classes too small")
+    dc.add_argument("name", help="a data pipeline name or a folder")
+    dc.add_argument("--json", action="store_true")
+    dc.set_defaults(func=cmd_data_check)
+    dp = ds.add_parser("preview", help="write a grid of transformed samples to an image file")
+    dp.add_argument("name")
+    dp.add_argument("--output", help="PNG file to write (default: NAME-preview.png)")
+    dp.add_argument("--count", type=int, default=8)
+    dp.set_defaults(func=cmd_data_preview)
+    dr = ds.add_parser("remove", help="remove a data pipeline (and its unpacked zip)")
+    dr.add_argument("name")
+    dr.set_defaults(func=cmd_data_remove)
+
+
+def _config_options(parser) -> None:
+    for flag, (_, kind, help_text) in CONFIG_OPTIONS.items():
+        parser.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def _wait_options(parser) -> None:
+    parser.add_argument("--wait", action="store_true", help="follow the job, a progress bar per epoch")
+    parser.add_argument("--json", action="store_true")
+
+
+def _config_changes(args) -> dict:
+    changes = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in CONFIG_OPTIONS.items()}
+    if getattr(args, "pretrained", None) is not None:
+        changes["pretrained"] = args.pretrained
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+def cmd_architectures(args) -> int:
+    from ..train import architectures_table
+
+    rows = architectures_table()
+    if args.json:
+        print_json(rows)
+    else:
+        print_table([(r["architecture"], r["timm_name"], r["family"], f"{r['params_m']}M", r["image_size"],
+                      r["starting_weights"]) for r in rows],
+                    ["ARCHITECTURE", "TIMM", "FAMILY", "PARAMS", "SIZE", "STARTS FROM"])
+    return 0
+
+
+def cmd_create(args) -> int:
+    from ..errors import ConfigError
+    from ..train import create_model
+
+    try:
+        model_args = json.loads(args.model_args) if args.model_args else None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--model-args {args.model_args!r} is not valid JSON: {exc}") from exc
+    model = create_model(args.name, architecture=args.architecture, model_args=model_args)
+    if args.json:
+        print_json(model.to_dict())
+    else:
+        print(f"created {model.id} ({model.architecture}, {model.training}); train it with "
+              f"`imgai train start {model.id} --data FOLDER`")
+    return 0
+
+
+def _submitted(job, args) -> int:
+    from ..train import view
+
+    if args.wait:
+        return wait_epochs(job.id, json_out=args.json)
+    if args.json:
+        print_json(view(job).to_dict())
+    else:
+        print(f"queued training job {job.id} for {job.subject} ({job.state}); follow it with "
+              f"`imgai train show {job.id}`")
+    return 0
+
+
+def cmd_start(args) -> int:
+    from ..train import TrainConfig, start
+
+    job = start(args.model, data=args.data, config=TrainConfig(**_config_changes(args)))
+    return _submitted(job, args)
+
+
+def cmd_resume(args) -> int:
+    from ..train import resume
+
+    return _submitted(resume(args.job_id), args)
+
+
+def cmd_retrain(args) -> int:
+    from .. import jobs
+    from ..errors import JobError
+    from ..train import latest_job_for, retrain
+
+    try:
+        job_id = jobs.get(args.job_id).id
+    except JobError:
+        job_id = latest_job_for(args.job_id).id
+    return _submitted(retrain(job_id, data=args.data, **_config_changes(args)), args)
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{x:.1%}"
+
+
+def cmd_list(args) -> int:
+    from ..train import list_training, view
+
+    views = [view(j) for j in list_training(states=(args.state,) if args.state else None)]
+    if args.json:
+        print_json([v.to_dict() for v in views])
+    else:
+        print_table([(v.job_id, v.model_id, v.architecture, v.data, v.state, v.epoch_ratio, _pct(v.val_accuracy),
+                      f"{v.samples_per_s:.0f}/s" if v.samples_per_s else "", (v.error or "")[:50]) for v in views],
+                    ["JOB", "MODEL", "ARCH", "DATA", "STATE", "EPOCH", "VAL ACC", "SPEED", "ERROR"])
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .. import jobs
+    from ..train import curves, view
+
+    job = jobs.get(args.job_id)
+    v, history = view(job), curves(job.id)
+    if args.json:
+        print_json({**v.to_dict(), "params": job.params, "curves": history, "result": job.result})
+        return 0
+    for key, value in v.to_dict().items():
+        print(f"{key:17} {value}")
+    if history:
+        print()
+        print_table([(h["epoch"], f"{h['train_loss']:.4f}", _pct(h["train_accuracy"]),
+                      "" if h["val_loss"] is None else f"{h['val_loss']:.4f}", _pct(h["val_accuracy"]),
+                      f"{h['samples_per_s']:.0f}") for h in history],
+                    ["EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL LOSS", "VAL ACC", "SAMPLES/S"])
+    result = job.result or {}
+    if result.get("per_class_accuracy"):
+        print("\nper-class validation accuracy:")
+        print_table([(label, _pct(acc)) for label, acc in result["per_class_accuracy"].items()], ["CLASS", "ACCURACY"])
+    if result.get("confusion_matrix"):
+        labels = result["labels"]
+        print("\nconfusion matrix (rows: true class, columns: predicted):")
+        print_table([[labels[i], *row] for i, row in enumerate(result["confusion_matrix"])], ["", *labels])
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from ..train import cancel
+
+    job = cancel(args.job_id)
+    if args.json:
+        print_json(job.to_dict())
+    else:
+        print(f"job {job.id} {job.state}")
+    return 0
+
+
+def wait_epochs(job_id: str, *, json_out: bool = False) -> int:
+    """Follow a training job with one tqdm bar per epoch (loss and accuracy as it goes)."""
+    from tqdm import tqdm
+
+    from .. import jobs
+    from ..train import curves, view
+
+    bar, current = None, None
+    while True:
+        jobs.recover()
+        job = jobs.get(job_id)
+        stage = job.stage if job.stage.startswith("epoch ") else None
+        if stage and stage != current and not json_out:
+            if bar is not None:
+                bar.n = 100
+                bar.close()
+            current = stage
+            bar = tqdm(total=100, desc=stage, unit="%", file=sys.stderr,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}] {postfix}")
+            done = curves(job_id)
+            if done:
+                last = done[-1]
+                bar.set_postfix_str(f"loss {last['train_loss']:.3f} val acc {_pct(last['val_accuracy'])}", refresh=False)
+        if bar is not None and current:
+            k, n = (int(x) for x in current.split()[1].split("/"))
+            bar.n = max(0.0, min(100.0, round((job.progress * n - (k - 1)) * 100, 1)))
+            bar.refresh()
+        if job.done:
+            break
+        time.sleep(0.2)
+    if bar is not None:
+        bar.n = 100 if job.state == jobs.SUCCEEDED else bar.n
+        bar.close()
+    if json_out:
+        print_json({**view(job).to_dict(), "result": job.result})
+    elif job.state == jobs.SUCCEEDED:
+        r = job.result
+        print(f"job {job.id} succeeded: {r['model_id']} run {r['run']}, validation accuracy "
+              f"{_pct(r['val_accuracy'])}; saved to {r['pytorch_path']}")
+    else:
+        print(f"job {job.id} {job.state}: {job.error}", file=sys.stderr)
+    return 0 if job.state == jobs.SUCCEEDED else 1
+
+
+# -- data pipelines ---------------------------------------------------------------------
+
+def cmd_data_add(args) -> int:
+    from ..train import add_pipeline, check_data
+
+    pipeline = add_pipeline(args.name, args.source, kind=args.kind, val_split=args.val_split,
+                            image_size=args.image_size, flip=args.flip, crop=args.crop,
+                            color_jitter=args.color_jitter, overwrite=args.overwrite)
+    report = check_data(pipeline.root)
+    if args.json:
+        print_json({**pipeline.to_dict(), "check": report.to_dict()})
+    else:
+        print(f"data pipeline {pipeline.name}: {report.images} images in {len(report.labels)} classes from {pipeline.root}")
+        _print_report(report)
+    return 0
+
+
+def cmd_data_list(args) -> int:
+    from ..train import list_pipelines
+
+    found = list_pipelines()
+    if args.json:
+        print_json([p.to_dict() for p in found])
+    else:
+        print_table([(p.name, p.kind, p.location, p.val_split, p.image_size, ",".join(p.augmentations) or "none")
+                     for p in found], ["NAME", "KIND", "SOURCE", "VAL", "SIZE", "AUGMENT"])
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    from ..train import check_data
+    from ..train.data import resolve_data
+
+    report = check_data(resolve_data(args.name).root)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        _print_report(report)
+    return 0 if report.ok else 1
+
+
+def _print_report(report) -> None:
+    print_table([(label, n) for label, n in report.counts.items()], ["CLASS", "IMAGES"])
+    for w in report.warnings:
+        print(f"warning: {w}")
+    for p in report.problems:
+        print(f"problem: {p}")
+
+
+def cmd_data_preview(args) -> int:
+    from ..train import get_pipeline
+    from ..train.images import preview_grid
+
+    pipeline = get_pipeline(args.name)
+    output = args.output or f"{pipeline.name}-preview.png"
+    preview_grid(pipeline, count=args.count).save(output)
+    print(output)
+    return 0
+
+
+def cmd_data_remove(args) -> int:
+    from ..train import remove_pipeline
+
+    remove_pipeline(args.name)
+    print(f"removed data pipeline {args.name}")
+    return 0

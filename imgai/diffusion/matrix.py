@@ -1,0 +1,163 @@
+"""A run: one or all keys × one or both backends at one quantization, as the original tool's
+`--model all --backend both` did. Unsupported combinations are skipped with their reason, one
+failing target does not stop the others, and the run ends with a summary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+from ..config import paths
+from ..errors import ConfigError
+from .checks import PROMPTS, CheckConfig
+from .keys import (MODEL_KEYS, check_quantization, expand_backends, expand_models, skip_reason,
+                   target_name)
+from .targets import RunContext, TargetResult, convert_target
+
+ORG = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
+
+
+@dataclass
+class QuantizeRequest:
+    """What `imgai quantize` / the Quantize tab / `model_converter.py` ask for."""
+    model: str | tuple = "all"           # a key, a list of keys, or "all"
+    backend: str | tuple = "pytorch"     # pytorch | onnx | both
+    quantization: str = "INT8"           # INT8 | FP16 | FP32
+    sources: dict = field(default_factory=dict)   # key → Hub id or local folder (default: the key's repo)
+    output_dir: str | None = None        # default: IMGAI_HOME/converted_models
+    force: bool = False                  # redo up-to-date targets and skip the memory/disk refusal
+    push: str | None = None              # Hub user or org to upload each finished target to
+    private: bool = False
+    check_steps: int | None = None
+    check_size: tuple | None = None      # (width, height)
+    check_prompts: tuple | None = None   # default: checks.PROMPTS
+
+    def __post_init__(self):
+        self.keys = expand_models(self.model)
+        self.backends = expand_backends(self.backend)
+        self.quantization = check_quantization(self.quantization)
+        unknown = [k for k in self.sources if k not in MODEL_KEYS]
+        if unknown:
+            raise ConfigError(f"--source given for unknown key {', '.join(map(repr, unknown))}; "
+                              f"known keys: {', '.join(MODEL_KEYS)}")
+        idle = [k for k in self.sources if k not in self.keys]
+        if idle:
+            raise ConfigError(f"--source given for {', '.join(idle)}, which this run does not convert "
+                              f"(models: {', '.join(self.keys)})")
+        if self.push is not None and not ORG.match(self.push):
+            raise ConfigError(f"--push takes a Hub user or organisation name like 'my-org', got {self.push!r} "
+                              "(the repo name is the target's, e.g. my-org/sd15-torch-int8)")
+        if self.check_size is not None:
+            self.check_size = tuple(int(v) for v in self.check_size)
+        if self.check_prompts is not None:
+            self.check_prompts = tuple(self.check_prompts)
+        width, height = self.check_size or (None, None)
+        self.check = CheckConfig(prompts=self.check_prompts or PROMPTS, steps=self.check_steps, width=width,
+                                 height=height)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.output_dir).expanduser().resolve() if self.output_dir else paths().converted
+
+    def to_params(self) -> dict:
+        """JSON for a job record (no secrets live here: the token is never part of a request)."""
+        params = {f.name: getattr(self, f.name) for f in fields(self)}
+        params["model"], params["backend"] = list(self.keys), list(self.backends)
+        params["output_dir"] = str(self.folder)
+        params["check_size"] = list(self.check_size) if self.check_size else None
+        params["check_prompts"] = list(self.check_prompts) if self.check_prompts else None
+        return params
+
+    @classmethod
+    def from_params(cls, params: dict) -> "QuantizeRequest":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in known})
+
+    def describe(self) -> str:
+        return f"{'+'.join(self.keys)} {'+'.join(self.backends)} {self.quantization}"
+
+
+def parse_sources(values: list[str] | None, keys: tuple[str, ...]) -> dict[str, str]:
+    """`--source PATH` (one key) or `--source KEY=PATH` (any number) → {key: source}."""
+    found: dict[str, str] = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        if sep and key in MODEL_KEYS:
+            found[key] = rest
+        elif len(keys) == 1:
+            found[keys[0]] = value
+        else:
+            raise ConfigError(f"--source {value!r} is ambiguous with several models ({', '.join(keys)}); "
+                              "write it as KEY=REPO_ID|PATH, e.g. --source sd15=./my-sd15")
+    return found
+
+
+@dataclass(frozen=True)
+class PlannedTarget:
+    key: str
+    backend: str
+    quantization: str
+    name: str
+    skip: str | None
+
+
+def plan(request: QuantizeRequest) -> list[PlannedTarget]:
+    return [PlannedTarget(k, b, request.quantization, target_name(k, b, request.quantization),
+                          skip_reason(b, request.quantization))
+            for k in request.keys for b in request.backends]
+
+
+def run(request: QuantizeRequest, *, on_progress: Callable[[float, str], None] = lambda f, s: None,
+        on_result: Callable[[TargetResult], None] = lambda r: None,
+        on_warning: Callable[[str], None] = lambda m: None, run_id: str | None = None) -> list[TargetResult]:
+    """Run every target of the request in order; returns one result per target."""
+    ctx = RunContext(output_dir=request.folder, check=request.check, force=request.force, push=request.push,
+                     private=request.private, on_warning=on_warning)
+    if run_id:
+        ctx.run_id = run_id
+    targets = plan(request)
+    results = []
+    for i, t in enumerate(targets):
+        def on_stage(fraction: float, text: str, i=i) -> None:
+            on_progress((i + fraction) / len(targets), text)
+
+        result = convert_target(t.key, t.backend, t.quantization, ctx=ctx, source_spec=request.sources.get(t.key),
+                                on_stage=on_stage)
+        results.append(result)
+        on_result(result)
+    on_progress(1.0, summary_line(results))
+    return results
+
+
+def convert(key: str, *, backend: str = "pytorch", quantization: str = "INT8", source: str | None = None,
+            output_dir: str | Path | None = None, force: bool = False, check: CheckConfig | None = None
+            ) -> TargetResult:
+    """One target, in this process: the verb the bench and the Python API use."""
+    request = QuantizeRequest(model=key, backend=backend, quantization=quantization,
+                              sources={key: source} if source else {}, output_dir=output_dir, force=force)
+    ctx = RunContext(output_dir=request.folder, check=check or request.check, force=force)
+    return convert_target(key, backend, request.quantization, ctx=ctx, source_spec=source)
+
+
+SUMMARY_HEADERS = ["TARGET", "STATUS", "PSNR dB", "SSIM", "SIZE", "TIME", "DETAIL"]
+
+
+def summary_rows(results: list[TargetResult | dict]) -> list[list]:
+    rows = []
+    for r in results:
+        r = r if isinstance(r, dict) else r.to_dict()
+        rows.append([r["name"], r["status"],
+                     f"{r['psnr_db']:.1f}" if r.get("psnr_db") is not None else "",
+                     f"{r['ssim']:.4f}" if r.get("ssim") is not None else "",
+                     f"{r['size_ratio']:.2f}x" if r.get("size_ratio") else "",
+                     f"{r['seconds']:.1f}s" if r.get("seconds") else "",
+                     (r.get("pushed_to") and f"pushed to {r['pushed_to']}") or r.get("reason") or r.get("path") or ""])
+    return rows
+
+
+def summary_line(results: list[TargetResult]) -> str:
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "skipped", "failed")}
+    return f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"

@@ -1,0 +1,354 @@
+"""Search the Hub for models imgai can take, and inspect one repo.
+
+Only image-classification models whose architecture is in the foundation's table of supported
+architectures are listed; support is decided from the repo's metadata and its config.json, never
+from its name. What was hidden as unsupported is counted. When the Hub cannot be reached, the
+supported models already in the local HF cache are listed instead.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+from .. import registry
+from ..classify.architectures import FAMILIES, Detected
+from ..errors import (ConfigError, HubAccessError, HubRateLimitError, HubUnavailableError, ImgaiError,
+                      UnsupportedModelError)
+from .client import REQUEST_TIMEOUT_S, api, hub_errors, hub_status
+from .support import (detect, is_onnx_repo, metadata_verdict, num_labels, plan_download, size_of,
+                      to_repo_files)
+
+SORTS = {"downloads": "downloads", "likes": "likes", "updated": "lastModified"}
+FAMILY_NAMES = tuple(f.name for f in FAMILIES)
+LIBRARIES = ("transformers", "timm", "onnx")
+EXPAND = ["config", "library_name", "pipeline_tag", "downloads", "likes", "lastModified", "gated", "private",
+          "sha", "cardData", "tags", "safetensors"]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+COLUMNS = ["repo id", "architecture", "library", "labels", "parameters", "size", "license", "downloads",
+           "last modified", "gated"]
+
+
+@dataclass
+class HubModel:
+    """One row of search results (or of the local cache when offline)."""
+    repo_id: str
+    architecture: str
+    family: str
+    library: str
+    labels: int | None = None
+    parameters: int | None = None
+    size: int | None = None          # bytes imgai downloads (weights, config, preprocessing, labels)
+    license: str | None = None
+    downloads: int | None = None
+    likes: int | None = None
+    last_modified: str | None = None
+    gated: str | bool = False
+    sha: str | None = None
+    cached: bool = False             # listed from the local HF cache
+
+    def row(self) -> list:
+        from .support import human_size
+
+        return [self.repo_id, self.architecture, self.library, self.labels if self.labels is not None else "",
+                _count(self.parameters), human_size(self.size) if self.size is not None else "",
+                self.license or "", self.downloads if self.downloads is not None else "",
+                self.last_modified or "", str(self.gated) if self.gated else "no"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    query: str
+    models: list[HubModel]
+    online: bool
+    message: str                     # one line: offline notice, or what was hidden
+    hidden_unsupported: int = 0      # matched the query but imgai cannot take them
+    hidden_unreadable: int = 0       # gated/private: their config could not be read to decide
+    scanned: int = 0
+    hidden: list[dict] = field(default_factory=list)   # [{"repo_id", "reason"}] of the hidden ones
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "models": [m.to_dict() for m in self.models]}
+
+
+def _count(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(n)
+
+
+def check_filters(*, family: str | None, library: str | None, sort: str, limit: int) -> tuple[str | None, str | None]:
+    fam = None
+    if family:
+        fam = next((f for f in FAMILY_NAMES if f.lower() == family.lower()), None)
+        if fam is None:
+            raise ConfigError(f"family {family!r} is not one of {', '.join(FAMILY_NAMES)}")
+    if library and library not in LIBRARIES:
+        raise ConfigError(f"library {library!r} is not one of {', '.join(LIBRARIES)}")
+    if sort not in SORTS:
+        raise ConfigError(f"sort {sort!r} is not one of {', '.join(SORTS)}")
+    if not 1 <= int(limit) <= 100:
+        raise ConfigError(f"limit {limit} must be between 1 and 100")
+    return fam, library or None
+
+
+def search(query: str = "", *, family: str | None = None, library: str | None = None, sort: str = "downloads",
+           limit: int = 20, token=None) -> SearchResult:
+    """Supported models matching `query` (`imgai hub search`)."""
+    family, library = check_filters(family=family, library=library, sort=sort, limit=limit)
+    query = (query or "").strip()
+    status = hub_status()
+    if not status.online:
+        from .cache import cached_models
+
+        found = cached_models(query, family=family, library=library)[:limit]
+        return SearchResult(query, found, False, status.message)
+    scan = min(limit * 5, 500)
+    try:
+        with hub_errors(action="search"):
+            listed = list(api().list_models(search=query or None, filter=library, sort=SORTS[sort], direction=-1,
+                                            limit=scan, expand=EXPAND, token=token))
+    except HubUnavailableError as exc:   # it answered a moment ago, then stopped: say so, show the cache
+        from .cache import cached_models
+        from .client import forget_status
+
+        forget_status()
+        return SearchResult(query, cached_models(query, family=family, library=library)[:limit], False,
+                            f"{exc} Showing the supported models in the local Hugging Face cache.")
+    found: list[HubModel] = []
+    hidden: list[dict] = []
+    unreadable = 0
+    candidates = []
+    for item in listed:
+        reason = metadata_verdict(config=item.config, pipeline_tag=item.pipeline_tag, library_name=item.library_name)
+        if reason:
+            hidden.append({"repo_id": item.id, "reason": reason})
+        else:
+            candidates.append(item)
+    scanned = len(listed) - len(candidates)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        batch = 6
+        for start in range(0, len(candidates), batch):
+            if len(found) >= limit:
+                break
+            chunk = candidates[start:start + batch]
+            scanned += len(chunk)
+            for item, outcome in zip(chunk, pool.map(lambda it: _inspect_listed(it, token), chunk)):
+                kind, value = outcome
+                if kind == "ok":
+                    if family is None or value.family == family:
+                        found.append(value)
+                elif kind == "unreadable":
+                    unreadable += 1
+                    hidden.append({"repo_id": item.id, "reason": value})
+                else:
+                    hidden.append({"repo_id": item.id, "reason": value})
+    found = found[:limit]
+    unsupported = len(hidden) - unreadable
+    parts = [f"{len(found)} supported model{'s' if len(found) != 1 else ''}"]
+    parts.append(f"{unsupported} hidden as unsupported")
+    if unreadable:
+        parts.append(f"{unreadable} gated or private (sign in to inspect)")
+    return SearchResult(query, found, True, "; ".join(parts) + f" (of {scanned} inspected).",
+                        hidden_unsupported=unsupported, hidden_unreadable=unreadable, scanned=scanned, hidden=hidden)
+
+
+def _inspect_listed(item, token) -> tuple[str, object]:
+    try:
+        return "ok", _describe(item.id, sha=item.sha, listed=item, token=token)[0]
+    except HubAccessError as exc:
+        return "unreadable", str(exc)
+    except UnsupportedModelError as exc:
+        return "unsupported", str(exc)
+    except (HubRateLimitError, HubUnavailableError):
+        raise                      # the whole search is affected, not this one repo
+    except ImgaiError as exc:
+        return "unreadable", str(exc)
+
+
+def _read_json(repo_id: str, filename: str, *, sha: str, token) -> dict:
+    from huggingface_hub import hf_hub_download
+
+    with hub_errors(repo_id, revision=sha, action="read", filename=filename):
+        path = hf_hub_download(repo_id, filename, revision=sha, token=token)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UnsupportedModelError(f"{repo_id}'s {filename} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UnsupportedModelError(f"{repo_id}'s {filename} is not a JSON object")
+    return data
+
+
+def _describe(repo_id: str, *, sha: str | None, listed=None, token=None, revision: str | None = None):
+    """(HubModel, info, files, config) for a repo, or UnsupportedModelError / HubAccessError."""
+    with hub_errors(repo_id, revision=revision or sha, action="inspect"):
+        info = api().model_info(repo_id, revision=sha or revision, files_metadata=True, token=token,
+                                timeout=REQUEST_TIMEOUT_S)
+    files = to_repo_files(info.siblings)
+    onnx = is_onnx_repo(files)
+    config: dict | None = None
+    if any(f.path == "config.json" for f in files):
+        try:
+            config = _read_json(repo_id, "config.json", sha=info.sha, token=token)
+        except HubAccessError:
+            meta = info.config or (listed.config if listed is not None else None) or {}
+            if not meta.get("model_type"):
+                raise
+            config = meta   # gated: decide from the metadata the Hub shows everyone
+    if onnx:
+        detected = Detected("onnx", "onnx", "ONNX")
+    elif config is not None:
+        detected = detect(config)
+    else:
+        raise UnsupportedModelError(f"{repo_id} has no config.json, so its architecture cannot be told")
+    plan = plan_download(files, library=detected.library)
+    card = info.card_data
+    license_ = getattr(card, "license", None) if card else None
+    if license_ is None:
+        license_ = next((t.split(":", 1)[1] for t in (info.tags or []) if t.startswith("license:")), None)
+    params = info.safetensors.total if info.safetensors else None
+    model = HubModel(
+        repo_id=info.id, architecture=detected.architecture, family=detected.family, library=detected.library,
+        labels=num_labels(config) if config else None, parameters=params, size=size_of(plan),
+        license=license_ if isinstance(license_, str) else ", ".join(license_ or []) or None,
+        downloads=info.downloads, likes=info.likes,
+        last_modified=info.last_modified.strftime("%Y-%m-%d") if info.last_modified else None,
+        gated=info.gated or False, sha=info.sha)
+    return model, info, files, config
+
+
+# -- one repo in detail ---------------------------------------------------------------------
+
+@dataclass
+class ModelDetails:
+    repo_id: str
+    sha: str | None
+    supported: bool
+    reason: str | None                # why not, when unsupported
+    model: HubModel | None
+    files: list[dict]                 # {"path", "size", "needed"}
+    download_size: int | None
+    total_size: int | None
+    card_summary: str
+    label_names: list[str]            # the first few
+    private: bool
+    gated: str | bool
+    in_registry: str | None           # the model id when this commit is registered
+    registered_other_revision: str | None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "model": self.model.to_dict() if self.model else None}
+
+
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """"org/name@rev" → ("org/name", "rev"); refuses anything that is not a Hub id."""
+    repo_id, _, rev = spec.strip().partition("@")
+    if not HUB_ID.match(repo_id):
+        raise ConfigError(f"{spec!r} is not a Hub model id like 'org/name' or 'org/name@revision'")
+    return repo_id, rev or None
+
+
+def info(repo_id: str, *, revision: str | None = None, token=None) -> ModelDetails:
+    """Details of one repo: support, files and sizes, labels, card summary, registry state."""
+    if "@" in repo_id and revision is None:
+        repo_id, revision = split_revision(repo_id)
+    else:
+        split_revision(repo_id)
+    status = hub_status()
+    if not status.online:
+        from .cache import cached_details
+
+        return cached_details(repo_id, revision=revision, message=status.message)
+    reason, model, config = None, None, None
+    try:
+        model, hf_info, files, config = _describe(repo_id, sha=None, revision=revision, token=token)
+        sha = hf_info.sha
+    except UnsupportedModelError as exc:
+        reason = str(exc)
+        with hub_errors(repo_id, revision=revision, action="inspect"):
+            hf_info = api().model_info(repo_id, revision=revision, files_metadata=True, token=token,
+                                       timeout=REQUEST_TIMEOUT_S)
+        files, sha = to_repo_files(hf_info.siblings), hf_info.sha
+    needed: set[str] = set()
+    if model is not None:
+        needed = {f.path for f in plan_download(files, library=model.library)}
+    summary = ""
+    if any(f.path == "README.md" for f in files):
+        summary = _card_summary(repo_id, sha=sha, token=token)
+    labels = _label_names(config)
+    registered = registry.find_by_source(f"{repo_id}@{sha}")
+    other = next((m.id for m in registry.list_models() if m.source.startswith(f"{repo_id}@")), None)
+    return ModelDetails(
+        repo_id=hf_info.id, sha=sha, supported=model is not None, reason=reason, model=model,
+        files=[{"path": f.path, "size": f.size, "needed": f.path in needed} for f in files],
+        download_size=size_of([f for f in files if f.path in needed]) if needed else None,
+        total_size=size_of(files), card_summary=summary, label_names=labels[:20],
+        private=bool(hf_info.private), gated=hf_info.gated or False,
+        in_registry=registered.id if registered else None,
+        registered_other_revision=None if registered else other)
+
+
+def _label_names(config: dict | None) -> list[str]:
+    if not config:
+        return []
+    if isinstance(config.get("id2label"), dict):
+        pairs = sorted(((int(k), v) for k, v in config["id2label"].items() if str(k).isdigit()))
+        return [v for _, v in pairs]
+    if isinstance(config.get("label_names"), list):
+        return [str(x) for x in config["label_names"]]
+    return []
+
+
+def _card_summary(repo_id: str, *, sha: str, token) -> str:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        with hub_errors(repo_id, revision=sha, action="read", filename="README.md"):
+            path = hf_hub_download(repo_id, "README.md", revision=sha, token=token)
+        text = open(path, encoding="utf-8", errors="replace").read()
+    except ImgaiError:
+        return ""
+    return card_summary(text)
+
+
+def card_summary(text: str, *, limit: int = 500) -> str:
+    """The first real paragraph of a model card (no front matter, headings, badges or HTML)."""
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        text = text[end + 4:] if end != -1 else ""
+    para: list[str] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s:
+            if para:
+                break
+            continue
+        if s.startswith(("#", "<", "[![", "!", "|", "```")):
+            if para:
+                break
+            continue
+        para.append(s)
+    out = " ".join(para)
+    return out if len(out) <= limit else out[:limit - 1].rstrip() + "…"
+
+
+def landing(*, limit: int = 30) -> SearchResult:
+    """What the Browse tab shows before any search: whether the Hub is reachable (answered within
+    a few seconds), and when it is not, the supported models in the local HF cache."""
+    status = hub_status()
+    if status.online:
+        return SearchResult("", [], True, f"{status.message} Search for ResNet, EfficientNet or MobileNet "
+                                          "image classifiers.")
+    from .cache import cached_models
+
+    return SearchResult("", cached_models()[:limit], False, status.message)

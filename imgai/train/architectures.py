@@ -1,0 +1,188 @@
+"""The trainable architectures: one table that the CLI, the UI, the docs and the tests read.
+
+Every model is built through timm, so a trained model is always saved in one format (timm's
+config.json + model.safetensors) that Convert already understands. Starting weights are used
+only when they are already on this machine (Hugging Face cache or torch hub cache; the
+EfficientNet-Lite0 demo weights ship with imgai); otherwise training starts from scratch and
+the table says so. Nothing is ever downloaded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TrainArchitecture:
+    key: str                 # what users type: resnet18, mobilenet_v3_small, efficientnet_lite0
+    timm_name: str           # what timm builds and what config.json records
+    family: str              # ResNet | EfficientNet | MobileNet
+    params_m: float          # millions of parameters with the 1000-class ImageNet head
+    image_size: int          # the resolution its ImageNet weights were trained at
+    weights: str = "cache"   # "cache": ImageNet weights if cached locally; "demo": imgai's embedded weights
+
+
+ARCHITECTURES: dict[str, TrainArchitecture] = {a.key: a for a in (
+    TrainArchitecture("resnet18", "resnet18", "ResNet", 11.7, 224),
+    TrainArchitecture("resnet34", "resnet34", "ResNet", 21.8, 224),
+    TrainArchitecture("resnet50", "resnet50", "ResNet", 25.6, 224),
+    TrainArchitecture("efficientnet_b0", "efficientnet_b0", "EfficientNet", 5.3, 224),
+    TrainArchitecture("efficientnet_b1", "efficientnet_b1", "EfficientNet", 7.8, 240),
+    TrainArchitecture("efficientnet_b2", "efficientnet_b2", "EfficientNet", 9.1, 256),
+    TrainArchitecture("efficientnet_b3", "efficientnet_b3", "EfficientNet", 12.2, 288),
+    TrainArchitecture("mobilenet_v2", "mobilenetv2_100", "MobileNet", 3.5, 224),
+    TrainArchitecture("mobilenet_v3_small", "mobilenetv3_small_100", "MobileNet", 2.5, 224),
+    TrainArchitecture("mobilenet_v3_large", "mobilenetv3_large_100", "MobileNet", 5.5, 224),
+    TrainArchitecture("efficientnet_lite0", "tf_efficientnet_lite0", "EfficientNet", 4.7, 224, weights="demo"),
+)}
+
+
+def get_architecture(name: str) -> TrainArchitecture:
+    """Look up by key (`mobilenet_v2`) or timm name (`mobilenetv2_100`); unknown names fail loudly."""
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name]
+    for arch in ARCHITECTURES.values():
+        if arch.timm_name == name:
+            return arch
+    raise ConfigError(f"unknown architecture {name!r}; trainable architectures: {', '.join(ARCHITECTURES)} "
+                      "(see `imgai train architectures`)")
+
+
+@dataclass(frozen=True)
+class StartingWeights:
+    """Where a model's first weights come from."""
+    kind: str                    # "hf-cache" | "torch-hub-cache" | "demo" | "scratch"
+    path: Path | None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind != "scratch"
+
+    def describe(self) -> str:
+        return {
+            "hf-cache": "ImageNet weights from the local Hugging Face cache",
+            "torch-hub-cache": "ImageNet weights from the local torch hub cache",
+            "demo": "ImageNet weights of imgai's embedded demo model",
+            "scratch": "no pretrained weights on this machine: training from scratch (random init)",
+        }[self.kind]
+
+
+def starting_weights(arch: TrainArchitecture, *, model_args: dict | None = None) -> StartingWeights:
+    """The local ImageNet weights for `arch`, or "scratch". A changed architecture (model_args)
+    cannot take ImageNet weights, so it starts from scratch."""
+    if model_args:
+        return StartingWeights("scratch", None)
+    if arch.weights == "demo":
+        folder = _demo_folder()
+        if folder is not None:
+            return StartingWeights("demo", folder / "model.safetensors", *_mean_std(folder / "config.json"))
+        return StartingWeights("scratch", None)
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(arch.timm_name)
+    mean, std = tuple(cfg.mean), tuple(cfg.std)
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+            if isinstance(found, str):
+                return StartingWeights("hf-cache", Path(found), mean, std)
+    if cfg.url:
+        import torch
+
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        if cached.is_file():
+            return StartingWeights("torch-hub-cache", cached, mean, std)
+    return StartingWeights("scratch", None)
+
+
+def _demo_folder() -> Path | None:
+    """The embedded demo model's timm folder (contract: imgai.demo.demo_weights_folder())."""
+    try:
+        from ..demo import demo_weights_folder
+    except ImportError:
+        return None
+    try:
+        folder = Path(demo_weights_folder())
+    except Exception:
+        return None
+    return folder if (folder / "model.safetensors").is_file() else None
+
+
+def _mean_std(config_path: Path) -> tuple[tuple, tuple]:
+    import json
+
+    try:
+        cfg = json.loads(config_path.read_text()).get("pretrained_cfg", {})
+        return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+    except (OSError, ValueError):
+        return IMAGENET_MEAN, IMAGENET_STD
+
+
+def architectures_table() -> list[dict]:
+    """One row per trainable architecture, with what it would start from on this machine."""
+    rows = []
+    for arch in ARCHITECTURES.values():
+        weights = starting_weights(arch)
+        rows.append({"architecture": arch.key, "timm_name": arch.timm_name, "family": arch.family,
+                     "params_m": arch.params_m, "image_size": arch.image_size,
+                     "pretrained": weights.pretrained, "starting_weights": weights.describe()})
+    return rows
+
+
+def build_model(arch: TrainArchitecture, num_classes: int, *, model_args: dict | None = None,
+                weights: StartingWeights | None = None):
+    """A timm model with a fresh `num_classes` head, its body loaded from `weights` when given."""
+    import timm
+
+    try:
+        model = timm.create_model(arch.timm_name, pretrained=False, num_classes=num_classes, **(model_args or {}))
+    except TypeError as exc:
+        raise ConfigError(f"model_args {model_args!r} do not fit timm's {arch.timm_name}: {exc}") from exc
+    if weights is not None and weights.pretrained:
+        load_body_weights(model, weights.path)
+    return model
+
+
+def load_body_weights(model, path: Path) -> None:
+    """Load ImageNet weights into everything but the classifier head (which has our classes)."""
+    state = read_state_dict(path)
+    head = model.pretrained_cfg.get("classifier") or "classifier"
+    own = model.state_dict()
+    keep = {k: v for k, v in state.items() if not k.startswith(head + ".") and k in own}
+    missing = [k for k in own if k not in keep and not k.startswith(head + ".")]
+    mismatched = [k for k, v in keep.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if missing or mismatched:
+        raise ConfigError(f"the starting weights in {path} do not fit {model.pretrained_cfg.get('architecture')}: "
+                          f"{len(missing)} missing and {len(mismatched)} mismatched tensors "
+                          f"(e.g. {(missing + mismatched)[:3]}); remove that file from the cache to train from scratch")
+    model.load_state_dict(keep, strict=False)
+
+
+def read_state_dict(path: Path) -> dict:
+    """Weights from safetensors, or a pickle read with weights_only=True (never runs code)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        from ..errors import UnsafeFileError
+
+        raise UnsafeFileError(f"refused to load {path}: it is not a plain weights file ({exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return state

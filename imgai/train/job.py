@@ -1,0 +1,103 @@
+"""The "train" job kind: what the worker process runs, and how a stopped run is put right.
+
+Params (written by imgai.train.runs): model_id, run, architecture, model_args, data (a data
+pipeline), config (a TrainConfig), labels, exclude (unreadable files), resume.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from ..errors import DataError
+from .architectures import StartingWeights, build_model, get_architecture, starting_weights
+from .config import TrainConfig
+from .data import DataPipeline
+from .models import TRAINING, checkpoint_path, register_run, save_run, settle_after_abort
+
+
+def train_job(ctx) -> dict:
+    from .. import registry
+    from .images import datasets
+    from .loop import fit, seed_everything
+
+    p = ctx.params
+    model_id, run = p["model_id"], int(p["run"])
+    config = TrainConfig.from_dict(p["config"])
+    arch = get_architecture(p["architecture"])
+    model_args = p.get("model_args") or {}
+    pipeline = DataPipeline(**p["data"])
+    multi_label = config.loss == "bce"
+    image_size = config.image_size or pipeline.image_size
+    val_split = pipeline.val_split if config.val_split is None else config.val_split
+    registry.update(model_id, training=TRAINING)
+
+    ckpt = checkpoint_path(model_id, run)
+    resume = bool(p.get("resume")) and ckpt.is_file()
+    weights = starting_weights(arch, model_args=model_args) if config.pretrained else StartingWeights("scratch", None)
+    if resume:
+        ctx.event(f"resuming run {run} from its last checkpoint", data={"resume": True})
+    elif p.get("resume"):
+        ctx.event(f"no checkpoint for run {run} yet: starting it from epoch 1", level="warning")
+    ctx.event(weights.describe(), level="info" if weights.pretrained else "warning",
+              data={"starting_weights": weights.kind, "pretrained": weights.pretrained})
+
+    ctx.progress(0.0, "reading data")
+    seed_everything(config.seed)
+    samples, train_set, val_set = datasets(pipeline, image_size=image_size, val_split=val_split, seed=config.seed,
+                                           mean=weights.mean, std=weights.std, multi_label=multi_label,
+                                           exclude=frozenset(p.get("exclude") or ()))
+    if samples.labels != p["labels"]:
+        raise DataError(f"the classes in {pipeline.root} changed since this job was queued "
+                        f"({p['labels']} → {samples.labels}); start a new training job")
+    ctx.event(f"data: {len(train_set)} training and {len(val_set)} validation images in {len(samples.labels)} classes",
+              data={"train_images": len(train_set), "val_images": len(val_set), "classes": samples.labels})
+
+    ctx.progress(0.0, "building model")
+    model = build_model(arch, len(samples.labels), model_args=model_args, weights=None if resume else weights)
+    epochs = config.epochs
+    last_report = [0.0]
+
+    def on_batch(epoch: int, i: int, batches: int) -> None:
+        fraction = (epoch - 1 + i / batches) / epochs
+        if i == 1:
+            ctx.progress(fraction, f"epoch {epoch}/{epochs}")
+            last_report[0] = time.monotonic()
+        elif time.monotonic() - last_report[0] > 1.0:
+            ctx.progress(fraction)
+            last_report[0] = time.monotonic()
+
+    def on_epoch(m) -> None:
+        ctx.progress(m.epoch / epochs)
+        ctx.event(f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f}, "
+                  + (f"val accuracy {m.val_accuracy:.1%}, " if m.val_accuracy is not None else "")
+                  + f"{m.samples_per_s:.0f} samples/s", data={"kind": "epoch", **m.to_dict()})
+
+    result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,
+                 checkpoint=ckpt, resume=resume, on_epoch=on_epoch, on_batch=on_batch)
+
+    ctx.progress(1.0, "saving model")
+    run_dir = save_run(model, model_id=model_id, run=run, timm_name=arch.timm_name, labels=samples.labels,
+                       image_size=image_size, mean=weights.mean, std=weights.std, model_args=model_args,
+                       multi_label=multi_label)
+    final = result.history[-1] if result.history else {}
+    summary = {"job_id": ctx.id, "val_accuracy": final.get("val_accuracy"), "epochs": epochs,
+               "data": pipeline.name, "starting_weights": weights.kind}
+    register_run(model_id, run, run_dir, summary)
+    shutil.rmtree(ckpt.parent, ignore_errors=True)     # a finished run needs no checkpoint (nor its optimizer state)
+    per_class = dict(zip(samples.labels, result.per_class_accuracy))
+    return {
+        "model_id": model_id, "run": run, "pytorch_path": str(run_dir), "labels": samples.labels,
+        "epochs": epochs, "history": result.history, "val_accuracy": final.get("val_accuracy"),
+        "train_accuracy": final.get("train_accuracy"), "per_class_accuracy": per_class,
+        "confusion_matrix": result.confusion_matrix, "samples_per_s": round(result.samples_per_s, 2),
+        "starting_weights": weights.kind, "resumed_from_epoch": result.resumed_from_epoch,
+        "train_images": len(train_set), "val_images": len(val_set), "multi_label": multi_label,
+    }
+
+
+def abort_job(job, reason: str) -> None:
+    """The job was cancelled, failed or died: the model goes back to its last finished run."""
+    model_id = (job.params or {}).get("model_id") or job.subject
+    if model_id:
+        settle_after_abort(model_id, reason)

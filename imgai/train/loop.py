@@ -1,0 +1,262 @@
+"""The training loop: epochs of train + validate, a checkpoint after each, metrics out.
+
+Plain PyTorch, nothing hidden: a DataLoader, an Adam/AdamW optimizer, cross-entropy (or BCE for
+multi-label), `model.train()` / `model.eval()`. The caller (imgai.train.job) wires the callbacks
+to the job system; this file does not know about jobs, the registry or the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import TrainConfig
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    samples_per_s: float
+    seconds: float
+    lr: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    confusion_matrix: list[list[int]] | None   # [true][predicted], validation set, last epoch
+    per_class_accuracy: list[float | None]     # validation accuracy per class (None: no val images)
+    resumed_from_epoch: int
+    samples_per_s: float                       # training samples per second over this run's epochs
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_loader(dataset, config: TrainConfig, *, shuffle: bool, epoch: int = 0, device: str = "cpu"):
+    import torch
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    # a last batch of one sample breaks BatchNorm in train mode: drop it in that case only
+    drop_last = shuffle and len(dataset) > config.batch_size and len(dataset) % config.batch_size == 1
+    extra = {"prefetch_factor": config.prefetch_factor} if config.num_workers and config.prefetch_factor else {}
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=config.num_workers, drop_last=drop_last, pin_memory=device == "cuda",
+                      persistent_workers=False, **extra)
+
+
+def make_optimizer(model, config: TrainConfig):
+    import torch
+
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    return cls(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+               weight_decay=config.weight_decay)
+
+
+def make_loss(config: TrainConfig, multi_label: bool):
+    import torch
+
+    if multi_label:
+        return torch.nn.BCEWithLogitsLoss()
+    return torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+
+def _hits(logits, targets, multi_label: bool):
+    """Per-sample correctness: top-1 equals the class, or (multi-label) is one of its labels."""
+    top1 = logits.argmax(dim=1)
+    if multi_label:
+        return targets.gather(1, top1[:, None]).squeeze(1) > 0.5
+    return top1 == targets
+
+
+def _checkpoint_state(model, optimizer, epoch: int, history: list[dict]) -> dict:
+    """A copy of the weights and optimizer state that training may go on changing meanwhile."""
+    def snapshot(value):
+        if hasattr(value, "detach"):
+            return value.detach().clone()
+        if isinstance(value, dict):
+            return {k: snapshot(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(snapshot(v) for v in value)
+        return value
+
+    return {"model": snapshot(model.state_dict()), "optimizer": snapshot(optimizer.state_dict()),
+            "epoch": epoch, "history": [dict(h) for h in history]}
+
+
+def _write_checkpoint(path: Path, state: dict) -> None:
+    """Everything Resume needs, written to a temp file and renamed (a crash never leaves half a file).
+    Only tensors and plain values: it reads back with torch.load(weights_only=True)."""
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+class CheckpointWriter:
+    """Writes each epoch's checkpoint in a background thread from a copy of the weights, so the
+    next epoch does not wait for the disk. At most one write is in flight; `close()` waits for it
+    (also on cancel), so a stopped run leaves its latest checkpoint complete."""
+
+    def __init__(self, path: Path | None):
+        self.path, self._thread, self._error = path, None, None
+
+    def save(self, *, model, optimizer, epoch: int, history: list[dict]) -> None:
+        if self.path is None:
+            return
+        self.close()
+        state = _checkpoint_state(model, optimizer, epoch, history)
+
+        def write():
+            try:
+                _write_checkpoint(self.path, state)
+            except BaseException as exc:       # reported by close(), in the training thread
+                self._error = exc
+
+        import threading
+
+        self._thread = threading.Thread(target=write, name="imgai-checkpoint", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def load_checkpoint(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def evaluate(model, loader, loss_fn, *, num_classes: int, multi_label: bool, device: str) -> dict:
+    import torch
+
+    model.eval()
+    total, hits, loss_sum = 0, 0, 0.0
+    confusion = [[0] * num_classes for _ in range(num_classes)]
+    label_hits = [0] * num_classes        # multi-label: per-class binary accuracy at 0.5
+    with torch.inference_mode():
+        for images, targets in loader:
+            images, targets = images.to(device), targets.to(device)
+            logits = model(images)
+            loss_sum += loss_fn(logits, targets).item() * len(images)
+            hits += int(_hits(logits, targets, multi_label).sum())
+            total += len(images)
+            if multi_label:
+                agree = ((logits > 0) == (targets > 0.5)).sum(dim=0).tolist()
+                label_hits = [a + b for a, b in zip(label_hits, agree)]
+            else:
+                for t, p in zip(targets.tolist(), logits.argmax(dim=1).tolist()):
+                    confusion[t][p] += 1
+    if not total:
+        return {"loss": None, "accuracy": None, "confusion": None, "per_class": [None] * num_classes}
+    if multi_label:
+        per_class = [h / total for h in label_hits]
+        confusion = None
+    else:
+        per_class = [row[i] / sum(row) if sum(row) else None for i, row in enumerate(confusion)]
+    return {"loss": loss_sum / total, "accuracy": hits / total, "confusion": confusion, "per_class": per_class}
+
+
+def train_one_epoch(model, loader, optimizer, loss_fn, *, epoch: int, multi_label: bool, device: str,
+                    on_batch: Callable[[int, int, int], None] | None = None) -> tuple[int, int, float]:
+    """One pass over the training data: (samples seen, correct top-1, summed loss)."""
+    model.train()
+    seen, hits, loss_sum = 0, 0, 0.0
+    batches = len(loader)
+    for i, (images, targets) in enumerate(loader):
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        logits = model(images)
+        loss = loss_fn(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = len(images)
+        seen += n
+        loss_sum += loss.item() * n
+        hits += int(_hits(logits.detach(), targets, multi_label).sum())
+        if on_batch:
+            on_batch(epoch, i + 1, batches)
+    return seen, hits, loss_sum
+
+
+def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, multi_label: bool = False,
+        checkpoint: Path | None = None, resume: bool = False,
+        on_epoch: Callable[[EpochMetrics], None] | None = None,
+        on_batch: Callable[[int, int, int], None] | None = None) -> FitResult:
+    """Train `model` for `config.epochs` epochs; with `resume`, continue from `checkpoint`.
+
+    `on_batch(epoch, batch_index, batches)` and `on_epoch(metrics)` report progress.
+    """
+    import torch
+
+    device = config.resolved_device()
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    loss_fn = make_loss(config, multi_label)
+    history: list[dict] = []
+    start = 0
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = int(state["epoch"]), list(state["history"])
+    val_loader = make_loader(val_set, config, shuffle=False, device=device) if len(val_set) else None
+    result = {"confusion": None, "per_class": [None] * num_classes}
+    trained_samples, train_seconds = 0, 0.0
+    writer = CheckpointWriter(checkpoint)
+    try:
+        for epoch in range(start + 1, config.epochs + 1):
+            torch.manual_seed(config.seed * 1000 + epoch)       # augmentations: the same on a resumed run
+            loader = make_loader(train_set, config, shuffle=True, epoch=epoch, device=device)
+            t0 = time.perf_counter()
+            seen, hits, loss_sum = train_one_epoch(model, loader, optimizer, loss_fn, epoch=epoch,
+                                                   multi_label=multi_label, device=device, on_batch=on_batch)
+            seconds = time.perf_counter() - t0
+            trained_samples += seen
+            train_seconds += seconds
+            if val_loader is not None:
+                result = evaluate(model, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label,
+                                  device=device)
+            metrics = EpochMetrics(epoch=epoch, epochs=config.epochs, train_loss=loss_sum / max(seen, 1),
+                                   train_accuracy=hits / max(seen, 1), val_loss=result.get("loss"),
+                                   val_accuracy=result.get("accuracy"), samples_per_s=seen / max(seconds, 1e-9),
+                                   seconds=seconds, lr=optimizer.param_groups[0]["lr"])
+            history.append(metrics.to_dict())
+            writer.save(model=model, optimizer=optimizer, epoch=epoch, history=history)
+            if on_epoch:
+                on_epoch(metrics)
+    finally:
+        writer.close()         # the last checkpoint is complete before anyone (Resume) reads it
+    if start >= config.epochs and val_loader is not None:   # resumed after the last epoch: just evaluate
+        result = evaluate(model, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device)
+    model.to("cpu").eval()
+    return FitResult(history=history, confusion_matrix=result["confusion"], per_class_accuracy=result["per_class"],
+                     resumed_from_epoch=start, samples_per_s=trained_samples / max(train_seconds, 1e-9))

@@ -1,0 +1,84 @@
+"""The Quantize tab, served for real and driven through gradio_client: start a run, follow it,
+then inspect the output (files, quantization_info.json, card, image grid with scores)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.conftest import free_port
+from tests.diffusion_fixtures import tiny_sources  # noqa: F401 (fixture)
+
+
+def test_app_has_the_quantize_tab_after_convert(imgai_home):
+    import app
+
+    titles = [title for title, _ in app.TABS]
+    assert titles.index("Quantize") == titles.index("Convert") + 1
+    demo = app.build_app()
+    names = {getattr(fn, "api_name", None) for fn in demo.fns.values()}
+    assert {"quantize", "quantize_status", "quantize_show", "quantize_push"} <= names
+
+
+@pytest.fixture
+def quantize_tab(imgai_home):
+    """The Quantize tab alone in a Blocks app (the tab is self-contained), on a free port."""
+    import gradio as gr
+
+    from ui import quantize
+
+    with gr.Blocks() as demo:
+        quantize.build(demo)
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    from gradio_client import Client
+
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    demo.close()
+
+
+def test_quantize_tab_runs_a_job_and_shows_the_result(quantize_tab, tiny_sources, imgai_home):
+    client = quantize_tab
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/quantize", "/quantize_status", "/quantize_show", "/quantize_push"} <= set(api)
+
+    job_id, message = client.predict(["flux1"], os.fspath(tiny_sources["flux1"]), "pytorch", "INT8", False, 2,
+                                     "32x32", "", False, api_name="/quantize")
+    assert job_id and job_id in message
+    deadline = time.time() + 240
+    while True:
+        progress, results, outputs = client.predict(job_id, api_name="/quantize_status")
+        if "succeeded" in progress or "failed" in progress or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert "succeeded" in progress, progress
+    rows = results["data"]
+    assert rows[0][:2] == ["flux1-torch-int8", "done"] and float(rows[0][2]) > 25
+
+    tree, info, card, grid, scores = client.predict("flux1-torch-int8", api_name="/quantize_show")
+    assert "quantization_info.json" in tree and "diffusion_pytorch_model.safetensors" in tree
+    assert info["target"] == "flux1-torch-int8" and info["check"]["passed"]
+    assert "base_model_relation: quantized" in card and "## Usage" in card
+    assert len(grid) == 2 * len(info["check"]["psnr_db"])
+    assert [item["caption"].split(":")[1].split()[0] for item in grid[:2]] == ["original", "converted"]
+    assert "PSNR" in grid[1]["caption"] and "passed" in scores
+
+    with pytest.raises(Exception, match="no converted model"):
+        client.predict("../../etc", api_name="/quantize_show")
+
+
+def test_on_a_space_sources_are_hub_ids_and_force_is_off(monkeypatch):
+    """Visitors of a hosted Space cannot point the converter at server folders or lift its refusals."""
+    import pytest
+
+    from imgai.errors import ConfigError
+    from ui.quantize import _request
+
+    monkeypatch.setenv("SPACE_ID", "someone/imgai")
+    with pytest.raises(ConfigError, match="must be a Hub id"):
+        _request(["sd15"], "/etc", "pytorch", "INT8", False, None, None, "", False)
+    request = _request(["sd15"], "org/my-sd15", "pytorch", "INT8", True, None, None, "", False)
+    assert request.force is False and request.sources == {"sd15": "org/my-sd15"}

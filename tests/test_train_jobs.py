@@ -1,0 +1,143 @@
+"""Training jobs in real worker processes: queue order, cancel (queued and running), a killed
+worker → Failed "interrupted" → Resume from the last epoch checkpoint, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.train_fixtures import TINY_RESNET, make_shapes, one_thread  # noqa: F401 (fixture)
+
+TINY = dict(batch_size=16, image_size=32, lr=3e-3)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def shapes(tmp_path) -> Path:
+    return make_shapes(tmp_path / "shapes", per_class=12, size=32)
+
+
+def _wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _epoch_done(job_id: str, epoch: int) -> bool:
+    from imgai import jobs
+
+    return any((e.get("data") or {}).get("epoch", 0) >= epoch for e in jobs.events(job_id))
+
+
+def test_queue_runs_in_order_and_a_queued_job_can_be_cancelled(imgai_home, shapes, monkeypatch):
+    from imgai import jobs, registry, train
+
+    monkeypatch.setenv("IMGAI_MAX_JOBS", "1")
+    names = ["first", "second", "third"]
+    for name in names:
+        train.create_model(name, architecture="resnet18", model_args=TINY_RESNET)
+    queued = [train.start(name, data=shapes, config=train.TrainConfig(epochs=1, **TINY)) for name in names]
+    assert [j.state for j in queued[1:]] == ["queued", "queued"]     # one at a time
+    assert train.view(queued[1]).epoch_ratio == "0/1"
+
+    cancelled = train.cancel(queued[1].id)
+    assert cancelled.state == jobs.CANCELLED
+    assert registry.get("second").training == "Untrained"
+
+    done = [jobs.wait(j.id, timeout=120) for j in queued]
+    assert [j.state for j in done] == [jobs.SUCCEEDED, jobs.CANCELLED, jobs.SUCCEEDED], [j.error for j in done]
+    assert done[0].ended_at <= done[2].started_at                      # first in, first out
+    assert registry.get("first").training == registry.get("third").training == "Trained"
+    assert registry.get("second").pytorch_path is None
+
+
+def test_cancel_a_running_job(imgai_home, shapes):
+    from imgai import jobs, registry, train
+
+    train.create_model("long", architecture="resnet18", model_args=TINY_RESNET)
+    job = train.start("long", data=shapes, config=train.TrainConfig(epochs=500, **TINY))
+    _wait_for(lambda: _epoch_done(job.id, 1), what="the first epoch")
+    assert jobs.get(job.id).state == jobs.RUNNING
+    assert train.view(job.id).epoch_ratio.endswith("/500")
+    job = train.cancel(job.id)
+    assert job.state == jobs.CANCELLED
+    # the worker records "cancelled" first, then puts the model right (its on_abort)
+    _wait_for(lambda: registry.get("long").training == "Untrained", timeout=30, what="the model to settle")
+    assert registry.get("long").pytorch_path is None
+    assert not (imgai_home / "models" / "long" / "pytorch" / "runs" / "1").exists()
+    # the per-epoch checkpoint stays, so even a cancelled run can be resumed
+    assert (imgai_home / "models" / "long" / "checkpoints" / "run-1" / "checkpoint.pt").is_file()
+
+
+def test_killed_worker_fails_interrupted_then_resumes_from_its_checkpoint(imgai_home, shapes):
+    from imgai import jobs, registry, train
+
+    train.create_model("crashy", architecture="resnet18", model_args=TINY_RESNET)
+    epochs = 20
+    job = train.start("crashy", data=shapes, config=train.TrainConfig(epochs=epochs, **TINY))
+    _wait_for(lambda: _epoch_done(job.id, 2), what="two epochs")
+    os.killpg(jobs.get(job.id).pid, signal.SIGKILL)                    # the worker dies, no clean-up
+    _wait_for(lambda: jobs.get(job.id).pid and not jobs._alive(jobs.get(job.id).pid, None), what="the kill")
+    jobs.recover()                                                     # what the app does on its next look
+    dead = jobs.get(job.id)
+    assert dead.state == jobs.FAILED and "interrupted" in dead.error
+    assert registry.get("crashy").training == "Failed"
+    checkpointed = len(train.curves(job.id))
+    assert checkpointed >= 2
+
+    resumed = train.resume(job.id)
+    assert resumed.params["run"] == job.params["run"] and resumed.params["resumed_from"] == job.id
+    resumed = jobs.wait(resumed.id, timeout=180)
+    assert resumed.state == jobs.SUCCEEDED, resumed.error
+    own_epochs = [e["data"]["epoch"] for e in jobs.events(resumed.id) if (e.get("data") or {}).get("kind") == "epoch"]
+    assert own_epochs[0] > 1 and own_epochs[-1] == epochs             # it continued, it did not start over
+    assert resumed.result["resumed_from_epoch"] == own_epochs[0] - 1
+    assert [p["epoch"] for p in train.curves(resumed.id)] == list(range(1, epochs + 1))
+    assert registry.get("crashy").training == "Trained"
+    assert train.view(resumed).epoch_ratio == f"{epochs}/{epochs}"
+
+
+def test_cli_create_start_wait_show(imgai_home, shapes, capsys):
+    from imgai.cli import main
+
+    assert main(["train", "architectures", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 11 and {r["architecture"] for r in rows} >= {"resnet18", "mobilenet_v3_small", "efficientnet_lite0"}
+
+    assert main(["train", "data", "add", "shapes", str(shapes), "--image-size", "32", "--flip"]) == 0
+    assert "36 images in 3 classes" in capsys.readouterr().out
+    assert main(["train", "create", "--architecture", "resnet18", "--name", "cli-model",
+                 "--model-args", json.dumps(TINY_RESNET), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["training"] == "Untrained"
+
+    code = main(["train", "start", "cli-model", "--data", "shapes", "--epochs", "2", "--batch-size", "16",
+                 "--optimizer", "adam", "--lr", "0.003", "--wait", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    done = json.loads(captured.out)
+    assert done["state"] == "succeeded" and done["epoch_ratio"] == "2/2"
+    assert done["result"]["labels"] == ["circle", "square", "triangle"]
+
+    assert main(["train", "show", done["job_id"]]) == 0
+    shown = capsys.readouterr().out
+    assert "confusion matrix" in shown and "per-class validation accuracy" in shown
+    assert main(["train", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["job_id"] == done["job_id"]
+
+    # bad settings stop before any job is queued, with the value named
+    assert main(["train", "start", "cli-model", "--data", "shapes", "--lr", "-1"]) == 1
+    assert "lr=-1.0" in capsys.readouterr().err
+    assert main(["train", "start", "cli-model", "--data", "shapes", "--prefetch-factor", "2"]) == 1
+    assert "num_workers > 0" in capsys.readouterr().err
+    assert main(["train", "list", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1

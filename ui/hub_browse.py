@@ -1,0 +1,170 @@
+"""Browse tab, the Hub part: search supported models, inspect one, download it as a job with byte
+progress, and the login status. `build_search(demo)` lays it out inside the Browse tab (ui/browse.py
+calls it). When the Hub cannot be reached, it says so in one line and lists the supported models
+already in the local HF cache, which download (register) offline."""
+
+from typing import Optional
+
+import gradio as gr
+
+from imgai import hub, jobs
+from imgai.config import on_space
+from imgai.hub.auth import Token
+from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
+from imgai.hub.support import human_size
+
+from .common import guard, visitor
+
+ANY = "any"
+SORT_LABELS = {"downloads": "downloads", "likes": "likes", "updated": "recently updated"}
+
+
+def _token(oauth_token) -> Token:
+    return hub.visitor_token(oauth_token.token if oauth_token is not None else None)
+
+
+def _with_oauth(fn):
+    """On a Space the handler gets the visitor's `gr.OAuthToken`; locally there is no login button
+    (gradio's local mock needs a token at start-up), so it gets None."""
+    if on_space():
+        def wrapper(*args, oauth_token: Optional[gr.OAuthToken] = None):
+            return fn(*args, oauth_token=oauth_token)
+    else:
+        def wrapper(*args):
+            return fn(*args, oauth_token=None)
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def _table(models) -> list[list]:
+    return [m.row() for m in models]
+
+
+@guard
+def start() -> tuple:
+    result = hub.landing()
+    return result.message, _table(result.models)
+
+
+@guard
+def search_models(query: str, family: str, library: str, sort: str, oauth_token=None) -> tuple:
+    result = hub.search(query or "", family=None if family in (ANY, None) else family,
+                        library=None if library in (ANY, None) else library, sort=sort or "downloads", limit=30,
+                        token=_token(oauth_token))
+    return result.message, _table(result.models)
+
+
+def details_markdown(d: hub.ModelDetails) -> str:
+    m = d.model
+    lines = [f"### {d.repo_id}", f"commit `{(d.sha or '')[:12]}`"]
+    if d.supported and m:
+        lines.append(f"**{m.family}** — {m.library} `{m.architecture}`, {m.labels or '?'} labels, "
+                     f"license **{m.license or 'unknown'}**{', gated: ' + str(m.gated) if m.gated else ''}")
+    else:
+        lines.append(f"**Not supported**: {d.reason}")
+    if d.card_summary:
+        lines.append(f"> {d.card_summary}")
+    if d.label_names:
+        lines.append("Labels: " + ", ".join(f"`{x}`" for x in d.label_names[:12]) +
+                     (" …" if m and (m.labels or 0) > 12 else ""))
+    needed = [f for f in d.files if f["needed"]]
+    lines.append(f"Download: **{human_size(d.download_size)}** in {len(needed)} files "
+                 f"({', '.join(f['path'] for f in needed)}) of {human_size(d.total_size)} in the repo")
+    if d.in_registry:
+        lines.append(f"Already in the registry as **{d.in_registry}**.")
+    elif d.registered_other_revision:
+        lines.append(f"Another revision is in the registry as **{d.registered_other_revision}**.")
+    return "\n\n".join(lines)
+
+
+@guard
+def show_details(repo_id: str, oauth_token=None) -> str:
+    if not repo_id:
+        return "Select a model in the results."
+    return details_markdown(hub.info(repo_id, token=_token(oauth_token)))
+
+
+@guard
+def start_download(repo_id: str, request: gr.Request, oauth_token=None) -> tuple:
+    job = hub.download(repo_id, token=_token(oauth_token), owner=visitor(request))
+    return job.id, f"Download of **{repo_id}** queued as job `{job.id}`."
+
+
+def _with_request_and_oauth(fn):
+    if on_space():
+        def wrapper(repo_id, request: gr.Request, oauth_token: Optional[gr.OAuthToken] = None):
+            return fn(repo_id, request, oauth_token=oauth_token)
+    else:
+        def wrapper(repo_id, request: gr.Request):
+            return fn(repo_id, request, oauth_token=None)
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+@guard
+def download_status(job_id: str) -> str:
+    if not job_id:
+        return ""
+    job = jobs.get(job_id)
+    if job.state == jobs.SUCCEEDED:
+        r = job.result or {}
+        note = " (it was already there)" if r.get("already_registered") else ""
+        return (f"✅ **{job.subject}** registered as **{r.get('model_id')}**{note}. Convert it in the "
+                "**Convert** tab.")
+    if job.state in (jobs.FAILED, jobs.CANCELLED):
+        return f"❌ Download of **{job.subject}** {job.state}: {job.error}"
+    return f"⏳ {job.progress:.0%} — {job.stage or job.state}"
+
+
+@guard
+def login_status(oauth_token=None) -> str:
+    message = hub.whoami(_token(oauth_token)).message
+    return message[:1].upper() + message[1:]
+
+
+def pick_repo(evt: gr.SelectData, table):
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    try:
+        return table.iloc[row, 0]
+    except Exception:
+        return gr.update()
+
+
+def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
+    """"Signed in as NAME" / "not signed in", with the Sign in button on a Space."""
+    with gr.Row():
+        status = gr.Markdown()
+        if on_space():
+            gr.LoginButton(scale=0)
+    demo.load(_with_oauth(login_status), None, [status], api_name=api_name)
+    return status
+
+
+def build_search(demo: gr.Blocks) -> None:
+    gr.Markdown("### Find a model on the Hugging Face Hub")
+    login_row(demo)
+    with gr.Row():
+        query = gr.Textbox(label="Search", placeholder="resnet, efficientnet, mobilenet …", scale=3)
+        family = gr.Dropdown([ANY, *FAMILY_NAMES], value=ANY, label="Family", scale=1)
+        library = gr.Dropdown([ANY, *LIBRARIES[:2]], value=ANY, label="Library", scale=1)
+        sort = gr.Dropdown([(SORT_LABELS[k], k) for k in SORTS], value="downloads", label="Sort by", scale=1)
+        go = gr.Button("Search", variant="primary", scale=0)
+    status = gr.Markdown()
+    results = gr.Dataframe(headers=[c.title() for c in COLUMNS], interactive=False, wrap=True, label="Results")
+    with gr.Row():
+        repo_id = gr.Textbox(label="Selected repo", placeholder="org/name[@revision]", scale=3)
+        download = gr.Button("Download", variant="primary", scale=1)
+    details = gr.Markdown()
+    job_id = gr.Textbox(visible=False)
+    progress = gr.Markdown()
+    timer = gr.Timer(1.0)
+
+    demo.load(start, None, [status, results], api_name="hub_start")
+    search = _with_oauth(search_models)
+    go.click(search, [query, family, library, sort], [status, results], api_name="hub_search")
+    query.submit(search, [query, family, library, sort], [status, results], api_name=False)
+    results.select(pick_repo, [results], [repo_id], api_name=False)
+    repo_id.change(_with_oauth(show_details), [repo_id], [details], api_name="hub_info")
+    download.click(_with_request_and_oauth(start_download), [repo_id], [job_id, progress], api_name="hub_download")
+    timer.tick(download_status, [job_id], [progress], show_progress="hidden", queue=False,
+               api_name="hub_download_status")

@@ -1,0 +1,178 @@
+"""Quantize tab: pick key(s) or a source, a backend and a quantization; run it as a job with
+per-stage progress; then inspect an output (files, quantization_info.json, card, original vs
+converted images with their scores) and push it to the Hub."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import gradio as gr
+
+from imgai import hub, jobs
+from imgai.config import on_space
+from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, plan, summary_rows
+from imgai.diffusion.job import submit, target_results
+from imgai.sources import HUB_ID
+from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
+from imgai.diffusion.outputs import describe_output, list_outputs
+from imgai.diffusion.targets import push_target
+from imgai.errors import ConfigError, ImgaiError
+
+from .common import guard
+from .hub_browse import login_row
+
+INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16** PyTorch (safetensors), or "
+         "**ONNX FP32** (Optimum). Each result is checked against the original on fixed prompts and seeds and "
+         "gets a `quantization_info.json` and a model card. Keys: " +
+         ", ".join(f"`{k}` ({m.repo_id})" for k, m in MODEL_KEYS.items()) + ".")
+
+
+def _request(models, source, backend, quantization, force, check_steps, check_size, push, private) -> QuantizeRequest:
+    if not models:
+        raise ConfigError("pick at least one model key")
+    size = None
+    if check_size and str(check_size).strip():
+        m = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+))?\s*", str(check_size).lower())
+        if not m:
+            raise ConfigError(f"check size must look like 512x512, got {check_size!r}")
+        size = (int(m[1]), int(m[2] or m[1]))
+    keys = tuple(models)
+    if on_space():   # visitors name Hub repos only, and never lift the memory/disk refusal
+        if source and source.strip() and not HUB_ID.match(source.strip().partition("=")[2] or source.strip()):
+            raise ConfigError(f"on a hosted Space the source must be a Hub id like org/name, not {source.strip()!r}")
+        force = False
+    return QuantizeRequest(model=keys, backend=backend, quantization=quantization,
+                           sources=parse_sources([source.strip()] if source and source.strip() else None, keys),
+                           force=bool(force), push=(push or "").strip() or None, private=bool(private),
+                           check_steps=int(check_steps) if check_steps else None, check_size=size)
+
+
+def preview(models, source, backend, quantization, force, check_steps, check_size, push, private) -> str:
+    """What a run would do: each target, or why it is skipped (a bad field is said here, not raised,
+    since this runs on every edit)."""
+    try:
+        request = _request(models, source, backend, quantization, force, check_steps, check_size, push, private)
+    except ImgaiError as exc:
+        return f"⚠️ {exc}"
+    lines = [f"- `{t.name}`: " + (f"skipped — {t.skip}" if t.skip else "will run") for t in plan(request)]
+    return f"Output folder: `{request.folder}`\n\n" + "\n".join(lines)
+
+
+@guard
+def start(models, source, backend, quantization, force, check_steps, check_size, push, private) -> tuple[str, str]:
+    if on_space() and (push or "").strip():
+        # a job pushes with the worker's token, which on a Space is the Space's own: never for a visitor
+        raise ConfigError("on a Space, convert first and then use Push to Hub, which pushes with your sign-in")
+    job = submit(_request(models, source, backend, quantization, force, check_steps, check_size, push, private))
+    return job.id, f"Queued job `{job.id}` ({job.subject})."
+
+
+def status(job_id: str | None):
+    """Progress of the run, and its per-target results so far."""
+    if not job_id:
+        return "No run yet.", [], gr.update()
+    try:
+        job = jobs.get(job_id)
+    except Exception as exc:  # an unknown id typed by hand
+        return f"{exc}", [], gr.update()
+    text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
+    if job.error:
+        text += f"\n\n{job.error}"
+    results = target_results(job.id)
+    return text, summary_rows(results), gr.update(choices=list_outputs())
+
+
+@guard
+def show(name: str | None):
+    """The output's file tree, quantization_info.json, card and image grid."""
+    if not name:
+        return "", None, "", [], ""
+    from PIL import Image
+
+    out = describe_output(name)
+    # handed over as pictures, not paths: the data folder may lie outside what gradio serves
+    images = [(Image.open(path).convert("RGB"), caption) for path, caption in out.images]
+    check = out.info.get("check", {})
+    scores = (f"Check: lowest PSNR **{check.get('min_psnr_db', 0):.1f} dB** (threshold "
+              f"{check.get('threshold_psnr_db', 0):.0f} dB), SSIM {min(check.get('ssim') or [0]):.4f}; "
+              f"{'passed' if check.get('passed') else 'failed'}") if check else ""
+    return out.tree, out.info, out.card, images, scores
+
+
+@guard
+def push(name: str | None, org: str, private: bool, oauth_token=None) -> str:
+    """Push with the visitor's own sign-in on a Space, the local login otherwise."""
+    if not name:
+        raise ConfigError("pick an output to push")
+    if not org or not org.strip():
+        raise ConfigError("enter the Hub user or organisation to push to")
+    token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
+    url = push_target(describe_output(name).path, org=org.strip(), private=bool(private), token=token)
+    return f"Pushed **{name}** to {url} (one commit, verified file by file)"
+
+
+def _push_handler():
+    if on_space():
+        def quantize_push(name, org, private, oauth_token: Optional[gr.OAuthToken] = None):
+            return push(name, org, private, oauth_token=oauth_token)
+    else:   # locally there is no login button (gradio's local OAuth mock needs a token at start-up)
+        def quantize_push(name, org, private):
+            return push(name, org, private)
+    return quantize_push
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown(INTRO)
+    with gr.Row():
+        models = gr.CheckboxGroup(list(MODEL_KEYS), value=["sd15"], label="Models")
+        source = gr.Textbox(label="Source (optional)", scale=2,
+                            placeholder="a Hub id (org/name) or a local diffusers folder — for one model")
+    with gr.Row():
+        backend = gr.Radio([*BACKENDS, "both"], value="pytorch", label="Backend")
+        quantization = gr.Radio(list(QUANTIZATIONS), value="INT8", label="Quantization")
+        force = gr.Checkbox(label="Force: redo up-to-date targets and skip the memory/disk refusal",
+                            visible=not on_space())
+    with gr.Accordion("Check and upload", open=False):
+        with gr.Row():
+            check_steps = gr.Number(label="Check steps (0: the key's default)", value=0, precision=0, minimum=0)
+            check_size = gr.Textbox(label="Check size WxH (empty: the key's default)", placeholder="512x512")
+            push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)", visible=not on_space())
+            private = gr.Checkbox(label="Private repos")
+    form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private]
+    plan_md = gr.Markdown()
+    run_btn = gr.Button("Quantize", variant="primary")
+    with gr.Row():
+        job_id = gr.Textbox(label="Job", interactive=True, scale=1)
+        progress = gr.Markdown("No run yet.")
+        refresh = gr.Button("Refresh", size="sm", scale=0)
+    results = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, label="Targets")
+
+    gr.Markdown("### Outputs")
+    with gr.Row():
+        output = gr.Dropdown(label="Converted model", choices=list_outputs(), allow_custom_value=True, scale=2)
+        push_to = gr.Textbox(label="Push to Hub user/org", placeholder="my-org → my-org/<output name>", scale=1)
+        push_private = gr.Checkbox(label="Private", scale=0)
+        push_btn = gr.Button("Push to Hub", scale=0)
+    login_row(demo, api_name="quantize_whoami")
+    push_msg = gr.Markdown()
+    scores = gr.Markdown()
+    with gr.Tabs():
+        with gr.Tab("Images"):
+            grid = gr.Gallery(label="original vs converted", columns=2, height="auto")
+        with gr.Tab("Card"):
+            card = gr.Markdown()
+        with gr.Tab("quantization_info.json"):
+            info = gr.JSON()
+        with gr.Tab("Files"):
+            tree = gr.Code(label="Output folder", language=None)
+
+    for field in form:
+        field.change(preview, form, [plan_md], api_name=False, show_progress="hidden")
+    demo.load(preview, form, [plan_md], api_name=False)
+    run_btn.click(start, form, [job_id, progress], api_name="quantize")
+    timer = gr.Timer(1.5)
+    timer.tick(status, [job_id], [progress, results, output], show_progress="hidden", queue=False, api_name=False)
+    refresh.click(status, [job_id], [progress, results, output], api_name="quantize_status")
+    output.change(show, [output], [tree, info, card, grid, scores], api_name="quantize_show")
+    push_btn.click(_push_handler(), [output, push_to, push_private], [push_msg], api_name="quantize_push")

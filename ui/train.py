@@ -1,0 +1,279 @@
+"""Train tab: architectures → Convert To Model → data pipelines (with preview) → training setup →
+Train → Queued / In Progress / Complete / Failed with live curves; cancel, resume, retrain,
+per-class accuracy, confusion matrix and the trained model's download."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from imgai import train
+from imgai.config import on_space
+from imgai.errors import ConfigError, ImgaiError
+from imgai.train.images import inspect_pipeline
+
+from . import train_views as views
+from .common import guard, visitor
+
+KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub"}
+AUGMENTATIONS = {"flip": "flip", "crop": "crop", "colour jitter": "color_jitter"}
+DEFAULTS = {name: f.default for name, f in train.TrainConfig.__dataclass_fields__.items()}
+
+
+def load_tab():
+    devices = train.available_devices()
+    return (views.architecture_rows(), views.pipeline_rows(), gr.update(choices=views.trainable_models()),
+            gr.update(choices=views.pipeline_names()), gr.update(choices=views.pipeline_names()),
+            gr.update(choices=devices, value="auto"))
+
+
+@guard
+def create_model(architecture: str, name: str):
+    model = train.create_model(name or "", architecture=architecture)
+    return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Set it up below and "
+            "press Train.", gr.update(choices=views.trainable_models(), value=model.id))
+
+
+@guard
+def add_data(kind: str, name: str, folder: str, upload, hub_id: str, val_split: float, image_size: int,
+             augment: list[str]):
+    kind = KINDS.get(kind, kind)
+    if kind == "folder" and on_space():
+        raise ConfigError("folders on the server cannot be read on a hosted Space; upload a zip instead")
+    source = {"folder": (folder or "").strip(), "zip": upload if isinstance(upload, str) else getattr(upload, "name", None),
+              "hub": (hub_id or "").strip()}[kind]
+    if not source:
+        raise ConfigError(f"give the {'folder path' if kind == 'folder' else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
+    chosen = {AUGMENTATIONS[a]: True for a in augment or []}
+    pipeline = train.add_pipeline(name or "", source, kind=kind, val_split=float(val_split),
+                                  image_size=int(image_size), **chosen)
+    return f"Data pipeline **{pipeline.name}** reads `{pipeline.root}`.", pipeline.name
+
+
+@guard
+def preview_data(name: str):
+    if not name:
+        raise ConfigError("pick a data pipeline to preview")
+    _, report, samples = inspect_pipeline(name, count=8)
+    return [(image, label) for image, label in samples], views.report_markdown(report)
+
+
+def pipelines_changed(name: str | None):
+    names = views.pipeline_names()
+    return (views.pipeline_rows(), gr.update(choices=names, value=name if name in names else None),
+            gr.update(choices=names, value=name if name in names else None))
+
+
+def weights_note(model_id: str | None) -> str:
+    if not model_id:
+        return ""
+    from imgai.train.architectures import starting_weights
+
+    try:
+        model = train.resolve_model(model_id)
+    except ImgaiError:
+        return ""
+    arch = train.get_architecture(model.extra.get("train_architecture") or model.architecture)
+    weights = starting_weights(arch, model_args=model.extra.get("model_args"))
+    return ("Starts from " if weights.pretrained else "⚠️ ") + weights.describe()
+
+
+FORM = ["loss", "label_smoothing", "epochs", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps",
+        "weight_decay", "device", "num_workers", "prefetch_factor", "seed", "image_size", "val_split", "pretrained"]
+
+
+def _settings(values) -> dict:
+    settings = dict(zip(FORM, values))
+    for key in ("epochs", "batch_size", "num_workers", "prefetch_factor", "seed", "image_size"):
+        if isinstance(settings[key], float) and settings[key].is_integer():
+            settings[key] = int(settings[key])
+    if settings["prefetch_factor"] == 0:       # the form's "off"
+        settings["prefetch_factor"] = None
+    return settings
+
+
+@guard
+def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
+                   weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
+                   retrain_from, request: gr.Request):
+    settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
+                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained])
+    if not data:
+        raise ConfigError("pick a Data Source (make one under Data pipelines first)")
+    data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
+    if retrain_from:
+        job = train.retrain(retrain_from.strip(), data=data, owner=visitor(request),
+                            **{k: v for k, v in settings.items() if v is not None})
+    else:
+        if not model_id:
+            raise ConfigError("pick a model to train (Convert To Model makes one)")
+        job = train.start(model_id, data=data, config=train.TrainConfig(**settings), owner=visitor(request))
+    return f"Training job `{job.id}` for **{job.subject}** is {job.state}.", "", job.id
+
+
+def refresh(job_id: str | None, plot_key, request: gr.Request):
+    tables, found = views.job_tables(visitor(request))
+    if not job_id and found:
+        job_id = next((v.job_id for v in found if v.state == "running"), found[0].job_id)
+    known = {v.job_id: v for v in found}
+    selected = known.get(job_id)
+    key = (job_id, selected and selected.epoch_ratio, selected and selected.state)
+    if key != tuple(plot_key or ()):
+        loss, accuracy = views.curve_frames(job_id if selected else None)
+        plots = (loss, accuracy)
+    else:
+        plots = (gr.update(), gr.update())
+    detail, per_class, confusion = views.job_detail(job_id if selected else None)
+    state = selected.state if selected else None
+    return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
+            gr.update(interactive=state in ("queued", "starting", "running")),
+            gr.update(interactive=state in ("failed", "cancelled")),
+            gr.update(interactive=selected is not None),
+            gr.update(interactive=state == "succeeded"))
+
+
+@guard
+def cancel_job(job_id: str) -> str:
+    job = train.cancel(job_id)
+    return f"Job `{job.id}` {job.state}."
+
+
+@guard
+def resume_job(job_id: str, request: gr.Request):
+    job = train.resume(job_id, owner=visitor(request))
+    return f"Resuming as job `{job.id}` from the last checkpoint of `{job_id}`.", job.id
+
+
+@guard
+def load_retrain(job_id: str):
+    if not job_id:
+        raise ConfigError("select a job to retrain")
+    values = views.config_values(job_id)
+    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *[values[k] for k in FORM],
+            job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
+
+
+@guard
+def download_model(job_id: str):
+    return str(train.download(job_id))
+
+
+def pick_first_cell(evt: gr.SelectData):
+    row = getattr(evt, "row_value", None)
+    return row[0] if row else gr.update()
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("Train a tagger on your own images. Pick an architecture and make a model, describe your "
+                "data once as a data pipeline, set up training and press **Train**; the trained model joins "
+                "the Convert tab as PyTorch / NotConverted.")
+    with gr.Accordion("1. Architectures", open=True):
+        arch_table = gr.Dataframe(headers=views.ARCH_COLUMNS, interactive=False, label="Trainable architectures")
+        with gr.Row():
+            arch = gr.Dropdown(list(train.ARCHITECTURES), value="resnet18", label="Architecture")
+            name = gr.Textbox(label="Model name", placeholder="my-tagger")
+            create = gr.Button("Convert To Model", variant="primary")
+        create_msg = gr.Markdown()
+    with gr.Accordion("2. Data pipelines", open=False):
+        with gr.Row():
+            kind = gr.Radio(list(KINDS) if not on_space() else list(KINDS)[1:], label="Source",
+                            value="Image folder" if not on_space() else "Zip upload")
+            data_name = gr.Textbox(label="Pipeline name", placeholder="my-photos")
+        with gr.Row():
+            folder = gr.Textbox(label="Folder (one subfolder per class)", placeholder="/path/to/images",
+                                visible=not on_space())
+            upload = gr.File(label="Zip (one folder per class inside)", file_types=[".zip"], type="filepath")
+            hub_id = gr.Textbox(label="Hub dataset id (imagefolder, from the local cache)", placeholder="org/dataset")
+        with gr.Row():
+            val_split = gr.Slider(0.0, 0.5, value=0.2, step=0.05, label="Validation split")
+            image_size = gr.Number(224, precision=0, label="Image size")
+            augment = gr.CheckboxGroup(list(AUGMENTATIONS), label="Augmentations (none by default)")
+        add = gr.Button("Create data pipeline", variant="primary")
+        data_msg = gr.Markdown()
+        pipelines = gr.Dataframe(headers=views.PIPELINE_COLUMNS, interactive=False, label="Data pipelines")
+        with gr.Row():
+            preview_pick = gr.Dropdown([], label="Preview pipeline", allow_custom_value=True)
+            preview = gr.Button("Preview and check")
+        gallery = gr.Gallery(label="Transformed samples", columns=8, height="auto")
+        report = gr.Markdown()
+    with gr.Accordion("3. Training setup", open=True):
+        with gr.Row():
+            model = gr.Dropdown([], label="Model", allow_custom_value=True)
+            data = gr.Dropdown([], label="Data Source", allow_custom_value=True)
+            retrain_from = gr.Textbox(label="Retrain from job (empty: a fresh run)", placeholder="job id")
+        note = gr.Markdown()
+        with gr.Row():
+            loss = gr.Dropdown(["cross_entropy", "bce"], value=DEFAULTS["loss"], label="Loss",
+                               info="bce: multi-label (an image filed under several class folders)")
+            smoothing = gr.Number(DEFAULTS["label_smoothing"], label="Label smoothing")
+            epochs = gr.Number(DEFAULTS["epochs"], precision=0, label="Epochs")
+            batch = gr.Number(DEFAULTS["batch_size"], precision=0, label="Batch Size")
+            optimizer = gr.Dropdown(["adamw", "adam"], value=DEFAULTS["optimizer"], label="Optimizer")
+        with gr.Accordion("Optimizer: edit", open=False):
+            with gr.Row():
+                lr = gr.Number(DEFAULTS["lr"], label="Learning Rate")
+                beta1 = gr.Number(DEFAULTS["beta1"], label="Beta 1")
+                beta2 = gr.Number(DEFAULTS["beta2"], label="Beta 2")
+                eps = gr.Number(DEFAULTS["eps"], label="Epsilon")
+                decay = gr.Number(DEFAULTS["weight_decay"], label="Weight Decay")
+        with gr.Accordion("Advanced Settings", open=False):
+            with gr.Row():
+                device = gr.Dropdown(["auto", "cpu"], value="auto", label="Device", info="only those present")
+                workers = gr.Number(0, precision=0, label="Number of workers")
+                prefetch = gr.Number(None, precision=0, label="Prefetch factor",
+                                     info="only valid with workers > 0; empty or 0: off")
+                seed = gr.Number(0, precision=0, label="Seed")
+                size = gr.Number(None, precision=0, label="Image size", info="empty: the data pipeline's")
+                split = gr.Number(None, label="Validation split", info="empty: the data pipeline's")
+                pretrained = gr.Checkbox(True, label="Start from local ImageNet weights when present")
+        start = gr.Button("Train", variant="primary")
+        start_msg = gr.Markdown()
+    with gr.Accordion("4. Training", open=True):
+        tables = {}
+        for title in views.TABLES:
+            headers = views.FAILED_COLUMNS if title == "Failed" else views.JOB_COLUMNS
+            tables[title] = gr.Dataframe(headers=headers, interactive=False, label=title, wrap=True)
+        with gr.Row():
+            job = gr.Textbox(label="Selected job", scale=2)
+            cancel = gr.Button("Cancel", variant="stop")
+            resume = gr.Button("Resume")
+            retrain = gr.Button("Retrain")
+            download = gr.Button("Download trained model")
+        job_msg = gr.Markdown()
+        detail = gr.Markdown()
+        with gr.Row():
+            loss_plot = gr.LinePlot(x="epoch", y="value", color="series", title="Loss", height=260)
+            acc_plot = gr.LinePlot(x="epoch", y="value", color="series", title="Accuracy", height=260)
+        with gr.Row():
+            per_class = gr.Dataframe(headers=["Class", "Accuracy"], interactive=False, label="Per-class accuracy")
+            confusion = gr.Dataframe(interactive=False, label="Confusion matrix (validation)")
+        model_file = gr.File(label="Trained model (config.json + model.safetensors)", interactive=False)
+        timer = gr.Timer(2.0)
+
+    form = [loss, smoothing, epochs, batch, optimizer, lr, beta1, beta2, eps, decay, device, workers, prefetch,
+            seed, size, split, pretrained]
+    plot_key = gr.State([])
+    live = [*tables.values(), job, detail, loss_plot, acc_plot, per_class, confusion, plot_key,
+            cancel, resume, retrain, download]
+
+    demo.load(load_tab, None, [arch_table, pipelines, model, data, preview_pick, device], api_name="train_load")
+    demo.load(refresh, [job, plot_key], live, api_name="train_refresh")
+    timer.tick(refresh, [job, plot_key], live, show_progress="hidden", queue=False, api_name=False)
+    arch_table.select(pick_first_cell, None, [arch], api_name=False)
+    create.click(create_model, [arch, name], [create_msg, model], api_name="train_create")
+    model.change(weights_note, [model], [note], api_name=False, show_progress="hidden")
+    model.focus(lambda: gr.update(choices=views.trainable_models()), None, [model], api_name=False)
+    data.focus(lambda: gr.update(choices=views.pipeline_names()), None, [data], api_name=False)
+    add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],
+              [data_msg, preview_pick], api_name="train_data_add").success(
+        pipelines_changed, [preview_pick], [pipelines, data, preview_pick], api_name=False).success(
+        preview_data, [preview_pick], [gallery, report], api_name=False)
+    preview.click(preview_data, [preview_pick], [gallery, report], api_name="train_data_preview")
+    start.click(start_training, [model, data, *form, retrain_from], [start_msg, retrain_from, job],
+                api_name="train_start").success(refresh, [job, plot_key], live, api_name=False)
+    for table in tables.values():
+        table.select(pick_first_cell, None, [job], api_name=False)
+    job.change(refresh, [job, plot_key], live, api_name=False, show_progress="hidden")
+    cancel.click(cancel_job, [job], [job_msg], api_name="train_cancel")
+    resume.click(resume_job, [job], [job_msg, job], api_name="train_resume")
+    retrain.click(load_retrain, [job], [model, data, *form, retrain_from, job_msg], api_name="train_retrain")
+    download.click(download_model, [job], [model_file], api_name="train_download")
