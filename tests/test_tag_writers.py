@@ -73,3 +73,13 @@ def test_ray_plan_one_actor_per_node_owning_its_cpus():
     assert (plan.actor_cpus, plan.threads["a"], plan.threads["b"]) == (2, 4, 2)
     with pytest.raises(ConfigError, match="more than the 12 CPUs"):
         plan_for(nodes, actors=13)
+
+
+@pytest.mark.skipif(find_spec("pyarrow") is None, reason="pyarrow comes with requirements-ray.txt")
+def test_output_to_a_uri_is_written_when_the_run_ends(tmp_path):
+    uri = f"file://{tmp_path}/tags.jsonl"
+    write("jsonl", uri)
+    assert [json.loads(line) for line in (tmp_path / "tags.jsonl").read_text().splitlines()] == \
+        [r.to_dict() for r in RESULTS]
+    with pytest.raises(ConfigError, match="cannot write the results"):
+        write("jsonl", f"file://{tmp_path}/missing-folder/tags.jsonl")

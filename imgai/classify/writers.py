@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO
@@ -108,23 +109,33 @@ WRITERS = {"table": TableWriter, "json": JsonWriter, "jsonl": JsonLinesWriter, "
 
 
 class ResultFile:
-    """`with ResultFile(fmt, output) as writer: writer.write(result)`; stdout when output is None."""
+    """`with ResultFile(fmt, output) as writer: writer.write(result)`; stdout when output is None.
+    `output` may be a URI (`s3://…`, `gs://…`, `file://…`): the file is written locally, then
+    uploaded through pyarrow's filesystems when the run ends."""
 
-    def __init__(self, fmt: str, output: Path | None = None):
+    def __init__(self, fmt: str, output: str | Path | None = None):
         if fmt not in WRITERS:
             raise ConfigError(f"format {fmt!r} is not one of {', '.join(WRITERS)}")
         self.kind = WRITERS[fmt]
         if self.kind.binary and output is None:
             raise ConfigError(f"format {fmt!r} is binary; give --output FILE")
-        self.output = Path(output) if output is not None else None
+        self.uri = str(output) if output is not None and "://" in str(output) else None
+        self.output = Path(output) if output is not None and not self.uri else None
         self.tmp: Path | None = None
         self.handle: IO | None = None
 
     def __enter__(self) -> ResultWriter:
-        if self.output is None:
+        if self.output is None and self.uri is None:
             self.writer = self.kind(sys.stdout)
             return self.writer
-        self.tmp = self.output.with_name(f".{self.output.name}.tmp")
+        if self.uri:
+            import tempfile
+
+            fd, name = tempfile.mkstemp(prefix="imgai-results-")
+            os.close(fd)
+            self.tmp = Path(name)
+        else:
+            self.tmp = self.output.with_name(f".{self.output.name}.tmp")
         self.handle = open(self.tmp, "wb") if self.kind.binary else open(self.tmp, "w", encoding="utf-8", newline="")
         self.writer = self.kind(self.handle)
         return self.writer
@@ -138,8 +149,24 @@ class ResultFile:
         finally:
             if self.handle is not None:
                 self.handle.close()
-                if done:
-                    self.tmp.replace(self.output)
-                else:
-                    self.tmp.unlink(missing_ok=True)
+                try:
+                    if done and self.uri:
+                        upload(self.tmp, self.uri)
+                    elif done:
+                        self.tmp.replace(self.output)
+                finally:
+                    if self.uri or not done:
+                        self.tmp.unlink(missing_ok=True)
         return False
+
+
+def upload(local: Path, uri: str) -> None:
+    """Copy a finished local file to a URI (s3://, gs://, file://, …) with pyarrow's filesystems."""
+    pafs = require("pyarrow.fs", extra="ray")
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        with open(local, "rb") as src, filesystem.open_output_stream(path) as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot write the results to {uri}: {exc}") from exc

@@ -7,7 +7,6 @@ Exit code 0 when every file was tagged, 1 when some failed, 2 for a usage error.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 
 
@@ -20,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=float, default=0.0, help="minimum probability to report")
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv", "parquet"), default="table",
                    help="parquet needs --output")
-    p.add_argument("--output", type=Path, help="write results here instead of stdout")
+    p.add_argument("--output", help="write results here instead of stdout (a file, or a URI: s3://, gs://, …)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--sidecar", choices=("txt", "xmp"), help="also write a sidecar next to each image")
     p.add_argument("--overwrite", action="store_true", help="replace existing sidecars")
