@@ -4,11 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv chromium clean bench
+.PHONY: run test venv chromium clean bench bench-ray
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-ray.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $(STAMP)
@@ -30,6 +30,9 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(BIN)/python bench/tag_throughput.py
+
+bench-ray: $(STAMP)
+	$(BIN)/python bench/tag_ray.py
 
 clean:
 	rm -rf $(VENV) imgai_data test-output .pytest_cache

@@ -56,6 +56,7 @@ class DiskSpaceError(ImgaiError): """A download will not fit on the disk."""
 class PushVerificationError(ImgaiError): """The remote files differ from what was pushed."""
 class DataError(ImgaiError, ValueError): """Training data that cannot be used (no images, one class, unreadable files)."""
 class InsufficientResourcesError(ImgaiError): """The machine lacks the memory or disk a task needs (sizes named)."""
+class ClusterError(ImgaiError): """Ray could not be started, or the Ray cluster could not be joined."""
 
 
 def require(module: str, *, extra: str = "convert"):

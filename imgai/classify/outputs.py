@@ -20,16 +20,23 @@ def to_json(results: Iterable[TagResult]) -> str:
     return json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False)
 
 
+CSV_HEADER = ["path", "rank", "label", "score", "error"]
+
+
+def csv_rows(result: TagResult) -> list[list]:
+    """The CSV rows of one image: one per tag, or one row with the error (or no tag)."""
+    if result.error or not result.tags:
+        return [[result.path, "", "", "", result.error or ""]]
+    return [[result.path, rank, t.label, f"{t.score:.6f}", ""] for rank, t in enumerate(result.tags, 1)]
+
+
 def to_csv(results: Iterable[TagResult]) -> str:
     """One row per (image, tag): path, rank, label, score, error."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["path", "rank", "label", "score", "error"])
+    w.writerow(CSV_HEADER)
     for r in results:
-        if r.error or not r.tags:
-            w.writerow([r.path, "", "", "", r.error or ""])
-        for rank, t in enumerate(r.tags, 1):
-            w.writerow([r.path, rank, t.label, f"{t.score:.6f}", ""])
+        w.writerows(csv_rows(r))
     return buf.getvalue()
 
 

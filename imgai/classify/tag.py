@@ -62,7 +62,7 @@ class TagResult:
 class Tagger:
     """An ONNX model ready to tag: session, labels and preprocessing."""
 
-    def __init__(self, onnx_dir: Path, *, model_id: str | None = None):
+    def __init__(self, onnx_dir: Path, *, model_id: str | None = None, threads: int | None = None):
         from .onnx_file import check_onnx_file
         from .session import create_session
 
@@ -71,26 +71,21 @@ class Tagger:
         self.model_id = model_id
         self.labels = read_labels(onnx_dir / "labels.json")
         self.spec = PreprocessSpec.load(onnx_dir / "preprocess.json")
-        self.session = create_session(onnx_dir / "model.onnx")
+        self.session = create_session(onnx_dir / "model.onnx", threads=threads)
         self.input_name = self.session.get_inputs()[0].name
 
     @classmethod
-    def for_model(cls, model_id: str | None = None) -> "Tagger":
+    def for_model(cls, model_id: str | None = None, *, threads: int | None = None) -> "Tagger":
         """The tagger of a registered model (the default one when `model_id` is None)."""
-        model = registry.get(model_id) if model_id else registry.default_model()
-        if model is None:
-            raise StateError("no default model to tag with; enable a converted model and set it as default, "
-                             "or pass --model ID")
-        if not model.can_tag:
-            why = []
-            if model.type != registry.ONNX:
-                why.append(f"it is {model.type} / {model.conversion} (convert it to ONNX first)")
-            if not model.valid:
-                why.append("it has not passed validation")
-            if not model.enabled:
-                why.append("it is disabled (enable it)")
-            raise StateError(f"cannot tag with {model.id!r}: {'; '.join(why)}")
-        return cls(Path(model.onnx_path).parent, model_id=model.id)
+        folder, model_id = tagging_folder(model_id)
+        return cls(folder, model_id=model_id, threads=threads)
+
+    @classmethod
+    def decoder(cls, spec: PreprocessSpec) -> "Tagger":
+        """A tagger that only decodes (no session), for workers that feed another one's `infer`."""
+        self = cls.__new__(cls)
+        self.model_id, self.labels, self.spec, self.session, self.input_name = None, [], spec, None, None
+        return self
 
     # -- the batch functions --------------------------------------------------------------
 
@@ -98,8 +93,19 @@ class Tagger:
         """One file → preprocessed array; raises ValueError with a readable reason."""
         return self.spec(decode_image(path))
 
+    def decode_safe(self, path) -> tuple[np.ndarray | None, str | None]:
+        """Like `decode`, but a bad file gives (None, reason) instead of raising."""
+        try:
+            return self.decode(path), None
+        except ValueError as exc:
+            return None, str(exc)
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror or exc}"
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """A batch of arrays → probabilities (softmax, or sigmoid for multi-label models)."""
+        if self.session is None:
+            raise StateError("this tagger only decodes; create it from a model folder to run inference")
         logits = np.asarray(self.session.run(None, {self.input_name: batch})[0], dtype=np.float64)
         if self.spec.multi_label:
             return 1.0 / (1.0 + np.exp(-logits))
@@ -120,14 +126,7 @@ class Tagger:
         paths = [str(p) for p in paths]
         workers = options.workers or max(1, (os.cpu_count() or 2))
         window = options.batch_size * 2 + workers
-
-        def decode_safe(path):
-            try:
-                return self.decode(path), None
-            except ValueError as exc:
-                return None, str(exc)
-            except OSError as exc:
-                return None, f"cannot read: {exc.strerror or exc}"
+        decode_safe = self.decode_safe
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgai-decode") as pool:
             pending: deque[tuple[str, Future]] = deque()
@@ -152,6 +151,24 @@ class Tagger:
                     tags = dict(zip((p for p, _ in ok), self.top_k(probs, options)))
                 for path, arr, err in decoded:
                     yield TagResult(path, tags.get(path, []), err)
+
+
+def tagging_folder(model_id: str | None = None) -> tuple[Path, str]:
+    """The ONNX folder (model.onnx, labels.json, preprocess.json) of a model that may tag, and its id."""
+    model = registry.get(model_id) if model_id else registry.default_model()
+    if model is None:
+        raise StateError("no default model to tag with; enable a converted model and set it as default, "
+                         "or pass --model ID")
+    if not model.can_tag:
+        why = []
+        if model.type != registry.ONNX:
+            why.append(f"it is {model.type} / {model.conversion} (convert it to ONNX first)")
+        if not model.valid:
+            why.append("it has not passed validation")
+        if not model.enabled:
+            why.append("it is disabled (enable it)")
+        raise StateError(f"cannot tag with {model.id!r}: {'; '.join(why)}")
+    return Path(model.onnx_path).parent, model.id
 
 
 def collect_images(inputs: Iterable[str | Path]) -> list[Path]:

@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--check-size", type=_size, metavar="WxH", help="image size of the check (default: per key)")
     p.add_argument("--check-prompt", action="append", metavar="TEXT",
                    help="a prompt for the check (repeatable; default: two fixed prompts)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: every target as a Ray task sized by its memory estimate (see docs/cluster.md)")
+    p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
     p.add_argument("--wait", action="store_true", help="follow the job with a progress bar and print the summary")
     p.add_argument("--json", action="store_true", help="print JSON (the job, or with --wait the results)")
     p.add_argument("--list", action="store_true", help="list the model keys and what each backend produces")
@@ -69,7 +72,11 @@ def cmd_quantize(args) -> int:
                               sources=parse_sources(args.source, expand_models(args.model)),
                               output_dir=args.output_dir, force=args.force, push=args.push, private=args.private,
                               check_steps=args.check_steps, check_size=args.check_size,
-                              check_prompts=args.check_prompt)
+                              check_prompts=args.check_prompt, engine=args.engine, address=args.address)
+    if args.engine == "ray":
+        from ..engines.ray_session import require_ray
+
+        require_ray()          # say so now, not from inside the job
     if not args.json:
         for t in plan(request):
             if t.skip:

@@ -26,6 +26,9 @@ CONFIG_OPTIONS = {
     "--val-split": ("val_split", float, "validation fraction (default: the data pipeline's)"),
     "--seed": ("seed", int, "random seed (default 0)"),
     "--image-size": ("image_size", int, "training resolution (default: the data pipeline's)"),
+    "--engine": ("engine", str, "local (default) or ray: Ray Train, DDP over --workers processes"),
+    "--workers": ("workers", int, "ray: training processes (default 2)"),
+    "--address": ("address", str, "ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)"),
 }
 
 
@@ -174,7 +177,12 @@ def _submitted(job, args) -> int:
 def cmd_start(args) -> int:
     from ..train import TrainConfig, start
 
-    job = start(args.model, data=args.data, config=TrainConfig(**_config_changes(args)))
+    config = TrainConfig(**_config_changes(args))
+    if config.engine == "ray":
+        from ..engines.ray_session import require_ray
+
+        require_ray()          # say so now, not from inside the job
+    job = start(args.model, data=args.data, config=config)
     return _submitted(job, args)
 
 

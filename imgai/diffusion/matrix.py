@@ -34,6 +34,8 @@ class QuantizeRequest:
     check_steps: int | None = None
     check_size: tuple | None = None      # (width, height)
     check_prompts: tuple | None = None   # default: checks.PROMPTS
+    engine: str = "local"                # local: one target after another here; ray: one Ray task per target
+    address: str | None = None           # ray: the cluster to join (default: RAY_ADDRESS, else a private Ray)
 
     def __post_init__(self):
         self.keys = expand_models(self.model)
@@ -50,6 +52,10 @@ class QuantizeRequest:
         if self.push is not None and not ORG.match(self.push):
             raise ConfigError(f"--push takes a Hub user or organisation name like 'my-org', got {self.push!r} "
                               "(the repo name is the target's, e.g. my-org/sd15-torch-int8)")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"engine {self.engine!r} is not one of local, ray")
+        if self.address and self.engine != "ray":
+            raise ConfigError("--address only applies to --engine ray")
         if self.check_size is not None:
             self.check_size = tuple(int(v) for v in self.check_size)
         if self.check_prompts is not None:
@@ -113,7 +119,12 @@ def plan(request: QuantizeRequest) -> list[PlannedTarget]:
 def run(request: QuantizeRequest, *, on_progress: Callable[[float, str], None] = lambda f, s: None,
         on_result: Callable[[TargetResult], None] = lambda r: None,
         on_warning: Callable[[str], None] = lambda m: None, run_id: str | None = None) -> list[TargetResult]:
-    """Run every target of the request in order; returns one result per target."""
+    """Run every target of the request in order (on Ray: all at once); returns one result per target."""
+    if request.engine == "ray":
+        from ..engines.ray_quantize import run_on_ray
+
+        return run_on_ray(request, on_progress=on_progress, on_result=on_result, on_warning=on_warning,
+                          run_id=run_id)
     ctx = RunContext(output_dir=request.folder, check=request.check, force=request.force, push=request.push,
                      private=request.private, on_warning=on_warning)
     if run_id:

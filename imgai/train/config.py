@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
 
+ENGINES = ("local", "ray")
 LOSSES = ("cross_entropy", "bce")     # bce: multi-label (an image filed under several classes)
 OPTIMIZERS = ("adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -50,6 +51,10 @@ class TrainConfig:
     image_size: int | None = None
     val_split: float | None = None
     pretrained: bool = True           # start from local ImageNet weights when there are some
+    # where it runs
+    engine: str = "local"             # local: this worker process; ray: Ray Train, DDP over `workers` processes
+    workers: int = 2                  # ray: training processes (DDP: gloo on CPU, nccl on CUDA)
+    address: str | None = None        # ray: the cluster to join (default: RAY_ADDRESS, else a private Ray)
 
     def __post_init__(self):
         _choice("loss", self.loss, LOSSES)
@@ -84,6 +89,13 @@ class TrainConfig:
             _number("val_split", self.val_split, 0.0, 0.9, "a fraction in [0, 0.9), e.g. 0.2")
         if not isinstance(self.pretrained, bool):
             raise ConfigError(f"pretrained={self.pretrained!r} must be true or false")
+        _choice("engine", self.engine, ENGINES)
+        _integer("workers", self.workers, 1, 1024, "training processes for --engine ray, e.g. 2")
+        if self.address and self.engine != "ray":
+            raise ConfigError(f"address={self.address!r} only applies to engine 'ray'")
+        if self.engine == "ray" and self.device == "mps":
+            raise ConfigError("device 'mps' cannot train on Ray (DDP needs gloo on CPU or nccl on CUDA); "
+                              "use cpu, cuda or auto")
         _choice("device", self.device, DEVICES)
         present = available_devices()
         if self.device not in present:

@@ -73,6 +73,8 @@ def train_job(ctx) -> dict:
                   + (f"val accuracy {m.val_accuracy:.1%}, " if m.val_accuracy is not None else "")
                   + f"{m.samples_per_s:.0f} samples/s", data={"kind": "epoch", **m.to_dict()})
 
+    if config.engine == "ray":      # the same loop, in DDP processes scheduled by Ray Train
+        from ..engines.ray_train import fit_on_ray as fit
     result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,
                  checkpoint=ckpt, resume=resume, on_epoch=on_epoch, on_batch=on_batch)
 

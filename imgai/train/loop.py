@@ -52,17 +52,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loader(dataset, config: TrainConfig, *, shuffle: bool, epoch: int = 0, device: str = "cpu"):
+def make_loader(dataset, config: TrainConfig, *, shuffle: bool, epoch: int = 0, device: str = "cpu",
+                shard: tuple[int, int] | None = None):
+    """`shard=(rank, world_size)`: this process's share of the data, as in distributed training."""
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, DistributedSampler
 
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    sampler = None
+    if shard is not None:
+        rank, world = shard
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle,
+                                     seed=config.seed * 1000 + epoch)
+    size = len(sampler) if sampler is not None else len(dataset)
     # a last batch of one sample breaks BatchNorm in train mode: drop it in that case only
-    drop_last = shuffle and len(dataset) > config.batch_size and len(dataset) % config.batch_size == 1
+    drop_last = shuffle and size > config.batch_size and size % config.batch_size == 1
     extra = {"prefetch_factor": config.prefetch_factor} if config.num_workers and config.prefetch_factor else {}
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=config.num_workers, drop_last=drop_last, pin_memory=device == "cuda",
-                      persistent_workers=False, **extra)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      generator=generator, num_workers=config.num_workers, drop_last=drop_last,
+                      pin_memory=device == "cuda", persistent_workers=False, **extra)
 
 
 def make_optimizer(model, config: TrainConfig):
@@ -207,27 +215,61 @@ def train_one_epoch(model, loader, optimizer, loss_fn, *, epoch: int, multi_labe
     return seen, hits, loss_sum
 
 
+def _sum_over_processes(*values: float) -> tuple:
+    """The sums over every training process of a distributed run."""
+    import torch
+    import torch.distributed as dist
+
+    total = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(total)
+    return tuple(int(v) if isinstance(x, int) else float(v) for x, v in zip(values, total.tolist()))
+
+
+def _average_batchnorm_statistics(model) -> None:
+    """BatchNorm running statistics averaged over every process (each saw only its share of the
+    data), as timm's `distribute_bn(reduce=True)` does: validation and the saved model use them."""
+    import torch
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            for buf in (module.running_mean, module.running_var):
+                if buf is not None:
+                    dist.all_reduce(buf)
+                    buf /= world
+
+
 def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, multi_label: bool = False,
         checkpoint: Path | None = None, resume: bool = False,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
-        on_batch: Callable[[int, int, int], None] | None = None) -> FitResult:
-    """Train `model` for `config.epochs` epochs; with `resume`, continue from `checkpoint`.
+        on_batch: Callable[[int, int, int], None] | None = None,
+        shard: tuple[int, int] | None = None, resume_state: dict | None = None,
+        on_checkpoint: Callable[[dict], None] | None = None) -> FitResult:
+    """Train `model` for `config.epochs` epochs; with `resume`, continue from `checkpoint`
+    (or from `resume_state`, a checkpoint already read).
 
-    `on_batch(epoch, batch_index, batches)` and `on_epoch(metrics)` report progress.
+    `on_batch(epoch, batch_index, batches)` and `on_epoch(metrics)` report progress;
+    `on_checkpoint(state)` receives each epoch's checkpoint (as `checkpoint` would hold it).
+    Distributed (the Ray engine): `model` is wrapped in DistributedDataParallel, `shard` is
+    (rank, world size); each process trains on its share, metrics are summed over all of them,
+    and each evaluates the whole validation set with the same (synchronised) weights.
     """
     import torch
 
+    core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     device = config.resolved_device()
     model.to(device)
     optimizer = make_optimizer(model, config)
     loss_fn = make_loss(config, multi_label)
     history: list[dict] = []
     start = 0
-    if resume and checkpoint is not None and checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, history = int(state["epoch"]), list(state["history"])
+    if resume and resume_state is None and checkpoint is not None and checkpoint.is_file():
+        resume_state = load_checkpoint(checkpoint)
+    if resume and resume_state is not None:
+        core.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        start, history = int(resume_state["epoch"]), list(resume_state["history"])
     val_loader = make_loader(val_set, config, shuffle=False, device=device) if len(val_set) else None
     result = {"confusion": None, "per_class": [None] * num_classes}
     trained_samples, train_seconds = 0, 0.0
@@ -235,28 +277,33 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     try:
         for epoch in range(start + 1, config.epochs + 1):
             torch.manual_seed(config.seed * 1000 + epoch)       # augmentations: the same on a resumed run
-            loader = make_loader(train_set, config, shuffle=True, epoch=epoch, device=device)
+            loader = make_loader(train_set, config, shuffle=True, epoch=epoch, device=device, shard=shard)
             t0 = time.perf_counter()
             seen, hits, loss_sum = train_one_epoch(model, loader, optimizer, loss_fn, epoch=epoch,
                                                    multi_label=multi_label, device=device, on_batch=on_batch)
+            if shard is not None:
+                seen, hits, loss_sum = _sum_over_processes(seen, hits, loss_sum)
+                _average_batchnorm_statistics(core)
             seconds = time.perf_counter() - t0
             trained_samples += seen
             train_seconds += seconds
             if val_loader is not None:
-                result = evaluate(model, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label,
+                result = evaluate(core, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label,
                                   device=device)
             metrics = EpochMetrics(epoch=epoch, epochs=config.epochs, train_loss=loss_sum / max(seen, 1),
                                    train_accuracy=hits / max(seen, 1), val_loss=result.get("loss"),
                                    val_accuracy=result.get("accuracy"), samples_per_s=seen / max(seconds, 1e-9),
                                    seconds=seconds, lr=optimizer.param_groups[0]["lr"])
             history.append(metrics.to_dict())
-            writer.save(model=model, optimizer=optimizer, epoch=epoch, history=history)
+            writer.save(model=core, optimizer=optimizer, epoch=epoch, history=history)
+            if on_checkpoint:
+                on_checkpoint(_checkpoint_state(core, optimizer, epoch, history))
             if on_epoch:
                 on_epoch(metrics)
     finally:
         writer.close()         # the last checkpoint is complete before anyone (Resume) reads it
     if start >= config.epochs and val_loader is not None:   # resumed after the last epoch: just evaluate
-        result = evaluate(model, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device)
-    model.to("cpu").eval()
+        result = evaluate(core, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device)
+    core.to("cpu").eval()
     return FitResult(history=history, confusion_matrix=result["confusion"], per_class_accuracy=result["per_class"],
                      resumed_from_epoch=start, samples_per_s=trained_samples / max(train_seconds, 1e-9))

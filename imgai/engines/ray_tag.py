@@ -1,0 +1,246 @@
+"""Tagging on Ray: Ray Data drives the same batch functions as the local engine.
+
+    paths ──from_items──> decode (map_batches over tasks: Tagger.decode)
+          ──> infer (map_batches over TagActor, an actor pool: Tagger.infer + Tagger.top_k)
+          ──> the driver, which writes results as they come
+
+The model's files travel through Ray's object store (one `ray.put` of their bytes); each actor
+writes them to its own temporary folder, checks and loads them exactly as the local engine does
+(one onnxruntime session per actor, with as many threads as its node's CPUs allow), and removes
+them. Nothing assumes a disk shared between nodes, except for the images themselves: local
+paths must exist on every node (a shared folder), or be URIs Ray reads (`s3://`, `gs://`, …).
+
+Scheduling (see `plan_for`): by default one actor per node, claiming that node's CPUs and running
+that many onnxruntime threads, so no two actors ever share a node; decoding claims no CPU (it
+runs beside the session's threads, as the local engine's decode threads do), capped at one task
+per CPU in the cluster — an uncapped zero-CPU task pool would spawn dozens of workers, and an
+actor holding every CPU would starve CPU-claiming decode tasks and hang the job.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..classify.onnx_file import external_data_files
+from ..classify.preprocess import PreprocessSpec
+from ..classify.tag import IMAGE_SUFFIXES, Tag, TagOptions, TagResult, Tagger, collect_images, tagging_folder
+from ..errors import ConfigError, JobError
+from .ray_session import ray_session, require_ray
+
+BATCHES_AHEAD = 8      # decoded batches in the object store per inference actor, at most
+
+def is_uri(path) -> bool:
+    return "://" in str(path)
+
+
+# -- listing ------------------------------------------------------------------------------
+
+def list_images(paths: Iterable) -> list[str]:
+    """Local files and folders as `collect_images` finds them; URIs (s3://, gs://, file://…)
+    listed through pyarrow's filesystems, folders recursively."""
+    files: list[str] = []
+    for item in paths:
+        if is_uri(item):
+            files.extend(_list_uri(str(item)))
+        else:
+            files.extend(str(p) for p in collect_images([item]))
+    return files
+
+
+def _list_uri(uri: str) -> list[str]:
+    from pyarrow import fs as pafs
+
+    scheme = uri.split("://", 1)[0]
+    try:
+        filesystem, root = pafs.FileSystem.from_uri(uri)
+        info = filesystem.get_file_info(root)
+        if info.type == pafs.FileType.NotFound:
+            raise ConfigError(f"{uri} does not exist; give image files or folders")
+        if info.type == pafs.FileType.File:
+            return [uri]
+        found = filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+    except (OSError, ValueError) as exc:   # pyarrow: unknown scheme, no credentials, unreachable
+        raise ConfigError(f"cannot list {uri}: {exc}") from exc
+    return sorted(f"{scheme}://{f.path}" for f in found
+                  if f.type == pafs.FileType.File and Path(f.path).suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _readable(path: str):
+    """What `decode_image` opens: the path itself, or a URI's bytes."""
+    if not is_uri(path):
+        return path
+    from pyarrow import fs as pafs
+
+    filesystem, inner = pafs.FileSystem.from_uri(path)
+    with filesystem.open_input_file(inner) as f:
+        return io.BytesIO(f.read())
+
+
+# -- the model, through the object store ---------------------------------------------------
+
+def model_files(folder: Path) -> dict[str, bytes]:
+    """The files a Tagger loads (model.onnx and its external data, labels.json, preprocess.json)."""
+    folder = Path(folder)
+    needed = [folder / "model.onnx", folder / "labels.json", folder / "preprocess.json"]
+    needed += external_data_files(folder / "model.onnx")
+    return {str(p.resolve().relative_to(folder.resolve())): p.read_bytes() for p in needed}
+
+
+# -- the two batch stages --------------------------------------------------------------------
+
+def decode_batch(batch: dict, *, spec: dict) -> dict:
+    """Paths → preprocessed arrays with Tagger.decode; a bad file gets its error and a blank array."""
+    tagger = Tagger.decoder(PreprocessSpec(**spec))
+    arrays, errors = [], []
+    for path in batch["path"]:
+        try:
+            array, error = tagger.decode_safe(_readable(str(path)))
+        except OSError as exc:
+            array, error = None, f"cannot read: {exc}"
+        arrays.append(array)
+        errors.append(error or "")
+    shape = next((a.shape for a in arrays if a is not None), None)
+    if shape is None:
+        h, w = tagger.spec.input_size
+        shape = (3, h, w) if tagger.spec.layout == "NCHW" else (h, w, 3)
+    blank = np.zeros(shape, np.float32)
+    return {"path": batch["path"], "image": np.stack([blank if a is None else a for a in arrays]),
+            "error": np.array(errors, dtype=object)}
+
+
+class TagActor:
+    """One onnxruntime session per actor: preprocessed batches → top-k rows (as JSON text)."""
+
+    def __init__(self, model: list, *, top_k: int, threshold: float, threads: dict):
+        import ray
+
+        context = ray.get_runtime_context()
+        node = context.get_node_id()
+        files = ray.get(model[0])
+        with tempfile.TemporaryDirectory(prefix="imgai-model-") as tmp:
+            for name, data in files.items():
+                target = Path(tmp) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.tagger = Tagger(Path(tmp), threads=threads.get(node) or threads.get("default") or 1)
+        self.options = TagOptions(top_k=top_k, threshold=threshold)
+        self.worker = f"{node[:12]}:{os.getpid()}"
+
+    def __call__(self, batch: dict) -> dict:
+        errors = batch["error"]
+        tags = ["[]"] * len(errors)
+        ok = np.flatnonzero(errors == "")
+        if ok.size:
+            probs = self.tagger.infer(np.ascontiguousarray(batch["image"][ok], dtype=np.float32))
+            for i, row in zip(ok, self.tagger.top_k(probs, self.options)):
+                tags[i] = json.dumps([[t.label, t.score] for t in row], ensure_ascii=False)
+        return {"path": batch["path"], "tags": np.array(tags, dtype=object), "error": errors,
+                "worker": np.array([self.worker] * len(errors), dtype=object)}
+
+
+@dataclass
+class Plan:
+    actors: int           # inference actors in the pool
+    actor_cpus: int       # CPUs each actor claims
+    threads: dict         # node id → onnxruntime threads of an actor there ("default" for others)
+    decoders: int         # decode tasks at once, in the whole cluster
+
+
+def plan_for(nodes: list[dict], actors: int | None = None) -> Plan:
+    """Actors, their CPU claims and threads, and the decode cap, for these (alive, CPU) nodes."""
+    cpus = [int(n["Resources"]["CPU"]) for n in nodes] or [1]
+    actors = actors or len(nodes) or 1
+    if actors > sum(cpus):
+        raise ConfigError(f"--actors {actors} is more than the {sum(cpus)} CPUs of this Ray cluster; "
+                          "each actor needs one")
+    per_node = max(1, math.ceil(actors / max(1, len(nodes))))
+    threads = {n["NodeID"]: max(1, c // per_node) for n, c in zip(nodes, cpus)}
+    threads["default"] = max(1, min(cpus) // per_node)
+    return Plan(actors=actors, actor_cpus=threads["default"], threads=threads, decoders=max(1, sum(cpus)))
+
+
+def build_dataset(files: list[str], *, model_ref, spec: PreprocessSpec, options: TagOptions, plan: Plan,
+                  actor_cls=TagActor):
+    """The Ray Data pipeline (lazy): rows {path, tags (JSON), error, worker}."""
+    import ray
+    from ray.data import ActorPoolStrategy, ExecutionResources, TaskPoolStrategy
+
+    blocks = max(1, math.ceil(len(files) / options.batch_size))
+    ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=blocks)
+    ds = ds.map_batches(decode_batch, fn_kwargs={"spec": spec.to_dict()}, batch_size=options.batch_size,
+                        batch_format="numpy", num_cpus=0, compute=TaskPoolStrategy(size=plan.decoders))
+    ds = ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
+                        fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
+                                               "threshold": float(options.threshold), "threads": plan.threads},
+                        compute=ActorPoolStrategy(size=plan.actors), num_cpus=plan.actor_cpus)
+    ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
+        object_store_memory=object_store_budget(spec, options, plan))
+    return ds
+
+
+def object_store_budget(spec: PreprocessSpec, options: TagOptions, plan: Plan) -> int:
+    """Decoded batches may run this far ahead of inference: enough to keep every actor fed
+    (a few batches each), not the gigabytes Ray Data would otherwise queue up for a slow model."""
+    h, w = spec.input_size
+    batch_bytes = options.batch_size * 3 * h * w * 4
+    return max(256 * 2**20, BATCHES_AHEAD * batch_bytes * plan.actors)
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+def tag_rows(files: list[str], *, folder: Path, options: TagOptions, address: str | None = None,
+             actors: int | None = None, num_cpus: int | None = None,
+             actor_cls=TagActor) -> Iterator[tuple[TagResult, str]]:
+    """(result, worker) pairs as batches finish; Ray is up for as long as this generator runs."""
+    spec = PreprocessSpec.load(folder / "preprocess.json")
+    files_bytes = model_files(folder)
+    if not files:
+        return
+    with ray_session(address, num_cpus=num_cpus) as session:
+        import ray
+
+        model_ref = ray.put(files_bytes)
+        del files_bytes
+        ds = build_dataset(files, model_ref=model_ref, spec=spec, options=options,
+                           plan=plan_for(session["nodes"], actors), actor_cls=actor_cls)
+        batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
+        while True:
+            try:
+                batch = next(batches, None)
+            except ray.exceptions.RayError as exc:
+                raise JobError(f"tagging on Ray failed: {str(exc).strip().splitlines()[0][:300]}") from exc
+            if batch is None:
+                return
+            for path, tags, error, worker in zip(batch["path"], batch["tags"], batch["error"], batch["worker"]):
+                result = TagResult(str(path), [Tag(label, score) for label, score in json.loads(tags)],
+                                   str(error) or None)
+                yield result, str(worker)
+
+
+def tag_on_ray(files: list[str], *, model_id: str | None = None, options: TagOptions = TagOptions(),
+               address: str | None = None, actors: int | None = None,
+               num_cpus: int | None = None) -> Iterator[TagResult]:
+    """Tag `files` on Ray with a registered model; results in the order batches finish.
+
+    Checks the model and Ray before anything starts; Ray starts on the first `next()`."""
+    require_ray()
+    folder, _ = tagging_folder(model_id)
+    rows = tag_rows(files, folder=folder, options=options, address=address, actors=actors, num_cpus=num_cpus)
+
+    def results():
+        with closing(rows):
+            for result, _worker in rows:
+                yield result
+
+    return results()
+
