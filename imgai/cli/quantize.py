@@ -44,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--check-prompt", action="append", metavar="TEXT",
                    help="a prompt for the check (repeatable; default: two fixed prompts)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="ray: every target as a Ray task sized by its memory estimate (see docs/cluster.md)")
+                   help="ray: every target as a Ray task sized by its memory estimate (see README, On a cluster)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
     p.add_argument("--wait", action="store_true", help="follow the job with a progress bar and print the summary")
     p.add_argument("--json", action="store_true", help="print JSON (the job, or with --wait the results)")
