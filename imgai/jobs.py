@@ -25,6 +25,7 @@ from . import db
 from .config import max_parallel_jobs, paths
 from .errors import JobError, StateError
 from .log import get_logger
+from .words import render, term
 
 QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "starting", "running", "succeeded", "failed", "cancelled")
@@ -46,6 +47,7 @@ KINDS: dict[str, JobKind] = {
     "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
     "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
+    "demo": JobKind("imgai.demo:prepare_job", "imgai.demo:abort_job"),
 }
 
 
@@ -85,6 +87,7 @@ def _to_job(row) -> Job:
     d = dict(row)
     d["params"] = json.loads(d["params"])
     d["result"] = json.loads(d["result"]) if d["result"] else None
+    d["error"] = render(d["error"])   # a worker stores markers; they read in the reader's words
     return Job(**d)
 
 
@@ -111,7 +114,7 @@ def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | 
 def get(job_id: str) -> Job:
     rows = db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
     if not rows:
-        raise JobError(f"no job {job_id!r}; see `imgai jobs list`")
+        raise JobError(f"no job {job_id!r}; see {term('jobs-list')}")
     return _to_job(rows[0])
 
 

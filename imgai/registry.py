@@ -18,6 +18,7 @@ from typing import Any
 from . import db
 from .config import paths
 from .errors import StateError, UnknownModelError
+from .words import term
 
 PYTORCH, ONNX = "PyTorch", "ONNX"
 NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
@@ -106,7 +107,7 @@ def get(model_id: str) -> Model:
     if not rows:
         known = ", ".join(m.id for m in list_models()) or "none yet"
         raise UnknownModelError(f"no model {model_id!r} in the registry (known: {known}); "
-                                "see `imgai models list`")
+                                f"see {term('models-list')}")
     return _row_to_model(rows[0])
 
 
@@ -136,7 +137,7 @@ def _update(conn, model_id: str, **fields) -> None:
 def _locked_get(conn, model_id: str) -> Model:
     row = conn.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
     if row is None:
-        raise UnknownModelError(f"no model {model_id!r} in the registry; see `imgai models list`")
+        raise UnknownModelError(f"no model {model_id!r} in the registry; see {term('models-list')}")
     return _row_to_model(row)
 
 

@@ -19,9 +19,10 @@ from .classify.labels import find_label_file, is_multi_label_file, read_labels, 
 from .classify.load import read_json, weights_file, load_pickle_weights
 from .classify.preprocess import PreprocessSpec
 from .config import paths
-from .errors import (ConfigError, HubUnavailableError, UnknownModelError, UnsupportedModelError,
+from .errors import (ConfigError, HubUnavailableError, StateError, UnknownModelError, UnsupportedModelError,
                      ValidationError)
 from .log import get_logger
+from .words import term
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
 # The files a PyTorch model needs; pickles are fetched only when no safetensors exist.
@@ -35,13 +36,20 @@ def add_model(source: str, *, name: str | None = None, preprocess: Path | None =
               allow_local: bool = True) -> registry.Model:
     """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`).
     A hosted app passes `allow_local=False`: visitors must not name the server's folders."""
+    if not source.strip():
+        raise ConfigError(f"nothing to add: give a Hub id like 'org/name' (optionally '@revision')"
+                          + (" or a local folder" if allow_local else ""))
     local = Path(source).expanduser()
     if allow_local and local.exists():
         folder = local.resolve()
+        existing = registry.find_by_source(str(folder))
+        if existing and name and name != existing.name:
+            raise StateError(f"the folder {folder} is in the registry already, as {existing.name!r} "
+                             f"({existing.id}); to add it as {name!r}, remove that one first ({term('remove')})")
         return add_folder(folder, source=str(folder), name=name, preprocess=preprocess, copy=True)
     m = HUB_ID.match(source.strip())
     if not m:
-        raise ConfigError(f"{source!r} is neither an existing folder nor a Hub id like 'org/name' or "
+        raise ConfigError(f"the source {source!r} is neither an existing folder nor a Hub id like 'org/name' or "
                           "'org/name@revision'")
     folder = download_snapshot(m["repo"], revision=m["rev"])
     return add_folder(folder, source=f"{m['repo']}@{folder.name}", name=name or m["repo"].split("/")[-1],

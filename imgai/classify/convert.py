@@ -49,9 +49,9 @@ def export_onnx(loaded: LoadedModel, out_dir: Path, *, opset: int = OPSET) -> st
     return "torch.onnx"
 
 
-def convert(model_id: str, *, progress=None) -> registry.Model:
-    """Convert a registered PyTorch model in this process (the job runs this too)."""
-    registry.start_conversion(model_id)
+def convert(model_id: str, *, progress=None, job_id: str | None = None) -> registry.Model:
+    """Convert a registered PyTorch model in this process (a job that does more passes its id)."""
+    registry.start_conversion(model_id, job_id)
     return _run(model_id, progress or (lambda fraction, stage: None))
 
 
@@ -100,6 +100,8 @@ def _run(model_id: str, progress) -> registry.Model:
         registry.update(model_id, extra={**model.extra, "exporter": exporter, "opset": OPSET,
                                          "license": loaded.license})
         registry.record_validation(model_id, result.to_dict())
+        if model.onnx_path is None:        # a first conversion ends ready to tag (a reconversion keeps
+            registry.set_enabled(model_id, True)   # what the user chose)
         if registry.default_model() is None:
             registry.set_enabled(model_id, True)
             registry.set_default(model_id)

@@ -35,6 +35,10 @@ def register(sub) -> None:
     conv.add_argument("--json", action="store_true")
     conv.set_defaults(func=cmd_convert)
 
+    demo = s.add_parser("demo", help="register and prepare the demo model again (after removing it)")
+    demo.add_argument("--json", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
     for action in ("enable", "disable", "default", "remove"):
         c = s.add_parser(action, help=f"{action} a model")
         c.add_argument("model_id")
@@ -90,6 +94,18 @@ def cmd_validate(args) -> int:
     else:
         print(f"{args.model_id}: validation {result.summary()}")
     return 0 if result.passed else 1
+
+
+def cmd_demo(args) -> int:
+    from ..demo import MODEL_ID, restore_demo
+
+    job = restore_demo()
+    code = wait_with_bar(job.id, json_out=args.json) if job is not None else 0
+    if not args.json:
+        m = registry.get(MODEL_ID)
+        print(f"{m.id}: {m.type} / {m.conversion}, {'enabled' if m.enabled else 'disabled'}"
+              + (", default" if m.default else ""))
+    return code
 
 
 def cmd_convert(args) -> int:

@@ -21,8 +21,8 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None
         out.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
 
 
-def wait_with_bar(job_id: str, *, json_out: bool = False) -> int:
-    """Follow a job with a tqdm bar; exit code 0 if it succeeded."""
+def wait_with_bar(job_id: str, *, json_out: bool = False, quiet: bool = False) -> int:
+    """Follow a job with a tqdm bar; exit code 0 if it succeeded (quiet: nothing on stdout)."""
     from tqdm import tqdm
 
     from .. import jobs
@@ -37,7 +37,7 @@ def wait_with_bar(job_id: str, *, json_out: bool = False) -> int:
     if json_out:
         print_json(job.to_dict())
     elif job.state == jobs.SUCCEEDED:
-        print(f"job {job.id} succeeded")
+        print(f"job {job.id} succeeded", file=sys.stderr if quiet else sys.stdout)
     else:
         print(f"job {job.id} {job.state}: {job.error}", file=sys.stderr)
     return 0 if job.state == jobs.SUCCEEDED else 1

@@ -39,6 +39,16 @@ def cmd_tag(args) -> int:
     from ..engines import EngineOptions, tag_stream
     from ..errors import ConfigError
 
+    if not args.model:
+        from ..demo import first_use
+        from .output import wait_with_bar
+
+        job = first_use()
+        if job is not None:
+            print("first use: preparing the demo model (EfficientNet-Lite0, ImageNet classes), once",
+                  file=sys.stderr)
+            if wait_with_bar(job.id, quiet=True) != 0:
+                return 1
     try:
         options = TagOptions(top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size)
         engine = EngineOptions(args.engine, address=args.address, actors=args.actors)
