@@ -5,25 +5,43 @@ Layout and wiring only: each tab lives in ui/<tab>.py and calls into the imgai p
 
 from __future__ import annotations
 
+import warnings
+
 import gradio as gr
 
-from ui import browse, convert, quantize, tag, train
+from ui import browse, convert, quantize, start, tag, train
+from ui.page import Page
 
-# The tabs, in the order a user meets them. Each module has `build()`.
-TABS = [("Browse", browse), ("Convert", convert), ("Quantize", quantize), ("Train", train), ("Tag", tag)]
+# gradio 6.17.3's queue route reads starlette's deprecated HTTP_422_UNPROCESSABLE_ENTITY on every
+# request (gradio/routes.py), and gradio's own catch_warnings blocks reset "once", so the console
+# got one warning per event (~170 a session). Not ours to fix: ignore exactly that one.
+warnings.filterwarnings("ignore", message="'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated",
+                        category=DeprecationWarning, module="gradio.routes")
+
+# The tabs, in the order a user meets them. Each module has `build(demo, page)`.
+TABS = [("Start", start), ("Tag", tag), ("Browse", browse), ("Convert", convert), ("Train", train),
+        ("Quantize", quantize)]
 
 CSS = """
 .imgai-header {margin-bottom: 0.25rem}
+.imgai-table th, .imgai-table th * {word-break: normal !important; overflow-wrap: normal !important; hyphens: none}
 """
 
 
 def build_app() -> gr.Blocks:
+    from imgai import words
+
+    words.use(words.UI)   # imgai's messages speak of fields and buttons here, not flags
     with gr.Blocks(title="imgai") as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
-        with gr.Tabs():
+        page = Page(demo)
+        with gr.Tabs() as tabs:
+            page.tabs = tabs
             for title, module in TABS:
                 with gr.Tab(title, id=title.lower()):
-                    module.build(demo)
+                    module.build(demo, page)
+        demo.load(start.opening_tab, None, [tabs], api_name=False)
+        page.start()
     return demo
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from . import db
 from .config import paths
 from .errors import StateError, UnknownModelError
-from .words import term
+from .words import render, term
 
 PYTORCH, ONNX = "PyTorch", "ONNX"
 NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
@@ -70,6 +70,7 @@ def _row_to_model(row) -> Model:
     d["enabled"] = bool(d["enabled"])
     d["validation"] = json.loads(d["validation"]) if d["validation"] else None
     d["extra"] = json.loads(d["extra"] or "{}")
+    d["error"] = render(d["error"])   # a job worker stores markers; they read in the reader's words
     return Model(**d)
 
 

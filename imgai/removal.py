@@ -9,7 +9,7 @@ from pathlib import Path
 from . import registry
 from .config import paths
 from .errors import StateError
-from .words import term
+from .words import render, term
 
 
 def _size(path: Path) -> int:
@@ -45,7 +45,7 @@ class RemovalPlan:
         lines += [f"- `{path}` ({_human(size)})" for path, size in self.folders]
         lines += [f"- keeps `{path}` (not imgai's copy)" for path in self.kept]
         lines += [f"\n⚠️ {note}" for note in self.notes]
-        return "\n".join(lines)
+        return render("\n".join(lines))
 
 
 def plan_removal(model_id: str) -> RemovalPlan:

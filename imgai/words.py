@@ -32,6 +32,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "remove": ("`imgai models remove ID`", "**Remove** in the **Convert** tab"),
     "name": ("--name NAME", "the **Name** field"),
     "repo": ("a Hub id like org/name", "a repo picked in the results (or typed in **Selected repo**)"),
+    "train": ("`imgai train start MODEL --data DATA`", "**Train** in the **Train** tab"),
     "data": ("--data NAME_OR_FOLDER", "the **Data Source** field"),
 }
 

@@ -7,25 +7,25 @@ import gradio as gr
 
 from imgai.classify.architectures import FAMILIES
 from imgai.config import on_space
-from imgai.errors import ConfigError
+from imgai.guide import next_step
 from imgai.sources import add_model as add_source
 
 from .common import guard
 from .hub_browse import build_search
+from .page import Page
 
 
 @guard
 def add_model(source: str, name: str) -> str:
-    source = (source or "").strip()
-    if not source:
-        raise ConfigError("give a Hub id like 'org/name' (optionally '@revision') or a local folder")
-    model = add_source(source, name=(name or "").strip() or None, allow_local=not on_space())
-    return (f"Added **{model.id}** as {model.type} / {model.conversion} "
-            f"({model.library} {model.architecture}). Convert it in the **Convert** tab.")
+    model = add_source((source or "").strip(), name=(name or "").strip() or None, allow_local=not on_space())
+    step = next_step(model)
+    return (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}); "
+            f"it is listed in the **Convert** tab" + (f": {step}." if step else " and ready to tag."))
 
 
-def build(demo: gr.Blocks) -> None:
-    build_search(demo)
+def build(demo: gr.Blocks, page: Page | None = None) -> None:
+    page = page or Page(demo, standalone=True)
+    build_search(demo, page)
     families = ", ".join(f.name for f in FAMILIES)
     gr.Markdown("### Add by Hub id or folder")
     gr.Markdown(f"Add an image-classification model ({families}; transformers or timm format, or a "
@@ -37,4 +37,4 @@ def build(demo: gr.Blocks) -> None:
         name = gr.Textbox(label="Name (optional)", scale=2)
         add = gr.Button("Add model", variant="primary", scale=1)
     message = gr.Markdown()
-    add.click(add_model, [source, name], [message], api_name="add_model")
+    page.changed(add.click(add_model, [source, name], [message], api_name="add_model", show_progress_on=[message]))

@@ -42,20 +42,21 @@ def _push_handler():
     return push_to_hub
 
 
-def build_push(demo: gr.Blocks) -> None:
+def build_push(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Push to the Hub\nA converted model goes up with `model.onnx`, `labels.json`, "
                 "`preprocess.json` and a generated model card, in one commit, checked file by file afterwards.")
     login_row(demo, api_name="push_whoami")
     with gr.Row():
         model = gr.Dropdown(choices=pushable_models(), label="Converted model", scale=2)
-        refresh = gr.Button("↻", scale=0, min_width=40)
         repo = gr.Textbox(label="Hub repo", placeholder="your-name/model-name", scale=2)
         branch = gr.Textbox(label="Branch", value="main", scale=1)
         private = gr.Checkbox(label="Private (new repos)", value=False, scale=1)
     button = gr.Button("Push to Hub", variant="primary")
     message = gr.Markdown()
-    refresh.click(refresh_models, [model], [model], api_name="push_models")
-    demo.load(refresh_models, [model], [model], api_name=False)
+    if page is not None:    # the list follows the registry (ui/page.py)
+        page.listen(refresh_models, [model], [model], api_name="push_models")
+    else:
+        demo.load(refresh_models, [model], [model], api_name="push_models")
     button.click(_push_handler(), [model, repo, private, branch], [message], api_name="push_to_hub")
 
 
