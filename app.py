@@ -40,7 +40,7 @@ def build_app() -> gr.Blocks:
             for title, module in TABS:
                 with gr.Tab(title, id=title.lower()):
                     module.build(demo, page)
-        demo.load(start.opening_tab, None, [tabs], api_name=False)
+        demo.load(start.opening_tab, None, [tabs], api_name=False, queue=False)   # at once: before a click
         page.start()
     return demo
 

@@ -50,7 +50,7 @@ def action_state(model_id: str | None):
     detail = "Select a model in the table." if m is None else f"**{m.name}** — {m.type} / {m.conversion}"
     if m is not None:
         step = next_step(m)
-        detail += f"  \n👉 {step}" if step else "  \n✅ ready to tag (Tag tab)"
+        detail += f"  \n**Next:** {step}" if step else "  \n**Ready to tag** (Tag tab)."
         if m.error:
             detail += f"  \n⚠️ {m.error}"
     if can_convert and hint:

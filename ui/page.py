@@ -25,15 +25,17 @@ class Page:
             self.start()
 
     def listen(self, fn, inputs=None, outputs=None, *, api_name=False, **kwargs) -> None:
-        """Run `fn` when the page loads and whenever anything listed changes."""
-        self.demo.load(fn, inputs, outputs, api_name=api_name, show_progress="hidden", **kwargs)
-        self.revision.change(fn, inputs, outputs, api_name=False, show_progress="hidden", **kwargs)
+        """Run `fn` when the page loads and whenever anything listed changes (the page's load sets
+        the revision, which fires every listener once)."""
+        self.revision.change(fn, inputs, outputs, api_name=api_name, show_progress="hidden", **kwargs)
 
     def changed(self, event):
         """After `event` (an action that changed something), read the revision now, not at the next tick."""
         return event.then(changes.revision, None, [self.revision], api_name=False, show_progress="hidden")
 
     def start(self) -> None:
-        """The one timer of the page (call once, after every tab is built)."""
+        """The first read and the one timer of the page (call once, after every tab is built)."""
+        self.demo.load(changes.revision, None, [self.revision], api_name=False, show_progress="hidden")
+        # queued (a State's change event fires only for queued events), but never waiting behind work
         gr.Timer(POLL_S).tick(changes.revision, None, [self.revision], api_name=False, show_progress="hidden",
-                              queue=False)
+                              concurrency_limit=None)
