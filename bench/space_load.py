@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,8 +82,13 @@ def prepare_model(work: Path, quick: bool) -> tuple[str, str]:
 
         ensure_demo()
         model_id, what = MODEL_ID, "demo EfficientNet-Lite0, ImageNet weights"
+    from imgai import jobs
+
     t0 = time.perf_counter()
-    cli("models", "convert", model_id, "--wait")
+    cli("models", "convert", model_id)
+    job = jobs.wait(jobs.list_jobs(kind="convert", limit=1)[0].id, timeout=1800)
+    if job.state != jobs.SUCCEEDED:
+        raise SystemExit(f"converting {model_id} {job.state}: {job.error}")
     model = registry.get(model_id)
     if not model.enabled:
         cli("models", "enable", model_id)
@@ -123,7 +129,9 @@ class Tagger:
     def __init__(self, url: str, model_id: str):
         from gradio_client import Client
 
-        self.client = Client(url, verbose=False)
+        # the answer is the table; the files (gallery, CSV, JSON) stay on the server, as a
+        # browser fetches them after the answer, and the bench's own downloads would eat the CPU
+        self.client = Client(url, verbose=False, download_files=False)
         self.model_id = model_id
 
     def tag(self, path: Path) -> str:
@@ -179,7 +187,7 @@ class Refresher(threading.Thread):
         super().__init__(daemon=True)
         from gradio_client import Client
 
-        self.client, self.model_id = Client(url, verbose=False), model_id
+        self.client, self.model_id = Client(url, verbose=False, download_files=False), model_id
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self.stop = threading.Event()
@@ -228,7 +236,7 @@ def main() -> None:
             raise SystemExit(f"the app's answers differ from imgai's own: {bad} vs {truth}")
         refresher = Refresher(app.url, model_id)
         refresher.start()
-        epoch0 = jobs.get(job_id).progress
+        stage0 = jobs.get(job_id).stage
         results = [run_level(app.url, model_id, images, expected, n, calls) for n in levels]
         refresher.stop.set()
         refresher.join(10)
@@ -241,10 +249,11 @@ def main() -> None:
             jobs.cancel(job_id)
         except Exception:                       # noqa: BLE001 - already finished
             pass
+        shutil.rmtree(work, ignore_errors=True)
 
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"\nmachine: {os.cpu_count()} cores; load at the end: {load}")
-    print(f"model: {what}; training job {job_id} {job.state} throughout (progress {epoch0:.1%} → {job.progress:.1%})")
+    print(f"model: {what}; training job {job_id} {job.state} throughout ({stage0!r} → {job.stage!r})")
     print(f"photos: {', '.join(f'{k} → {v}' for k, v in truth.items())}\n")
     print(f"{'visitors':>8} {'calls':>6} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'calls/s':>8} {'wrong':>6} {'errors':>6}")
     for r in results:
