@@ -16,7 +16,7 @@ from ui.page import Page
 # request (gradio/routes.py), and gradio's own catch_warnings blocks reset "once", so the console
 # got one warning per event (~170 a session). Not ours to fix: ignore exactly that one.
 warnings.filterwarnings("ignore", message="'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated",
-                        category=DeprecationWarning, module="gradio.routes")
+                        module="gradio.routes")   # a StarletteDeprecationWarning (a UserWarning subclass)
 
 # The tabs, in the order a user meets them. Each module has `build(demo, page)`.
 TABS = [("Start", start), ("Tag", tag), ("Browse", browse), ("Convert", convert), ("Train", train),

@@ -7,34 +7,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 import pytest
 
+from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, visible  # noqa: F401 (fixture)
 from tests.conftest import AppServer
 from tests.diffusion_fixtures import tiny_sources  # noqa: F401 (fixture)
-from tests.test_browser import ARGS, CHROMIUM, visible
 from tests.train_fixtures import make_shapes, one_thread  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                                 reason="Debian's chromium is not installed (make test installs it)")]
+pytestmark = [*needs_chromium, pytest.mark.slow]
 LONG = 300_000   # ms: a conversion or a short training on a loaded 2-core machine
 
 
 @pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
 def page(browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport=VIEWPORT)
     yield page
     page.close()
 
@@ -177,17 +164,21 @@ def test_train_convert_tag(bare_server, page, tmp_path, output_dir):
     shot(page, output_dir, "3-tagged")
 
 
-def test_reload_mid_quantize_brings_back_the_job_and_outputs(bare_server, page, tiny_sources, output_dir):
-    from playwright.sync_api import expect
-
-    open_app(page, bare_server.url)
-    tab(page, "Quantize")
+def set_up_tiny_flux(page, tiny_sources):
     page.get_by_label("sd15", exact=True).uncheck()
     page.get_by_label("flux1", exact=True).check()
     page.get_by_label("Source (optional)", exact=True).fill(os.fspath(tiny_sources["flux1"]))
     page.get_by_text("Check and upload").click()
     page.get_by_label("Check steps (0: the key's default)", exact=True).fill("2")
     page.get_by_label("Check size WxH (empty: the key's default)", exact=True).fill("32x32")
+
+
+def test_reload_mid_quantize_brings_back_the_job_and_outputs(bare_server, page, tiny_sources, output_dir):
+    from playwright.sync_api import expect
+
+    open_app(page, bare_server.url)
+    tab(page, "Quantize")
+    set_up_tiny_flux(page, tiny_sources)
     visible(page, "will run").wait_for(timeout=20_000)
     page.get_by_role("button", name="Quantize", exact=True).click()
     job_box = page.get_by_label("Selected job", exact=True)
@@ -198,15 +189,17 @@ def test_reload_mid_quantize_brings_back_the_job_and_outputs(bare_server, page, 
     page.reload(wait_until="load")
     tab(page, "Quantize")
     expect(page.get_by_label("Selected job", exact=True)).to_have_value(job_id, timeout=15_000)
-    visible(page, job_id, exact=True).wait_for()                         # in the jobs table
-    visible(page, f"Job {job_id}").wait_for()
+    expect(page.locator("#quantize-jobs").last).to_contain_text(job_id)     # in the jobs table
+    progress = page.locator("#quantize-progress").last
+    expect(progress).to_contain_text(job_id)
     shot(page, output_dir, "2-after-reload")
-    visible(page, "succeeded").wait_for(timeout=LONG)
+    expect(progress).to_contain_text("succeeded", timeout=LONG)
     expect(page.get_by_label("Converted model", exact=True)).to_have_value("flux1-torch-int8", timeout=15_000)
 
     page.reload(wait_until="load")
     tab(page, "Quantize")
     expect(page.get_by_label("Converted model", exact=True)).to_have_value("flux1-torch-int8", timeout=15_000)
+    set_up_tiny_flux(page, tiny_sources)
     visible(page, "up to date").wait_for(timeout=20_000)      # the same settings again: the plan says so
     shot(page, output_dir, "3-reloaded-done")
 

@@ -170,10 +170,10 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     plan_md = gr.Markdown()
     run_btn = gr.Button("Quantize", variant="primary")
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label="Quantize jobs (live)",
-                              elem_classes="imgai-table")
+                              elem_classes="imgai-table", elem_id="quantize-jobs")
     with gr.Row():
         job_id = gr.Textbox(label="Selected job", interactive=True, scale=1)
-        progress = gr.Markdown(scale=3)
+        progress = gr.Markdown(elem_id="quantize-progress")
     results = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, label="Targets of the selected job",
                            elem_classes="imgai-table")
 

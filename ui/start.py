@@ -35,22 +35,24 @@ def opening_tab() -> gr.Tabs:
     return gr.Tabs(selected="tag" if ready else "start")
 
 
-def progress_bar(fraction: float, width: int = 20) -> str:
-    done = round(max(0.0, min(1.0, fraction)) * width)
-    return "▰" * done + "▱" * (width - done)
+def progress_html(fraction: float) -> str:
+    return (f'<progress value="{max(0.0, min(1.0, fraction)):.3f}" max="1" '
+            'style="width:100%;height:14px;accent-color:#f97316"></progress>')
 
 
-def status() -> tuple[str, dict]:
+def status() -> tuple[str, str, dict]:
     s = demo_status()
-    text = f"`{progress_bar(s.progress)}`  \n{s.message}" if s.state == "preparing" else s.message
-    return text, gr.update(interactive=s.state == "ready")
+    bar = progress_html(s.progress) if s.state == "preparing" else ""
+    return bar, s.message, gr.update(interactive=s.state == "ready")
 
 
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
-        message = gr.Markdown(elem_id="demo-status")
-        go = gr.Button("Tag a photo with the demo →", variant="primary", interactive=False, scale=0, min_width=260)
-    page.listen(status, None, [message, go], api_name="demo_status")
+        with gr.Column(scale=3):
+            bar = gr.HTML()
+            message = gr.Markdown(elem_id="demo-status")
+        go = gr.Button("Tag a photo with the demo →", variant="primary", interactive=False, scale=1, min_width=260)
+    page.listen(status, None, [bar, message, go], api_name="demo_status")
     go.click(lambda: gr.Tabs(selected="tag"), None, [page.tabs], api_name=False)

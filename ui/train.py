@@ -275,7 +275,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         with gr.Row():
             job_msg = gr.Markdown()
             model_file = gr.File(label="Trained model (config.json + model.safetensors)", interactive=False,
-                                 height=80)
+                                 visible=False)   # shown once there is something to download
         detail = gr.Markdown()
         with gr.Row():
             loss_plot = gr.HTML(elem_id="loss-curve")
@@ -316,4 +316,5 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.changed(resume.click(resume_job, [job], [job_msg, job], api_name="train_resume", show_progress_on=[job_msg]))
     retrain.click(load_retrain, [job], [model, data, *form, retrain_from, job_msg], api_name="train_retrain",
                   show_progress_on=[job_msg])
-    download.click(download_model, [job], [model_file], api_name="train_download", show_progress_on=[job_msg])
+    download.click(download_model, [job], [model_file], api_name="train_download", show_progress_on=[job_msg]).success(
+        lambda: gr.update(visible=True), None, [model_file], api_name=False)
