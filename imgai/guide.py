@@ -23,7 +23,7 @@ def _next_step(model: registry.Model) -> str:
     if model.type == registry.PYTORCH:
         failed = model.conversion == registry.FAILED
         return (f"{'the last conversion failed; ' if failed else ''}convert it to ONNX ({term('convert')}); "
-                "a first conversion ends validated and enabled, ready to tag")
+                "a first conversion also validates and enables it")
     if not model.valid:
         return "validation has not passed: validate it again, or remove it"
     if not model.enabled:

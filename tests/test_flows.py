@@ -106,7 +106,7 @@ def test_added_in_browse_reaches_convert_and_tag_without_reload(bare_server, pag
     expect(page.get_by_label("Selected model", exact=True)).to_have_value("tiny-resnet", timeout=10_000)
     page.get_by_role("button", name="Convert to ONNX").click()
     visible(page, "Converted", exact=True).wait_for(timeout=LONG)
-    visible(page, "ready to tag").wait_for(timeout=10_000)
+    visible(page, "Ready to tag").wait_for(timeout=10_000)
     shot(page, output_dir, "2-convert-converted")
 
     tab(page, "Tag")
@@ -144,6 +144,7 @@ def test_train_convert_tag(bare_server, page, tmp_path, output_dir):
     page.get_by_label("Image size", exact=True).last.fill("32")
     page.get_by_role("button", name="Train", exact=True).click()
     visible(page, "2/2").wait_for(timeout=LONG)
+    shot(page, output_dir, "1-training")
     expect(page.locator("#loss-curve circle")).to_have_count(4, timeout=20_000)   # 2 epochs × train/validation
     shot(page, output_dir, "1-trained")
 
@@ -151,11 +152,13 @@ def test_train_convert_tag(bare_server, page, tmp_path, output_dir):
     visible(page, "shapes-tagger", exact=True).wait_for(timeout=10_000)
     pick(page, "Selected model", "shapes-tagger")
     page.get_by_role("button", name="Convert to ONNX").click()
-    visible(page, "ready to tag").wait_for(timeout=LONG)
+    visible(page, "Converted", exact=True).wait_for(timeout=LONG)
+    visible(page, "Ready to tag").wait_for(timeout=10_000)
     shot(page, output_dir, "2-converted")
 
     tab(page, "Tag")
-    expect(page.get_by_label("Model", exact=True)).to_have_value(re.compile("shapes-tagger"), timeout=10_000)
+    expect(page.get_by_label("Model", exact=True).filter(visible=True)).to_have_value(re.compile("shapes-tagger"),
+                                                                                   timeout=10_000)
     page.locator("#tag-images input[type=file]").set_input_files(
         [str(p) for p in sorted((data / "circle").glob("*.png"))[:2]])
     page.get_by_role("button", name="Tag", exact=True).click()

@@ -29,12 +29,13 @@ def load_tab(model_id: str | None = None, data: str | None = None, picked: str |
     names = views.pipeline_names()
 
     def keep(value, choices):
+        """New choices; the value only when it no longer exists (an empty one is left alone: an action
+        may be filling it at this very moment)."""
         ids = [c[1] if isinstance(c, tuple) else c for c in choices]
-        return value if value in ids else None
+        return gr.update(choices=choices) if not value or value in ids else gr.update(choices=choices, value=None)
 
-    return (views.architecture_rows(), views.pipeline_rows(), gr.update(choices=models, value=keep(model_id, models)),
-            gr.update(choices=names, value=keep(data, names)), gr.update(choices=names, value=keep(picked, names)),
-            gr.update(choices=devices))
+    return (views.architecture_rows(), views.pipeline_rows(), keep(model_id, models), keep(data, names),
+            keep(picked, names), gr.update(choices=devices))
 
 
 @guard
@@ -113,8 +114,9 @@ def _settings(values) -> dict:
     for key in ("epochs", "batch_size", "num_workers", "prefetch_factor", "seed", "image_size"):
         if isinstance(settings[key], float) and settings[key].is_integer():
             settings[key] = int(settings[key])
-    if settings["prefetch_factor"] == 0:       # the form's "off"
-        settings["prefetch_factor"] = None
+    for key in ("prefetch_factor", "image_size", "val_split"):
+        if settings[key] == 0:   # gradio shows an empty number as 0: the form's "off" / "the pipeline's"
+            settings[key] = None
     return settings
 
 
@@ -143,9 +145,9 @@ def refresh(job_id: str | None, plot_key, request: gr.Request):
         job_id = next((v.job_id for v in found if v.state == "running"), found[0].job_id)
     known = {v.job_id: v for v in found}
     selected = known.get(job_id)
-    key = (job_id, selected and selected.epoch_ratio, selected and selected.state)
+    loss, accuracy = views.curve_frames(job_id if selected else None)
+    key = (job_id, len(loss), selected and selected.state)     # redraw only when a point is added
     if key != tuple(plot_key or ()):
-        loss, accuracy = views.curve_frames(job_id if selected else None)
         plots = (svg_chart(loss, "Loss"), svg_chart(accuracy, "Accuracy", percent=True))
     else:
         plots = (gr.update(), gr.update())
@@ -255,8 +257,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 prefetch = gr.Number(None, precision=0, label="Prefetch factor",
                                      info="only valid with workers > 0; empty or 0: off")
                 seed = gr.Number(0, precision=0, label="Seed")
-                size = gr.Number(None, precision=0, label="Image size", info="empty: the data pipeline's")
-                split = gr.Number(None, label="Validation split", info="empty: the data pipeline's", step=0.05)
+                size = gr.Number(None, precision=0, label="Image size", info="empty or 0: the data pipeline's")
+                split = gr.Number(None, label="Validation split", info="empty or 0: the data pipeline's")
                 pretrained = gr.Checkbox(True, label="Start from local ImageNet weights when present")
         start = gr.Button("Train", variant="primary")
         start_msg = gr.Markdown()
