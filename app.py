@@ -5,18 +5,10 @@ Layout and wiring only: each tab lives in ui/<tab>.py and calls into the imgai p
 
 from __future__ import annotations
 
-import warnings
-
 import gradio as gr
 
 from ui import browse, convert, quantize, start, tag, train
 from ui.page import Page
-
-# gradio 6.17.3's queue route reads starlette's deprecated HTTP_422_UNPROCESSABLE_ENTITY on every
-# request (gradio/routes.py), and gradio's own catch_warnings blocks reset "once", so the console
-# got one warning per event (~170 a session). Not ours to fix: ignore exactly that one.
-warnings.filterwarnings("ignore", message="'HTTP_422_UNPROCESSABLE_ENTITY' is deprecated",
-                        module="gradio.routes")   # a StarletteDeprecationWarning (a UserWarning subclass)
 
 # The tabs, in the order a user meets them. Each module has `build(demo, page)`.
 TABS = [("Start", start), ("Tag", tag), ("Browse", browse), ("Convert", convert), ("Train", train),
