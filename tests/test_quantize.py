@@ -127,14 +127,31 @@ def test_an_int8_model_is_not_quantized_again(fp32_model):
         submit_quantization(fp32_model.id)
 
 
+def _onnx_for_16px(path: Path) -> None:
+    """A valid 3-label classifier that takes 16x16 images (built with onnx.helper)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((3, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["pixel_values", "w"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["conv"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                                                            ["batch", 3, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+
+
 def test_onnxruntime_failure_fails_the_job_and_leaves_no_model(fp32_model, imgai_home, cli):
-    """The FP32 file was damaged after it was validated: onnxruntime cannot read it to quantize it."""
-    onnx_path = Path(fp32_model.onnx_path)
-    onnx_path.write_bytes(onnx_path.read_bytes()[:5000])
+    """The model file was replaced after validation by one for 16x16 images: onnxruntime's calibration
+    refuses the 64x64 images its preprocessing makes."""
+    _onnx_for_16px(Path(fp32_model.onnx_path))
     code, out, _ = cli("models", "quantize", fp32_model.id, "--wait", "--json")
     job = json.loads(out)
     assert code == 1 and job["state"] == "failed"
     assert job["error"].startswith(f"onnxruntime could not quantize {fp32_model.id!r}: ")
+    assert "Got invalid dimensions for input: pixel_values" in job["error"]
     assert int8_id(fp32_model.id) not in [m.id for m in registry.list_models()]
     assert not (imgai_home / "models" / int8_id(fp32_model.id)).exists()
     assert not any((imgai_home / "tmp").iterdir())

@@ -128,6 +128,15 @@ class _Reader:
     def rewind(self):
         self.at = 0
 
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
+
 
 def _input_batch(onnx_path: Path) -> tuple[str, int | None]:
     import onnx
@@ -137,6 +146,25 @@ def _input_batch(onnx_path: Path) -> tuple[str, int | None]:
     first = next(i for i in graph.input if i.name not in inits)
     dim = first.type.tensor_type.shape.dim[0]
     return first.name, (dim.dim_value if dim.HasField("dim_value") else None)
+
+
+def shape_only_nodes(onnx_path: Path) -> list[str]:
+    """Nodes that compute shapes, not image features: none of their inputs carries the image's
+    values (only what `Shape` says about it). Exporters write such float arithmetic for "same"
+    padding (timm's tf_* models); quantized, its pad sizes would round wrong, so onnxruntime is
+    told to leave these nodes in float."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    data = {i.name for i in graph.input if i.name not in inits}
+    excluded = []
+    for node in graph.node:          # ONNX keeps nodes in topological order
+        if node.op_type != "Shape" and any(name in data for name in node.input):
+            data.update(node.output)
+        elif node.name:
+            excluded.append(node.name)
+    return excluded
 
 
 def onnxruntime_quantize(source: Path, target: Path, *, method: str, arrays: np.ndarray | None,
@@ -157,14 +185,15 @@ def onnxruntime_quantize(source: Path, target: Path, *, method: str, arrays: np.
     settings = {"method": method, "weight_type": "int8", "per_channel": True, "pre_processed": prepared != source}
     if method == "dynamic":
         quantize_dynamic(str(prepared), str(target), per_channel=True, weight_type=QuantType.QInt8,
-                         use_external_data_format=external)
+                         nodes_to_exclude=shape_only_nodes(prepared), use_external_data_format=external)
         return {**settings, "format": "QOperator (dynamic)", "activation_type": "uint8 at run time"}
     name, fixed = _input_batch(source)
     reader = _Reader(name, arrays, fixed or CALIBRATION_BATCH, progress)
     quantize_static(str(prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=shape_only_nodes(prepared),
                     calibrate_method=CalibrationMethod.MinMax, use_external_data_format=external)
-    return {**settings, "format": "QDQ", "activation_type": "int8", "calibrate_method": "MinMax",
+    return {**settings, "format": "QDQ", "activation_type": "uint8", "calibrate_method": "MinMax",
             "calibration_views": int(len(arrays))}
 
 
