@@ -136,14 +136,15 @@ def open_image(item: str):
 
 
 def views(image, count: int, *, seed: int):
-    """The image, its mirror, then seeded crops (30-100 % of the area, some mirrored)."""
+    """The image, its mirror, then seeded crops (50-100 % of the area, as a photo might be framed;
+    some mirrored)."""
     from PIL import ImageOps
 
     rng = np.random.default_rng(seed)
     out = [image, ImageOps.mirror(image)][:count]
     w, h = image.size
     while len(out) < count:
-        area = rng.uniform(0.3, 1.0) * w * h
+        area = rng.uniform(0.5, 1.0) * w * h
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
         cw, ch = min(w, int(round((area * aspect) ** 0.5))), min(h, int(round((area / aspect) ** 0.5)))
         left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))

@@ -14,6 +14,7 @@ disabled (enable it with force); nothing is registered when anything fails.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -177,7 +178,9 @@ def onnxruntime_quantize(source: Path, target: Path, *, method: str, arrays: np.
     external = bool(external_data_files(source))
     prepared = target.with_name("prepared.onnx")
     try:
-        quant_pre_process(str(source), str(prepared), save_as_external_data=external)
+        with tempfile.TemporaryDirectory(dir=target.parent.parent) as scratch, contextlib.chdir(scratch):
+            # (its symbolic shape inference may leave temporary files in the working folder)
+            quant_pre_process(str(source.resolve()), str(prepared.resolve()), save_as_external_data=external)
     except Exception as exc:     # optional step: onnxruntime quantizes the original graph as well
         event(f"pre-processing (shape inference, optimization) skipped: {str(exc).splitlines()[0][:200]}",
               level="warning")
