@@ -188,3 +188,11 @@ def test_demo_model_int8_tags_real_photos_with_the_same_top1(tmp_path, monkeypat
         code, out, _ = cli("tag", photos["chelsea"], photos["coffee"], "--model", model_id, "--format", "json")
         tops[model_id] = [r["tags"][0]["label"] for r in json.loads(out)]
     assert tops[new.id] == tops[MODEL_ID] and tops[new.id][1] == "espresso"
+
+
+def test_the_convert_tab_int8_action_goes_through_the_same_checks(app_server):
+    from gradio_client.exceptions import AppError
+
+    client = app_server.client()
+    with pytest.raises(AppError, match="cannot quantize 'efficientnet-lite0-demo': it is PyTorch / NotConverted"):
+        client.predict("efficientnet-lite0-demo", "static", api_name="/int8")
