@@ -21,6 +21,7 @@ def _size(value: str) -> tuple[int, int]:
 
 
 def register(sub) -> None:
+    from ..devices import QUANTIZE_DEVICES
     from ..diffusion.keys import BACKENDS, MODEL_KEYS, QUANTIZATIONS
 
     p = sub.add_parser(
@@ -43,6 +44,10 @@ def register(sub) -> None:
     p.add_argument("--check-size", type=_size, metavar="WxH", help="image size of the check (default: per key)")
     p.add_argument("--check-prompt", action="append", metavar="TEXT",
                    help="a prompt for the check (repeatable; default: two fixed prompts)")
+    p.add_argument("--device", choices=QUANTIZE_DEVICES, default="auto",
+                   help="where PyTorch targets load, quantize and run their check: auto (CUDA when present), "
+                        "cpu or cuda (bfloat16, or float16 on GPUs without it; model CPU offload when the "
+                        "pipeline does not fit)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="ray: every target as a Ray task sized by its memory estimate (see README, On a cluster)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
@@ -72,7 +77,8 @@ def cmd_quantize(args) -> int:
                               sources=parse_sources(args.source, expand_models(args.model)),
                               output_dir=args.output_dir, force=args.force, push=args.push, private=args.private,
                               check_steps=args.check_steps, check_size=args.check_size,
-                              check_prompts=args.check_prompt, engine=args.engine, address=args.address)
+                              check_prompts=args.check_prompt, engine=args.engine, address=args.address,
+                              device=args.device)
     if args.engine == "ray":
         from ..engines.ray_session import require_ray
 
@@ -100,11 +106,14 @@ def cmd_quantize(args) -> int:
 
 
 def _follow(job_id: str, *, bar: bool) -> int:
-    """Follow the job (with a bar on stderr unless JSON was asked); the summary table says the rest."""
+    """Follow the job (with a bar on stderr unless JSON was asked; a line per stage when stderr is not
+    a terminal, as in a log); the summary table says the rest."""
     from tqdm import tqdm
 
     from .. import jobs
 
+    if bar and not sys.stderr.isatty():
+        return _follow_lines(job_id)
     with tqdm(total=100, unit="%", file=sys.stderr, disable=not bar,
               bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}] {postfix}") as bar:
         def on_progress(job):
@@ -112,6 +121,23 @@ def _follow(job_id: str, *, bar: bool) -> int:
             bar.set_postfix_str(job.stage[:70], refresh=False)
             bar.refresh()
         job = jobs.wait(job_id, on_progress=on_progress)
+    if job.state not in (jobs.SUCCEEDED, jobs.FAILED):
+        print(f"job {job.id} {job.state}: {job.error}", file=sys.stderr)
+    return 0 if job.state == jobs.SUCCEEDED else 1
+
+
+def _follow_lines(job_id: str) -> int:
+    """One line per stage on stderr: `[ 40%] sd15-torch-int8: quantizing with TorchAO`."""
+    from .. import jobs
+
+    said = [None]
+
+    def on_progress(job):
+        if job.stage and job.stage != said[0]:
+            said[0] = job.stage
+            print(f"[{job.progress * 100:3.0f}%] {job.stage}", file=sys.stderr, flush=True)
+
+    job = jobs.wait(job_id, on_progress=on_progress)
     if job.state not in (jobs.SUCCEEDED, jobs.FAILED):
         print(f"job {job.id} {job.state}: {job.error}", file=sys.stderr)
     return 0 if job.state == jobs.SUCCEEDED else 1
