@@ -206,13 +206,25 @@ def augment_batch(x, *, generator, crop: bool, flip: bool, color_jitter: bool):
     return x
 
 
+_YIQ: dict = {}     # device → (RGB→YIQ, YIQ→RGB), made once (a copy to the GPU waits for it; per batch it must not)
+
+
+def _yiq(device):
+    import torch
+
+    key = str(device)
+    if key not in _YIQ:
+        to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                              dtype=torch.float64)
+        _YIQ[key] = (to_yiq.float().to(device), torch.linalg.inv(to_yiq).float().to(device))
+    return _YIQ[key]
+
+
 def _turn_hue(x, angle):
     """Rotate the chroma of RGB pixels by `angle` radians in YIQ space (luma kept)."""
     import torch
 
-    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                          device=x.device)
-    from_yiq = torch.linalg.inv(to_yiq)
+    to_yiq, from_yiq = _yiq(x.device)
     cos, sin = torch.cos(angle), torch.sin(angle)
     n = x.shape[0]
     turn = torch.zeros(n, 3, 3, device=x.device)
