@@ -116,7 +116,7 @@ def test_precision_is_refused_before_a_job_when_the_device_cannot_do_it(imgai_ho
                        "--precision", "fp16")
     assert code == 1 and "fp16 needs a CUDA GPU" in err
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match="device 'cuda' is not available on this machine .*torch"):
             TrainConfig(device="cuda")
 
 

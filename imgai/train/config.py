@@ -101,8 +101,11 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         present = available_devices()
         if self.device not in present:
+            from ..devices import what_was_found
+
+            found = f": {what_was_found()}" if self.device == "cuda" else ""
             raise ConfigError(f"device {self.device!r} is not available on this machine (present: "
-                              f"{', '.join(present)}); use 'auto' or one of those")
+                              f"{', '.join(present)}){found}; use 'auto' or one of those")
         self.resolved_precision()     # bf16 on a GPU without it, fp16 on a CPU: refused here, before a job
 
     def resolved_precision(self) -> str:
