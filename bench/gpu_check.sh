@@ -6,15 +6,17 @@
 # The GPU machine has torch, timm, transformers 5.x and huggingface_hub 1.x but no diffusers,
 # torchao or accelerate: their wheels (and pytest's, psutil's when missing) travel in WHEELS
 # (`pip download --no-deps -d .whl diffusers==0.39.0 torchao==0.18.0 accelerate==1.15.0 pytest==8.4.2
-# pluggy iniconfig psutil`) and are installed with --no-deps; imgai runs from this source tree
-# (PYTHONPATH), never installed. Output goes to stdout and to $OUT/gpu_check.log when $OUT is set.
+# pluggy iniconfig psutil`) and are unpacked with `pip install --no-deps --target` into a folder put
+# first on PYTHONPATH; imgai runs from this source tree (PYTHONPATH), never installed.
+# Output goes to stdout and to $OUT/gpu_check.log when $OUT is set.
 # Each step has its own time limit, so the script always ends with its summary.
 set -u
 cd "$(dirname "$0")/.."
 WHEELS="${1:-./.whl}"
 PY="${PYTHON:-python3}"
 LOG="${OUT:-/tmp}/gpu_check.log"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 IMGAI_NO_DEMO=1 TOKENIZERS_PARALLELISM=false
+SITE="${TMPDIR:-/tmp}/imgai-gpu-site"
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 IMGAI_NO_DEMO=1 TOKENIZERS_PARALLELISM=false
 exec > >(tee "$LOG") 2>&1
 START=$(date +%s)
 status=()
@@ -42,22 +44,14 @@ print("cuda", torch.version.cuda, "available", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 EOF
 
-echo; echo "=== carried wheels from $WHEELS"
-install() {   # install the wheels named by glob $1 unless module $2 imports already at version $3 (if given)
-  local wheel; wheel=$(ls $WHEELS/$1 2>/dev/null | head -1)
-  if "$PY" -c "import $2, sys; v = getattr($2, '__version__', ''); sys.exit(0 if ('$3' == '' or v == '$3') else 1)" 2>/dev/null; then
-    echo "$2 present"; return
-  fi
-  if [ -z "$wheel" ]; then echo "no $1 in $WHEELS and $2 is missing"; return 1; fi
-  "$PY" -m pip install -q --no-deps --disable-pip-version-check "$wheel" && echo "installed $(basename "$wheel")"
-}
-install 'diffusers-*.whl' diffusers 0.39.0
-install 'torchao-*.whl' torchao 0.18.0
-install 'accelerate-*.whl' accelerate
-install 'psutil-*.whl' psutil
-install 'pluggy-*.whl' pluggy
-install 'iniconfig-*.whl' iniconfig
-install 'pytest-*.whl' pytest
+echo; echo "=== carried wheels from $WHEELS → $SITE (first on PYTHONPATH; the machine's environment is left alone)"
+rm -rf "$SITE" && mkdir -p "$SITE"
+shopt -s nullglob
+wheels=("$WHEELS"/*.whl)
+if [ ${#wheels[@]} -eq 0 ]; then echo "no wheels in $WHEELS"; exit 1; fi
+"$PY" -m pip install -q --no-deps --disable-pip-version-check --no-compile --target "$SITE" "${wheels[@]}" \
+  || { echo "pip could not unpack the wheels: stopping"; exit 1; }
+printf 'installed %s\n' "${wheels[@]##*/}"
 "$PY" -c "import diffusers, torchao, accelerate, pytest; print('diffusers', diffusers.__version__, 'torchao', torchao.__version__, 'accelerate', accelerate.__version__)" \
   || { echo "the carried packages do not import: stopping"; exit 1; }
 

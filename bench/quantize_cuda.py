@@ -137,6 +137,10 @@ def main(argv: list[str]) -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.workdir, args.quick)))
         return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device here")
     rows = measure_each(("flux", "sd"), ["--device", "cuda"] + (["--quick"] if args.quick else []))
     first = next(iter(rows.values()))
     print(f"{first['gpu']}, {first['dtype']} original vs TorchAO INT8 weight-only; check: 2 prompts x 4 steps at "

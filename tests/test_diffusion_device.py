@@ -127,3 +127,14 @@ def test_model_converter_writes_to_the_working_folder_a_line_per_stage(imgai_hom
     assert "\r" not in captured.err and len(lines) == len(set(lines)) >= 4, captured.err
     assert any("sdxl-turbo-torch-fp16: casting to FP16" in line for line in lines)
     assert any(line.endswith("1 done, 0 skipped, 0 failed") for line in lines)
+
+
+def test_the_quantize_tab_passes_its_device_choice(imgai_home):
+    pytest.importorskip("gradio")
+    from ui.quantize import _request, preview
+
+    form = (["sd15"], "", "pytorch", "INT8", False, 0, "", "", False)
+    assert _request(*form, "cpu").resolved_device == "cpu"
+    assert "device cpu" in preview(*form, "cpu")
+    if not __import__("torch").cuda.is_available():
+        assert "--device cuda was asked for" in preview(*form, "cuda")
