@@ -290,6 +290,8 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     device = config.resolved_device()
     amp = Amp(device, config.resolved_precision())
     channels_last = wants_channels_last(core, device)
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True      # fixed image sizes: let cuDNN pick its fastest kernels once
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, config)
     loss_fn = make_loss(config, multi_label)
