@@ -33,7 +33,7 @@ def what_was_found() -> str:
         return f"this torch ({torch.__version__}) is a CPU-only build"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     where = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
-    return (f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but sees no CUDA device "
+    return (f"torch {torch.__version__} (built for CUDA {torch.version.cuda}) sees no CUDA device "
             f"(torch.cuda.device_count() = {torch.cuda.device_count()}{where})")
 
 
