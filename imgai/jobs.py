@@ -48,6 +48,7 @@ KINDS: dict[str, JobKind] = {
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
     "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
     "demo": JobKind("imgai.demo:prepare_job", "imgai.demo:abort_job"),
+    "int8": JobKind("imgai.classify.quantize:quantize_job", "imgai.classify.quantize:abort_job"),
 }
 
 

@@ -1,7 +1,6 @@
 """The app as a person (or a program) uses it: the real server, driven through gradio_client."""
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -9,18 +8,10 @@ import pytest
 from gradio_client import handle_file
 
 from tests.factories import random_image
+from tests.waiting import wait_until
 
 DEMO = "efficientnet-lite0-demo"
 
-
-def wait_until(condition, timeout=300, what="a condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rows(client):
@@ -33,8 +24,8 @@ def row_of(client, model_id):
 
 def demo_ready(client):
     """The demo is prepared in the background on first start: converted, validated, enabled, default."""
-    return wait_until(lambda: (r := row_of(client, DEMO)) and r[3] in ("Converted", "Failed") and r,
-                      what="the demo model")
+    return wait_until(lambda: (r := row_of(client, DEMO)) and r[3] in ("Converted", "Failed") and r, 300,
+                      "the demo model", every=1)
 
 
 def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path, photos):
@@ -46,8 +37,8 @@ def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path,
     message = client.predict(str(tiny_model_cache("timm-resnet")), "tiny resnet", api_name="/add_model")
     assert "Added **tiny-resnet** as PyTorch / NotConverted" in message and "Convert" in message
     assert "queued as job" in client.predict("tiny-resnet", api_name="/convert")
-    row = wait_until(lambda: (r := row_of(client, "tiny-resnet")) and r[3] in ("Converted", "Failed") and r,
-                     what="the conversion")
+    row = wait_until(lambda: (r := row_of(client, "tiny-resnet")) and r[3] in ("Converted", "Failed") and r, 300,
+                     "the conversion", every=1)
     assert row[2:6] == ["ONNX", "Converted", "yes", ""]          # a first conversion ends enabled, not default
     choices = client.predict(None, api_name="/tag_models")[0]
     assert choices  # the dropdown update carries the choices of both models

@@ -1,6 +1,6 @@
-"""Convert tab: the models table, Convert to ONNX / Validate / Enable / Disable / Set default /
+"""Convert tab: the models table, Convert to ONNX / INT8 / Validate / Enable / Disable / Set default /
 Remove (after a confirmation that says what it deletes), Restore the demo, and live progress of
-conversion jobs. The lists rebuild whenever the page's revision moves (ui/page.py)."""
+conversion and INT8 jobs. The lists rebuild whenever the page's revision moves (ui/page.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import gradio as gr
 
 from imgai import jobs, registry
 from imgai.classify.convert import submit_conversion
+from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
 from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
 from imgai.guide import demo_status, next_step
@@ -29,14 +30,19 @@ def models_rows() -> list[list]:
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
-        rows.append([m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no",
+        if m.vs_fp32:
+            validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
+        kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
+        rows.append([m.id, m.name, kind, m.conversion, "yes" if m.enabled else "no",
                      "★" if m.default else "", validation, m.error or ""])
     return rows
 
 
 def jobs_rows(owner: str | None) -> list[list]:
-    return [[j.id, j.subject or "", j.state, f"{j.progress:.0%}", j.stage, when(j.started_at or j.created_at),
-             j.error or ""] for j in jobs.list_jobs(kind="convert", owner=owner, limit=20)]
+    found = jobs.list_jobs(kind="convert", owner=owner, limit=20) + jobs.list_jobs(kind="int8", owner=owner, limit=20)
+    found.sort(key=lambda j: j.created_at, reverse=True)
+    return [[j.id, j.subject or "", f"{j.kind}: {j.state}", f"{j.progress:.0%}", j.stage,
+             when(j.started_at or j.created_at), j.error or ""] for j in found[:20]]
 
 
 def action_state(model_id: str | None):
@@ -58,6 +64,7 @@ def action_state(model_id: str | None):
     return (
         detail,
         gr.update(interactive=can_convert and not hint),
+        gr.update(interactive=bool(m and m.can_tag and m.precision == registry.FP32)),
         gr.update(interactive=bool(m and m.type == registry.ONNX)),
         gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)),
         gr.update(interactive=bool(m and m.enabled)),
@@ -90,13 +97,20 @@ def convert_model(model_id: str, request: gr.Request) -> str:
 
 
 @guard
+def quantize_model(model_id: str, method: str, request: gr.Request) -> str:
+    job = submit_quantization(model_id, options=QuantizeOptions(method=method), owner=visitor(request))
+    return (f"INT8 quantization of **{model_id}** queued as job `{job.id}`; it is compared with FP32 before "
+            "it can be enabled.")
+
+
+@guard
 def validate_model(model_id: str) -> str:
     return f"Validation of **{model_id}**: {validate(model_id).summary()}"
 
 
 @guard
-def enable_model(model_id: str) -> str:
-    registry.set_enabled(model_id, True)
+def enable_model(model_id: str, force: bool = False) -> str:
+    registry.set_enabled(model_id, True, force=bool(force))
     return f"**{model_id}** enabled: it is offered in the **Tag** tab."
 
 
@@ -154,6 +168,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         detail = gr.Markdown()
     with gr.Row():
         convert_btn = gr.Button("Convert to ONNX", variant="primary")
+        int8_btn = gr.Button("INT8")
         validate_btn = gr.Button("Validate")
         enable_btn = gr.Button("Enable")
         disable_btn = gr.Button("Disable")
@@ -165,23 +180,33 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             confirm_btn = gr.Button("Confirm remove", variant="stop")
             keep_btn = gr.Button("Keep it")
     restore_btn = gr.Button("Restore the demo model", visible=False)
+    with gr.Accordion("INT8 options", open=False):
+        with gr.Row():
+            method = gr.Radio(["static", "dynamic"], value="static", label="Method", scale=1,
+                              info="static: calibrated (fastest); dynamic: no calibration")
+            force = gr.Checkbox(label="Enable below the 99% agreement bar", value=False, scale=1)
+        gr.Markdown("Calibrates on the model's training data (trained here) or built-in photos; for your own "
+                    "photos use `imgai models quantize ID --calibration FOLDER`.")
     message = gr.Markdown()
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True,
                               elem_classes="imgai-table")
     with gr.Accordion("Push a converted model to the Hub", open=False):
         build_push(demo, page)
 
-    buttons = [convert_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
+    buttons = [convert_btn, int8_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
     pending = gr.State(None)   # the model whose removal plan was shown
     page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
                 api_name="convert_refresh")
     models.select(pick_row, None, [selected], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
-    for button, fn, name in ((convert_btn, convert_model, "convert"), (validate_btn, validate_model, "validate"),
-                             (enable_btn, enable_model, "enable"), (disable_btn, disable_model, "disable"),
-                             (default_btn, default_model, "set_default")):
-        page.changed(button.click(fn, [selected], [message], api_name=name, show_progress_on=[message]))
+    for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),
+                                    (int8_btn, quantize_model, "int8", [method]),
+                                    (validate_btn, validate_model, "validate", []),
+                                    (enable_btn, enable_model, "enable", [force]),
+                                    (disable_btn, disable_model, "disable", []),
+                                    (default_btn, default_model, "set_default", [])):
+        page.changed(button.click(fn, [selected, *extra], [message], api_name=name, show_progress_on=[message]))
     remove_btn.click(ask_remove, [selected], [plan_md, pending, confirm_box], api_name="remove_plan",
                      show_progress_on=[message])
     page.changed(confirm_btn.click(remove_model, [selected, pending], [message, pending, confirm_box],
