@@ -84,6 +84,10 @@ def test_first_start_tags_without_visiting_convert(app_server, page, photos, out
     page.reload(wait_until="load")     # with a model ready, the app opens on Tag
     expect(page.get_by_role("tab", name="Tag", exact=True)).to_have_attribute("aria-selected", "true",
                                                                             timeout=15_000)
+    tab(page, "Convert")                # the demo as the Convert tab shows it: converted, validated, default
+    visible(page, "Converted", exact=True).wait_for(timeout=15_000)
+    visible(page, "passed").wait_for()
+    shot(page, output_dir, "4-convert")
 
 
 def test_added_in_browse_reaches_convert_and_tag_without_reload(bare_server, page, tiny_model_cache, photos,
