@@ -11,7 +11,7 @@ def _default_home() -> Path:
     if os.environ.get("IMGAI_HOME"):
         return Path(os.environ["IMGAI_HOME"])
     # A Hugging Face Space with persistent storage mounts it at /data.
-    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
+    if on_space() and Path("/data").is_dir() and os.access("/data", os.W_OK):
         return Path("/data/imgai")
     return Path("imgai_data")
 
@@ -55,7 +55,9 @@ def paths() -> Paths:
 
 
 def on_space() -> bool:
-    return bool(os.environ.get("SPACE_ID"))
+    """Running as a Hugging Face Space: gradio's own rule (`gradio.utils.get_space`), `SYSTEM=spaces`
+    and a `SPACE_ID`."""
+    return os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("SPACE_ID"))
 
 
 def max_parallel_jobs() -> int:

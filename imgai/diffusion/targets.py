@@ -261,10 +261,14 @@ def replace_dir(staging: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def push_target(folder: Path, *, org: str, private: bool = False, token: str | None = None) -> str:
+def push_target(folder: Path, *, org: str, private: bool = False, token: str | None = None,
+                actor=None) -> str:
     """Upload a finished output to `org/<target>` (one commit, card included) with imgai's Hub upload.
     `token` (e.g. a visitor's OAuth token) is passed through and never stored; None means HF_TOKEN
     or the cached login."""
+    from ..access import check
+
+    check(actor, "quantize.push")
     try:
         from ..hub import push_folder
     except ImportError as exc:
