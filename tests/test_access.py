@@ -153,3 +153,13 @@ def test_visible_lists_shared_and_own():
     assert access.visible(STRANGER, items) == [SHARED]
     assert access.visible(ROOT, items) == items
     assert access.visible(None, items) == items
+
+
+def test_the_readme_lists_every_limit_with_its_variable_and_default():
+    from pathlib import Path
+
+    from imgai.quotas import LIMITS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for limit in LIMITS.values():
+        assert f"| {limit.what} | `{limit.env}` | {limit.default} |" in readme, limit.env

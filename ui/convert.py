@@ -34,12 +34,14 @@ def jobs_rows(actor) -> list[list]:
              j.error or ""] for j in jobs.list_jobs(kind="convert", actor=actor, limit=20)]
 
 
-def action_state(model_id: str | None):
-    """Which buttons make sense for the selected model."""
-    try:
-        m = registry.get(model_id) if model_id else None
-    except Exception:
-        m = None
+@acting
+def action_state(model_id: str | None, *, actor):
+    """Which buttons make sense for the selected model (one this visitor may see)."""
+    return _action_state(model_id, actor)
+
+
+def _action_state(model_id: str | None, actor):
+    m = next((m for m in registry.list_models(actor=actor) if m.id == model_id), None) if model_id else None
     hint = conversion_unavailable()
     can_convert = bool(m and m.can_convert)
     detail = "Select a model in the table." if m is None else (
@@ -70,7 +72,7 @@ def refresh(model_id: str | None, known: list | None, *, actor):
     ids = [m.id for m in registry.list_models(actor=actor)]
     selected = model_id if model_id in ids else (ids[0] if ids else None)
     choices = gr.update(choices=ids, value=selected) if ids != known or selected != model_id else gr.update()
-    return (models_rows(actor), choices, ids, jobs_rows(actor), *action_state(selected))
+    return (models_rows(actor), choices, ids, jobs_rows(actor), *_action_state(selected, actor))
 
 
 @acting

@@ -35,7 +35,8 @@ def build_push(demo: gr.Blocks) -> None:
                 "`preprocess.json` and a generated model card, in one commit, checked file by file afterwards.")
     login_row(demo, api_name="push_whoami")
     with gr.Row():
-        model = gr.Dropdown(choices=[], label="Converted model", scale=2)   # filled per visitor on load
+        model = gr.Dropdown(choices=[], label="Converted model", scale=2,   # filled per visitor on load
+                            allow_custom_value=True)   # the registry checks the id
         refresh = gr.Button("↻", scale=0, min_width=40)
         repo = gr.Textbox(label="Hub repo", placeholder="your-name/model-name", scale=2)
         branch = gr.Textbox(label="Branch", value="main", scale=1)

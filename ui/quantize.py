@@ -14,7 +14,7 @@ from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest
 from imgai.diffusion.job import submit, target_results
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
 from imgai.diffusion.outputs import describe_output, list_outputs
-from imgai.diffusion.targets import push_target
+from imgai.diffusion.targets import push_output
 from imgai.errors import ConfigError, ImgaiError
 
 from .common import acting, guard
@@ -102,7 +102,7 @@ def push(name: str | None, org: str, private: bool, *, actor, oauth_token=None) 
     if not org or not org.strip():
         raise ConfigError("enter the Hub user or organisation to push to")
     token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
-    url = push_target(describe_output(name).path, org=org.strip(), private=bool(private), token=token, actor=actor)
+    url = push_output(name, org=org.strip(), private=bool(private), token=token, actor=actor)
     return f"Pushed **{name}** to {url} (one commit, verified file by file)"
 
 

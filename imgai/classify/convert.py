@@ -57,13 +57,13 @@ def convert(model_id: str, *, progress=None, actor: Actor | None = None) -> regi
     return _run(model_id, progress or (lambda fraction, stage: None))
 
 
-def submit_conversion(model_id: str, *, actor: Actor | None = None) -> jobs.Job:
+def submit_conversion(model_id: str, *, actor: Actor | None = None, dispatch: bool = True) -> jobs.Job:
     """Queue a conversion job; the model shows Converting from now on. The job belongs to the
-    model's owner (None: shared work)."""
+    model's owner (None: shared work). With `dispatch=False` it waits for the next dispatch."""
     model = registry.get(model_id)
     access.check(actor, "models.convert", model)
     quotas.ensure_room(model.owner, quotas.folder_bytes(model.pytorch_path), what=f"converting {model_id}")
-    return jobs.submit("convert", {"model_id": model_id}, subject=model_id, owner=model.owner,
+    return jobs.submit("convert", {"model_id": model_id}, subject=model_id, owner=model.owner, start=dispatch,
                        before_queue=lambda job_id: registry.start_conversion(model_id, job_id))
 
 

@@ -284,3 +284,12 @@ def push_target(folder: Path, *, org: str, private: bool = False, token: str | N
     pushed = push_folder(folder, repo_id, token=token, private=private,
                          commit_message=f"imgai quantize: {folder.name}")
     return getattr(pushed, "url", None) or getattr(pushed, "repo_url", None) or repo_id
+
+
+def push_output(name: str, *, org: str, private: bool = False, token: str | None = None, actor=None) -> str:
+    """`push_target` for a finished output named as the Quantize tab lists it."""
+    from ..access import check
+    from .outputs import describe_output
+
+    check(actor, "quantize.push")
+    return push_target(describe_output(name).path, org=org, private=private, token=token, actor=actor)
