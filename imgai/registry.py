@@ -105,18 +105,27 @@ def create(*, name: str, source: str, architecture: str, library: str, type: str
     return get(mid)
 
 
+def _reconciled() -> None:
+    """Reads reconcile: a model whose job's worker died is shown Failed ("interrupted"), not
+    still Converting or Training (see `jobs.recover`; one query when nothing runs)."""
+    from . import jobs
+
+    jobs.recover()
+
+
 def get(model_id: str) -> Model:
+    _reconciled()
     rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
-    if not rows:
-        known = ", ".join(m.id for m in list_models()) or "none yet"
-        raise UnknownModelError(f"no model {model_id!r} in the registry (known: {known}); "
-                                "see `imgai models list`")
+    if not rows:   # a public app does not list everybody's models to whoever mistyped an id
+        known = "" if access.public() else f" (known: {', '.join(m.id for m in list_models()) or 'none yet'})"
+        raise UnknownModelError(f"no model {model_id!r} in the registry{known}; see `imgai models list`")
     return _row_to_model(rows[0])
 
 
 def list_models(*, actor: Actor | None = None) -> list[Model]:
     """Every model the actor may see: all for the local owner and admins, else the shared ones and
     their own."""
+    _reconciled()
     return access.visible(actor, [_row_to_model(r) for r in db.query("SELECT * FROM models ORDER BY created_at, id")])
 
 
