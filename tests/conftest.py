@@ -26,6 +26,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 pytest_plugins = ["tests.factories"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` skip on machines without a CUDA GPU (CI never has one)."""
+    cuda = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (run bench/gpu_check.sh on the GPU machine)")
+        for item in cuda:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def imgai_home(tmp_path, monkeypatch) -> Path:
     """A fresh, private IMGAI_HOME for one test."""
@@ -56,8 +69,9 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = home.parent / f"app-{self.port}.log"
         home.mkdir(parents=True, exist_ok=True)
-        full_env = dict(os.environ, IMGAI_HOME=str(home), GRADIO_SERVER_PORT=str(self.port),
-                        GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1", **(env or {}))
+        full_env = {**os.environ, "IMGAI_HOME": str(home), "GRADIO_SERVER_PORT": str(self.port),
+                    "GRADIO_SERVER_NAME": "127.0.0.1", "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {k: v for k, v in full_env.items() if v is not None}   # env={"X": None} unsets X
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=full_env,
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
         self._wait_ready()

@@ -81,7 +81,7 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
         "/convert": models, "/validate": models, "/enable": models, "/disable": models, "/set_default": models,
         "/remove": models,
         "/push_to_hub": [(w["shared_onnx"], "stranger/copy", False, "main")],
-        "/quantize": [(["sd15"], "", "pytorch", "INT8", False, 0, "", "", False)],
+        "/quantize": [(["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "auto")],
         "/quantize_push": [("sd15-torch-int8", "stranger", False)],
         "/train_create": [("resnet18", "mine")],
         "/train_data_add": [("Hub dataset (cached)", "mine", "", None, "org/dataset", 0.2, 224, [])],
