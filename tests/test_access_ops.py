@@ -60,10 +60,11 @@ def test_what_visitors_make_is_theirs_and_listed_for_them_and_admins(models):
 
 
 @pytest.mark.parametrize("action", ["remove", "enable", "disable", "default", "convert", "validate", "push",
-                                    "train"])
+                                    "train", "int8"])
 def test_another_visitors_model_is_refused_and_left_alone(models, action):
     from imgai import hub, train
     from imgai.classify.convert import submit_conversion
+    from imgai.classify.quantize import submit_quantization
     from imgai.classify.validate import validate
 
     _, alices = models
@@ -75,7 +76,8 @@ def test_another_visitors_model_is_refused_and_left_alone(models, action):
             "convert": lambda a: submit_conversion(alices.id, actor=a),
             "validate": lambda a: validate(alices.id, actor=a),
             "push": lambda a: hub.push_model(alices.id, "bob/stolen", token="x", actor=a),
-            "train": lambda a: train.start(alices.id, data="nothing", actor=a)}[action]
+            "train": lambda a: train.start(alices.id, data="nothing", actor=a),
+            "int8": lambda a: submit_quantization(alices.id, actor=a)}[action]
     for stranger, message in ((BOB, "belongs to another user|only the Space's owner"),
                               (STRANGER, "sign in with Hugging Face|only the Space.s owner")):
         with pytest.raises(PermissionDeniedError, match=message):

@@ -42,7 +42,7 @@ CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_ref
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
     "ui.convert.default_model": "/set_default", "ui.convert.disable_model": "/disable",
     "ui.convert.enable_model": "/enable", "ui.convert.remove_model": "/remove",
-    "ui.convert.validate_model": "/validate", "ui.hub_browse.start_download": "/hub_download",
+    "ui.convert.validate_model": "/validate", "ui.convert.quantize_model": "/int8", "ui.hub_browse.start_download": "/hub_download",
     "ui.push.push": "/push_to_hub", "ui.quantize.push": "/quantize_push", "ui.quantize.start": "/quantize",
     "ui.train.add_data": "/train_data_add", "ui.train.cancel_job": "/train_cancel",
     "ui.train.create_model": "/train_create", "ui.train.download_model": "/train_download",
@@ -74,12 +74,13 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
     alice's)."""
     models = [(w["shared_onnx"],), (w["alices_model"],)]
     jobs = [(w["shared_job"],), (w["alices_job"],)]
-    form = ["cross_entropy", 0.0, 1, 8, "adamw", 1e-3, 0.9, 0.999, 1e-8, 0.01, "auto", 0, 0, 0, None, None, True]
+    form = ["cross_entropy", 0.0, 1, 8, "adamw", 1e-3, 0.9, 0.999, 1e-8, 0.01, "auto", 0, 0, 0, None, None, True,
+            "auto"]
     return {
         "/add_model": [("acme/resnet-tiny", ""), (str(w["folder"]), "")],
         "/hub_download": [("acme/resnet-tiny",)],
-        "/convert": models, "/validate": models, "/enable": models, "/disable": models, "/set_default": models,
-        "/remove": models,
+        "/convert": models, "/validate": models, "/disable": models, "/set_default": models, "/remove": models,
+        "/enable": [(m, True) for (m,) in models], "/int8": [(m, "static") for (m,) in models],
         "/push_to_hub": [(w["shared_onnx"], "stranger/copy", False, "main")],
         "/quantize": [(["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "auto")],
         "/quantize_push": [("sd15-torch-int8", "stranger", False)],
