@@ -124,10 +124,13 @@ def ensure_demo() -> "jobs.Job | None":
     return restore_demo()
 
 
-def restore_demo(*, owner: str | None = None) -> "jobs.Job | None":
+def restore_demo(*, actor=None) -> "jobs.Job | None":
     """Bring the demo back: (re)register and prepare it as a job; None when it is ready already.
-    Offered again after the user removed it (`imgai models demo`, or the Convert tab's button)."""
-    from . import jobs, registry
+    Offered again after the user removed it (`imgai models demo`, or the Convert tab's button).
+    The demo is shared and becomes the default: whoever may choose the default may restore it."""
+    from . import access, jobs, registry
+
+    access.check(actor, "models.default")
 
     running = preparing()
     if running:
@@ -140,7 +143,7 @@ def restore_demo(*, owner: str | None = None) -> "jobs.Job | None":
         if registry.default_model() is None:
             registry.set_default(MODEL_ID)
         return None
-    return jobs.submit("demo", {}, subject=MODEL_ID, owner=owner)
+    return jobs.submit("demo", {}, subject=MODEL_ID)
 
 
 def prepare_job(ctx) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import registry
+from . import access, registry
 from .config import paths
 from .errors import StateError
 from .words import render, term
@@ -48,10 +48,11 @@ class RemovalPlan:
         return render("\n".join(lines))
 
 
-def plan_removal(model_id: str) -> RemovalPlan:
+def plan_removal(model_id: str, *, actor=None) -> RemovalPlan:
     from .demo import MODEL_ID as DEMO
 
     model = registry.get(model_id)
+    access.check(actor, "models.remove", model)
     if model.conversion == registry.CONVERTING:
         raise StateError(f"cannot remove {model_id!r} while it is converting; cancel job {model.job_id} first")
     plan = RemovalPlan(model.id, model.name)
@@ -69,11 +70,11 @@ def plan_removal(model_id: str) -> RemovalPlan:
     return plan
 
 
-def remove_model(model_id: str, *, confirm: str) -> RemovalPlan:
+def remove_model(model_id: str, *, confirm: str, actor=None) -> RemovalPlan:
     """Remove after the user saw `plan_removal(model_id)`: `confirm` must repeat the model id."""
     if confirm != model_id:
         raise StateError(f"removal of {model_id!r} not confirmed (got {confirm!r}); look at what it deletes "
                          "first and confirm with the same model id")
-    plan = plan_removal(model_id)
-    registry.remove(model_id)
+    plan = plan_removal(model_id, actor=actor)
+    registry.remove(model_id, actor=actor)
     return plan

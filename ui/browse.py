@@ -6,18 +6,18 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai.classify.architectures import FAMILIES
-from imgai.config import on_space
+from imgai.access import public
 from imgai.guide import next_step
 from imgai.sources import add_model as add_source
 
-from .common import guard
+from .common import acting
 from .hub_browse import build_search
 from .page import Page
 
 
-@guard
-def add_model(source: str, name: str) -> str:
-    model = add_source((source or "").strip(), name=(name or "").strip() or None, allow_local=not on_space())
+@acting
+def add_model(source: str, name: str, *, actor) -> str:
+    model = add_source((source or "").strip(), name=(name or "").strip() or None, actor=actor)
     step = next_step(model)
     return (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}); "
             f"it is listed in the **Convert** tab" + (f": {step}." if step else " and ready to tag."))
@@ -31,8 +31,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     gr.Markdown(f"Add an image-classification model ({families}; transformers or timm format, or a "
                 "ready-made ONNX model with a label file).")
     with gr.Row():
-        source = gr.Textbox(label="Hub id or local folder" if not on_space() else "Hub id",
-                            placeholder="org/name[@revision]" + ("" if on_space() else "  or  /path/to/model"),
+        source = gr.Textbox(label="Hub id or local folder" if not public() else "Hub id",
+                            placeholder="org/name[@revision]" + ("" if public() else "  or  /path/to/model"),
                             scale=3)
         name = gr.Textbox(label="Name (optional)", scale=2)
         add = gr.Button("Add model", variant="primary", scale=1)

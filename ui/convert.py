@@ -16,7 +16,7 @@ from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
 from imgai.guide import demo_status, next_step
 from imgai.removal import plan_removal, remove_model as remove_confirmed
 
-from .common import guard, visitor, when
+from .common import acting, when
 from .push import build_push
 from .page import Page
 
@@ -24,9 +24,9 @@ MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Vali
 JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
 
 
-def models_rows() -> list[list]:
+def models_rows(actor) -> list[list]:
     rows = []
-    for m in registry.list_models():
+    for m in registry.list_models(actor=actor):
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
@@ -38,19 +38,22 @@ def models_rows() -> list[list]:
     return rows
 
 
-def jobs_rows(owner: str | None) -> list[list]:
-    found = jobs.list_jobs(kind="convert", owner=owner, limit=20) + jobs.list_jobs(kind="int8", owner=owner, limit=20)
+def jobs_rows(actor) -> list[list]:
+    found = jobs.list_jobs(kind="convert", actor=actor, limit=20) + jobs.list_jobs(kind="int8", actor=actor, limit=20)
     found.sort(key=lambda j: j.created_at, reverse=True)
     return [[j.id, j.subject or "", f"{j.kind}: {j.state}", f"{j.progress:.0%}", j.stage,
              when(j.started_at or j.created_at), j.error or ""] for j in found[:20]]
 
 
-def action_state(model_id: str | None):
-    """Which buttons make sense for the selected model, and the one step that gets it tagging."""
-    try:
-        m = registry.get(model_id) if model_id else None
-    except Exception:
-        m = None
+@acting
+def action_state(model_id: str | None, *, actor):
+    """Which buttons make sense for the selected model (one this visitor may see), and the one step
+    that gets it tagging."""
+    return _action_state(model_id, actor)
+
+
+def _action_state(model_id: str | None, actor):
+    m = next((m for m in registry.list_models(actor=actor) if m.id == model_id), None) if model_id else None
     hint = conversion_unavailable()
     can_convert = bool(m and m.can_convert)
     detail = "Select a model in the table." if m is None else f"**{m.name}** — {m.type} / {m.conversion}"
@@ -81,61 +84,62 @@ def conversion_unavailable() -> str:
     return check_environment().convert_hint
 
 
-def refresh(model_id: str | None, request: gr.Request):
-    ids = [m.id for m in registry.list_models()]
+@acting
+def refresh(model_id: str | None, *, actor):
+    ids = [m.id for m in registry.list_models(actor=actor)]
     selected = model_id if model_id in ids else (ids[0] if ids else None)
     demo = demo_status()
-    return (models_rows(), gr.update(choices=ids, value=selected), jobs_rows(visitor(request)),
-            gr.update(visible=demo.state in ("absent", "failed")), *action_state(selected))
+    return (models_rows(actor), gr.update(choices=ids, value=selected), jobs_rows(actor),
+            gr.update(visible=demo.state in ("absent", "failed")), *_action_state(selected, actor))
 
 
-@guard
-def convert_model(model_id: str, request: gr.Request) -> str:
-    job = submit_conversion(model_id, owner=visitor(request))
+@acting
+def convert_model(model_id: str, *, actor) -> str:
+    job = submit_conversion(model_id, actor=actor)
     return (f"Conversion of **{model_id}** queued as job `{job.id}`; it ends validated and enabled, and the "
             "model appears in the **Tag** tab.")
 
 
-@guard
-def quantize_model(model_id: str, method: str, request: gr.Request) -> str:
-    job = submit_quantization(model_id, options=QuantizeOptions(method=method), owner=visitor(request))
+@acting
+def quantize_model(model_id: str, method: str, *, actor) -> str:
+    job = submit_quantization(model_id, options=QuantizeOptions(method=method), actor=actor)
     return (f"INT8 quantization of **{model_id}** queued as job `{job.id}`; it is compared with FP32 before "
             "it can be enabled.")
 
 
-@guard
-def validate_model(model_id: str) -> str:
-    return f"Validation of **{model_id}**: {validate(model_id).summary()}"
+@acting
+def validate_model(model_id: str, *, actor) -> str:
+    return f"Validation of **{model_id}**: {validate(model_id, actor=actor).summary()}"
 
 
-@guard
-def enable_model(model_id: str, force: bool = False) -> str:
-    registry.set_enabled(model_id, True, force=bool(force))
+@acting
+def enable_model(model_id: str, force: bool = False, *, actor) -> str:
+    registry.set_enabled(model_id, True, force=bool(force), actor=actor)
     return f"**{model_id}** enabled: it is offered in the **Tag** tab."
 
 
-@guard
-def disable_model(model_id: str) -> str:
-    registry.set_enabled(model_id, False)
+@acting
+def disable_model(model_id: str, *, actor) -> str:
+    registry.set_enabled(model_id, False, actor=actor)
     return f"**{model_id}** disabled: it is no longer offered in the **Tag** tab."
 
 
-@guard
-def default_model(model_id: str) -> str:
-    registry.set_default(model_id)
+@acting
+def default_model(model_id: str, *, actor) -> str:
+    registry.set_default(model_id, actor=actor)
     return f"**{model_id}** is now the default model."
 
 
-@guard
-def ask_remove(model_id: str):
+@acting
+def ask_remove(model_id: str, *, actor):
     """Say what Remove deletes, and show the confirm buttons."""
-    plan = plan_removal(model_id)
+    plan = plan_removal(model_id, actor=actor)
     return plan.summary(), model_id, gr.update(visible=True)
 
 
-@guard
-def remove_model(model_id: str, confirmed: str | None) -> tuple:
-    plan = remove_confirmed(model_id, confirm=confirmed or "")
+@acting
+def remove_model(model_id: str, confirmed: str | None, *, actor) -> tuple:
+    plan = remove_confirmed(model_id, confirm=confirmed or "", actor=actor)
     note = f" Bring it back with **Restore the demo model**." if plan.model_id == DEMO_ID else ""
     return f"**{model_id}** removed with its files.{note}", None, gr.update(visible=False)
 
@@ -144,9 +148,9 @@ def keep_model():
     return "Nothing removed.", None, gr.update(visible=False)
 
 
-@guard
-def restore(request: gr.Request) -> str:
-    job = restore_demo(owner=visitor(request))
+@acting
+def restore(*, actor) -> str:
+    job = restore_demo(actor=actor)
     return ("The demo model is ready." if job is None else
             f"Preparing the demo model again (job `{job.id}`): it is converted, validated and enabled.")
 
@@ -160,10 +164,10 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     gr.Markdown("Models in the registry. Select one, then act on it. A model tags once it is converted to ONNX, "
                 "validated and enabled; a first conversion does all three.")
-    models = gr.Dataframe(headers=MODEL_COLUMNS, value=models_rows, interactive=False, wrap=True,
-                          label="Models", elem_classes="imgai-table")
+    models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models",
+                          elem_classes="imgai-table")   # filled per visitor on load
     with gr.Row():
-        selected = gr.Dropdown(label="Selected model", choices=[m.id for m in registry.list_models()],
+        selected = gr.Dropdown(label="Selected model", choices=[],   # filled per visitor on load
                                scale=2, allow_custom_value=True)  # the registry checks the id
         detail = gr.Markdown()
     with gr.Row():

@@ -5,23 +5,21 @@ converted images with their scores) and push it to the Hub."""
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import gradio as gr
 
 from imgai import hub, jobs
-from imgai.config import on_space
+from imgai.access import public
 from imgai.devices import QUANTIZE_DEVICES
 from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, summary_rows
 from imgai.diffusion.job import submit, target_results
-from imgai.sources import HUB_ID
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
 from imgai.diffusion.forecast import forecast
 from imgai.diffusion.outputs import card_preview, describe_output, list_outputs
-from imgai.diffusion.targets import push_target
+from imgai.diffusion.targets import push_output
 from imgai.errors import ConfigError, ImgaiError
 
-from .common import guard, visitor, when
+from .common import acting, guard, when
 from .hub_browse import login_row
 from .page import Page
 
@@ -42,10 +40,6 @@ def _request(models, source, backend, quantization, force, check_steps, check_si
             raise ConfigError(f"check size must look like 512x512, got {check_size!r}")
         size = (int(m[1]), int(m[2] or m[1]))
     keys = tuple(models)
-    if on_space():   # visitors name Hub repos only, and never lift the memory/disk refusal
-        if source and source.strip() and not HUB_ID.match(source.strip().partition("=")[2] or source.strip()):
-            raise ConfigError(f"on a hosted Space the source must be a Hub id like org/name, not {source.strip()!r}")
-        force = False
     return QuantizeRequest(model=keys, backend=backend, quantization=quantization,
                            sources=parse_sources([source.strip()] if source and source.strip() else None, keys),
                            force=bool(force), push=(push or "").strip() or None, private=bool(private),
@@ -66,43 +60,45 @@ def preview(models, source, backend, quantization, force, check_steps, check_siz
     return f"Output folder: `{request.folder}` — device {request.resolved_device}\n\n" + "\n".join(lines)
 
 
-@guard
+@acting
 def start(models, source, backend, quantization, force, check_steps, check_size, push, private,
-          device="auto") -> tuple[str, str]:
-    if on_space() and (push or "").strip():
-        # a job pushes with the worker's token, which on a Space is the Space's own: never for a visitor
-        raise ConfigError("on a Space, convert first and then use Push to Hub, which pushes with your sign-in")
+          device="auto", *, actor) -> tuple[str, str]:
     job = submit(_request(models, source, backend, quantization, force, check_steps, check_size, push, private,
-                          device))
+                          device), actor=actor)
     return job.id, f"Queued job `{job.id}` ({job.subject})."
 
 
 JOB_COLUMNS = ["Job", "Models", "State", "Progress", "Stage", "Started", "Error"]
 
 
-def job_rows(owner: str | None) -> list[list]:
+def job_rows(found) -> list[list]:
     return [[j.id, j.subject or "", j.state, f"{j.progress:.0%}", j.stage or "", when(j.started_at or j.created_at),
-             j.error or ""] for j in jobs.list_jobs(kind="quantize", owner=owner, limit=30)]
+             j.error or ""] for j in found]
 
 
-def refresh(job_id: str | None, output: str | None, request: gr.Request):
+@acting
+def refresh(job_id: str | None, output: str | None, *, actor):
     """Jobs, the selected job (restored after a reload: the running one, else the latest), its
     progress and per-target results, and the outputs list."""
-    found = jobs.list_jobs(kind="quantize", owner=visitor(request), limit=30)
+    found = jobs.list_jobs(kind="quantize", actor=actor, limit=30)
     if not job_id and found:
         job_id = next((j.id for j in found if j.state in jobs.ACTIVE), found[0].id)
     outputs = list_outputs()
     chosen = output if output in outputs else (outputs[0] if outputs else None)
-    return (job_rows(visitor(request)), job_id or "", *status(job_id),
-            gr.update(choices=outputs, value=chosen))
+    return (job_rows(found), job_id or "", *_status(job_id, actor), gr.update(choices=outputs, value=chosen))
 
 
-def status(job_id: str | None):
+@acting
+def status(job_id: str | None, *, actor):
+    return _status(job_id, actor)
+
+
+def _status(job_id: str | None, actor):
     """Progress of the run, and its per-target results so far."""
     if not job_id:
         return "No run yet: set up a run above and press **Quantize**.", []
     try:
-        job = jobs.get(job_id)
+        job = jobs.get(job_id, actor=actor)
     except ImgaiError as exc:  # an unknown id typed by hand
         return f"{exc}", []
     text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
@@ -133,26 +129,16 @@ def show(name: str | None):
     return out.tree, out.info, card_preview(out.card), images, scores
 
 
-@guard
-def push(name: str | None, org: str, private: bool, oauth_token=None) -> str:
+@acting
+def push(name: str | None, org: str, private: bool, *, actor, oauth_token=None) -> str:
     """Push with the visitor's own sign-in on a Space, the local login otherwise."""
     if not name:
         raise ConfigError("pick an output to push")
     if not org or not org.strip():
         raise ConfigError("enter the Hub user or organisation to push to")
     token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
-    url = push_target(describe_output(name).path, org=org.strip(), private=bool(private), token=token)
+    url = push_output(name, org=org.strip(), private=bool(private), token=token, actor=actor)
     return f"Pushed **{name}** to {url} (one commit, verified file by file)"
-
-
-def _push_handler():
-    if on_space():
-        def quantize_push(name, org, private, oauth_token: Optional[gr.OAuthToken] = None):
-            return push(name, org, private, oauth_token=oauth_token)
-    else:   # locally there is no login button (gradio's local OAuth mock needs a token at start-up)
-        def quantize_push(name, org, private):
-            return push(name, org, private)
-    return quantize_push
 
 
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
@@ -166,14 +152,14 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         backend = gr.Radio([*BACKENDS, "both"], value="pytorch", label="Backend")
         quantization = gr.Radio(list(QUANTIZATIONS), value="INT8", label="Quantization")
         force = gr.Checkbox(label="Force: redo up-to-date targets and skip the memory/disk refusal",
-                            visible=not on_space())
+                            visible=not public())
         device = gr.Radio(list(QUANTIZE_DEVICES), value="auto", label="Device",
                           info="auto: CUDA when present (bfloat16), else the CPU")
     with gr.Accordion("Check and upload", open=False):
         with gr.Row():
             check_steps = gr.Number(label="Check steps (0: the key's default)", value=0, precision=0, minimum=0)
             check_size = gr.Textbox(label="Check size WxH (empty: the key's default)", placeholder="512x512")
-            push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)", visible=not on_space())
+            push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)", visible=not public())
             private = gr.Checkbox(label="Private repos")
     form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private, device]
     plan_md = gr.Markdown()
@@ -214,5 +200,5 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     jobs_table.select(pick_job, None, [job_id], api_name=False)
     job_id.change(status, [job_id], [progress, results], api_name="quantize_status", show_progress="hidden")
     output.change(show, [output], [tree, info, card, grid, scores], api_name="quantize_show")
-    push_btn.click(_push_handler(), [output, push_to, push_private], [push_msg], api_name="quantize_push",
+    push_btn.click(push, [output, push_to, push_private], [push_msg], api_name="quantize_push",
                    show_progress_on=[push_msg])

@@ -7,13 +7,13 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai import train
+from imgai.access import public
 from imgai.devices import PRECISIONS
-from imgai.config import on_space
 from imgai.errors import ConfigError, ImgaiError
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
-from .common import guard, visitor
+from .common import acting
 from .curves import svg_chart
 from .page import Page
 
@@ -22,12 +22,13 @@ AUGMENTATIONS = {"flip": "flip", "crop": "crop", "colour jitter": "color_jitter"
 DEFAULTS = {name: f.default for name, f in train.TrainConfig.__dataclass_fields__.items()}
 
 
-def load_tab(model_id: str | None = None, data: str | None = None, picked: str | None = None):
+@acting
+def load_tab(model_id: str | None = None, data: str | None = None, picked: str | None = None, *, actor):
     """Everything the tab lists, rebuilt from the registry and the pipelines (on load, and whenever
     the page's revision moves: a model trained or added elsewhere shows here at once)."""
     devices = train.available_devices()
-    models = views.trainable_models()
-    names = views.pipeline_names()
+    models = views.trainable_models(actor)
+    names = views.pipeline_names(actor)
 
     def keep(value, choices):
         """New choices; the value only when it no longer exists (an empty one is left alone: an action
@@ -35,60 +36,59 @@ def load_tab(model_id: str | None = None, data: str | None = None, picked: str |
         ids = [c[1] if isinstance(c, tuple) else c for c in choices]
         return gr.update(choices=choices) if not value or value in ids else gr.update(choices=choices, value=None)
 
-    return (views.architecture_rows(), views.pipeline_rows(), keep(model_id, models), keep(data, names),
+    return (views.architecture_rows(), views.pipeline_rows(actor), keep(model_id, models), keep(data, names),
             keep(picked, names), gr.update(choices=devices))
 
 
-@guard
-def create_model(architecture: str, name: str):
-    model = train.create_model(name or "", architecture=architecture)
+@acting
+def create_model(architecture: str, name: str, *, actor):
+    model = train.create_model(name or "", architecture=architecture, actor=actor)
     return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Pick a Data Source "
             "below and press **Train**; once trained, it can be converted and used to tag.",
-            gr.update(choices=views.trainable_models(), value=model.id))
+            gr.update(choices=views.trainable_models(actor), value=model.id))
 
 
-@guard
+@acting
 def add_data(kind: str, name: str, folder: str, upload, hub_id: str, val_split: float, image_size: int,
-             augment: list[str]):
+             augment: list[str], *, actor):
     kind = KINDS.get(kind, kind)
-    if kind == "folder" and on_space():
-        raise ConfigError("folders on the server cannot be read on a hosted Space; upload a zip instead")
     source = {"folder": (folder or "").strip(), "zip": upload if isinstance(upload, str) else getattr(upload, "name", None),
               "hub": (hub_id or "").strip()}[kind]
     if not source:
         raise ConfigError(f"give the {'folder path' if kind == 'folder' else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
     chosen = {AUGMENTATIONS[a]: True for a in augment or []}
     pipeline = train.add_pipeline(name or "", source, kind=kind, val_split=float(val_split),
-                                  image_size=int(image_size), **chosen)
+                                  image_size=int(image_size), actor=actor, **chosen)
     return f"Data pipeline **{pipeline.name}** reads `{pipeline.root}`.", pipeline.name
 
 
-@guard
-def preview_data(name: str):
+@acting
+def preview_data(name: str, *, actor):
     if not name:
         raise ConfigError("pick a data pipeline to preview")
-    _, report, samples = inspect_pipeline(name, count=8)
+    _, report, samples = inspect_pipeline(name, count=8, actor=actor)
     return [(image, label) for image, label in samples], views.report_markdown(report)
 
 
-@guard
-def remove_data(name: str):
+@acting
+def remove_data(name: str, *, actor):
     if not name:
         raise ConfigError("pick the data pipeline to delete in **Preview pipeline**")
-    train.remove_pipeline(name)
+    train.remove_pipeline(name, actor=actor)
     return f"Data pipeline **{name}** deleted (the images it read are untouched; an unpacked zip is removed)."
 
 
 def source_fields(kind: str):
     """Show only the input of the chosen source."""
     kind = KINDS.get(kind, kind)
-    return (gr.update(visible=kind == "folder" and not on_space()), gr.update(visible=kind == "zip"),
+    return (gr.update(visible=kind == "folder" and not public()), gr.update(visible=kind == "zip"),
             gr.update(visible=kind == "hub"))
 
 
-def pipelines_changed(name: str | None):
-    names = views.pipeline_names()
-    return (views.pipeline_rows(), gr.update(choices=names, value=name if name in names else None),
+@acting
+def pipelines_changed(name: str | None, *, actor):
+    names = views.pipeline_names(actor)
+    return (views.pipeline_rows(actor), gr.update(choices=names, value=name if name in names else None),
             gr.update(choices=names, value=name if name in names else None))
 
 
@@ -122,27 +122,28 @@ def _settings(values) -> dict:
     return settings
 
 
-@guard
+@acting
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
-                   precision, retrain_from, request: gr.Request):
+                   precision, retrain_from, *, actor):
     settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
                           device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision])
     if not data:
         raise ConfigError("pick a Data Source (make one under Data pipelines first)")
     data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
     if retrain_from:
-        job = train.retrain(retrain_from.strip(), data=data, owner=visitor(request),
+        job = train.retrain(retrain_from.strip(), data=data, actor=actor,
                             **{k: v for k, v in settings.items() if v is not None})
     else:
         if not model_id:
             raise ConfigError("pick a model to train (Convert To Model makes one)")
-        job = train.start(model_id, data=data, config=train.TrainConfig(**settings), owner=visitor(request))
+        job = train.start(model_id, data=data, config=train.TrainConfig(**settings), actor=actor)
     return f"Training job `{job.id}` for **{job.subject}** is {job.state}.", "", job.id
 
 
-def refresh(job_id: str | None, plot_key, request: gr.Request):
-    tables, found = views.job_tables(visitor(request))
+@acting
+def refresh(job_id: str | None, plot_key, *, actor):
+    tables, found = views.job_tables(actor)
     if not job_id and found:
         job_id = next((v.job_id for v in found if v.state == "running"), found[0].job_id)
     known = {v.job_id: v for v in found}
@@ -153,7 +154,7 @@ def refresh(job_id: str | None, plot_key, request: gr.Request):
         plots = (svg_chart(loss, "Loss"), svg_chart(accuracy, "Accuracy", percent=True))
     else:
         plots = (gr.update(), gr.update())
-    detail, per_class, confusion = views.job_detail(job_id if selected else None)
+    detail, per_class, confusion = views.job_detail(job_id if selected else None, actor)
     state = selected.state if selected else None
     return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
             gr.update(interactive=state in ("queued", "starting", "running")),
@@ -162,30 +163,31 @@ def refresh(job_id: str | None, plot_key, request: gr.Request):
             gr.update(interactive=state == "succeeded"))
 
 
-@guard
-def cancel_job(job_id: str) -> str:
-    job = train.cancel(job_id)
+@acting
+def cancel_job(job_id: str, *, actor) -> str:
+    job = train.cancel(job_id, actor=actor)
     return f"Job `{job.id}` {job.state}."
 
 
-@guard
-def resume_job(job_id: str, request: gr.Request):
-    job = train.resume(job_id, owner=visitor(request))
+@acting
+def resume_job(job_id: str, *, actor):
+    job = train.resume(job_id, actor=actor)
     return f"Resuming as job `{job.id}` from the last checkpoint of `{job_id}`.", job.id
 
 
-@guard
-def load_retrain(job_id: str):
+@acting
+def load_retrain(job_id: str, *, actor):
     if not job_id:
         raise ConfigError("select a job to retrain")
-    values = views.config_values(job_id)
+    values = views.config_values(job_id, actor)
     return (gr.update(value=values["model"]), gr.update(value=values["data"]), *[values.get(k, DEFAULTS[k]) for k in FORM],
             job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
 
 
-@guard
-def download_model(job_id: str):
-    return str(train.download(job_id))
+@acting
+def download_model(job_id: str, *, actor):
+    return str(train.download(job_id, actor=actor))
+
 
 
 def pick_first_cell(evt: gr.SelectData):
@@ -208,14 +210,14 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         create_msg = gr.Markdown()
     with gr.Accordion("2. Data pipelines", open=False):
         with gr.Row():
-            kinds = list(KINDS) if not on_space() else list(KINDS)[1:]
+            kinds = list(KINDS) if not public() else list(KINDS)[1:]
             kind = gr.Radio(kinds, label="Source", value=kinds[0])
             data_name = gr.Textbox(label="Pipeline name", placeholder="my-photos")
         with gr.Row():
             folder = gr.Textbox(label="Folder (one subfolder per class)", placeholder="/path/to/images",
-                                visible=not on_space())
+                                visible=not public())
             upload = gr.File(label="Zip (one folder per class inside)", file_types=[".zip"], type="filepath",
-                             visible=on_space())
+                             visible=public())
             hub_id = gr.Textbox(label="Hub dataset id (imagefolder, from the local cache)", placeholder="org/dataset",
                                 visible=False)
         with gr.Row():
