@@ -72,9 +72,9 @@ def plan_removal(model_id: str, *, actor=None) -> RemovalPlan:
 
 def remove_model(model_id: str, *, confirm: str, actor=None) -> RemovalPlan:
     """Remove after the user saw `plan_removal(model_id)`: `confirm` must repeat the model id."""
+    plan = plan_removal(model_id, actor=actor)     # who may, first; then whether they saw what goes
     if confirm != model_id:
         raise StateError(f"removal of {model_id!r} not confirmed (got {confirm!r}); look at what it deletes "
                          "first and confirm with the same model id")
-    plan = plan_removal(model_id, actor=actor)
     registry.remove(model_id, actor=actor)
     return plan

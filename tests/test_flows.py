@@ -209,6 +209,11 @@ def test_reload_mid_quantize_brings_back_the_job_and_outputs(bare_server, page, 
     set_up_tiny_flux(page, tiny_sources)
     visible(page, "up to date").wait_for(timeout=20_000)      # the same settings again: the plan says so
     shot(page, output_dir, "3-reloaded-done")
+    grid = page.locator("#quantize-images").last       # original / converted pairs, captions whole
+    expect(grid).to_contain_text("original")
+    expect(grid).to_contain_text("converted")
+    grid.scroll_into_view_if_needed()
+    shot(page, output_dir, "4-images")
 
 
 def test_remove_asks_first_and_says_what_it_deletes(bare_server, page, tiny_model_cache, output_dir):
