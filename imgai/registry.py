@@ -56,6 +56,11 @@ class Model:
                 and self.training in (None, "Trained"))
 
     @property
+    def preprocessing_assumed(self) -> bool:
+        """A ready-made ONNX model whose preprocessing was inferred from its graph, not yet confirmed."""
+        return bool(((self.extra or {}).get("preprocess") or {}).get("assumed"))
+
+    @property
     def can_tag(self) -> bool:
         return self.type == ONNX and self.enabled and self.valid
 

@@ -16,6 +16,7 @@ class TagReport:
     json_path: Path
     csv_path: Path
     model_id: str | None
+    model_info: dict | None = None      # id, name, preprocessing (and whether it is assumed)
 
     @property
     def failed(self) -> int:
@@ -26,6 +27,7 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
                  out_dir: Path | None = None, on_result=None) -> TagReport:
     """Tag, then write results.json and results.csv into `out_dir` (a new temp folder by default)."""
     from .. import registry
+    from .tag import model_info
 
     results = tag(paths, model_id=model_id, options=options, on_result=on_result)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="imgai-tags-"))
@@ -33,4 +35,4 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
     (out / "results.json").write_text(to_json(results), encoding="utf-8")
     (out / "results.csv").write_text(to_csv(results), encoding="utf-8")
     used = model_id or (registry.default_model().id if registry.default_model() else None)
-    return TagReport(results, out / "results.json", out / "results.csv", used)
+    return TagReport(results, out / "results.json", out / "results.csv", used, model_info(used))

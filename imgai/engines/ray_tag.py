@@ -25,7 +25,7 @@ import math
 import os
 import tempfile
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -33,7 +33,8 @@ import numpy as np
 
 from ..classify.onnx_file import external_data_files
 from ..classify.preprocess import PreprocessSpec
-from ..classify.tag import IMAGE_SUFFIXES, Tag, TagOptions, TagResult, Tagger, collect_images, tagging_folder
+from ..classify.labels import TAGS_FILE
+from ..classify.tag import IMAGE_SUFFIXES, TagOptions, TagResult, Tagger, collect_images, tagging_folder
 from ..errors import ConfigError, JobError
 from .ray_session import ray_session, require_ray
 
@@ -92,6 +93,7 @@ def model_files(folder: Path) -> dict[str, bytes]:
     """The files a Tagger loads (model.onnx and its external data, labels.json, preprocess.json)."""
     folder = Path(folder)
     needed = [folder / "model.onnx", folder / "labels.json", folder / "preprocess.json"]
+    needed += [p for p in (folder / TAGS_FILE,) if p.is_file()]
     needed += external_data_files(folder / "model.onnx")
     return {str(p.resolve().relative_to(folder.resolve())): p.read_bytes() for p in needed}
 
@@ -121,7 +123,7 @@ def decode_batch(batch: dict, *, spec: dict) -> dict:
 class TagActor:
     """One onnxruntime session per actor: preprocessed batches → top-k rows (as JSON text)."""
 
-    def __init__(self, model: list, *, top_k: int, threshold: float, threads: dict):
+    def __init__(self, model: list, *, options: dict, threads: dict):
         import ray
 
         context = ray.get_runtime_context()
@@ -133,17 +135,18 @@ class TagActor:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             self.tagger = Tagger(Path(tmp), threads=threads.get(node) or threads.get("default") or 1)
-        self.options = TagOptions(top_k=top_k, threshold=threshold)
+        self.options = TagOptions(**options)
         self.worker = f"{node[:12]}:{os.getpid()}"
 
     def __call__(self, batch: dict) -> dict:
         errors = batch["error"]
-        tags = ["[]"] * len(errors)
+        tags = ['{"tags": []}'] * len(errors)
         ok = np.flatnonzero(errors == "")
         if ok.size:
             probs = self.tagger.infer(np.ascontiguousarray(batch["image"][ok], dtype=np.float32))
-            for i, row in zip(ok, self.tagger.top_k(probs, self.options)):
-                tags[i] = json.dumps([[t.label, t.score] for t in row], ensure_ascii=False)
+            for i, (row, rating) in zip(ok, self.tagger.select(probs, self.options)):
+                tags[i] = json.dumps({"tags": [asdict(t) for t in row], "rating": rating and asdict(rating)},
+                                     ensure_ascii=False)
         return {"path": batch["path"], "tags": np.array(tags, dtype=object), "error": errors,
                 "worker": np.array([self.worker] * len(errors), dtype=object)}
 
@@ -180,8 +183,8 @@ def build_dataset(files: list[str], *, model_ref, spec: PreprocessSpec, options:
     ds = ds.map_batches(decode_batch, fn_kwargs={"spec": spec.to_dict()}, batch_size=options.batch_size,
                         batch_format="numpy", num_cpus=0, compute=TaskPoolStrategy(size=plan.decoders))
     ds = ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
-                        fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
-                                               "threshold": float(options.threshold), "threads": plan.threads},
+                        fn_constructor_kwargs={"model": [model_ref], "options": options.to_dict(),
+                                               "threads": plan.threads},
                         compute=ActorPoolStrategy(size=plan.actors), num_cpus=plan.actor_cpus)
     ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
         object_store_memory=object_store_budget(spec, options, plan))
@@ -222,8 +225,7 @@ def tag_rows(files: list[str], *, folder: Path, options: TagOptions, address: st
             if batch is None:
                 return
             for path, tags, error, worker in zip(batch["path"], batch["tags"], batch["error"], batch["worker"]):
-                result = TagResult(str(path), [Tag(label, score) for label, score in json.loads(tags)],
-                                   str(error) or None)
+                result = TagResult.from_dict({"path": str(path), "error": str(error) or None, **json.loads(tags)})
                 yield result, str(worker)
 
 
