@@ -215,3 +215,28 @@ def test_selected_tags_rows_must_match_the_outputs(imgai_home, tmp_path):
     with pytest.raises(ValidationError, match=r"selected_tags.csv has 10 tags but model.onnx outputs 12 scores"):
         add_model(str(folder))
     assert registry.list_models() == []
+
+
+# -- the app: the Add panel's preprocessing fields, the Tag tab's thresholds ----------------------
+
+def test_app_adds_onnx_with_preprocessing_fields_and_tags_with_thresholds(app_server, tmp_path, wd_images):
+    client = app_server.client()
+    bare = make_bare_onnx(tmp_path / "bare", LABELS, size=24, layout="NHWC")
+    message = client.predict(str(bare), "bare", 24, "0.5", "BGR", "from the model", "squash", "bicubic",
+                             api_name="/add_model")
+    assert "Added **bare** as ONNX / N/A" in message and "squash to 24×24 bicubic, 0.5 mean/std, BGR, NHWC" in message
+    assert "Assumed" not in message
+    message = client.predict(str(make_wd_tagger(tmp_path / "wd", size=SIZE)), "wd", api_name="/add_model")
+    assert "WD tagger recipe" in message and "ignored config.json" in message
+    for name in ("enable", "set_default"):
+        client.predict("wd", api_name=f"/{name}")
+    reference = wd_reference_scores(tmp_path / "wd" / "model.onnx", wd_images[:1], SIZE)[0]
+    summary, _, table, _ = client.predict([], str(wd_images[0].parent), "wd", 0, 0.0, 0.5, 0.9, True, "smile",
+                                          api_name="/tag")
+    assert "Tagged 3 of 3 images" in summary
+    want = [n.replace("_", " ") if n != "^_^" else n for i, (n, c) in enumerate(WD_TAGS)
+            if n != "smile" and ((c == 0 and reference[i] >= 0.5) or (c == 4 and reference[i] >= 0.9))]
+    shown = table["data"][0][1]
+    rating = WD_TAGS[int(np.argmax(reference[:4]))][0]
+    assert shown.startswith(f"[{rating} ")
+    assert sorted(part.rsplit(" ", 1)[0] for part in shown.split("] ", 1)[1].split(", ")) == sorted(want)
