@@ -66,7 +66,7 @@ def train_worker(cfg: dict) -> None:
 
 
 def fit_on_ray(model, train_set, val_set, config: TrainConfig, *, num_classes: int, multi_label: bool = False,
-               checkpoint: Path | None = None, resume: bool = False,
+               checkpoint: Path | None = None, resume: bool = False, resume_state: dict | None = None,
                on_epoch: Callable[[EpochMetrics], None] | None = None,
                on_batch: Callable[[int, int, int], None] | None = None) -> FitResult:
     """`imgai.train.loop.fit` on Ray: the same arguments, the same result, `model` trained in place."""
@@ -76,7 +76,9 @@ def fit_on_ray(model, train_set, val_set, config: TrainConfig, *, num_classes: i
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Queue
 
-    resume_state = load_checkpoint(checkpoint) if resume and checkpoint is not None and checkpoint.is_file() else None
+    if resume and resume_state is None and checkpoint is not None and checkpoint.is_file():
+        resume_state = load_checkpoint(checkpoint)
+    resume_state = resume_state if resume else None
     use_gpu = config.resolved_device() == "cuda"
     with ray_session(config.address) as session, tempfile.TemporaryDirectory(prefix="imgai-ray-train-") as storage:
         cpus = min(int(n["Resources"]["CPU"]) for n in session["nodes"]) if session["nodes"] else 1
