@@ -24,6 +24,8 @@ def models_rows() -> list[list]:
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
+        if m.preprocessing_assumed:
+            validation += " · preprocessing assumed"
         rows.append([m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no",
                      "★" if m.default else "", validation, m.error or ""])
     return rows
