@@ -147,3 +147,43 @@ def test_the_train_tab_shows_the_fine_tune_defaults(online, shapes):
     assert (optimizer, lr, flip, crop) == ("adamw", 3e-4, "on", "on")
     assert REPO in note and "36 images (< 1,000)" in note
     assert finetune_form(model.id, "few", False)[:4] == ("adamw", 1e-3, "as the data pipeline", "as the data pipeline")
+
+
+@pytest.mark.parametrize("key", __import__("imgai.train.architectures", fromlist=["x"]).ARCHITECTURES)
+def test_every_architecture_names_real_timm_imagenet_weights(key):
+    import timm
+
+    from imgai.train.architectures import ARCHITECTURES
+
+    arch = ARCHITECTURES[key]
+    owner, _, tag = arch.weights_repo.partition("/")
+    assert owner == "timm" and tag in timm.list_pretrained(arch.timm_name + ".*") and "in1k" in tag
+
+
+def test_fit_keeps_the_best_validation_epochs_weights(tmp_path):
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from imgai.train.architectures import build_model, get_architecture
+    from imgai.train.config import TrainConfig
+    from imgai.train.loop import best_epoch, fit, load_checkpoint
+    from tests.train_fixtures import TINY_RESNET
+
+    torch.manual_seed(0)
+    x, y = torch.randn(48, 3, 16, 16), torch.randint(0, 3, (48,))
+    x[y == 1] += 0.5
+    train_set, val_set = TensorDataset(x[:32], y[:32]), TensorDataset(x[32:], y[32:])
+    model = build_model(get_architecture("resnet18"), 3, model_args=TINY_RESNET)
+    states = {}
+    config = TrainConfig(epochs=4, batch_size=8, lr=0.05, seed=0, device="cpu")   # val accuracy peaks at epoch 2
+    result = fit(model, train_set, val_set, config, num_classes=3, checkpoint=tmp_path / "ckpt.pt",
+                 on_checkpoint=lambda s: states.setdefault(s["epoch"], {k: v.clone() for k, v in s["model"].items()}))
+    assert result.best_epoch == best_epoch(result.history)
+    accuracies = [h["val_accuracy"] for h in result.history]
+    assert accuracies[result.best_epoch - 1] == max(accuracies)
+    kept = model.state_dict()
+    assert all(torch.equal(kept[k], states[result.best_epoch][k]) for k in kept)
+    saved = load_checkpoint(tmp_path / "ckpt.pt")
+    assert saved["best"]["epoch"] == result.best_epoch      # a resumed run keeps it too
+    if result.best_epoch != 4:
+        assert all(torch.equal(saved["best"]["model"][k], kept[k]) for k in kept)
