@@ -243,3 +243,26 @@ def test_app_adds_onnx_with_preprocessing_fields_and_tags_with_thresholds(app_se
     rating = WD_TAGS[int(np.argmax(reference[:4]))][0]
     assert shown.startswith(f"[{rating} ")
     assert sorted(part.rsplit(" ", 1)[0] for part in shown.split("] ", 1)[1].split(", ")) == sorted(want)
+
+
+def test_a_wd_tagger_downloads_from_the_hub_without_its_safetensors_twin(imgai_home, tmp_path, monkeypatch):
+    from tests.fakehub_store import Store
+    from tests.hub_fixtures import FakeHub, point_hf_at
+
+    from imgai.hub.download import fetch_and_register
+
+    root = tmp_path / "hub"
+    Store(root).publish_folder("SmilingWolf/wd-tiny-tagger-v3", make_wd_tagger(tmp_path / "wd", size=SIZE),
+                               meta={"library_name": "timm", "pipeline_tag": "image-classification", "tags": ["onnx"]})
+    hub = FakeHub(root)
+    try:
+        point_hf_at(monkeypatch, endpoint=hub.url, hf_home=tmp_path / "hf", offline=False, token=None)
+        result = fetch_and_register("SmilingWolf/wd-tiny-tagger-v3")
+        fetched = [line for line in hub.requests() if "/resolve/" in line]
+    finally:
+        hub.stop()
+    model = registry.get(result["model_id"])
+    assert (model.type, model.library, model.valid) == ("ONNX", "onnx", True)
+    assert model.extra["preprocess"]["origin"] == "WD tagger recipe"
+    assert any("selected_tags.csv" in line for line in fetched)
+    assert not any("model.safetensors" in line for line in fetched)
