@@ -28,7 +28,7 @@ def taggable_models(current: str | None = None, known: list | None = None):
 
 @guard
 def tag_images(files, folder, model_id, top_k, threshold, general_threshold=GENERAL_THRESHOLD,
-               character_threshold=CHARACTER_THRESHOLD, underscores_to_spaces=False, exclude_tags="",
+               character_threshold=CHARACTER_THRESHOLD, underscores_to_spaces=False, exclude_tags=None,
                progress=gr.Progress()):
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
     if folder and folder.strip():
