@@ -29,7 +29,12 @@ def linear_graph(*, shape, n_out: int, input_name="input", output_name="output",
         isinstance(d, int) for d in shape[1:]) else 3 * 8 * 8
     weight = (rng.standard_normal((features, n_out)) * scale).astype(np.float32)
     b = np.asarray(bias if bias is not None else rng.standard_normal(n_out) * 0.5, np.float32)
-    nodes = [helper.make_node("Reshape", [input_name, "flat_shape"], ["flat"]),
+    pixels = input_name
+    nodes = []
+    if elem_type not in (None, TensorProto.FLOAT):     # e.g. uint8/int64 pixels, cast inside the graph
+        nodes.append(helper.make_node("Cast", [input_name], ["as_float"], to=TensorProto.FLOAT))
+        pixels = "as_float"
+    nodes += [helper.make_node("Reshape", [pixels, "flat_shape"], ["flat"]),
              helper.make_node("MatMul", ["flat", "weight"], ["mm"]),
              helper.make_node("Add", ["mm", "bias"], ["logits" if activation else output_name])]
     if activation:
