@@ -100,6 +100,9 @@ def train_job(ctx) -> dict:
         ctx.event(f"kept the weights of epoch {result.best_epoch} of {epochs}, the best on validation "
                   f"(accuracy {kept['val_accuracy']:.1%}, loss {kept['val_loss']:.4f})",
                   data={"best_epoch": result.best_epoch})
+    if result.feed:
+        ctx.event(f"trained on {config.resolved_device()} in {result.precision}; {result.feed}",
+                  data={"precision": result.precision, "feed": result.feed})
     ctx.progress(1.0, "saving model")
     run_dir = save_run(model, model_id=model_id, run=run, timm_name=arch.timm_name, labels=samples.labels,
                        image_size=image_size, mean=weights.mean, std=weights.std, model_args=model_args,
@@ -119,6 +122,7 @@ def train_job(ctx) -> dict:
         "starting_weights": weights.kind, "starting_weights_source": weights.source,
         "best_epoch": result.best_epoch, "resumed_from_epoch": result.resumed_from_epoch,
         "train_images": len(train_set), "val_images": len(val_set), "multi_label": multi_label,
+        "precision": result.precision, "feed": result.feed,
     }
 
 
