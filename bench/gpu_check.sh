@@ -5,7 +5,7 @@
 #
 # The GPU machine has torch, timm, transformers 5.x and huggingface_hub 1.x but no diffusers,
 # torchao or accelerate: their wheels (and pytest's, psutil's when missing) travel in WHEELS
-# (`pip download --no-deps -d .whl diffusers==0.39.0 torchao==0.18.0 accelerate==1.15.0 pytest==8.4.2
+# (`make gpu-wheels`: pip download --no-deps -d .whl diffusers==0.39.0 torchao==0.18.0 accelerate==1.15.0 pytest==8.4.2
 # pluggy iniconfig psutil`) and are unpacked with `pip install --no-deps --target` into a folder put
 # first on PYTHONPATH; imgai runs from this source tree (PYTHONPATH), never installed.
 # Output goes to stdout and to $OUT/gpu_check.log when $OUT is set.

@@ -19,6 +19,7 @@ from pathlib import Path
 from quantize import KEY_OF, measure_each
 
 LABEL = {"sd": "SD 1.5-sized UNet", "flux": "FLUX-like transformer (~1B)"}
+BUILD_ON = "cuda"       # where the denoisers are initialised (fast there); a CPU dry run of the builders sets "cpu"
 
 
 def build_flux(folder: Path, quick: bool) -> None:
@@ -30,7 +31,7 @@ def build_flux(folder: Path, quick: bool) -> None:
 
     tokenizer, tokenizer_2 = clip_tokenizer(folder.parent / "work"), t5_tokenizer(max_length=256)
     torch.manual_seed(0)
-    with torch.device("cuda"):      # FLUX.1's width (24 heads x 128), 2 double + 2 single blocks: ~1 B
+    with torch.device(BUILD_ON):      # FLUX.1's width (24 heads x 128), 2 double + 2 single blocks: ~1 B
         transformer = FluxTransformer2DModel(
             patch_size=1, in_channels=64, num_layers=1 if quick else 2, num_single_layers=1 if quick else 2,
             attention_head_dim=128, num_attention_heads=12 if quick else 24, joint_attention_dim=512,
@@ -55,7 +56,7 @@ def build_sd(folder: Path, quick: bool) -> None:
 
     tokenizer = clip_tokenizer(folder.parent / "work")
     torch.manual_seed(0)
-    with torch.device("cuda"):      # SD 1.5's UNet config (quick: half the width)
+    with torch.device(BUILD_ON):      # SD 1.5's UNet config (quick: half the width)
         unet = UNet2DConditionModel(block_out_channels=(160, 320, 640, 640) if quick else (320, 640, 1280, 1280),
                                     layers_per_block=2, cross_attention_dim=768, attention_head_dim=8,
                                     sample_size=64).to(torch.bfloat16)

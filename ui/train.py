@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai import train
+from imgai.devices import PRECISIONS
 from imgai.config import on_space
 from imgai.errors import ConfigError, ImgaiError
 from imgai.train.images import inspect_pipeline
@@ -80,7 +81,7 @@ def weights_note(model_id: str | None) -> str:
 
 FORM = ["loss", "label_smoothing", "epochs", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps",
         "weight_decay", "device", "num_workers", "prefetch_factor", "seed", "image_size", "val_split", "pretrained",
-        "flip", "crop"]
+        "precision", "flip", "crop"]
 AUG_CHOICES = {"as the data pipeline": None, "on": True, "off": False}   # flip / crop: TrainConfig's None/True/False
 
 
@@ -119,9 +120,10 @@ def _settings(values) -> dict:
 @guard
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
-                   flip, crop, retrain_from, request: gr.Request):
+                   precision, flip, crop, retrain_from, request: gr.Request):
     settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
-                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, flip, crop])
+                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision,
+                          flip, crop])
     if not data:
         raise ConfigError("pick a Data Source (make one under Data pipelines first)")
     data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
@@ -173,7 +175,7 @@ def load_retrain(job_id: str):
     if not job_id:
         raise ConfigError("select a job to retrain")
     values = views.config_values(job_id)
-    form = [_aug_choice(values.get(k)) if k in ("flip", "crop") else values[k] for k in FORM]
+    form = [_aug_choice(values.get(k)) if k in ("flip", "crop") else values.get(k, DEFAULTS[k]) for k in FORM]
     return (gr.update(value=values["model"]), gr.update(value=values["data"]), *form,
             job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
 
@@ -253,6 +255,9 @@ def build(demo: gr.Blocks) -> None:
                 size = gr.Number(None, precision=0, label="Image size", info="empty: the data pipeline's")
                 split = gr.Number(None, label="Validation split", info="empty: the data pipeline's")
                 pretrained = gr.Checkbox(True, label="Start from local ImageNet weights when present")
+                precision = gr.Dropdown(list(PRECISIONS), value="auto", label="Precision",
+                                        info="auto: bf16 on GPUs with it, fp16 + gradient scaler on older ones, "
+                                             "fp32 on a CPU")
         start = gr.Button("Train", variant="primary")
         start_msg = gr.Markdown()
     with gr.Accordion("4. Training", open=True):
@@ -278,7 +283,7 @@ def build(demo: gr.Blocks) -> None:
         timer = gr.Timer(2.0)
 
     form = [loss, smoothing, epochs, batch, optimizer, lr, beta1, beta2, eps, decay, device, workers, prefetch,
-            seed, size, split, pretrained, flip, crop]
+            seed, size, split, pretrained, precision, flip, crop]
     plot_key = gr.State([])
     live = [*tables.values(), job, detail, loss_plot, acc_plot, per_class, confusion, plot_key,
             cancel, resume, retrain, download]
