@@ -58,11 +58,11 @@ class Model:
                 and self.training in (None, "Trained"))
 
     @property
-<<<<<<< HEAD
     def preprocessing_assumed(self) -> bool:
         """A ready-made ONNX model whose preprocessing was inferred from its graph, not yet confirmed."""
         return bool(((self.extra or {}).get("preprocess") or {}).get("assumed"))
-=======
+
+    @property
     def precision(self) -> str:
         return self.extra.get("precision", FP32)
 
@@ -70,7 +70,6 @@ class Model:
     def vs_fp32(self) -> dict | None:
         """An INT8 model's comparison with its FP32 original (top-1 agreement, |Δprob|, speed)."""
         return self.extra.get("vs_fp32")
->>>>>>> main
 
     @property
     def can_tag(self) -> bool:

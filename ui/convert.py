@@ -25,16 +25,12 @@ def models_rows() -> list[list]:
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
-<<<<<<< HEAD
         if m.preprocessing_assumed:
             validation += " · preprocessing assumed"
-        rows.append([m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no",
-=======
         if m.vs_fp32:
             validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
         kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
         rows.append([m.id, m.name, kind, m.conversion, "yes" if m.enabled else "no",
->>>>>>> main
                      "★" if m.default else "", validation, m.error or ""])
     return rows
 

@@ -89,15 +89,10 @@ def preprocessing_lines(m: registry.Model) -> list[str]:
 
 def _row(m: registry.Model):
     validation = "" if m.validation is None else ("passed" if m.valid else "failed")
-<<<<<<< HEAD
     if m.preprocessing_assumed:
         validation += ", preprocessing assumed"
-    return (m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no", "*" if m.default else "",
-            validation, (m.error or "")[:60])
-=======
     return (m.id, m.name, m.type, m.precision.upper(), m.conversion, "yes" if m.enabled else "no",
             "*" if m.default else "", validation, (m.error or "")[:60])
->>>>>>> main
 
 
 HEADERS = ["ID", "NAME", "TYPE", "PRECISION", "CONVERSION", "ENABLED", "DEFAULT", "VALIDATION", "ERROR"]
@@ -139,14 +134,11 @@ def cmd_show(args) -> int:
     else:
         for key, value in m.to_dict().items():
             print(f"{key:13} {value}")
-<<<<<<< HEAD
-        for line in preprocessing_lines(m):
-            print(line)
-=======
         print(f"{'precision':13} {m.precision.upper()}")
         if m.vs_fp32:
             print(f"{'vs FP32':13} {vs_fp32_line(m.vs_fp32)}")
->>>>>>> main
+        for line in preprocessing_lines(m):
+            print(line)
     return 0
 
 

@@ -130,40 +130,25 @@ class TagActor:
                 target = Path(tmp) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-<<<<<<< HEAD
-            self.tagger = Tagger(Path(tmp), threads=threads.get(node) or threads.get("default") or 1)
-        self.options = TagOptions(**options)
-        self.worker = f"{node[:12]}:{os.getpid()}"
-
-    def __call__(self, batch: dict) -> dict:
-        errors = batch["error"]
-        tags = ['{"tags": []}'] * len(errors)
-        ok = np.flatnonzero(errors == "")
-        if ok.size:
-            probs = self.tagger.infer(np.ascontiguousarray(batch["image"][ok], dtype=np.float32))
-            for i, (row, rating) in zip(ok, self.tagger.select(probs, self.options)):
-                tags[i] = json.dumps({"tags": [asdict(t) for t in row], "rating": rating and asdict(rating)},
-                                     ensure_ascii=False)
-=======
             self.tagger = Tagger(Path(tmp), threads=count)
         self.decoders = ThreadPoolExecutor(max_workers=count, thread_name_prefix="imgai-decode")
         self.session_lock = threading.Lock()
-        self.options = TagOptions(top_k=top_k, threshold=threshold)
+        self.options = TagOptions(**options)
         self.worker = f"{node[:12]}:{os.getpid()}"
 
     def __call__(self, batch: dict) -> dict:
         paths = [str(p) for p in batch["path"]]
         decoded = list(self.decoders.map(lambda p: _decode_one(self.tagger, p), paths))
         errors = np.array([error or "" for _, error in decoded], dtype=object)
-        tags = ["[]"] * len(paths)
+        tags = ['{"tags": []}'] * len(paths)
         ok = [i for i, (array, _) in enumerate(decoded) if array is not None]
         if ok:
             arrays = np.stack([decoded[i][0] for i in ok])
             with self.session_lock:
                 probs = self.tagger.infer(arrays)
-            for i, row in zip(ok, self.tagger.top_k(probs, self.options)):
-                tags[i] = json.dumps([[t.label, t.score] for t in row], ensure_ascii=False)
->>>>>>> main
+            for i, (row, rating) in zip(ok, self.tagger.select(probs, self.options)):
+                tags[i] = json.dumps({"tags": [asdict(t) for t in row], "rating": rating and asdict(rating)},
+                                     ensure_ascii=False)
         return {"path": batch["path"], "tags": np.array(tags, dtype=object), "error": errors,
                 "worker": np.array([self.worker] * len(paths), dtype=object)}
 
@@ -196,32 +181,12 @@ def build_dataset(files: list[str], *, model_ref, options: TagOptions, plan: Pla
 
     blocks = max(1, math.ceil(len(files) / options.batch_size))
     ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=blocks)
-<<<<<<< HEAD
-    ds = ds.map_batches(decode_batch, fn_kwargs={"spec": spec.to_dict()}, batch_size=options.batch_size,
-                        batch_format="numpy", num_cpus=0, compute=TaskPoolStrategy(size=plan.decoders))
-    ds = ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
-                        fn_constructor_kwargs={"model": [model_ref], "options": options.to_dict(),
-                                               "threads": plan.threads},
-                        compute=ActorPoolStrategy(size=plan.actors), num_cpus=plan.actor_cpus)
-    ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
-        object_store_memory=object_store_budget(spec, options, plan))
-    return ds
-
-
-def object_store_budget(spec: PreprocessSpec, options: TagOptions, plan: Plan) -> int:
-    """Decoded batches may run this far ahead of inference: enough to keep every actor fed
-    (a few batches each), not the gigabytes Ray Data would otherwise queue up for a slow model."""
-    h, w = spec.input_size
-    batch_bytes = options.batch_size * 3 * h * w * 4
-    return max(256 * 2**20, BATCHES_AHEAD * batch_bytes * plan.actors)
-=======
     return ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
-                          fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
-                                                 "threshold": float(options.threshold), "threads": plan.threads},
+                          fn_constructor_kwargs={"model": [model_ref], "options": options.to_dict(),
+                                                 "threads": plan.threads},
                           compute=ActorPoolStrategy(size=plan.actors, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
                                                     enable_true_multi_threading=True),
                           num_cpus=plan.actor_cpus)
->>>>>>> main
 
 
 # -- the driver ------------------------------------------------------------------------------

@@ -86,17 +86,12 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
     onnx_dir = Path(model.onnx_path).parent
     labels = read_labels(onnx_dir / "labels.json")
     spec = PreprocessSpec.load(onnx_dir / "preprocess.json")
-<<<<<<< HEAD
-    base_model, base_revision = _source_repo(model)
-    training = _training(model)
-    if training and training["weights_repo"]:
-        training["weights_url"] = f"{endpoint()}/{training['weights_repo']}"
-    family = _family(model)
-=======
     original = _original(model)
     base_model, base_revision = _source_repo(original)
+    training = _training(original)
+    if training and training["weights_repo"]:
+        training["weights_url"] = f"{endpoint()}/{training['weights_repo']}"
     family = _family(original)
->>>>>>> main
     license_ = model.extra.get("license") or (model.extra.get("hub") or {}).get("license")
     tags = ["onnx", "image-classification", "imgai"] + ([family.lower()] if family else []) + \
            ([original.library] if original.library not in ("onnx",) else []) + \
