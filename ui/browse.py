@@ -6,21 +6,21 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai.classify.architectures import FAMILIES
+from imgai.access import public
 from imgai.classify.preprocess import INTERPOLATIONS, MEAN_STD_PRESETS, RESIZE_MODES
-from imgai.config import on_space
 from imgai.errors import ConfigError
 from imgai.sources import add_model as add_source
 
-from .common import guard
+from .common import acting
 from .hub_browse import build_search
 
 
 FROM_MODEL = "from the model"
 
 
-@guard
+@acting
 def add_model(source: str, name: str, size=None, mean_std=FROM_MODEL, channel_order=FROM_MODEL, layout=FROM_MODEL,
-              resize_mode=FROM_MODEL, interpolation=FROM_MODEL) -> str:
+              resize_mode=FROM_MODEL, interpolation=FROM_MODEL, *, actor) -> str:
     source = (source or "").strip()
     if not source:
         raise ConfigError("give a Hub id like 'org/name' (optionally '@revision') or a local folder")
@@ -29,8 +29,8 @@ def add_model(source: str, name: str, size=None, mean_std=FROM_MODEL, channel_or
     options = {k: v for k, v in fields.items() if v and v != FROM_MODEL}
     if size:
         options["size"] = int(size)
-    model = add_source(source, name=(name or "").strip() or None, allow_local=not on_space(),
-                       preprocess_options=options or None)
+    model = add_source(source, name=(name or "").strip() or None, preprocess_options=options or None,
+                       actor=actor)
     message = (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}). "
                + ("It can be validated and enabled in the **Convert** tab." if model.type == "ONNX"
                   else "Convert it in the **Convert** tab."))
@@ -50,8 +50,8 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown(f"Add an image-classification model ({families}; transformers or timm format, or a "
                 "ready-made ONNX model with a label file).")
     with gr.Row():
-        source = gr.Textbox(label="Hub id or local folder" if not on_space() else "Hub id",
-                            placeholder="org/name[@revision]" + ("" if on_space() else "  or  /path/to/model"),
+        source = gr.Textbox(label="Hub id or local folder" if not public() else "Hub id",
+                            placeholder="org/name[@revision]" + ("" if public() else "  or  /path/to/model"),
                             scale=3)
         name = gr.Textbox(label="Name (optional)", scale=2)
         add = gr.Button("Add model", variant="primary", scale=1)

@@ -128,19 +128,20 @@ def explicit_multi_label(folder: Path, choice: PreprocessChoice, given: Path | N
 EDIT_FIELDS = ("size", "mean_std", "channel_order", "layout", "resize_mode", "interpolation")
 
 
-def set_preprocess(model_id: str, *, confirm: bool = False, options: dict | None = None):
+def set_preprocess(model_id: str, *, confirm: bool = False, options: dict | None = None, actor=None):
     """Confirm a ready-made ONNX model's preprocessing (it stops being *assumed*), or edit it with
     PreprocessSpec.from_options fields (`size`, `mean_std`, `channel_order`, `layout`,
     `resize_mode`, `interpolation`; the rest kept). An edit is checked against the graph, saved
     as preprocess.json (temp file + rename) and validated again. Returns the updated model."""
     import os
 
-    from .. import registry
+    from .. import access, registry
     from ..errors import StateError
     from .onnx_graph import read_graph
     from .validate import validate
 
     model = registry.get(model_id)
+    access.check(actor, "models.preprocess", model)
     if model.type != registry.ONNX or not model.onnx_path:
         raise StateError(f"{model_id!r} is {model.type} / {model.conversion}; only an ONNX model has a "
                          "preprocess.json to confirm or edit")
@@ -173,5 +174,5 @@ def set_preprocess(model_id: str, *, confirm: bool = False, options: dict | None
     record.update(assumed=False, confirmed=True)
     registry.update(model_id, extra={**(model.extra or {}), "preprocess": record})
     if options:
-        validate(model_id)
+        validate(model_id, actor=actor)
     return registry.get(model_id)
