@@ -130,7 +130,7 @@ def test_bare_onnx_is_added_with_assumed_preprocessing(imgai_home, tmp_path, cli
     assert "assumed" in cli("models", "list")[1]
     from ui.convert import models_rows
 
-    assert "preprocessing assumed" in next(r for r in models_rows() if r[0] == mid)[6]    # the Convert tab's table
+    assert "preprocessing assumed" in next(r for r in models_rows(None) if r[0] == mid)[6]   # the Convert tab
     for action in ("enable", "default"):
         assert cli("models", action, mid)[0] == 0
     code, out, err = cli("tag", wd_images[1], "--format", "json")
