@@ -46,6 +46,7 @@ KINDS: dict[str, JobKind] = {
     "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
     "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
+    "int8": JobKind("imgai.classify.quantize:quantize_job", "imgai.classify.quantize:abort_job"),
 }
 
 
