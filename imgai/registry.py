@@ -15,13 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import db
+from . import access, db
+from .access import Actor
 from .config import paths
 from .errors import StateError, UnknownModelError
 
 PYTORCH, ONNX = "PyTorch", "ONNX"
 NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
     "NotConverted", "Converting", "Converted", "Failed", "N/A")
+FP32, INT8 = "fp32", "int8"          # precisions (extra["precision"]; FP32 when absent)
+MIN_INT8_AGREEMENT = 0.99            # an INT8 model agreeing less with its FP32 original is enabled only by force
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Model:
     onnx_path: str | None = None
     job_id: str | None = None
     extra: dict = field(default_factory=dict)
+    owner: str | None = None      # None: shared (the catalogue); else a visitor's (imgai/access.py)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -54,6 +58,15 @@ class Model:
     def can_convert(self) -> bool:
         return (self.type == PYTORCH and self.conversion in (NOT_CONVERTED, FAILED)
                 and self.training in (None, "Trained"))
+
+    @property
+    def precision(self) -> str:
+        return self.extra.get("precision", FP32)
+
+    @property
+    def vs_fp32(self) -> dict | None:
+        """An INT8 model's comparison with its FP32 original (top-1 agreement, |Δprob|, speed)."""
+        return self.extra.get("vs_fp32")
 
     @property
     def can_tag(self) -> bool:
@@ -89,15 +102,17 @@ def _unique_id(conn, base: str) -> str:
 
 def create(*, name: str, source: str, architecture: str, library: str, type: str = PYTORCH,
            conversion: str = NOT_CONVERTED, training: str | None = None, pytorch_path: str | None = None,
-           onnx_path: str | None = None, extra: dict | None = None, model_id: str | None = None) -> Model:
+           onnx_path: str | None = None, extra: dict | None = None, model_id: str | None = None,
+           owner: str | None = None) -> Model:
+    """A new row (no permission check: callers are the checked operations, which pass `owner`)."""
     now = db.now()
     with db.transaction() as conn:
         mid = _unique_id(conn, slugify(model_id or name))
         conn.execute(
             "INSERT INTO models (id, name, source, architecture, library, type, conversion, training, "
-            "pytorch_path, onnx_path, extra, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "pytorch_path, onnx_path, extra, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (mid, name, source, architecture, library, type, conversion, training, pytorch_path,
-             onnx_path, json.dumps(extra or {}), now, now))
+             onnx_path, json.dumps(extra or {}), owner, now, now))
     return get(mid)
 
 
@@ -112,20 +127,22 @@ def _reconciled() -> None:
 def get(model_id: str) -> Model:
     _reconciled()
     rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
-    if not rows:
-        known = ", ".join(m.id for m in list_models()) or "none yet"
-        raise UnknownModelError(f"no model {model_id!r} in the registry (known: {known}); "
-                                "see `imgai models list`")
+    if not rows:   # a public app does not list everybody's models to whoever mistyped an id
+        known = "" if access.public() else f" (known: {', '.join(m.id for m in list_models()) or 'none yet'})"
+        raise UnknownModelError(f"no model {model_id!r} in the registry{known}; see `imgai models list`")
     return _row_to_model(rows[0])
 
 
-def list_models() -> list[Model]:
+def list_models(*, actor: Actor | None = None) -> list[Model]:
+    """Every model the actor may see: all for the local owner and admins, else the shared ones and
+    their own."""
     _reconciled()
-    return [_row_to_model(r) for r in db.query("SELECT * FROM models ORDER BY created_at, id")]
+    return access.visible(actor, [_row_to_model(r) for r in db.query("SELECT * FROM models ORDER BY created_at, id")])
 
 
-def find_by_source(source: str) -> Model | None:
-    rows = db.query("SELECT * FROM models WHERE source = ?", (source,))
+def find_by_source(source: str, *, owner: str | None = None) -> Model | None:
+    """The model registered from `source` for this owner (None: the shared one)."""
+    rows = db.query("SELECT * FROM models WHERE source = ? AND owner IS ?", (source, owner))
     return _row_to_model(rows[0]) if rows else None
 
 
@@ -221,20 +238,43 @@ def record_validation(model_id: str, result: dict) -> Model:
 
 # -- enable / default / remove ------------------------------------------------------------
 
-def set_enabled(model_id: str, enabled: bool) -> Model:
+def set_enabled(model_id: str, enabled: bool, *, force: bool = False, actor: Actor | None = None) -> Model:
+    """Enable or disable. An INT8 model below MIN_INT8_AGREEMENT top-1 agreement with its FP32
+    original is enabled only with `force=True`."""
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
+        access.check(actor, "models.enable" if enabled else "models.disable", m)
         if enabled and not (m.type == ONNX and m.valid):
             raise StateError(f"cannot enable {model_id!r}: only a validated ONNX model can be enabled "
                              f"(it is {m.type} / {m.conversion}, validation "
                              f"{'passed' if m.valid else 'not passed'}); convert and validate it first")
+        if enabled and m.precision == INT8 and not force:
+            _check_int8_bar(m)
         _update(conn, model_id, enabled=int(enabled), **({} if enabled else {"is_default": 0}))
     return get(model_id)
 
 
-def set_default(model_id: str) -> Model:
+def _check_int8_bar(m: Model) -> None:
+    figures = m.vs_fp32 or {}
+    agreement = figures.get("top1_agreement")
+    if agreement is None:
+        raise StateError(f"cannot enable {m.id!r}: this INT8 model has not been compared with its FP32 original; "
+                         "quantize again, or enable it anyway with --force")
+    if agreement < MIN_INT8_AGREEMENT:
+        raise StateError(
+            f"cannot enable {m.id!r}: its top-1 agreement with the FP32 model is {agreement:.1%} on "
+            f"{figures.get('views')} held-back views (mean |Δprob| {figures.get('mean_abs_dprob', 0):.4f}), "
+            f"below the {MIN_INT8_AGREEMENT:.0%} bar; quantize with a calibration folder like your photos "
+            "(--calibration FOLDER), or enable it anyway with --force")
+
+
+def set_default(model_id: str, *, actor: Actor | None = None) -> Model:
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
+        access.check(actor, "models.default", m)
+        if m.owner is not None:
+            raise StateError(f"cannot make {model_id!r} the default: it belongs to {m.owner}, and the default "
+                             "model serves every visitor; only a shared model can be the default")
         if not m.can_tag:
             raise StateError(f"cannot make {model_id!r} the default: only an enabled, validated ONNX "
                              "model can be the default; enable it first")
@@ -243,10 +283,11 @@ def set_default(model_id: str) -> Model:
     return get(model_id)
 
 
-def remove(model_id: str) -> None:
+def remove(model_id: str, *, actor: Actor | None = None) -> None:
     """Remove the row and the model's own files (never a shared Hub cache)."""
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
+        access.check(actor, "models.remove", m)
         if m.conversion == CONVERTING:
             raise StateError(f"cannot remove {model_id!r} while it is converting; cancel job {m.job_id} first")
         conn.execute("DELETE FROM models WHERE id = ?", (model_id,))

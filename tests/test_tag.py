@@ -84,9 +84,11 @@ def test_bad_files_never_stop_the_run(tagging_model, tmp_path, cli):
     assert code == 0
 
 
-def test_usage_errors_exit_2(tagging_model, tmp_path, cli):
-    assert cli("tag", tmp_path / "missing.jpg")[0] == 2
-    assert cli("tag", random_image(tmp_path / "x.png"), "--top-k", "0")[0] == 2
+def test_bad_values_exit_1_and_usage_errors_2(tagging_model, tmp_path, cli):
+    code, _, err = cli("tag", tmp_path / "missing.jpg")
+    assert code == 1 and "missing.jpg" in err
+    code, _, err = cli("tag", random_image(tmp_path / "x.png"), "--top-k", "0")
+    assert code == 1 and "top_k" in err
     assert cli("tag", "--nope")[0] == 2
 
 

@@ -1,5 +1,5 @@
-"""Convert tab: the models table, Convert to ONNX / Validate / Enable / Disable / Set default /
-Remove, and live progress of conversion jobs."""
+"""Convert tab: the models table, Convert to ONNX / INT8 / Validate / Enable / Disable / Set default /
+Remove, and live progress of conversion and INT8 jobs."""
 
 from __future__ import annotations
 
@@ -9,37 +9,45 @@ import gradio as gr
 
 from imgai import jobs, registry
 from imgai.classify.convert import submit_conversion
+from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
 
-from .common import guard, visitor, when
+from .common import acting, when
 from .push import build_push
 
 MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Validation", "Error"]
 JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
 
 
-def models_rows() -> list[list]:
+def models_rows(actor) -> list[list]:
     rows = []
-    for m in registry.list_models():
+    for m in registry.list_models(actor=actor):
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
-        rows.append([m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no",
+        if m.vs_fp32:
+            validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
+        kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
+        rows.append([m.id, m.name, kind, m.conversion, "yes" if m.enabled else "no",
                      "★" if m.default else "", validation, m.error or ""])
     return rows
 
 
-def jobs_rows(owner: str | None) -> list[list]:
-    return [[j.id, j.subject or "", j.state, f"{j.progress:.0%}", j.stage, when(j.started_at or j.created_at),
-             j.error or ""] for j in jobs.list_jobs(kind="convert", owner=owner, limit=20)]
+def jobs_rows(actor) -> list[list]:
+    found = jobs.list_jobs(kind="convert", actor=actor, limit=20) + jobs.list_jobs(kind="int8", actor=actor, limit=20)
+    found.sort(key=lambda j: j.created_at, reverse=True)
+    return [[j.id, j.subject or "", f"{j.kind}: {j.state}", f"{j.progress:.0%}", j.stage,
+             when(j.started_at or j.created_at), j.error or ""] for j in found[:20]]
 
 
-def action_state(model_id: str | None):
-    """Which buttons make sense for the selected model."""
-    try:
-        m = registry.get(model_id) if model_id else None
-    except Exception:
-        m = None
+@acting
+def action_state(model_id: str | None, *, actor):
+    """Which buttons make sense for the selected model (one this visitor may see)."""
+    return _action_state(model_id, actor)
+
+
+def _action_state(model_id: str | None, actor):
+    m = next((m for m in registry.list_models(actor=actor) if m.id == model_id), None) if model_id else None
     hint = conversion_unavailable()
     can_convert = bool(m and m.can_convert)
     detail = "Select a model in the table." if m is None else (
@@ -49,6 +57,7 @@ def action_state(model_id: str | None):
     return (
         detail,
         gr.update(visible=can_convert, interactive=can_convert and not hint),
+        gr.update(interactive=bool(m and m.can_tag and m.precision == registry.FP32)),
         gr.update(interactive=bool(m and m.type == registry.ONNX)),
         gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)),
         gr.update(interactive=bool(m and m.enabled)),
@@ -65,45 +74,53 @@ def conversion_unavailable() -> str:
     return check_environment().convert_hint
 
 
-def refresh(model_id: str | None, known: list | None, request: gr.Request):
-    ids = [m.id for m in registry.list_models()]
+@acting
+def refresh(model_id: str | None, known: list | None, *, actor):
+    ids = [m.id for m in registry.list_models(actor=actor)]
     selected = model_id if model_id in ids else (ids[0] if ids else None)
     choices = gr.update(choices=ids, value=selected) if ids != known or selected != model_id else gr.update()
-    return (models_rows(), choices, ids, jobs_rows(visitor(request)), *action_state(selected))
+    return (models_rows(actor), choices, ids, jobs_rows(actor), *_action_state(selected, actor))
 
 
-@guard
-def convert_model(model_id: str, request: gr.Request) -> str:
-    job = submit_conversion(model_id, owner=visitor(request))
+@acting
+def convert_model(model_id: str, *, actor) -> str:
+    job = submit_conversion(model_id, actor=actor)
     return f"Conversion of **{model_id}** queued as job `{job.id}`."
 
 
-@guard
-def validate_model(model_id: str) -> str:
-    return f"Validation of **{model_id}**: {validate(model_id).summary()}"
+@acting
+def quantize_model(model_id: str, method: str, *, actor) -> str:
+    job = submit_quantization(model_id, options=QuantizeOptions(method=method), actor=actor)
+    return (f"INT8 quantization of **{model_id}** queued as job `{job.id}`; it is compared with FP32 before "
+            "it can be enabled.")
 
 
-@guard
-def enable_model(model_id: str) -> str:
-    registry.set_enabled(model_id, True)
+@acting
+def validate_model(model_id: str, *, actor) -> str:
+    return f"Validation of **{model_id}**: {validate(model_id, actor=actor).summary()}"
+
+
+@acting
+def enable_model(model_id: str, force: bool = False, *, actor) -> str:
+    registry.set_enabled(model_id, True, force=bool(force), actor=actor)
     return f"**{model_id}** enabled."
 
 
-@guard
-def disable_model(model_id: str) -> str:
-    registry.set_enabled(model_id, False)
+@acting
+def disable_model(model_id: str, *, actor) -> str:
+    registry.set_enabled(model_id, False, actor=actor)
     return f"**{model_id}** disabled."
 
 
-@guard
-def default_model(model_id: str) -> str:
-    registry.set_default(model_id)
+@acting
+def default_model(model_id: str, *, actor) -> str:
+    registry.set_default(model_id, actor=actor)
     return f"**{model_id}** is now the default model."
 
 
-@guard
-def remove_model(model_id: str) -> str:
-    registry.remove(model_id)
+@acting
+def remove_model(model_id: str, *, actor) -> str:
+    registry.remove(model_id, actor=actor)
     return f"**{model_id}** removed with its files."
 
 
@@ -118,26 +135,33 @@ def pick_row(evt: gr.SelectData, table):
 def build(demo: gr.Blocks) -> None:
     gr.Markdown("Models in the registry. Select one, then act on it. Only enabled ONNX models "
                 "that passed validation can tag.")
-    models = gr.Dataframe(headers=MODEL_COLUMNS, value=models_rows, interactive=False, wrap=True,
-                          label="Models")
+    models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models")
     with gr.Row():
-        selected = gr.Dropdown(label="Selected model", choices=[m.id for m in registry.list_models()],
+        selected = gr.Dropdown(label="Selected model", choices=[],   # filled per visitor on load
                                scale=2, allow_custom_value=True)  # the registry checks the id
         detail = gr.Markdown()
     with gr.Row():
         convert_btn = gr.Button("Convert to ONNX", variant="primary")
+        int8_btn = gr.Button("INT8")
         validate_btn = gr.Button("Validate")
         enable_btn = gr.Button("Enable")
         disable_btn = gr.Button("Disable")
         default_btn = gr.Button("Set default")
         remove_btn = gr.Button("Remove", variant="stop")
+    with gr.Accordion("INT8 options", open=False):
+        with gr.Row():
+            method = gr.Radio(["static", "dynamic"], value="static", label="Method", scale=1,
+                              info="static: calibrated (fastest); dynamic: no calibration")
+            force = gr.Checkbox(label="Enable below the 99% agreement bar", value=False, scale=1)
+        gr.Markdown("Calibrates on the model's training data (trained here) or built-in photos; for your own "
+                    "photos use `imgai models quantize ID --calibration FOLDER`.")
     message = gr.Markdown()
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True)
     with gr.Accordion("Push a converted model to the Hub", open=False):
         build_push(demo)
     timer = gr.Timer(1.5)
 
-    buttons = [convert_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
+    buttons = [convert_btn, int8_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
     known = gr.State([])
     outputs = [models, selected, known, jobs_table, detail, *buttons]
     timer.tick(refresh, [selected, known], outputs, show_progress="hidden", queue=False, api_name=False)
@@ -145,7 +169,9 @@ def build(demo: gr.Blocks) -> None:
     models.select(pick_row, [models], [selected], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
-    for button, fn, name in ((convert_btn, convert_model, "convert"), (validate_btn, validate_model, "validate"),
-                             (enable_btn, enable_model, "enable"), (disable_btn, disable_model, "disable"),
-                             (default_btn, default_model, "set_default"), (remove_btn, remove_model, "remove")):
-        button.click(fn, [selected], [message], api_name=name).then(refresh, [selected, known], outputs, api_name=False)
+    for button, fn, name, extra in ((convert_btn, convert_model, "convert", []), (int8_btn, quantize_model, "int8", [method]),
+                                    (validate_btn, validate_model, "validate", []),
+                                    (enable_btn, enable_model, "enable", [force]), (disable_btn, disable_model, "disable", []),
+                                    (default_btn, default_model, "set_default", []), (remove_btn, remove_model, "remove", [])):
+        button.click(fn, [selected, *extra], [message], api_name=name).then(refresh, [selected, known], outputs,
+                                                                             api_name=False)

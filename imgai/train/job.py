@@ -10,6 +10,7 @@ import shutil
 import time
 
 from ..errors import DataError
+from ..quotas import check_training
 from .architectures import StartingWeights, build_model, get_architecture, starting_weights
 from .config import TrainConfig
 from .data import DataPipeline
@@ -64,6 +65,7 @@ def train_job(ctx) -> dict:
     model = build_model(arch, len(samples.labels), model_args=model_args, weights=None if resume else weights)
     epochs = config.epochs
     last_report = [0.0]
+    started = time.monotonic()
 
     def on_batch(epoch: int, i: int, batches: int) -> None:
         fraction = (epoch - 1 + i / batches) / epochs
@@ -79,12 +81,17 @@ def train_job(ctx) -> dict:
         ctx.event(f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f}, "
                   + (f"val accuracy {m.val_accuracy:.1%}, " if m.val_accuracy is not None else "")
                   + f"{m.samples_per_s:.0f} samples/s", data={"kind": EPOCH_EVENT, **m.to_dict()})
+        # a visitor's wall time, and room for the next checkpoint (imgai/quotas.py)
+        check_training(p.get("limits"), time.monotonic() - started, owner=ctx.job.owner, what=f"training {model_id}")
 
     if config.engine == "ray":      # the same loop, in DDP processes scheduled by Ray Train
         from ..engines.ray_train import fit_on_ray as fit
     result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,
                  checkpoint=ckpt, resume=resume, resume_state=resume_state, on_epoch=on_epoch, on_batch=on_batch)
 
+    if result.feed:
+        ctx.event(f"trained on {config.resolved_device()} in {result.precision}; {result.feed}",
+                  data={"precision": result.precision, "feed": result.feed})
     ctx.progress(1.0, "saving model")
     run_dir = save_run(model, model_id=model_id, run=run, timm_name=arch.timm_name, labels=samples.labels,
                        image_size=image_size, mean=weights.mean, std=weights.std, model_args=model_args,
@@ -102,6 +109,7 @@ def train_job(ctx) -> dict:
         "confusion_matrix": result.confusion_matrix, "samples_per_s": round(result.samples_per_s, 2),
         "starting_weights": weights.kind, "resumed_from_epoch": result.resumed_from_epoch,
         "train_images": len(train_set), "val_images": len(val_set), "multi_label": multi_label,
+        "precision": result.precision, "feed": result.feed,
     }
 
 
