@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
 TARGET = 4.0
+CALL_TIMEOUT = 180   # s: a call not answered by then counts as an error (and the bench goes on)
 TINY_RESNET = {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128], "stem_width": 16}
 
 
@@ -140,8 +141,8 @@ class Tagger:
     def tag(self, path: Path) -> str:
         from gradio_client import handle_file
 
-        summary, _gallery, table, _files = self.client.predict(
-            [handle_file(str(path))], "", self.model_id, 3, 0.0, api_name="/tag")
+        job = self.client.submit([handle_file(str(path))], "", self.model_id, 3, 0.0, api_name="/tag")
+        summary, _gallery, table, _files = job.result(timeout=CALL_TIMEOUT)
         if not summary.startswith("Tagged 1 of 1"):
             raise AssertionError(f"{path.name}: {summary}")
         return table["data"][0][1]
@@ -176,6 +177,9 @@ def visitor(url: str, model_id: str, paths: list[str], expected: dict, calls: in
         if answer != expected[path.name]:
             wrong.append(f"{path.name}: {answer!r} != {expected[path.name]!r}")
     out.put((latencies, wrong, errors, time.process_time() - cpu0))
+    out.close()
+    out.join_thread()
+    os._exit(0)      # a client thread left waiting on a timed-out call must not keep the process
 
 
 def run_level(url: str, model_id: str, images: list[Path], expected: dict, n: int, calls: int,
@@ -194,7 +198,7 @@ def run_level(url: str, model_id: str, images: list[Path], expected: dict, n: in
     go.set()
     latencies, wrong, errors, client_cpu = [], [], [], 0.0
     for _ in procs:
-        lat, bad, err, cpu = out.get()
+        lat, bad, err, cpu = out.get(timeout=CALL_TIMEOUT * calls + 300)
         latencies += lat
         wrong += bad
         errors += err
@@ -227,7 +231,7 @@ class Refresher(threading.Thread):
         while not self.stop.is_set():
             t0 = time.perf_counter()
             try:
-                out = self.client.predict(None, [], api_name="/convert_refresh")
+                out = self.client.submit(None, [], api_name="/convert_refresh").result(timeout=CALL_TIMEOUT)
                 if self.model_id not in str(out[0]):
                     self.failures.append(f"the models table lacks {self.model_id}")
                 self.latencies.append(time.perf_counter() - t0)
