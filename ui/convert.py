@@ -30,6 +30,8 @@ def models_rows(actor) -> list[list]:
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
+        if m.preprocessing_assumed:
+            validation += " · preprocessing assumed"
         if m.vs_fp32:
             validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
         kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
@@ -165,7 +167,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     gr.Markdown("Models in the registry. Select one, then act on it. A model tags once it is converted to ONNX, "
                 "validated and enabled; a first conversion does all three.")
     models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models",
-                          elem_classes="imgai-table")   # filled per visitor on load
+                          elem_classes="imgai-table", elem_id="models-table")   # filled per visitor on load
     with gr.Row():
         selected = gr.Dropdown(label="Selected model", choices=[],   # filled per visitor on load
                                scale=2, allow_custom_value=True)  # the registry checks the id
@@ -193,7 +195,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                     "photos use `imgai models quantize ID --calibration FOLDER`.")
     message = gr.Markdown()
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True,
-                              elem_classes="imgai-table")
+                              elem_classes="imgai-table", elem_id="convert-jobs")
     with gr.Accordion("Push a converted model to the Hub", open=False):
         build_push(demo, page)
 

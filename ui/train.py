@@ -43,8 +43,9 @@ def load_tab(model_id: str | None = None, data: str | None = None, picked: str |
 @acting
 def create_model(architecture: str, name: str, *, actor):
     model = train.create_model(name or "", architecture=architecture, actor=actor)
-    return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Pick a Data Source "
-            "below and press **Train**; once trained, it can be converted and used to tag.",
+    return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Starting weights: "
+            f"{model.extra['weights']['message']}. Pick a Data Source below and press **Train**; once trained, "
+            "it can be converted and used to tag.",
             gr.update(choices=views.trainable_models(actor), value=model.id))
 
 
@@ -108,7 +109,28 @@ def weights_note(model_id: str | None) -> str:
 
 FORM = ["loss", "label_smoothing", "epochs", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps",
         "weight_decay", "device", "num_workers", "prefetch_factor", "seed", "image_size", "val_split", "pretrained",
-        "precision"]
+        "precision", "flip", "crop"]
+AUG_CHOICES = {"as the data pipeline": None, "on": True, "off": False}   # flip / crop: TrainConfig's None/True/False
+
+
+def _aug_choice(value) -> str:
+    return next(k for k, v in AUG_CHOICES.items() if v is value)
+
+
+def finetune_form(model_id: str | None, data: str | None, pretrained: bool):
+    """Optimizer, learning rate, flip and crop as a run of this model on this data starts: the
+    fine-tune defaults when it starts from ImageNet weights (all changeable), and the note."""
+    keep = (gr.update(),) * 4
+    if not model_id:
+        return (*keep, "")
+    try:
+        defaults = train.finetune_defaults(model_id, train.get_pipeline(data) if data else None,
+                                           pretrained=bool(pretrained))
+    except ImgaiError:
+        return (*keep, weights_note(model_id))
+    s = defaults.settings
+    return (s.get("optimizer", DEFAULTS["optimizer"]), s.get("lr", DEFAULTS["lr"]), _aug_choice(s.get("flip")),
+            _aug_choice(s.get("crop")), f"{weights_note(model_id)}\n\nDefaults: {defaults.note}.")
 
 
 def _settings(values) -> dict:
@@ -119,15 +141,18 @@ def _settings(values) -> dict:
     for key in ("prefetch_factor", "image_size", "val_split"):
         if settings[key] == 0:   # gradio shows an empty number as 0: the form's "off" / "the pipeline's"
             settings[key] = None
+    for key in ("flip", "crop"):
+        settings[key] = AUG_CHOICES.get(settings[key], settings[key])
     return settings
 
 
 @acting
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
-                   precision, retrain_from, *, actor):
+                   precision, flip, crop, retrain_from, *, actor):
     settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
-                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision])
+                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision,
+                          flip, crop])
     if not data:
         raise ConfigError("pick a Data Source (make one under Data pipelines first)")
     data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
@@ -180,7 +205,8 @@ def load_retrain(job_id: str, *, actor):
     if not job_id:
         raise ConfigError("select a job to retrain")
     values = views.config_values(job_id, actor)
-    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *[values.get(k, DEFAULTS[k]) for k in FORM],
+    form = [_aug_choice(values.get(k)) if k in ("flip", "crop") else values.get(k, DEFAULTS[k]) for k in FORM]
+    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *form,
             job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
 
 
@@ -247,6 +273,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             epochs = gr.Number(DEFAULTS["epochs"], precision=0, label="Epochs", minimum=1)
             batch = gr.Number(DEFAULTS["batch_size"], precision=0, label="Batch Size", minimum=1)
             optimizer = gr.Dropdown(["adamw", "adam"], value=DEFAULTS["optimizer"], label="Optimizer")
+            flip = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Horizontal flip")
+            crop = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Random resized crop (0.6–1)")
         with gr.Accordion("Optimizer: edit", open=False):
             with gr.Row():
                 lr = gr.Number(DEFAULTS["lr"], label="Learning Rate", step=0.0001, minimum=0)
@@ -294,7 +322,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             confusion = gr.Dataframe(interactive=False, label="Confusion matrix (validation)")
 
     form = [loss, smoothing, epochs, batch, optimizer, lr, beta1, beta2, eps, decay, device, workers, prefetch,
-            seed, size, split, pretrained, precision]
+            seed, size, split, pretrained, precision, flip, crop]
     plot_key = gr.State([])
     live = [*tables.values(), job, detail, loss_plot, acc_plot, per_class, confusion, plot_key,
             cancel, resume, retrain, download]
@@ -305,7 +333,9 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     arch_table.select(pick_first_cell, None, [arch], api_name=False)
     page.changed(create.click(create_model, [arch, name], [create_msg, model], api_name="train_create",
                               show_progress_on=[create_msg]))
-    model.change(weights_note, [model], [note], api_name=False, show_progress="hidden")
+    for trigger in (model, data, pretrained):
+        trigger.change(finetune_form, [model, data, pretrained], [optimizer, lr, flip, crop, note],
+                       api_name="train_defaults" if trigger is model else False, show_progress="hidden")
     kind.change(source_fields, [kind], [folder, upload, hub_id], api_name=False, show_progress="hidden")
     added = add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],
                       [data_msg, preview_pick], api_name="train_data_add", show_progress_on=[data_msg])

@@ -19,6 +19,7 @@ class TagReport:
     json_path: Path
     csv_path: Path
     model_id: str | None
+    model_info: dict | None = None      # id, name, preprocessing (and whether it is assumed)
     files: list[str] = dataclasses.field(default_factory=list)   # where each image is on this machine
 
     @property
@@ -41,6 +42,7 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
     the actor's own, imgai/files.py). `folders`: folders on this machine, for the local owner only."""
     from .. import access, registry
     from ..files import new_folder
+    from .tag import model_info
 
     if folders:
         access.check(actor, "server.paths")
@@ -51,4 +53,5 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
     (out / "results.json").write_text(to_json(named), encoding="utf-8")
     (out / "results.csv").write_text(to_csv(named), encoding="utf-8")
     used = model_id or (registry.default_model().id if registry.default_model() else None)
-    return TagReport(named, out / "results.json", out / "results.csv", used, [str(r.path) for r in results])
+    return TagReport(named, out / "results.json", out / "results.csv", used, model_info(used),
+                     [str(r.path) for r in results])
