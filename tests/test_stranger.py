@@ -24,7 +24,7 @@ REFUSED = r"sign in with Hugging Face|only the Space's owner|only the app's owne
 READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download_status", "/convert_refresh",
          "/push_whoami", "/push_models", "/quantize_status", "/quantize_show", "/quantize_whoami", "/train_load",
          "/train_refresh", "/train_data_preview", "/train_retrain", "/tag_models", "/tag",
-         "/demo_status", "/quantize_refresh", "/remove_plan",   # remove_plan only says what Remove would delete
+         "/demo_status", "/quantize_refresh", "/remove_plan", "/train_defaults",   # remove_plan only says what Remove would delete
          "/False"}   # gradio 6.17.3 names the first api_name=False event so (all of them are reads)
 
 
@@ -41,7 +41,7 @@ READ_HANDLERS = {
     # the page (ui/page.py, ui/start.py) and what only shows or hides parts of it
     "imgai.changes.revision", "ui.start.status", "ui.start.opening_tab", "ui.start.<lambda>", "ui.train.<lambda>",
     "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh", "ui.quantize.pick_job",
-    "ui.tag.show_bars", "ui.train.source_fields",
+    "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
