@@ -81,7 +81,7 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
     models = [(w["shared_onnx"],), (w["alices_model"],)]
     jobs = [(w["shared_job"],), (w["alices_job"],)]
     form = ["cross_entropy", 0.0, 1, 8, "adamw", 1e-3, 0.9, 0.999, 1e-8, 0.01, "auto", 0, 0, 0, None, None, True,
-            "auto"]
+            "auto", "as the data pipeline", "as the data pipeline"]   # ui.train.FORM: … precision, flip, crop
     return {
         "/add_model": [("acme/resnet-tiny", ""), (str(w["folder"]), "")],
         "/hub_download": [("acme/resnet-tiny",)],
