@@ -25,6 +25,8 @@ def models_rows(actor) -> list[list]:
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
+        if m.preprocessing_assumed:
+            validation += " · preprocessing assumed"
         if m.vs_fp32:
             validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
         kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
