@@ -193,7 +193,7 @@ def test_reload_mid_quantize_brings_back_the_job_and_outputs(bare_server, page, 
     job_id = job_box.input_value()
     shot(page, output_dir, "1-running")
 
-    page.reload(wait_until="load")
+    open_app(page, bare_server.url)          # a reload, waited until the page has settled
     tab(page, "Quantize")
     expect(page.get_by_label("Selected job", exact=True)).to_have_value(job_id, timeout=15_000)
     expect(page.locator("#quantize-jobs").last).to_contain_text(job_id)     # in the jobs table
@@ -203,7 +203,7 @@ def test_reload_mid_quantize_brings_back_the_job_and_outputs(bare_server, page, 
     expect(progress).to_contain_text("succeeded", timeout=LONG)
     expect(page.get_by_label("Converted model", exact=True)).to_have_value("flux1-torch-int8", timeout=15_000)
 
-    page.reload(wait_until="load")
+    open_app(page, bare_server.url)          # a reload, waited until the page has settled
     tab(page, "Quantize")
     expect(page.get_by_label("Converted model", exact=True)).to_have_value("flux1-torch-int8", timeout=15_000)
     set_up_tiny_flux(page, tiny_sources)
