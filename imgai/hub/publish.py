@@ -17,9 +17,9 @@ from pathlib import Path
 from .. import registry
 from ..config import paths
 from ..errors import StateError
+from ..hub_id import HUB_ID
 from ..log import get_logger
 from .push import PushResult, push_folder
-from .search import HUB_ID
 
 LOG = get_logger("imgai.hub")
 TEMPLATE = "classifier.md.j2"
@@ -134,7 +134,7 @@ def push_model(model_id: str, repo_id: str, *, token: str | None = None, private
     from ..classify.onnx_file import external_data_files
 
     model = _pushable(model_id)
-    from .search import split_revision
+    from ..hub_id import split_revision
 
     split_revision(repo_id)
     card = write_card(model_id, repo_id=repo_id, revision=revision)
