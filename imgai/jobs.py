@@ -28,6 +28,7 @@ from .log import get_logger
 
 QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "starting", "running", "succeeded", "failed", "cancelled")
+STATES = (QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 ACTIVE = (QUEUED, STARTING, RUNNING)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 

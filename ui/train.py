@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai import train
+from imgai import jobs, train
 from imgai.config import on_space
 from imgai.errors import ConfigError, ImgaiError
+from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
@@ -113,7 +114,7 @@ def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, op
 def refresh(job_id: str | None, plot_key, request: gr.Request):
     tables, found = views.job_tables(visitor(request))
     if not job_id and found:
-        job_id = next((v.job_id for v in found if v.state == "running"), found[0].job_id)
+        job_id = next((v.job_id for v in found if v.state == jobs.RUNNING), found[0].job_id)
     known = {v.job_id: v for v in found}
     selected = known.get(job_id)
     key = (job_id, selected and selected.epoch_ratio, selected and selected.state)
@@ -125,10 +126,10 @@ def refresh(job_id: str | None, plot_key, request: gr.Request):
     detail, per_class, confusion = views.job_detail(job_id if selected else None)
     state = selected.state if selected else None
     return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
-            gr.update(interactive=state in ("queued", "starting", "running")),
-            gr.update(interactive=state in ("failed", "cancelled")),
+            gr.update(interactive=state in jobs.ACTIVE),
+            gr.update(interactive=state in train.RESUMABLE),
             gr.update(interactive=selected is not None),
-            gr.update(interactive=state == "succeeded"))
+            gr.update(interactive=state == jobs.SUCCEEDED))
 
 
 @guard
@@ -202,12 +203,12 @@ def build(demo: gr.Blocks) -> None:
             retrain_from = gr.Textbox(label="Retrain from job (empty: a fresh run)", placeholder="job id")
         note = gr.Markdown()
         with gr.Row():
-            loss = gr.Dropdown(["cross_entropy", "bce"], value=DEFAULTS["loss"], label="Loss",
+            loss = gr.Dropdown(list(LOSSES), value=DEFAULTS["loss"], label="Loss",
                                info="bce: multi-label (an image filed under several class folders)")
             smoothing = gr.Number(DEFAULTS["label_smoothing"], label="Label smoothing")
             epochs = gr.Number(DEFAULTS["epochs"], precision=0, label="Epochs")
             batch = gr.Number(DEFAULTS["batch_size"], precision=0, label="Batch Size")
-            optimizer = gr.Dropdown(["adamw", "adam"], value=DEFAULTS["optimizer"], label="Optimizer")
+            optimizer = gr.Dropdown(list(OPTIMIZERS), value=DEFAULTS["optimizer"], label="Optimizer")
         with gr.Accordion("Optimizer: edit", open=False):
             with gr.Row():
                 lr = gr.Number(DEFAULTS["lr"], label="Learning Rate")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 # PIL's resample numbers, as transformers stores them in preprocessor_config.json
@@ -29,8 +30,8 @@ class PreprocessSpec:
     interpolation: str = "bilinear"
     crop_rounding: str = "floor"      # transformers floors the crop offset; torchvision rounds it
     rescale_factor: float = 1 / 255
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     channel_order: str = "RGB"
     layout: str = "NCHW"
     multi_label: bool = False
@@ -82,8 +83,8 @@ class PreprocessSpec:
             size = {"shortest_edge": size}
         interp = _PIL_RESAMPLE.get(processor.get("resample", 2), "bilinear")
         scale = processor.get("rescale_factor", 1 / 255) if processor.get("do_rescale", True) else 1.0
-        mean = list(processor.get("image_mean", [0.485, 0.456, 0.406]))
-        std = list(processor.get("image_std", [0.229, 0.224, 0.225]))
+        mean = list(processor.get("image_mean", IMAGENET_MEAN))
+        std = list(processor.get("image_std", IMAGENET_STD))
         if not processor.get("do_normalize", True):
             mean, std = [0.0] * 3, [1.0] * 3
         crop = None
@@ -119,8 +120,8 @@ class PreprocessSpec:
         sh, sw = math.floor(h / crop_pct), math.floor(w / crop_pct)
         resize = {"shortest_edge": sh} if sh == sw else {"height": sh, "width": sw}
         return cls(resize=resize, crop={"height": h, "width": w}, interpolation=cfg.get("interpolation", "bicubic"),
-                   crop_rounding="round", rescale_factor=1 / 255, mean=list(cfg.get("mean", (0.485, 0.456, 0.406))),
-                   std=list(cfg.get("std", (0.229, 0.224, 0.225))))
+                   crop_rounding="round", rescale_factor=1 / 255, mean=list(cfg.get("mean", IMAGENET_MEAN)),
+                   std=list(cfg.get("std", IMAGENET_STD)))
 
     # -- apply -----------------------------------------------------------------------------
 

@@ -6,13 +6,15 @@ import json
 import sys
 import time
 
+from ..engines import RAY_TRAIN_WORKERS
+from ..train.config import LOSSES, OPTIMIZERS, TrainConfig
 from .output import print_json, print_table
 
 # option → (TrainConfig field, type, help)
 CONFIG_OPTIONS = {
-    "--loss": ("loss", str, "cross_entropy (default) or bce for multi-label folders"),
+    "--loss": ("loss", str, f"{' or '.join(LOSSES)} (default {TrainConfig.loss}); bce for multi-label folders"),
     "--label-smoothing": ("label_smoothing", float, "cross-entropy label smoothing, 0 ≤ x < 1 (default 0)"),
-    "--optimizer": ("optimizer", str, "adam or adamw (default)"),
+    "--optimizer": ("optimizer", str, f"{' or '.join(OPTIMIZERS)} (default {TrainConfig.optimizer})"),
     "--lr": ("lr", float, "learning rate (default 1e-3)"),
     "--beta1": ("beta1", float, "Adam beta 1 (default 0.9)"),
     "--beta2": ("beta2", float, "Adam beta 2 (default 0.999)"),
@@ -26,13 +28,15 @@ CONFIG_OPTIONS = {
     "--val-split": ("val_split", float, "validation fraction (default: the data pipeline's)"),
     "--seed": ("seed", int, "random seed (default 0)"),
     "--image-size": ("image_size", int, "training resolution (default: the data pipeline's)"),
-    "--engine": ("engine", str, "local (default) or ray: Ray Train, DDP over --workers processes"),
-    "--workers": ("workers", int, "ray: training processes (default 2)"),
-    "--address": ("address", str, "ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)"),
+    "--engine": ("engine.name", str, "local (default) or ray: Ray Train, DDP over --workers processes"),
+    "--workers": ("engine.workers", int, f"ray: training processes (default {RAY_TRAIN_WORKERS})"),
+    "--address": ("engine.address", str, "ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)"),
 }
 
 
 def register(sub) -> None:
+    from .. import jobs
+
     p = sub.add_parser("train", help="train a classifier on your own images")
     s = p.add_subparsers(dest="train_command", metavar="ACTION", required=True)
 
@@ -57,7 +61,7 @@ def register(sub) -> None:
     st.set_defaults(func=cmd_start)
 
     ls = s.add_parser("list", help="training jobs, newest first")
-    ls.add_argument("--state", choices=("queued", "starting", "running", "succeeded", "failed", "cancelled"))
+    ls.add_argument("--state", choices=jobs.STATES)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
@@ -125,10 +129,15 @@ def _wait_options(parser) -> None:
 
 
 def _config_changes(args) -> dict:
-    changes = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in CONFIG_OPTIONS.items()}
+    changes: dict = {}
+    for flag, (name, _, _) in CONFIG_OPTIONS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            group, _, sub = name.rpartition(".")      # "engine.workers" → changes["engine"]["workers"]
+            (changes.setdefault(group, {}) if group else changes)[sub] = value
     if getattr(args, "pretrained", None) is not None:
         changes["pretrained"] = args.pretrained
-    return {k: v for k, v in changes.items() if v is not None}
+    return changes
 
 
 def cmd_architectures(args) -> int:
@@ -178,10 +187,7 @@ def cmd_start(args) -> int:
     from ..train import TrainConfig, start
 
     config = TrainConfig(**_config_changes(args))
-    if config.engine == "ray":
-        from ..engines.ray_session import require_ray
-
-        require_ray()          # say so now, not from inside the job
+    config.engine.require()          # say so now, not from inside the job
     job = start(args.model, data=args.data, config=config)
     return _submitted(job, args)
 
@@ -266,12 +272,13 @@ def wait_epochs(job_id: str, *, json_out: bool = False) -> int:
 
     from .. import jobs
     from ..train import curves, view
+    from ..train.stage import parse_epoch_stage
 
     bar, current = None, None
     while True:
         jobs.recover()
         job = jobs.get(job_id)
-        stage = job.stage if job.stage.startswith("epoch ") else None
+        stage = job.stage if parse_epoch_stage(job.stage) else None
         if stage and stage != current and not json_out:
             if bar is not None:
                 bar.n = 100
@@ -284,7 +291,7 @@ def wait_epochs(job_id: str, *, json_out: bool = False) -> int:
                 last = done[-1]
                 bar.set_postfix_str(f"loss {last['train_loss']:.3f} val acc {_pct(last['val_accuracy'])}", refresh=False)
         if bar is not None and current:
-            k, n = (int(x) for x in current.split()[1].split("/"))
+            k, n = parse_epoch_stage(current)
             bar.n = max(0.0, min(100.0, round((job.progress * n - (k - 1)) * 100, 1)))
             bar.refresh()
         if job.done:

@@ -14,8 +14,10 @@ from .architectures import get_architecture
 from .config import TrainConfig
 from .data import DataPipeline, DataReport, check_data, get_pipeline, resolve_data
 from .models import TRAINING, archive_run, fork_for_retraining, reserve_run, resolve_model
+from .stage import parse_epoch_stage
 
 KIND = "train"
+RESUMABLE = (jobs.FAILED, jobs.CANCELLED)      # the states a training job can be resumed from
 
 
 def _active_job_for(model_id: str) -> Job | None:
@@ -62,7 +64,7 @@ def start(model: str, *, data: str | Path | DataPipeline, config: TrainConfig | 
 def resume(job_id: str, *, owner: str | None = None, dispatch: bool = True) -> Job:
     """Continue a failed or cancelled run from its last epoch checkpoint (same run number)."""
     old = _train_job(job_id)
-    if old.state not in (jobs.FAILED, jobs.CANCELLED):
+    if old.state not in RESUMABLE:
         raise StateError(f"job {job_id} is {old.state}; only a failed or cancelled training job can be resumed")
     busy = _active_job_for(old.subject)
     if busy:
@@ -168,8 +170,9 @@ def view(job: Job | str) -> TrainingView:
     epochs = int(p["config"]["epochs"])
     history = curves(job.id)
     done = history[-1]["epoch"] if history else 0
-    if job.state == jobs.RUNNING and job.stage.startswith("epoch "):
-        current = job.stage.split()[1].split("/")[0]
+    running = parse_epoch_stage(job.stage) if job.state == jobs.RUNNING else None
+    if running:
+        current = str(running[0])
     elif job.state == jobs.SUCCEEDED:
         current = str(epochs)
     else:
