@@ -1,14 +1,15 @@
-"""Model cards: a Jinja2 template from templates/ rendered through huggingface_hub's ModelCard."""
+"""Model cards: a Jinja2 template from imgai/templates/ (package data, so an installed imgai has
+them too) rendered through huggingface_hub's ModelCard."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def render_card(template: str, *, card_data: dict, **context):
-    """Render `templates/<template>` with `card_data` as the card's YAML metadata
+    """Render `imgai/templates/<template>` with `card_data` as the card's YAML metadata
     (a `huggingface_hub.ModelCardData`) and `context` as template variables."""
     from huggingface_hub import ModelCard, ModelCardData
 
