@@ -165,3 +165,23 @@ def test_tag_only_install_adds_validates_and_tags_a_ready_onnx_model(tag_only_py
     [result] = out["tags"]
     assert result["error"] is None and [t["label"] for t in result["tags"]][0] in labels
     assert abs(sum(t["score"] for t in result["tags"]) - 1.0) < 1e-5        # softmax over three labels
+
+
+def _names(specs: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[<>=!\[; ]", s, maxsplit=1)[0].lower().replace("_", "-") for s in specs}
+
+
+def test_the_tag_flavour_is_one_set_of_packages():
+    """pyproject's core dependencies + `tag` extra are what requirements-tag.txt installs, and a missing
+    package's hint names that file and that extra."""
+    import tomllib
+
+    from imgai.errors import MissingDependencyError, require
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _names(project["dependencies"] + project["optional-dependencies"]["tag"])
+    assert wanted == _names(_requirements(ROOT / "requirements-tag.txt"))
+    with pytest.raises(MissingDependencyError, match=r"requirements-tag\.txt.*imgai\[tag\]"):
+        require("imgai_no_such_module", extra="tag")
