@@ -26,6 +26,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 pytest_plugins = ["tests.factories"]
 
 
+def _register_test_job_kinds() -> None:
+    from imgai.jobs import JobKind, register_kind
+
+    register_kind("selftest", JobKind("tests.job_kinds:selftest_job"))
+
+
+_register_test_job_kinds()
+
+
 @pytest.fixture
 def imgai_home(tmp_path, monkeypatch) -> Path:
     """A fresh, private IMGAI_HOME for one test."""

@@ -42,3 +42,13 @@ def visitor(request: gr.Request | None) -> str | None:
     if not on_space() or request is None:
         return None
     return getattr(request, "username", None) or f"session:{request.session_hash}"
+
+
+def first_cell(evt: gr.SelectData, table):
+    """The first column of the row a visitor clicked (its id), or no change when the click was off
+    the rows (a header, an emptied table)."""
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    try:
+        return table.iloc[row, 0]
+    except (IndexError, AttributeError, TypeError):
+        return gr.update()

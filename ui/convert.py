@@ -10,8 +10,9 @@ import gradio as gr
 from imgai import jobs, registry
 from imgai.classify.convert import submit_conversion
 from imgai.classify.validate import validate
+from imgai.errors import UnknownModelError
 
-from .common import guard, visitor, when
+from .common import first_cell, guard, visitor, when
 from .push import build_push
 
 MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Validation", "Error"]
@@ -38,7 +39,7 @@ def action_state(model_id: str | None):
     """Which buttons make sense for the selected model."""
     try:
         m = registry.get(model_id) if model_id else None
-    except Exception:
+    except UnknownModelError:          # removed since the table was drawn
         m = None
     hint = conversion_unavailable()
     can_convert = bool(m and m.can_convert)
@@ -107,14 +108,6 @@ def remove_model(model_id: str) -> str:
     return f"**{model_id}** removed with its files."
 
 
-def pick_row(evt: gr.SelectData, table):
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    try:
-        return table.iloc[row, 0]
-    except Exception:
-        return gr.update()
-
-
 def build(demo: gr.Blocks) -> None:
     gr.Markdown("Models in the registry. Select one, then act on it. Only enabled ONNX models "
                 "that passed validation can tag.")
@@ -142,7 +135,7 @@ def build(demo: gr.Blocks) -> None:
     outputs = [models, selected, known, jobs_table, detail, *buttons]
     timer.tick(refresh, [selected, known], outputs, show_progress="hidden", queue=False, api_name=False)
     demo.load(refresh, [selected, known], outputs, api_name="convert_refresh")
-    models.select(pick_row, [models], [selected], api_name=False)
+    models.select(first_cell, [models], [selected], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
     for button, fn, name in ((convert_btn, convert_model, "convert"), (validate_btn, validate_model, "validate"),

@@ -13,7 +13,7 @@ from imgai.hub.auth import Token
 from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
 from imgai.hub.support import human_size
 
-from .common import guard, visitor
+from .common import first_cell, guard, visitor
 
 ANY = "any"
 SORT_LABELS = {"downloads": "downloads", "likes": "likes", "updated": "recently updated"}
@@ -122,14 +122,6 @@ def login_status(oauth_token=None) -> str:
     return message[:1].upper() + message[1:]
 
 
-def pick_repo(evt: gr.SelectData, table):
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    try:
-        return table.iloc[row, 0]
-    except Exception:
-        return gr.update()
-
-
 def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
     """"Signed in as NAME" / "not signed in", with the Sign in button on a Space."""
     with gr.Row():
@@ -163,7 +155,7 @@ def build_search(demo: gr.Blocks) -> None:
     search = _with_oauth(search_models)
     go.click(search, [query, family, library, sort], [status, results], api_name="hub_search")
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)
-    results.select(pick_repo, [results], [repo_id], api_name=False)
+    results.select(first_cell, [results], [repo_id], api_name=False)
     repo_id.change(_with_oauth(show_details), [repo_id], [details], api_name="hub_info")
     download.click(_with_request_and_oauth(start_download), [repo_id], [job_id, progress], api_name="hub_download")
     timer.tick(download_status, [job_id], [progress], show_progress="hidden", queue=False,

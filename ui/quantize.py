@@ -17,7 +17,7 @@ from imgai.sources import HUB_ID
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
 from imgai.diffusion.outputs import describe_output, list_outputs
 from imgai.diffusion.targets import push_target
-from imgai.errors import ConfigError, ImgaiError
+from imgai.errors import ConfigError, ImgaiError, JobError
 
 from .common import guard
 from .hub_browse import login_row
@@ -74,7 +74,7 @@ def status(job_id: str | None):
         return "No run yet.", [], gr.update()
     try:
         job = jobs.get(job_id)
-    except Exception as exc:  # an unknown id typed by hand
+    except JobError as exc:  # an unknown id typed by hand
         return f"{exc}", [], gr.update()
     text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
     if job.error:

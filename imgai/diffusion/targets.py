@@ -98,11 +98,9 @@ def convert_target(key: str, backend: str, quantization: str, *, ctx: RunContext
     t0 = time.perf_counter()
     try:
         _run(model_key, backend, quantization, name, ctx, source_spec, on_stage, result)
-    except BaseException as exc:
+    except Exception as exc:      # a cancel (JobCancelled) or Ctrl-C passes: the staging folder is already gone
         from ..errors import ImgaiError
 
-        if not isinstance(exc, Exception):
-            raise  # a cancel (JobCancelled) or Ctrl-C: the staging folder is already gone
         if isinstance(exc, ImgaiError):
             LOG.warning("target %s failed: %s", name, exc)
             result.reason = str(exc)

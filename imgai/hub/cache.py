@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .. import registry
+from ..cards import card_license
 from ..classify.architectures import detect_folder
 from ..errors import HubNotFoundError, HubUnavailableError, ImgaiError
 from ..log import get_logger
@@ -67,7 +68,7 @@ def cached_models(query: str = "", *, family: str | None = None, library: str | 
         out.append(HubModel(
             repo_id=repo.repo_id, architecture=detected.architecture, family=detected.family,
             library=detected.library, labels=num_labels(config) if config else None,
-            size=rev.size_on_disk, license=_license(snapshot), sha=rev.commit_hash, cached=True))
+            size=rev.size_on_disk, license=card_license(snapshot), sha=rev.commit_hash, cached=True))
     return out
 
 
@@ -76,19 +77,6 @@ def _read_config(snapshot: Path) -> dict | None:
         data = json.loads((snapshot / "config.json").read_text())
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
-        return None
-
-
-def _license(snapshot: Path) -> str | None:
-    readme = snapshot / "README.md"
-    if not readme.is_file():
-        return None
-    try:
-        from huggingface_hub import ModelCard
-
-        value = ModelCard.load(readme).data.license
-        return value if isinstance(value, str) else None
-    except Exception:
         return None
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import registry
 from ..config import paths
-from ..errors import StateError
+from ..errors import ImgaiError, StateError
 from ..hub_id import HUB_ID
 from ..log import get_logger
 from .push import PushResult, push_folder
@@ -37,7 +37,8 @@ def _family(model: registry.Model) -> str | None:
     if model.pytorch_path and Path(model.pytorch_path).is_dir():
         try:
             return detect_folder(Path(model.pytorch_path)).family
-        except Exception:
+        except (ImgaiError, OSError) as exc:     # the card then names the architecture, not its family
+            LOG.info("no family for %s: %s", model.id, exc)
             return None
     return None
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import jobs, registry
-from ..errors import StateError
+from ..errors import ConfigError, StateError, UnknownModelError
 from ..jobs import Job
 from .architectures import get_architecture
 from .config import TrainConfig
@@ -92,7 +92,7 @@ def retrain(job_id: str, *, data: str | Path | DataPipeline | None = None, owner
         snapshot = DataPipeline(**old.params["data"])
         try:
             data = get_pipeline(snapshot.name)
-        except Exception:
+        except ConfigError:            # the pipeline was removed since: its snapshot in the job still works
             data = snapshot
     return start(old.subject, data=data, config=config, owner=owner if owner is not None else old.owner,
                  retrain_of=old.id, dispatch=dispatch)
@@ -181,7 +181,7 @@ def view(job: Job | str) -> TrainingView:
                     if e.get("data") and "starting_weights" in e["data"]), None)
     try:
         name = registry.get(job.subject).name
-    except Exception:
+    except UnknownModelError:          # the model was removed; its jobs stay listed
         name = job.subject or ""
     last = history[-1] if history else {}
     return TrainingView(job_id=job.id, model_id=job.subject or "", model_name=name, architecture=p["architecture"],
