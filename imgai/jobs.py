@@ -120,6 +120,7 @@ def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | 
 
 
 def get(job_id: str) -> Job:
+    recover()
     rows = db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
     if not rows:
         raise JobError(f"no job {job_id!r}; see `imgai jobs list`")
@@ -171,7 +172,11 @@ def _alive(pid: int | None, started: float | None) -> bool:
 
 
 def recover() -> list[str]:
-    """Mark jobs whose worker is gone as failed ("interrupted") and let their kind clean up."""
+    """Mark jobs whose worker is gone as failed ("interrupted") and let their kind clean up.
+
+    Reads reconcile: every read of jobs (`get`, `list_jobs`) and of models (`registry.get`,
+    `registry.list_models`) calls this first, so no view shows a dead worker's job as running.
+    One indexed query when nothing runs; a process lookup per running job otherwise."""
     stale = []
     for row in db.query(f"SELECT * FROM jobs WHERE state IN ('{STARTING}', '{RUNNING}')"):
         job = _to_job(row)
@@ -291,7 +296,6 @@ def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.2,
     """Block until the job ends (or `timeout` seconds pass), calling `on_progress` as it moves."""
     deadline = None if timeout is None else time.time() + timeout
     while True:
-        recover()
         job = get(job_id)
         if on_progress:
             on_progress(job)

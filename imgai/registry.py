@@ -101,7 +101,16 @@ def create(*, name: str, source: str, architecture: str, library: str, type: str
     return get(mid)
 
 
+def _reconciled() -> None:
+    """Reads reconcile: a model whose job's worker died is shown Failed ("interrupted"), not
+    still Converting or Training (see `jobs.recover`; one query when nothing runs)."""
+    from . import jobs
+
+    jobs.recover()
+
+
 def get(model_id: str) -> Model:
+    _reconciled()
     rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
     if not rows:
         known = ", ".join(m.id for m in list_models()) or "none yet"
@@ -111,6 +120,7 @@ def get(model_id: str) -> Model:
 
 
 def list_models() -> list[Model]:
+    _reconciled()
     return [_row_to_model(r) for r in db.query("SELECT * FROM models ORDER BY created_at, id")]
 
 

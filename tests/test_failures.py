@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from imgai import jobs, registry, startup
 from imgai.errors import UnsafeFileError, UnsupportedModelError, ValidationError
 from imgai.sources import add_model
 from tests.factories import make_transformers_model
+from tests.waiting import wait_until
 
 
 def test_unsupported_architecture_names_what_was_found(imgai_home, tmp_path, cli):
@@ -134,11 +134,7 @@ def test_killed_conversion_is_interrupted_then_retry_succeeds(imgai_home, tiny_m
     model = add_model(str(tiny_model_cache("timm-efficientnet")))
     job = submit_conversion(model.id)
     assert registry.get(model.id).conversion == "Converting"
-    deadline = time.time() + 60
-    while time.time() < deadline and jobs.get(job.id).state != "running":
-        time.sleep(0.05)
-    os.killpg(jobs.get(job.id).pid, signal.SIGKILL)
-    time.sleep(0.5)
+    _kill_when_running(job.id)
     startup.prepare(demo=False)                       # the next start of the app or CLI
     dead = registry.get(model.id)
     assert (dead.conversion, dead.error) == ("Failed", "interrupted")
@@ -148,14 +144,45 @@ def test_killed_conversion_is_interrupted_then_retry_succeeds(imgai_home, tiny_m
     assert registry.get(model.id).conversion == "Converted"
 
 
+@pytest.mark.parametrize("read", ["models list", "models show", "jobs show", "train list"])
+def test_reads_reconcile_a_killed_conversion_is_failed_interrupted_at_once(imgai_home, tiny_model_cache, cli, read):
+    """No recovery command and no restart: the very first read after the kill says what happened."""
+    from imgai import db
+    from imgai.classify.convert import submit_conversion
+
+    model = add_model(str(tiny_model_cache("timm-efficientnet")))
+    job = submit_conversion(model.id)
+    _kill_when_running(job.id)
+    subject = {"models show": [model.id], "jobs show": [job.id]}.get(read, [])
+    code, out, _ = cli(*read.split(), *subject, "--json")
+    assert code == 0
+    if read.startswith("models"):
+        shown = json.loads(out)
+        shown = shown if read == "models show" else next(m for m in shown if m["id"] == model.id)
+        assert (shown["conversion"], shown["error"]) == ("Failed", "interrupted")
+    elif read == "jobs show":
+        shown = json.loads(out)
+        assert shown["state"] == "failed" and shown["error"].startswith("interrupted")
+    # whichever read came first, the job and its model are settled in the database itself
+    row = db.query("SELECT conversion, error FROM models WHERE id = ?", (model.id,))[0]
+    assert (row["conversion"], row["error"]) == ("Failed", "interrupted")
+    assert db.query("SELECT state FROM jobs WHERE id = ?", (job.id,))[0]["state"] == "failed"
+
+
+def _kill_when_running(job_id: str) -> None:
+    """kill -9 a job's worker once it runs, and wait until the process is gone (nothing else)."""
+    running = wait_until(lambda: (j := jobs.get(job_id)).state == "running" and j.pid and j,
+                         what=f"job {job_id} to run")
+    os.killpg(running.pid, signal.SIGKILL)
+    wait_until(lambda: not jobs._alive(running.pid, running.pid_started), what=f"worker {running.pid} to die")
+
+
 def test_cancelled_conversion_goes_back_to_not_converted(imgai_home, tiny_model_cache):
     from imgai.classify.convert import submit_conversion
 
     model = add_model(str(tiny_model_cache("timm-efficientnet")))
     job = submit_conversion(model.id)
-    deadline = time.time() + 60
-    while time.time() < deadline and jobs.get(job.id).state != "running":
-        time.sleep(0.05)
+    wait_until(lambda: jobs.get(job.id).state == "running", what=f"job {job.id} to run")
     assert jobs.cancel(job.id).state == "cancelled"
     after = registry.get(model.id)
     assert (after.conversion, after.error) == ("NotConverted", "conversion cancelled")

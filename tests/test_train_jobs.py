@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.train_fixtures import TINY_RESNET, make_shapes, one_thread  # noqa: F401 (fixture)
+from tests.waiting import wait_until
 
 TINY = dict(batch_size=16, image_size=32, lr=3e-3)
 
@@ -21,16 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture
 def shapes(tmp_path) -> Path:
     return make_shapes(tmp_path / "shapes", per_class=12, size=32)
-
-
-def _wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _epoch_done(job_id: str, epoch: int) -> bool:
@@ -66,13 +56,13 @@ def test_cancel_a_running_job(imgai_home, shapes):
 
     train.create_model("long", architecture="resnet18", model_args=TINY_RESNET)
     job = train.start("long", data=shapes, config=train.TrainConfig(epochs=500, **TINY))
-    _wait_for(lambda: _epoch_done(job.id, 1), what="the first epoch")
+    wait_until(lambda: _epoch_done(job.id, 1), what="the first epoch")
     assert jobs.get(job.id).state == jobs.RUNNING
     assert train.view(job.id).epoch_ratio.endswith("/500")
     job = train.cancel(job.id)
     assert job.state == jobs.CANCELLED
     # the worker records "cancelled" first, then puts the model right (its on_abort)
-    _wait_for(lambda: registry.get("long").training == "Untrained", timeout=30, what="the model to settle")
+    wait_until(lambda: registry.get("long").training == "Untrained", timeout=30, what="the model to settle")
     assert registry.get("long").pytorch_path is None
     assert not (imgai_home / "models" / "long" / "pytorch" / "runs" / "1").exists()
     # the per-epoch checkpoint stays, so even a cancelled run can be resumed
@@ -85,10 +75,8 @@ def test_killed_worker_fails_interrupted_then_resumes_from_its_checkpoint(imgai_
     train.create_model("crashy", architecture="resnet18", model_args=TINY_RESNET)
     epochs = 20
     job = train.start("crashy", data=shapes, config=train.TrainConfig(epochs=epochs, **TINY))
-    _wait_for(lambda: _epoch_done(job.id, 2), what="two epochs")
-    os.killpg(jobs.get(job.id).pid, signal.SIGKILL)                    # the worker dies, no clean-up
-    _wait_for(lambda: jobs.get(job.id).pid and not jobs._alive(jobs.get(job.id).pid, None), what="the kill")
-    jobs.recover()                                                     # what the app does on its next look
+    wait_until(lambda: _epoch_done(job.id, 2), what="two epochs")
+    _kill(jobs.get(job.id).pid)                                        # the worker dies, no clean-up
     dead = jobs.get(job.id)
     assert dead.state == jobs.FAILED and "interrupted" in dead.error
     assert registry.get("crashy").training == "Failed"
@@ -99,12 +87,75 @@ def test_killed_worker_fails_interrupted_then_resumes_from_its_checkpoint(imgai_
     assert resumed.params["run"] == job.params["run"] and resumed.params["resumed_from"] == job.id
     resumed = jobs.wait(resumed.id, timeout=180)
     assert resumed.state == jobs.SUCCEEDED, resumed.error
-    own_epochs = [e["data"]["epoch"] for e in jobs.events(resumed.id) if (e.get("data") or {}).get("kind") == "epoch"]
+    own_epochs = _own_epochs(resumed.id)
     assert own_epochs[0] > 1 and own_epochs[-1] == epochs             # it continued, it did not start over
     assert resumed.result["resumed_from_epoch"] == own_epochs[0] - 1
     assert [p["epoch"] for p in train.curves(resumed.id)] == list(range(1, epochs + 1))
     assert registry.get("crashy").training == "Trained"
     assert train.view(resumed).epoch_ratio == f"{epochs}/{epochs}"
+
+
+def _kill(pid: int) -> None:
+    """kill -9 the worker's process group, wait until it is gone, and let reads notice."""
+    from imgai import jobs
+
+    os.killpg(pid, signal.SIGKILL)
+    wait_until(lambda: not jobs._alive(pid, None), what=f"worker {pid} to die")
+    jobs.recover()                                                     # what the app does on its next look
+
+
+def _own_epochs(job_id: str) -> list[int]:
+    from imgai import jobs
+
+    return [e["data"]["epoch"] for e in jobs.events(job_id) if (e.get("data") or {}).get("kind") == "epoch"]
+
+
+def _stopped(pid: int | None) -> bool:
+    import psutil
+
+    try:
+        return bool(pid) and psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
+        return False
+
+
+# Each moment of an epoch's commit, as the worker's test hook names it (imgai.train.loop):
+# the checkpoint's temp file written but not renamed, renamed but the epoch not yet reported,
+# and reported. Whichever it is, the resumed run has every epoch exactly once.
+MOMENTS = ("checkpoint-written", "checkpoint-renamed", "epoch-reported")
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_kill_at_any_moment_of_the_checkpoint_resumes_with_every_epoch_once(imgai_home, shapes, monkeypatch,
+                                                                             moment):
+    from imgai import jobs, train
+    from imgai.train.loop import load_checkpoint
+    from imgai.train.models import checkpoint_path
+
+    epochs, at = 4, 2
+    train.create_model("crashy", architecture="resnet18", model_args=TINY_RESNET)
+    monkeypatch.setenv("IMGAI_TEST_STOP_AT", f"{moment}:{at}")
+    job = train.start("crashy", data=shapes, config=train.TrainConfig(epochs=epochs, **TINY))
+    pid = wait_until(lambda: _stopped(jobs.get(job.id).pid) and jobs.get(job.id).pid, timeout=120,
+                     what=f"the worker to stop at {moment}:{at}")
+    try:
+        ckpt = checkpoint_path("crashy", job.params["run"])
+        on_disk = load_checkpoint(ckpt)["epoch"]
+        assert on_disk == (at - 1 if moment == "checkpoint-written" else at)
+        assert ckpt.with_name(ckpt.name + ".tmp").is_file() == (moment == "checkpoint-written")
+        assert _own_epochs(job.id) == list(range(1, at + (moment == "epoch-reported")))
+    finally:
+        _kill(pid)
+    assert jobs.get(job.id).state == jobs.FAILED
+
+    monkeypatch.delenv("IMGAI_TEST_STOP_AT")
+    resumed = jobs.wait(train.resume(job.id).id, timeout=180)
+    assert resumed.state == jobs.SUCCEEDED, resumed.error
+    assert _own_epochs(resumed.id) == list(range(on_disk + 1, epochs + 1))   # what the checkpoint lacked, once
+    assert resumed.result["resumed_from_epoch"] == on_disk
+    curve = train.curves(resumed.id)
+    assert [p["epoch"] for p in curve] == list(range(1, epochs + 1))
+    assert curve == resumed.result["history"]                                # one history: the checkpoint's
 
 
 def test_cli_create_start_wait_show(imgai_home, shapes, capsys):

@@ -27,7 +27,7 @@ RAY_TRAIN_WORKERS = 2          # training processes on Ray when --workers is not
 #   tag:      (paths, *, model_id, options: TagOptions, engine: EngineOptions) -> TagStream
 #   quantize: (request: QuantizeRequest, *, on_progress, on_result, on_warning, run_id) -> list[TargetResult]
 #   train:    (model, train_set, val_set, config: TrainConfig, *, num_classes, multi_label, checkpoint,
-#              resume, on_epoch, on_batch) -> FitResult
+#              resume, resume_state, on_epoch, on_batch) -> FitResult
 WORK: dict[tuple[str, str], str] = {
     ("tag", "local"): "imgai.classify.tag:stream_here",
     ("tag", "ray"): "imgai.engines.ray_tag:stream_on_ray",

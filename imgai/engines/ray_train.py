@@ -67,7 +67,7 @@ def train_worker(cfg: dict) -> None:
 
 
 def fit_on_ray(model, train_set, val_set, config: TrainConfig, *, num_classes: int, multi_label: bool = False,
-               checkpoint: Path | None = None, resume: bool = False,
+               checkpoint: Path | None = None, resume: bool = False, resume_state: dict | None = None,
                on_epoch: Callable[[EpochMetrics], None] | None = None,
                on_batch: Callable[[int, int, int], None] | None = None) -> FitResult:
     """`imgai.train.loop.fit` on Ray: the same arguments, the same result, `model` trained in place."""
@@ -77,7 +77,9 @@ def fit_on_ray(model, train_set, val_set, config: TrainConfig, *, num_classes: i
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Queue
 
-    resume_state = load_checkpoint(checkpoint) if resume and checkpoint is not None and checkpoint.is_file() else None
+    if resume and resume_state is None and checkpoint is not None and checkpoint.is_file():
+        resume_state = load_checkpoint(checkpoint)
+    resume_state = resume_state if resume else None
     use_gpu = config.resolved_device() == "cuda"
     workers = config.engine.workers or RAY_TRAIN_WORKERS
     with ray_session(config.engine.address) as session, tempfile.TemporaryDirectory(prefix="imgai-ray-train-") as storage:

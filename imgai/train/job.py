@@ -16,12 +16,17 @@ from .data import DataPipeline
 from .models import TRAINING, checkpoint_path, register_run, save_run, settle_after_abort
 from .stage import epoch_stage
 
+# What a training job's events carry in `data["kind"]`; `runs.curves` reads a run's history back
+# from them: the history its checkpoint held when the job resumed, then each epoch, reported
+# only once that epoch's checkpoint is on disk.
+HISTORY_EVENT, EPOCH_EVENT = "history", "epoch"
+
 
 def train_job(ctx) -> dict:
     from .. import registry
     from .images import datasets
     from ..engines import work_function
-    from .loop import seed_everything
+    from .loop import load_checkpoint, seed_everything
 
     p = ctx.params
     model_id, run = p["model_id"], int(p["run"])
@@ -35,10 +40,12 @@ def train_job(ctx) -> dict:
     registry.update(model_id, training=TRAINING)
 
     ckpt = checkpoint_path(model_id, run)
-    resume = bool(p.get("resume")) and ckpt.is_file()
+    resume_state = load_checkpoint(ckpt) if p.get("resume") and ckpt.is_file() else None
+    resume = resume_state is not None
     weights = starting_weights(arch, model_args=model_args) if config.pretrained else StartingWeights("scratch", None)
     if resume:
-        ctx.event(f"resuming run {run} from its last checkpoint", data={"resume": True})
+        ctx.event(f"resuming run {run} from its checkpoint after epoch {resume_state['epoch']}",
+                  data={"resume": True, "kind": HISTORY_EVENT, "history": list(resume_state["history"])})
     elif p.get("resume"):
         ctx.event(f"no checkpoint for run {run} yet: starting it from epoch 1", level="warning")
     ctx.event(weights.describe(), level="info" if weights.pretrained else "warning",
@@ -73,11 +80,11 @@ def train_job(ctx) -> dict:
         ctx.progress(m.epoch / epochs)
         ctx.event(f"{epoch_stage(m.epoch, epochs)}: train loss {m.train_loss:.4f}, "
                   + (f"val accuracy {m.val_accuracy:.1%}, " if m.val_accuracy is not None else "")
-                  + f"{m.samples_per_s:.0f} samples/s", data={"kind": "epoch", **m.to_dict()})
+                  + f"{m.samples_per_s:.0f} samples/s", data={"kind": EPOCH_EVENT, **m.to_dict()})
 
     fit = work_function("train", config.engine)   # local: the loop here; ray: the same loop in DDP processes
     result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,
-                 checkpoint=ckpt, resume=resume, on_epoch=on_epoch, on_batch=on_batch)
+                 checkpoint=ckpt, resume=resume, resume_state=resume_state, on_epoch=on_epoch, on_batch=on_batch)
 
     ctx.progress(1.0, "saving model")
     run_dir = save_run(model, model_id=model_id, run=run, timm_name=arch.timm_name, labels=samples.labels,

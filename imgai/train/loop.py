@@ -119,26 +119,44 @@ def _write_checkpoint(path: Path, state: dict) -> None:
 
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
+    stop_here_for_tests(f"checkpoint-written:{state['epoch']}")
     os.replace(tmp, path)
+    stop_here_for_tests(f"checkpoint-renamed:{state['epoch']}")
+
+
+def stop_here_for_tests(point: str) -> None:
+    """Test-only: with IMGAI_TEST_STOP_AT=<point> the process stops itself (SIGSTOP) there, so a
+    test can kill it at exactly that moment. Points: checkpoint-written:<epoch> (temp file
+    complete, not yet renamed), checkpoint-renamed:<epoch>, epoch-reported:<epoch>."""
+    if os.environ.get("IMGAI_TEST_STOP_AT") == point:
+        import signal
+        import threading
+
+        # sent to this thread, so it stops before its next instruction (not just "soon")
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
 
 
 class CheckpointWriter:
-    """Writes each epoch's checkpoint in a background thread from a copy of the weights, so the
-    next epoch does not wait for the disk. At most one write is in flight; `close()` waits for it
-    (also on cancel), so a stopped run leaves its latest checkpoint complete."""
+    """Commits each epoch: writes its checkpoint (the run's history included) in a background
+    thread from a copy of the weights, so the next epoch does not wait for the disk, and only
+    then reports the epoch (`on_saved(metrics)`). So whatever was reported is in a checkpoint on
+    disk, whenever the process dies. At most one write is in flight; `close()` waits for it
+    (also on cancel), so a stopped run leaves its latest checkpoint complete and reported."""
 
-    def __init__(self, path: Path | None):
-        self.path, self._thread, self._error = path, None, None
+    def __init__(self, path: Path | None, on_saved: Callable[[EpochMetrics], None] | None = None):
+        self.path, self.on_saved, self._thread, self._error = path, on_saved, None, None
 
-    def save(self, *, model, optimizer, epoch: int, history: list[dict]) -> None:
-        if self.path is None:
-            return
+    def save(self, metrics: EpochMetrics, *, model, optimizer, history: list[dict]) -> None:
         self.close()
-        state = _checkpoint_state(model, optimizer, epoch, history)
+        if self.path is None:
+            self._report(metrics)
+            return
+        state = _checkpoint_state(model, optimizer, metrics.epoch, history)
 
         def write():
             try:
                 _write_checkpoint(self.path, state)
+                self._report(metrics)
             except BaseException as exc:       # reported by close(), in the training thread
                 self._error = exc
 
@@ -146,6 +164,11 @@ class CheckpointWriter:
 
         self._thread = threading.Thread(target=write, name="imgai-checkpoint", daemon=True)
         self._thread.start()
+
+    def _report(self, metrics: EpochMetrics) -> None:
+        if self.on_saved:
+            self.on_saved(metrics)
+        stop_here_for_tests(f"epoch-reported:{metrics.epoch}")
 
     def close(self) -> None:
         if self._thread is not None:
@@ -249,8 +272,10 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     """Train `model` for `config.epochs` epochs; with `resume`, continue from `checkpoint`
     (or from `resume_state`, a checkpoint already read).
 
-    `on_batch(epoch, batch_index, batches)` and `on_epoch(metrics)` report progress;
-    `on_checkpoint(state)` receives each epoch's checkpoint (as `checkpoint` would hold it).
+    `on_batch(epoch, batch_index, batches)` reports progress; `on_epoch(metrics)` reports an epoch
+    once its checkpoint is on disk (the checkpoint, history included, is the run's one record:
+    a run killed at any moment resumes with every epoch exactly once); `on_checkpoint(state)`
+    receives each epoch's checkpoint (as `checkpoint` would hold it), before `on_epoch`.
     Distributed (the Ray engine): `model` is wrapped in DistributedDataParallel, `shard` is
     (rank, world size); each process trains on its share, metrics are summed over all of them,
     and each evaluates the whole validation set with the same (synchronised) weights.
@@ -273,7 +298,7 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     val_loader = make_loader(val_set, config, shuffle=False, device=device) if len(val_set) else None
     result = {"confusion": None, "per_class": [None] * num_classes}
     trained_samples, train_seconds = 0, 0.0
-    writer = CheckpointWriter(checkpoint)
+    writer = CheckpointWriter(checkpoint, on_saved=on_epoch)
     try:
         for epoch in range(start + 1, config.epochs + 1):
             torch.manual_seed(config.seed * 1000 + epoch)       # augmentations: the same on a resumed run
@@ -295,13 +320,11 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
                                    val_accuracy=result.get("accuracy"), samples_per_s=seen / max(seconds, 1e-9),
                                    seconds=seconds, lr=optimizer.param_groups[0]["lr"])
             history.append(metrics.to_dict())
-            writer.save(model=core, optimizer=optimizer, epoch=epoch, history=history)
             if on_checkpoint:
                 on_checkpoint(_checkpoint_state(core, optimizer, epoch, history))
-            if on_epoch:
-                on_epoch(metrics)
+            writer.save(metrics, model=core, optimizer=optimizer, history=history)
     finally:
-        writer.close()         # the last checkpoint is complete before anyone (Resume) reads it
+        writer.close()         # the last checkpoint is complete (and reported) before anyone reads it
     if start >= config.epochs and val_loader is not None:   # resumed after the last epoch: just evaluate
         result = evaluate(core, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device)
     core.to("cpu").eval()

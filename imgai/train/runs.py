@@ -13,6 +13,7 @@ from ..jobs import Job
 from .architectures import get_architecture
 from .config import TrainConfig
 from .data import DataPipeline, DataReport, check_data, get_pipeline, resolve_data
+from .job import EPOCH_EVENT, HISTORY_EVENT
 from .models import TRAINING, archive_run, fork_for_retraining, reserve_run, resolve_model
 from .stage import parse_epoch_stage
 
@@ -126,17 +127,18 @@ def latest_job_for(model: str) -> Job:
 # -- views ------------------------------------------------------------------------------
 
 def curves(job_id: str) -> list[dict]:
-    """Per-epoch metrics of a run, earlier epochs of a resumed run included (oldest first)."""
-    by_epoch: dict[int, dict] = {}
-    chain, seen = job_id, set()
-    while chain and chain not in seen:
-        seen.add(chain)
-        for event in jobs.events(chain):
-            data = event.get("data") or {}
-            if data.get("kind") == "epoch":
-                by_epoch.setdefault(int(data["epoch"]), data)
-        chain = (jobs.get(chain).params or {}).get("resumed_from")
-    return [by_epoch[e] for e in sorted(by_epoch)]
+    """Per-epoch metrics of a run, oldest first, earlier epochs of a resumed run included: the
+    history its checkpoint held when the job resumed, then each epoch the job reported (each
+    reported only once its checkpoint was on disk), so every epoch appears exactly once."""
+    history: list[dict] = []
+    for event in jobs.events(job_id):
+        data = event.get("data") or {}
+        if data.get("kind") == HISTORY_EVENT:
+            history = [dict(h) for h in data["history"]]
+        elif data.get("kind") == EPOCH_EVENT:
+            point = {k: v for k, v in data.items() if k != "kind"}
+            history = [h for h in history if h["epoch"] < point["epoch"]] + [point]
+    return history
 
 
 @dataclass
