@@ -50,7 +50,7 @@ def test_options_name_the_bad_value_and_the_fix():
         EngineOptions("dask")
     with pytest.raises(ConfigError, match="address 'head:6379' only applies to engine 'ray'.*--engine ray"):
         EngineOptions("local", address="head:6379")
-    with pytest.raises(ConfigError, match="workers=3 only applies to engine 'ray'"):
+    with pytest.raises(ConfigError, match=r"workers=3 \(--workers; --actors for tag\) only applies to engine .ray."):
         EngineOptions(workers=3)
     with pytest.raises(ConfigError, match="workers=0 must be a whole number from 1"):
         EngineOptions("ray", workers=0)

@@ -51,7 +51,8 @@ class EngineOptions:
         if self.name not in ENGINES:
             raise ConfigError(f"engine {self.name!r} is not one of {', '.join(ENGINES)}")
         if self.name != "ray" and (self.address or self.workers is not None):
-            given = f"address {self.address!r}" if self.address else f"workers={self.workers}"
+            given = (f"address {self.address!r}" if self.address
+                     else f"workers={self.workers} (--workers; --actors for tag)")
             raise ConfigError(f"{given} only applies to engine 'ray' (pass --engine ray), not {self.name!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
                                          or not 1 <= self.workers <= 1024):
