@@ -60,3 +60,12 @@ def on_space() -> bool:
 
 def max_parallel_jobs() -> int:
     return max(1, int(os.environ.get("IMGAI_MAX_JOBS", "1")))
+
+
+def job_niceness() -> int:
+    """How much lower than the app a job's worker runs (`IMGAI_JOB_NICE`, 0–19, default 10), so a
+    training run yields the cores to visitors' tag calls and page refreshes."""
+    raw = os.environ.get("IMGAI_JOB_NICE", "10")
+    if not raw.strip().isdigit() or int(raw) > 19:
+        raise ValueError(f"IMGAI_JOB_NICE={raw!r} must be a whole number from 0 to 19 (default 10)")
+    return int(raw)

@@ -6,7 +6,7 @@ import shutil
 import time
 
 from . import jobs, registry
-from .config import paths
+from .config import job_niceness, paths
 from .log import get_logger
 
 
@@ -37,6 +37,7 @@ def clean_tmp(max_age_s: float = 24 * 3600) -> None:
 
 
 def prepare(*, demo: bool = True) -> None:
+    job_niceness()   # a bad IMGAI_JOB_NICE stops the app here, not every job's worker later
     log = get_logger("imgai.startup")
     stale = jobs.recover()
     fixed = recover_models()

@@ -65,8 +65,9 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = home.parent / f"app-{self.port}.log"
         home.mkdir(parents=True, exist_ok=True)
-        full_env = dict(os.environ, IMGAI_HOME=str(home), GRADIO_SERVER_PORT=str(self.port),
-                        GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1", **(env or {}))
+        full_env = {**os.environ, "IMGAI_HOME": str(home), "GRADIO_SERVER_PORT": str(self.port),
+                    "GRADIO_SERVER_NAME": "127.0.0.1", "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {k: v for k, v in full_env.items() if v is not None}   # env={"X": None} unsets X
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=full_env,
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
         self._wait_ready()

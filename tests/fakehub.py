@@ -15,6 +15,8 @@ Endpoints (model repos only):
     POST /api/models/{org}/{name}/commit/{rev}          ndjson: header, file, lfsFile, deletedFile
     GET  /api/models/{org}/{name}/tree/{rev}[/{path}]   recursive
     POST /api/models/{org}/{name}/paths-info/{rev}
+And the OpenID provider of "Sign in with Hugging Face" (tests/fakehub_oidc.py): discovery, jwks,
+authorize (a login page), token, userinfo.
 Errors carry X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo) as the Hub does.
 """
 
@@ -25,19 +27,20 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from tests.fakehub_oidc import OidcApi
 from tests.fakehub_read import ReadApi
 from tests.fakehub_store import Store
 from tests.fakehub_write import WriteApi
 
 
-class FakeHubApi(ReadApi, WriteApi):
+class FakeHubApi(ReadApi, WriteApi, OidcApi):
     pass
 
 
 def create_app(root: Path):
     """The ASGI app over the store at `root`, logging one line per request (never the token)."""
     api = FakeHubApi(Store(root))
-    app = Starlette(routes=api.read_routes() + api.write_routes())
+    app = Starlette(routes=api.read_routes() + api.write_routes() + api.oidc_routes())
 
     async def logged(scope, receive, send):
         if scope["type"] == "http":

@@ -4,6 +4,7 @@ The server (tests/fakehub.py) reads it on every request, so tests can publish re
 and read the request log while the server runs in its own process.
 
     root/users.json          {"tokens": {TOKEN: {"name", "fullname", "orgs", "role"}}}
+    root/oauth_clients.json  {CLIENT_ID: SECRET}: the apps (Spaces) that may sign users in
     root/faults.json         {"rate_limit": [repo_id], "die_after": {"repo/path": nbytes},
                               "corrupt_commit": {repo_id: path}, "slow": {"repo/path": bytes_per_s}}
     root/requests.log        one line per request: METHOD PATH range=… auth=yes|no (never the token)
@@ -67,6 +68,17 @@ class Store:
         data = self._read(self.root / "users.json", {"tokens": {}})
         data["tokens"][token] = {"name": name, "fullname": fullname or name.title(), "orgs": list(orgs), "role": role}
         self._write(self.root / "users.json", data)
+
+    def user_named(self, name: str) -> tuple[str, dict] | None:
+        """(token, user) of the user called `name`, or None."""
+        return next(((t, u) for t, u in self.users().items() if u["name"] == name), None)
+
+    def oauth_clients(self) -> dict:
+        return self._read(self.root / "oauth_clients.json", {})
+
+    def add_oauth_client(self, client_id: str, secret: str) -> None:
+        """Register an OAuth app, as a Space with `hf_oauth: true` gets one."""
+        self._write(self.root / "oauth_clients.json", {**self.oauth_clients(), client_id: secret})
 
     def faults(self) -> dict:
         return self._read(self.root / "faults.json", {})

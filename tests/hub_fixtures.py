@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ALICE_TOKEN = "hf_AliceWritesTestToken0123456789abc"    # member of the "acme" org, may write
 BOB_TOKEN = "hf_BobReadsOnlyTestToken0123456789abcd"    # read-only, approved for nothing
 LABELS = {0: "cat", 1: "dog", 2: "bird"}
+OAUTH_CLIENT_ID = "imgai-space-oauth-app"                # the OAuth app a Space with hf_oauth gets
+OAUTH_CLIENT_SECRET = "imgai-space-oauth-secret-for-tests"
 
 
 def _readme(title: str, license_: str, library: str, extra: str = "") -> str:
@@ -106,6 +108,7 @@ TIMM_META = {"library_name": "timm", "pipeline_tag": "image-classification"}
 def fill_store(store: Store, models: dict[str, Path]) -> None:
     store.add_user(ALICE_TOKEN, "alice", orgs=["acme"], role="write")
     store.add_user(BOB_TOKEN, "bob", role="read")
+    store.add_oauth_client(OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET)
 
     def meta(base, model_type, downloads, likes):
         tags = [base["library_name"], "safetensors", base["pipeline_tag"]] + ([model_type] if model_type else [])

@@ -1,32 +1,16 @@
 """Once in a real headless Chromium (Debian's), as a person would: open the page, convert the demo
 model, upload a photo, see its tags. Screenshots of every tab are kept under test-output/."""
 
-import os
-import shutil
-
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                                 reason="Debian's chromium is not installed (make test installs it)")]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, visible  # noqa: F401 (fixture)
 
-
-def visible(page, text, exact=False):
-    return page.get_by_text(text, exact=exact).filter(visible=True).first
+pytestmark = needs_chromium
 
 
 @pytest.fixture
-def page(output_dir):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield page
-        browser.close()
+def page(browser):
+    return browser.new_page(viewport=VIEWPORT)
 
 
 def test_convert_the_demo_and_tag_a_photo(app_server, page, photos, output_dir):

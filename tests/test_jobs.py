@@ -90,3 +90,21 @@ def test_selftest_is_a_test_kind_registered_like_any_other(imgai_home):
         jobs.register_kind("selftest", jobs.JobKind("tests.job_kinds:other"))
     with pytest.raises(JobError, match="must be 'module:function'"):
         jobs.register_kind("broken", jobs.JobKind("tests.job_kinds.selftest_job"))
+
+
+def test_workers_run_below_the_app_so_a_long_job_never_starves_visitors(imgai_home, monkeypatch):
+    monkeypatch.setenv("IMGAI_JOB_NICE", "7")
+    job = jobs.submit("selftest", {"steps": 200, "delay": 0.05})
+    running = _wait_state(job.id, ("running",))
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, running.pid) == min(19, os.nice(0) + 7)
+    finally:
+        jobs.cancel(job.id)
+
+
+def test_a_bad_job_niceness_names_the_variable(monkeypatch):
+    from imgai.config import job_niceness
+
+    monkeypatch.setenv("IMGAI_JOB_NICE", "-5")
+    with pytest.raises(ValueError, match="IMGAI_JOB_NICE='-5' must be a whole number from 0 to 19"):
+        job_niceness()

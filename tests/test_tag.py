@@ -84,9 +84,11 @@ def test_bad_files_never_stop_the_run(tagging_model, tmp_path, cli):
     assert code == 0
 
 
-def test_usage_errors_exit_2(tagging_model, tmp_path, cli):
-    assert cli("tag", tmp_path / "missing.jpg")[0] == 2
-    assert cli("tag", random_image(tmp_path / "x.png"), "--top-k", "0")[0] == 2
+def test_bad_values_exit_1_and_usage_errors_2(tagging_model, tmp_path, cli):
+    code, _, err = cli("tag", tmp_path / "missing.jpg")
+    assert code == 1 and "missing.jpg" in err
+    code, _, err = cli("tag", random_image(tmp_path / "x.png"), "--top-k", "0")
+    assert code == 1 and "top_k" in err
     assert cli("tag", "--nope")[0] == 2
 
 
@@ -150,3 +152,26 @@ def test_results_come_back_in_input_order_with_many_batches(tagging_model, tmp_p
     for a, b in zip(one, many):
         assert [t.label for t in a.tags] == [t.label for t in b.tags]
         np.testing.assert_allclose([t.score for t in a.tags], [t.score for t in b.tags], atol=1e-5)
+
+
+def test_a_loaded_model_is_shared_by_concurrent_calls_until_its_files_change(tagging_model, tmp_path, cli):
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from imgai.classify.tag import TagOptions, Tagger, tag
+
+    images = [random_image(tmp_path / f"{i}.png", seed=i) for i in range(6)]
+    alone = [[t.label for t in r.tags] for r in tag(images, options=TagOptions(top_k=2))]
+    with ThreadPoolExecutor(6) as pool:      # six visitors at once: one session, the same answers
+        taggers = list(pool.map(lambda _: Tagger.for_model(tagging_model.id), range(6)))
+        together = list(pool.map(lambda p: [t.label for t in tag([p], options=TagOptions(top_k=2))[0].tags], images))
+    assert all(t is taggers[0] for t in taggers) and together == alone
+
+    cli("models", "disable", tagging_model.id)            # the registry still decides on every call
+    with pytest.raises(Exception, match="disabled"):
+        Tagger.for_model(tagging_model.id)
+    cli("models", "enable", tagging_model.id)
+    labels = Path(tagging_model.onnx_path).parent / "labels.json"
+    os.utime(labels, ns=(labels.stat().st_atime_ns, labels.stat().st_mtime_ns + 10**9))   # files changed
+    assert Tagger.for_model(tagging_model.id) is not taggers[0]

@@ -3,6 +3,7 @@ progress, and the login status. `build_search(demo)` lays it out inside the Brow
 calls it). When the Hub cannot be reached, it says so in one line and lists the supported models
 already in the local HF cache, which download (register) offline."""
 
+import inspect
 from typing import Optional
 
 import gradio as gr
@@ -24,11 +25,18 @@ def _token(oauth_token) -> Token:
 
 
 def _with_oauth(fn):
-    """On a Space the handler gets the visitor's `gr.OAuthToken`; locally there is no login button
-    (gradio's local mock needs a token at start-up), so it gets None."""
+    """On a Space the handler gets the visitor's `gr.OAuthToken` in its `oauth_token` parameter;
+    locally there is no login button (gradio's local mock needs a token at start-up), so it gets
+    None. Gradio injects only positional-or-keyword parameters that it finds in the signature and
+    the annotations, so the wrapper declares `oauth_token` as one (a keyword-only one gets nothing)."""
     if on_space():
-        def wrapper(*args, oauth_token: Optional[gr.OAuthToken] = None):
-            return fn(*args, oauth_token=oauth_token)
+        def wrapper(*args):
+            return fn(*args)
+        sig = inspect.signature(fn)
+        hint = Optional[gr.OAuthToken]
+        wrapper.__signature__ = sig.replace(parameters=[p.replace(annotation=hint) if p.name == "oauth_token" else p
+                                                        for p in sig.parameters.values()])
+        wrapper.__annotations__ = {"oauth_token": hint}
     else:
         def wrapper(*args):
             return fn(*args, oauth_token=None)

@@ -9,7 +9,8 @@ same functions and get the same answers.
 from __future__ import annotations
 
 import os
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from .labels import read_labels
 from .preprocess import PreprocessSpec, decode_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+SHARED_TAGGERS = 4   # loaded models kept between calls (an app serves a few models to many visitors)
 
 
 @dataclass
@@ -76,9 +78,21 @@ class Tagger:
 
     @classmethod
     def for_model(cls, model_id: str | None = None, *, threads: int | None = None) -> "Tagger":
-        """The tagger of a registered model (the default one when `model_id` is None)."""
+        """The tagger of a registered model (the default one when `model_id` is None), loaded once
+        and shared by every call until the model's files change: creating a session costs more than
+        tagging a photo, and onnxruntime runs one session from many threads. The registry decides
+        on every call whether the model may tag (enabled, converted, valid)."""
         folder, model_id = tagging_folder(model_id)
-        return cls(folder, model_id=model_id, threads=threads)
+        key = (str(folder), model_id, threads, _fingerprint(folder))
+        with _SHARED_LOCK:
+            if key not in _SHARED:
+                _SHARED[key] = cls(folder, model_id=model_id, threads=threads)
+                for old in [k for k in _SHARED if k[0] == key[0] and k != key]:
+                    del _SHARED[old]                  # reconverted: the old files' session goes
+                while len(_SHARED) > SHARED_TAGGERS:
+                    _SHARED.popitem(last=False)       # least recently used
+            _SHARED.move_to_end(key)
+            return _SHARED[key]
 
     @classmethod
     def decoder(cls, spec: PreprocessSpec) -> "Tagger":
@@ -151,6 +165,16 @@ class Tagger:
                     tags = dict(zip((p for p, _ in ok), self.top_k(probs, options)))
                 for path, arr, err in decoded:
                     yield TagResult(path, tags.get(path, []), err)
+
+
+_SHARED: OrderedDict[tuple, Tagger] = OrderedDict()
+_SHARED_LOCK = threading.Lock()   # held while loading too, so a burst of first calls loads once
+
+
+def _fingerprint(folder: Path) -> tuple:
+    """Identifies the content of a model folder: each file's name, inode, size and mtime."""
+    return tuple((p.name, st.st_ino, st.st_size, st.st_mtime_ns)
+                 for p in sorted(folder.iterdir()) if p.is_file() for st in [p.stat()])
 
 
 def tagging_folder(model_id: str | None = None) -> tuple[Path, str]:

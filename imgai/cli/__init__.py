@@ -1,13 +1,18 @@
 """The `imgai` command line: argparse only; every command calls one imgai function.
 
 Each command group lives in its own module with `register(subparsers)`; the table below is
-the whole list. Errors from imgai become one `error: …` line and exit code 1; usage errors 2.
+the whole list. Every command takes `--json`; every one that queues a job takes `--wait`.
+
+Exit codes, the same for every command: 0 done; 1 the operation failed or a value is bad (one
+`error: …` line naming it); 2 a usage error (argparse: unknown command or option, bad choice).
+A reader that stops early (`| head`, `| grep -q`) ends the command quietly, with 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import ImgaiError
@@ -39,10 +44,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()          # a closed pipe shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except ImgaiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_went_away() -> int:
+    """stdout (or stderr) is a pipe whose reader has stopped: say nothing more, and make sure the
+    interpreter's last flush at exit cannot fail either (as the Python docs advise for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):   # not a real file (an in-process caller's capture)
+            pass
+    os.close(devnull)
+    return 0

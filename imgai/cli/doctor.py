@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .output import print_json
+from .output import JSON, print_json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("doctor", help="check what this installation can do (paste it into bug reports)")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("doctor", help="check what this installation can do (paste it into bug reports)",
+                       parents=[JSON])
     p.set_defaults(func=cmd_doctor)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .output import print_json, print_table, wait_with_bar
+from .output import JSON, WAIT, follow, print_json, print_table, report_job
 
 
 def register(sub) -> None:
@@ -11,36 +11,31 @@ def register(sub) -> None:
     p = sub.add_parser("hub", help="the Hugging Face Hub: search, inspect and download supported models")
     s = p.add_subparsers(dest="hub_command", metavar="ACTION", required=True)
 
-    search = s.add_parser("search", help="supported image-classification models on the Hub")
+    search = s.add_parser("search", help="supported image-classification models on the Hub", parents=[JSON])
     search.add_argument("query", nargs="?", default="")
     search.add_argument("--family", choices=FAMILY_NAMES, type=_family_choice(FAMILY_NAMES))
     search.add_argument("--library", choices=LIBRARIES)
     search.add_argument("--sort", choices=list(SORTS), default="downloads")
     search.add_argument("--limit", type=int, default=20)
-    search.add_argument("--json", action="store_true")
     search.set_defaults(func=cmd_search)
 
-    info = s.add_parser("info", help="one repo: support, files and sizes, labels, card summary")
+    info = s.add_parser("info", help="one repo: support, files and sizes, labels, card summary", parents=[JSON])
     info.add_argument("repo_id", metavar="REPO_ID[@REV]")
-    info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
 
-    dl = s.add_parser("download", help="download into the HF cache and register (runs as a job)")
+    dl = s.add_parser("download", help="download into the HF cache and register (runs as a job)",
+                      parents=[WAIT, JSON])
     dl.add_argument("repo_id", metavar="REPO_ID[@REV]")
-    dl.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
-    dl.add_argument("--json", action="store_true")
     dl.set_defaults(func=cmd_download)
 
-    who = s.add_parser("whoami", help="who is signed in (HF_TOKEN or `huggingface-cli login`)")
-    who.add_argument("--json", action="store_true")
+    who = s.add_parser("whoami", help="who is signed in (HF_TOKEN or `huggingface-cli login`)", parents=[JSON])
     who.set_defaults(func=cmd_whoami)
 
-    push = sub.add_parser("push", help="push a converted model with its generated card to a Hub repo")
+    push = sub.add_parser("push", help="push a converted model with its generated card to a Hub repo", parents=[JSON])
     push.add_argument("model_id")
     push.add_argument("--repo", required=True, metavar="ORG/NAME")
     push.add_argument("--private", action="store_true", help="create the repo private (if it is new)")
     push.add_argument("--revision", metavar="BRANCH", help="branch to commit to (created if missing)")
-    push.add_argument("--json", action="store_true")
     push.set_defaults(func=cmd_push)
 
 
@@ -96,13 +91,12 @@ def cmd_info(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .. import jobs
     from ..hub import download
 
     job = download(args.repo_id)
     if args.wait:
-        code = wait_with_bar(job.id, json_out=args.json)
-        finished = jobs.get(job.id)
+        finished = follow(job.id, show=not args.json)
+        code = report_job(finished, json_out=args.json)
         if code == 0 and not args.json and finished.result:
             r = finished.result
             note = " (already registered)" if r.get("already_registered") else ""

@@ -5,24 +5,21 @@ from __future__ import annotations
 import time
 
 from .. import jobs
-from .output import print_json, print_table
+from .output import JSON, print_json, print_table
 
 
 def register(sub) -> None:
     p = sub.add_parser("jobs", help="list, inspect and cancel long-running jobs")
     s = p.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
-    ls = s.add_parser("list", help="recent jobs, newest first")
+    ls = s.add_parser("list", help="recent jobs, newest first", parents=[JSON])
     ls.add_argument("--state", choices=jobs.ACTIVE + jobs.FINISHED)
     ls.add_argument("--kind")
-    ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
-    show = s.add_parser("show", help="one job with its events")
+    show = s.add_parser("show", help="one job with its events", parents=[JSON])
     show.add_argument("job_id")
-    show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
-    cancel = s.add_parser("cancel", help="cancel a queued or running job")
+    cancel = s.add_parser("cancel", help="cancel a queued or running job", parents=[JSON])
     cancel.add_argument("job_id")
-    cancel.add_argument("--json", action="store_true")
     cancel.set_defaults(func=cmd_cancel)
 
 

@@ -5,40 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import registry
-from .output import print_json, print_table, wait_with_bar
+from .output import JSON, WAIT, follow, print_json, print_table, report_job
 
 
 def register(sub) -> None:
     p = sub.add_parser("models", help="the model registry: add, convert, validate, enable, remove")
     s = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
-    add = s.add_parser("add", help="add a model from a local folder or a Hub id (org/name[@revision])")
+    add = s.add_parser("add", help="add a model from a local folder or a Hub id (org/name[@revision])", parents=[JSON])
     add.add_argument("source")
     add.add_argument("--name")
     add.add_argument("--preprocess", type=Path, help="preprocess.json for a ready-made ONNX model")
-    add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_add)
 
-    ls = s.add_parser("list", help="all models")
-    ls.add_argument("--json", action="store_true")
+    ls = s.add_parser("list", help="all models", parents=[JSON])
     ls.set_defaults(func=cmd_list)
 
     for action, helptext in (("show", "one model"), ("validate", "check the ONNX model and record the result")):
-        c = s.add_parser(action, help=helptext)
+        c = s.add_parser(action, help=helptext, parents=[JSON])
         c.add_argument("model_id")
-        c.add_argument("--json", action="store_true")
         c.set_defaults(func=cmd_show if action == "show" else cmd_validate)
 
-    conv = s.add_parser("convert", help="convert a PyTorch model to ONNX (runs as a job)")
+    conv = s.add_parser("convert", help="convert a PyTorch model to ONNX (runs as a job)", parents=[WAIT, JSON])
     conv.add_argument("model_id")
-    conv.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
-    conv.add_argument("--json", action="store_true")
     conv.set_defaults(func=cmd_convert)
 
     for action in ("enable", "disable", "default", "remove"):
-        c = s.add_parser(action, help=f"{action} a model")
+        c = s.add_parser(action, help=f"{action} a model", parents=[JSON])
         c.add_argument("model_id")
-        c.add_argument("--json", action="store_true")
         c.set_defaults(func=cmd_state, action=action)
 
 
@@ -97,7 +91,7 @@ def cmd_convert(args) -> int:
 
     job = submit_conversion(args.model_id)
     if args.wait:
-        code = wait_with_bar(job.id, json_out=args.json)
+        code = report_job(follow(job.id, show=not args.json), json_out=args.json)
         if not args.json:
             m = registry.get(args.model_id)
             print(f"{m.id}: {m.type} / {m.conversion}" + (f" — {m.error}" if m.error else ""))

@@ -1,10 +1,19 @@
-"""Printing results: JSON for programs, aligned tables for people."""
+"""What every command shares: JSON for programs, aligned tables for people, the `--json` and
+`--wait` options (parent parsers), and the one way a command follows a job."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+# Parent parsers: `sub.add_parser(name, parents=[JSON])`, never a hand-made `--json`.
+JSON = argparse.ArgumentParser(add_help=False)
+JSON.add_argument("--json", action="store_true", help="print JSON (for programs) instead of text")
+WAIT = argparse.ArgumentParser(add_help=False)
+WAIT.add_argument("--wait", action="store_true",
+                  help="follow the job to its end: a progress bar on a terminal, a line per stage otherwise")
 
 
 def print_json(data: Any, file=None) -> None:
@@ -21,19 +30,47 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], file=None
         out.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
 
 
-def wait_with_bar(job_id: str, *, json_out: bool = False) -> int:
-    """Follow a job with a tqdm bar; exit code 0 if it succeeded."""
-    from tqdm import tqdm
+def follow(job_id: str, *, show: bool = True, detail: Callable[[Any], str] | None = None):
+    """Follow a job until it ends and return it: the one `--wait` of every command.
 
+    On stderr, unless `show` is false (JSON output): a tqdm bar on a terminal, and a line per
+    stage otherwise (logs, pipes, CI). `detail(job)`, asked at each new stage, adds a note
+    (training: the last epoch's loss and accuracy)."""
     from .. import jobs
 
-    with tqdm(total=100, unit="%", disable=json_out, file=sys.stderr,
-              bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}] {postfix}") as bar:
-        def on_progress(job):
+    terminal = show and sys.stderr.isatty()
+    bar, last_stage = None, None
+    if terminal:
+        from tqdm import tqdm
+
+        bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}] {postfix}")
+
+    def on_progress(job) -> None:
+        nonlocal last_stage
+        new_stage = job.stage != last_stage
+        if new_stage:
+            last_stage = job.stage
+            note = detail(job) if detail else ""
+            label = job.stage + (f" ({note})" if note else "")
+        if bar is not None:
             bar.n = round(job.progress * 100, 1)
-            bar.set_postfix_str(job.stage[:60], refresh=False)
+            if new_stage:
+                bar.set_postfix_str(label[:80], refresh=False)
             bar.refresh()
-        job = jobs.wait(job_id, on_progress=on_progress)
+        elif show and new_stage and job.stage:
+            print(f"{job.progress:4.0%} {label}", file=sys.stderr, flush=True)
+
+    try:
+        return jobs.wait(job_id, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def report_job(job, *, json_out: bool) -> int:
+    """The end of a followed job, for commands with nothing more to say: exit 0 if it succeeded."""
+    from .. import jobs
+
     if json_out:
         print_json(job.to_dict())
     elif job.state == jobs.SUCCEEDED:

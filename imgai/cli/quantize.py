@@ -10,7 +10,7 @@ import argparse
 import re
 import sys
 
-from .output import print_json, print_table
+from .output import JSON, WAIT, follow, print_json, print_table
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -25,7 +25,7 @@ def register(sub) -> None:
     from ..engines import ENGINES
 
     p = sub.add_parser(
-        "quantize", help="convert diffusion pipelines: TorchAO INT8 / FP16 PyTorch, Optimum ONNX FP32",
+        "quantize", parents=[WAIT, JSON], help="convert diffusion pipelines: TorchAO INT8 / FP16 PyTorch, Optimum ONNX FP32",
         description="Convert sd15, sdxl, sdxl-turbo or flux1 (or all) and check each result against the "
                     "original. Unsupported combinations are skipped with their reason; a target already "
                     "made from the same source revision and settings is skipped unless --force.")
@@ -47,13 +47,12 @@ def register(sub) -> None:
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="ray: every target as a Ray task sized by its memory estimate (see README, On a cluster)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
-    p.add_argument("--wait", action="store_true", help="follow the job with a progress bar and print the summary")
-    p.add_argument("--json", action="store_true", help="print JSON (the job, or with --wait the results)")
     p.add_argument("--list", action="store_true", help="list the model keys and what each backend produces")
     p.set_defaults(func=cmd_quantize, parser=p)
 
 
 def cmd_quantize(args) -> int:
+    from .. import jobs
     from ..diffusion import QuantizeRequest, parse_sources, plan, support_table
     from ..diffusion.job import submit, target_results
     from ..diffusion.keys import expand_models
@@ -89,29 +88,13 @@ def cmd_quantize(args) -> int:
             print(f"queued job {job.id} ({request.describe()} → {request.folder}); "
                   f"follow it with `imgai jobs show {job.id}`")
         return 0
-    code = _follow(job.id, bar=not args.json)
+    job = follow(job.id, show=not args.json)
+    if job.state not in (jobs.SUCCEEDED, jobs.FAILED):
+        print(f"job {job.id} {job.state}: {job.error}", file=sys.stderr)
     results = target_results(job.id)
     if args.json:
         print_json({"job_id": job.id, "output_dir": str(request.folder), "targets": results})
     else:
         print_table(summary_rows(results), SUMMARY_HEADERS)
     failed = sum(1 for r in results if r["status"] == "failed")
-    return 1 if failed or code else 0
-
-
-def _follow(job_id: str, *, bar: bool) -> int:
-    """Follow the job (with a bar on stderr unless JSON was asked); the summary table says the rest."""
-    from tqdm import tqdm
-
-    from .. import jobs
-
-    with tqdm(total=100, unit="%", file=sys.stderr, disable=not bar,
-              bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}] {postfix}") as bar:
-        def on_progress(job):
-            bar.n = round(job.progress * 100, 1)
-            bar.set_postfix_str(job.stage[:70], refresh=False)
-            bar.refresh()
-        job = jobs.wait(job_id, on_progress=on_progress)
-    if job.state not in (jobs.SUCCEEDED, jobs.FAILED):
-        print(f"job {job.id} {job.state}: {job.error}", file=sys.stderr)
-    return 0 if job.state == jobs.SUCCEEDED else 1
+    return 1 if failed or job.state != jobs.SUCCEEDED else 0

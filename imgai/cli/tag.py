@@ -1,19 +1,20 @@
 """`imgai tag PATH... [--model ID] [--top-k] [--threshold] [--format] [--output] [--sidecar]
 [--engine local|ray [--address ADDRESS] [--actors N]]`
 
-Exit code 0 when every file was tagged, 1 when some failed, 2 for a usage error.
+Exit code 0 when every file was tagged, 1 when some failed or a setting is bad, 2 for a usage error.
 """
 
 from __future__ import annotations
 
 import sys
 
+from .output import JSON
 
 
 def register(sub) -> None:
     from ..engines import ENGINES
 
-    p = sub.add_parser("tag", help="tag images (files and folders) with an enabled ONNX model")
+    p = sub.add_parser("tag", help="tag images (files and folders) with an enabled ONNX model", parents=[JSON])
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="image files and folders (with --engine ray also s3://, gs://, file:// URIs)")
     p.add_argument("--model", help="model id (default: the default model)")
@@ -41,16 +42,16 @@ def cmd_tag(args) -> int:
     from ..engines import EngineOptions, tag_stream
     from ..errors import ConfigError
 
-    try:
-        options = TagOptions(top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size)
-        engine = EngineOptions(args.engine, address=args.address, workers=args.actors)
-        if args.sidecar and any("://" in str(p) for p in args.paths):
-            raise ConfigError("--sidecar writes next to local images; it cannot be used with URIs")
-        stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
-        output = ResultFile(args.format, args.output)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.json:
+        if args.format not in ("table", "json"):
+            raise ConfigError(f"--json prints JSON; it cannot be used with --format {args.format}")
+        args.format = "json"
+    options = TagOptions(top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size)
+    engine = EngineOptions(args.engine, address=args.address, workers=args.actors)
+    if args.sidecar and any("://" in str(p) for p in args.paths):
+        raise ConfigError("--sidecar writes next to local images; it cannot be used with URIs")
+    output = ResultFile(args.format, args.output)
+    stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
     failed, kept = [], 0
     with tqdm(total=len(stream), unit="img", file=sys.stderr, disable=None) as bar, output as writer:
         try:

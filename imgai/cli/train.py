@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 from ..engines import RAY_TRAIN_WORKERS
 from ..train.config import LOSSES, OPTIMIZERS, TrainConfig
-from .output import print_json, print_table
+from .output import JSON, WAIT, follow, print_json, print_table
 
 # option → (TrainConfig field, type, help)
 CONFIG_OPTIONS = {
@@ -40,56 +39,50 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a classifier on your own images")
     s = p.add_subparsers(dest="train_command", metavar="ACTION", required=True)
 
-    a = s.add_parser("architectures", help="the trainable architectures and their starting weights")
-    a.add_argument("--json", action="store_true")
+    a = s.add_parser("architectures", help="the trainable architectures and their starting weights", parents=[JSON])
     a.set_defaults(func=cmd_architectures)
 
-    c = s.add_parser("create", help="make a named, untrained model of an architecture")
+    c = s.add_parser("create", help="make a named, untrained model of an architecture", parents=[JSON])
     c.add_argument("--architecture", required=True)
     c.add_argument("--name", required=True)
     c.add_argument("--model-args", help="timm keyword arguments as JSON, e.g. '{\"drop_rate\": 0.2}'")
-    c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_create)
 
-    st = s.add_parser("start", help="queue a training job")
+    st = s.add_parser("start", help="queue a training job", parents=[WAIT, JSON])
     st.add_argument("model", metavar="NAME", help="the model's name or id")
     st.add_argument("--data", required=True, help="a data pipeline name, or a folder with one subfolder per class")
     _config_options(st)
     st.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
                     help="start from random weights even when ImageNet weights are cached")
-    _wait_options(st)
     st.set_defaults(func=cmd_start)
 
-    ls = s.add_parser("list", help="training jobs, newest first")
+    ls = s.add_parser("list", help="training jobs, newest first", parents=[JSON])
     ls.add_argument("--state", choices=jobs.STATES)
-    ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
-    sh = s.add_parser("show", help="one training job: epochs, curves, per-class accuracy")
+    sh = s.add_parser("show", help="one training job: epochs, curves, per-class accuracy", parents=[JSON])
     sh.add_argument("job_id")
-    sh.add_argument("--json", action="store_true")
     sh.set_defaults(func=cmd_show)
 
-    ca = s.add_parser("cancel", help="cancel a queued or running training job")
+    ca = s.add_parser("cancel", help="cancel a queued or running training job", parents=[JSON])
     ca.add_argument("job_id")
-    ca.add_argument("--json", action="store_true")
     ca.set_defaults(func=cmd_cancel)
 
-    r = s.add_parser("resume", help="continue a failed or cancelled job from its last checkpoint")
+    r = s.add_parser("resume", help="continue a failed or cancelled job from its last checkpoint",
+                     parents=[WAIT, JSON])
     r.add_argument("job_id")
-    _wait_options(r)
     r.set_defaults(func=cmd_resume)
 
-    rt = s.add_parser("retrain", help="a new run (version) from a job's settings, with changes")
+    rt = s.add_parser("retrain", help="a new run (version) from a job's settings, with changes", parents=[WAIT, JSON])
     rt.add_argument("job_id", metavar="JOB|NAME", help="a training job id, or a model (its latest job)")
     rt.add_argument("--data", help="another data pipeline or folder")
     _config_options(rt)
-    _wait_options(rt)
     rt.set_defaults(func=cmd_retrain)
 
     d = s.add_parser("data", help="data pipelines: named, reusable training data")
     ds = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    da = ds.add_parser("add", help="make a data pipeline from a folder, a zip, or a cached Hub dataset")
+    da = ds.add_parser("add", help="make a data pipeline from a folder, a zip, or a cached Hub dataset",
+                       parents=[JSON])
     da.add_argument("name")
     da.add_argument("source", help="a folder (one subfolder per class), a .zip with that layout, or org/dataset")
     da.add_argument("--kind", choices=("folder", "zip", "hub"))
@@ -99,21 +92,18 @@ def register(sub) -> None:
     da.add_argument("--crop", action="store_true", help="random resized crops")
     da.add_argument("--color-jitter", action="store_true", help="random brightness/contrast/saturation/hue")
     da.add_argument("--overwrite", action="store_true")
-    da.add_argument("--json", action="store_true")
     da.set_defaults(func=cmd_data_add)
-    dl = ds.add_parser("list", help="the data pipelines")
-    dl.add_argument("--json", action="store_true")
+    dl = ds.add_parser("list", help="the data pipelines", parents=[JSON])
     dl.set_defaults(func=cmd_data_list)
-    dc = ds.add_parser("check", help="images per class, unreadable files, classes too small")
+    dc = ds.add_parser("check", help="images per class, unreadable files, classes too small", parents=[JSON])
     dc.add_argument("name", help="a data pipeline name or a folder")
-    dc.add_argument("--json", action="store_true")
     dc.set_defaults(func=cmd_data_check)
-    dp = ds.add_parser("preview", help="write a grid of transformed samples to an image file")
+    dp = ds.add_parser("preview", help="write a grid of transformed samples to an image file", parents=[JSON])
     dp.add_argument("name")
     dp.add_argument("--output", help="PNG file to write (default: NAME-preview.png)")
     dp.add_argument("--count", type=int, default=8)
     dp.set_defaults(func=cmd_data_preview)
-    dr = ds.add_parser("remove", help="remove a data pipeline (and its unpacked zip)")
+    dr = ds.add_parser("remove", help="remove a data pipeline (and its unpacked zip)", parents=[JSON])
     dr.add_argument("name")
     dr.set_defaults(func=cmd_data_remove)
 
@@ -121,11 +111,6 @@ def register(sub) -> None:
 def _config_options(parser) -> None:
     for flag, (_, kind, help_text) in CONFIG_OPTIONS.items():
         parser.add_argument(flag, type=kind, default=None, help=help_text)
-
-
-def _wait_options(parser) -> None:
-    parser.add_argument("--wait", action="store_true", help="follow the job, a progress bar per epoch")
-    parser.add_argument("--json", action="store_true")
 
 
 def _config_changes(args) -> dict:
@@ -174,7 +159,7 @@ def _submitted(job, args) -> int:
     from ..train import view
 
     if args.wait:
-        return wait_epochs(job.id, json_out=args.json)
+        return _follow_training(job.id, json_out=args.json)
     if args.json:
         print_json(view(job).to_dict())
     else:
@@ -266,40 +251,17 @@ def cmd_cancel(args) -> int:
     return 0
 
 
-def wait_epochs(job_id: str, *, json_out: bool = False) -> int:
-    """Follow a training job with one tqdm bar per epoch (loss and accuracy as it goes)."""
-    from tqdm import tqdm
-
+def _follow_training(job_id: str, *, json_out: bool = False) -> int:
+    """`--wait` for a training job: the job followed (the last epoch's loss and accuracy at each
+    new stage), then the run's summary."""
     from .. import jobs
     from ..train import curves, view
-    from ..train.stage import parse_epoch_stage
 
-    bar, current = None, None
-    while True:
-        jobs.recover()
-        job = jobs.get(job_id)
-        stage = job.stage if parse_epoch_stage(job.stage) else None
-        if stage and stage != current and not json_out:
-            if bar is not None:
-                bar.n = 100
-                bar.close()
-            current = stage
-            bar = tqdm(total=100, desc=stage, unit="%", file=sys.stderr,
-                       bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}] {postfix}")
-            done = curves(job_id)
-            if done:
-                last = done[-1]
-                bar.set_postfix_str(f"loss {last['train_loss']:.3f} val acc {_pct(last['val_accuracy'])}", refresh=False)
-        if bar is not None and current:
-            k, n = parse_epoch_stage(current)
-            bar.n = max(0.0, min(100.0, round((job.progress * n - (k - 1)) * 100, 1)))
-            bar.refresh()
-        if job.done:
-            break
-        time.sleep(0.2)
-    if bar is not None:
-        bar.n = 100 if job.state == jobs.SUCCEEDED else bar.n
-        bar.close()
+    def last_epoch(job) -> str:
+        done = curves(job.id)
+        return f"loss {done[-1]['train_loss']:.3f}, val acc {_pct(done[-1]['val_accuracy']) or '-'}" if done else ""
+
+    job = follow(job_id, show=not json_out, detail=last_epoch)
     if json_out:
         print_json({**view(job).to_dict(), "result": job.result})
     elif job.state == jobs.SUCCEEDED:
@@ -367,7 +329,10 @@ def cmd_data_preview(args) -> int:
     pipeline = get_pipeline(args.name)
     output = args.output or f"{pipeline.name}-preview.png"
     preview_grid(pipeline, count=args.count).save(output)
-    print(output)
+    if args.json:
+        print_json({"name": pipeline.name, "preview": str(output), "count": args.count})
+    else:
+        print(output)
     return 0
 
 
@@ -375,5 +340,8 @@ def cmd_data_remove(args) -> int:
     from ..train import remove_pipeline
 
     remove_pipeline(args.name)
-    print(f"removed data pipeline {args.name}")
+    if args.json:
+        print_json({"name": args.name, "removed": True})
+    else:
+        print(f"removed data pipeline {args.name}")
     return 0
