@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv chromium clean bench bench-ray
+.PHONY: run test venv chromium clean bench bench-ray gpu-wheels
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,12 @@ bench: $(STAMP)
 
 bench-ray: $(STAMP)
 	$(BIN)/python bench/tag_ray.py
+
+# What bench/gpu_check.sh carries to the GPU machine (which lacks them): `make gpu-wheels`, then there
+# `bash bench/gpu_check.sh ./.whl`. Pure-Python wheels, plus torchao's and psutil's abi3 x86_64 builds.
+gpu-wheels: $(STAMP)
+	$(BIN)/pip download -q --no-deps -d .whl diffusers==0.39.0 torchao==0.18.0 accelerate==1.15.0 \
+	  pytest==8.4.2 pluggy==1.7.0 iniconfig==2.3.1 psutil==7.2.2
 
 clean:
 	rm -rf $(VENV) imgai_data test-output .pytest_cache

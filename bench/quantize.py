@@ -3,6 +3,7 @@
 `imgai quantize` runs (TorchAO INT8 and Optimum ONNX FP32), each checked against its FP32 original.
 
     .venv/bin/python bench/quantize.py [--quick]
+    python bench/quantize.py --device cuda [--quick]     # ~1B FLUX-like + SD 1.5-sized UNet on a GPU (quantize_cuda.py)
 
 Per model: the denoiser's INT8/FP32 size on disk, PSNR of the INT8 and ONNX images against FP32,
 peak RAM of the INT8 conversion (above the process's baseline) over the FP32 pipeline's size, and
@@ -143,7 +144,16 @@ def time_steps(key: str, source: Path, int8_dir: Path, onnx_dir: Path, check, ro
 
 
 def main() -> None:
+    device = argparse.ArgumentParser(add_help=False)
+    device.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    known, rest = device.parse_known_args()
+    if known.device == "cuda":
+        from quantize_cuda import main as cuda_main
+
+        return cuda_main(rest)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: INT8 vs bf16 on the GPU at ~1B parameters (bench/quantize_cuda.py)")
     parser.add_argument("--quick", action="store_true", help="smaller models and images (a smoke run)")
     parser.add_argument("--measure", choices=list(KEY_OF), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -151,17 +161,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.workdir, args.quick)))
         return
-    rows = {}
-    with tempfile.TemporaryDirectory(prefix="imgai-bench-") as tmp:
-        env = dict(os.environ, IMGAI_HOME=str(Path(tmp) / "home"), HF_HUB_OFFLINE="1")
-        for model in KEY_OF:
-            work = Path(tmp) / model
-            work.mkdir()
-            cmd = [sys.executable, __file__, "--measure", model, "--workdir", str(work)] + (["--quick"] if args.quick else [])
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"{model} failed:\n{done.stderr[-3000:]}{done.stdout[-2000:]}")
-            rows[model] = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = measure_each(KEY_OF, ["--quick"] if args.quick else [])
     print_table(rows)
     f, s = rows["flux"], rows["sd"]
     print(" ".join(f"{k}={v}" for k, v in {
@@ -173,6 +173,23 @@ def main() -> None:
         "flux_s_per_step_onnx": f["onnx_s_per_step"], "sd_s_per_step_fp32": s["fp32_s_per_step"],
         "sd_s_per_step_int8": s["int8_s_per_step"], "sd_s_per_step_onnx": s["onnx_s_per_step"],
     }.items()))
+
+
+def measure_each(models, extra_args: list[str]) -> dict:
+    """Each model measured by `quantize.py --measure MODEL …` in a process of its own (so memory
+    figures do not leak between them); {model: the JSON its last line printed}."""
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="imgai-bench-") as tmp:
+        env = dict(os.environ, IMGAI_HOME=str(Path(tmp) / "home"), HF_HUB_OFFLINE="1")
+        for model in models:
+            work = Path(tmp) / model
+            work.mkdir()
+            cmd = [sys.executable, __file__, *extra_args, "--measure", model, "--workdir", str(work)]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{model} failed:\n{done.stderr[-3000:]}{done.stdout[-2000:]}")
+            rows[model] = json.loads(done.stdout.strip().splitlines()[-1])
+    return rows
 
 
 def print_table(rows: dict) -> None:

@@ -35,6 +35,7 @@ class EnvironmentReport:
     data_folder: str = ""
     free_disk_gb: float = 0.0
     hub: str = "not checked"
+    cpu: dict = field(default_factory=dict)     # imgai.cpu.CpuInfo: SIMD, FMA units, VNNI/AMX, peaks
 
     @property
     def convert_hint(self) -> str:
@@ -83,6 +84,8 @@ def check_environment(*, check_hub: bool = False) -> EnvironmentReport:
         import onnxruntime
 
         providers = list(onnxruntime.get_available_providers())
+    from .cpu import cpu_info
+
     home = paths().home
     return EnvironmentReport(
         python=sys.version.split()[0], platform=platform.platform(),
@@ -91,5 +94,5 @@ def check_environment(*, check_hub: bool = False) -> EnvironmentReport:
         missing_for_tag=missing_tag, missing_for_convert=missing_convert,
         onnxruntime_providers=providers, data_folder=str(home),
         free_disk_gb=round(shutil.disk_usage(home).free / 1024**3, 1),
-        hub=hub_status() if check_hub else "not checked",
+        hub=hub_status() if check_hub else "not checked", cpu=cpu_info().to_dict(),
     )

@@ -47,6 +47,7 @@ KINDS: dict[str, JobKind] = {
     "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
     "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
+    "int8": JobKind("imgai.classify.quantize:quantize_job", "imgai.classify.quantize:abort_job"),
 }
 REGISTERED_KINDS_ENV = "IMGAI_JOB_KINDS"   # {name: {"run", "on_abort"}}: kinds registered by the process
 _registered: dict[str, JobKind] = {}       # that started this one (a worker inherits them, and passes them on)

@@ -22,6 +22,8 @@ from .errors import StateError, UnknownModelError
 PYTORCH, ONNX = "PyTorch", "ONNX"
 NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
     "NotConverted", "Converting", "Converted", "Failed", "N/A")
+FP32, INT8 = "fp32", "int8"          # precisions (extra["precision"]; FP32 when absent)
+MIN_INT8_AGREEMENT = 0.99            # an INT8 model agreeing less with its FP32 original is enabled only by force
 
 
 @dataclass
@@ -54,6 +56,15 @@ class Model:
     def can_convert(self) -> bool:
         return (self.type == PYTORCH and self.conversion in (NOT_CONVERTED, FAILED)
                 and self.training in (None, "Trained"))
+
+    @property
+    def precision(self) -> str:
+        return self.extra.get("precision", FP32)
+
+    @property
+    def vs_fp32(self) -> dict | None:
+        """An INT8 model's comparison with its FP32 original (top-1 agreement, |Δprob|, speed)."""
+        return self.extra.get("vs_fp32")
 
     @property
     def can_tag(self) -> bool:
@@ -216,15 +227,33 @@ def record_validation(model_id: str, result: dict) -> Model:
 
 # -- enable / default / remove ------------------------------------------------------------
 
-def set_enabled(model_id: str, enabled: bool) -> Model:
+def set_enabled(model_id: str, enabled: bool, *, force: bool = False) -> Model:
+    """Enable or disable. An INT8 model below MIN_INT8_AGREEMENT top-1 agreement with its FP32
+    original is enabled only with `force=True`."""
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
         if enabled and not (m.type == ONNX and m.valid):
             raise StateError(f"cannot enable {model_id!r}: only a validated ONNX model can be enabled "
                              f"(it is {m.type} / {m.conversion}, validation "
                              f"{'passed' if m.valid else 'not passed'}); convert and validate it first")
+        if enabled and m.precision == INT8 and not force:
+            _check_int8_bar(m)
         _update(conn, model_id, enabled=int(enabled), **({} if enabled else {"is_default": 0}))
     return get(model_id)
+
+
+def _check_int8_bar(m: Model) -> None:
+    figures = m.vs_fp32 or {}
+    agreement = figures.get("top1_agreement")
+    if agreement is None:
+        raise StateError(f"cannot enable {m.id!r}: this INT8 model has not been compared with its FP32 original; "
+                         "quantize again, or enable it anyway with --force")
+    if agreement < MIN_INT8_AGREEMENT:
+        raise StateError(
+            f"cannot enable {m.id!r}: its top-1 agreement with the FP32 model is {agreement:.1%} on "
+            f"{figures.get('views')} held-back views (mean |Δprob| {figures.get('mean_abs_dprob', 0):.4f}), "
+            f"below the {MIN_INT8_AGREEMENT:.0%} bar; quantize with a calibration folder like your photos "
+            "(--calibration FOLDER), or enable it anyway with --force")
 
 
 def set_default(model_id: str) -> Model:

@@ -35,6 +35,19 @@ def _register_test_job_kinds() -> None:
 _register_test_job_kinds()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` skip on machines without a CUDA GPU (CI never has one)."""
+    cuda = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (run bench/gpu_check.sh on the GPU machine)")
+        for item in cuda:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def imgai_home(tmp_path, monkeypatch) -> Path:
     """A fresh, private IMGAI_HOME for one test."""

@@ -9,6 +9,7 @@ T5. Nothing is downloaded. `bench/quantize.py` builds its medium models with the
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -19,9 +20,11 @@ _WORDS = ("a photo of the cat and dog red blue green house tree sky painting squ
 
 
 def _byte_chars() -> list[str]:
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
-    return list(bytes_to_unicode().values())
+    """GPT-2's byte → printable character table (transformers 5 no longer exports it)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    others = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
 
 
 def write_clip_tokenizer_files(folder: Path) -> tuple[Path, Path, int]:
@@ -49,14 +52,22 @@ def clip_tokenizer(workdir: Path, *, max_length: int = 77):
     from transformers import CLIPTokenizer
 
     vocab, merges, _ = write_clip_tokenizer_files(workdir / "clip-vocab")
-    return CLIPTokenizer(vocab_file=str(vocab), merges_file=str(merges), model_max_length=max_length)
+    if "vocab_file" in inspect.signature(CLIPTokenizer.__init__).parameters:     # transformers 4.x
+        return CLIPTokenizer(vocab_file=str(vocab), merges_file=str(merges), model_max_length=max_length)
+    # transformers 5.x (the GPU machine): the tokenizers backend takes the vocabulary and merges themselves
+    pairs = [tuple(line.split()) for line in merges.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    return CLIPTokenizer(vocab=json.loads(vocab.read_text(encoding="utf-8")), merges=pairs,
+                         model_max_length=max_length)
 
 
 def t5_tokenizer(*, max_length: int = 64):
     """A T5TokenizerFast over a Unigram model built in code (what `tokenizer.json` holds)."""
     from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
     from tokenizers.models import Unigram
-    from transformers import T5TokenizerFast
+    try:
+        from transformers import T5TokenizerFast
+    except ImportError:        # transformers 5.x: one tokenizer class, tokenizers-backed
+        from transformers import T5Tokenizer as T5TokenizerFast
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [("\u2581" + w, -2.0 - i * 0.01) for i, w in enumerate(_WORDS)]

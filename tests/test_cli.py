@@ -108,7 +108,8 @@ def test_every_command_takes_json_and_every_job_command_takes_wait():
     leaves = dict(_leaf_parsers(build_parser()))
     assert len(leaves) > 30
     assert [c for c, p in leaves.items() if "--json" not in p._option_string_actions] == []
-    queues_a_job = {"models convert", "hub download", "quantize", "train start", "train resume", "train retrain"}
+    queues_a_job = {"models convert", "models quantize", "hub download", "quantize", "train start", "train resume",
+                    "train retrain"}
     assert {c for c, p in leaves.items() if "--wait" in p._option_string_actions} == queues_a_job
 
 

@@ -46,7 +46,7 @@ def test_all_both_matrix_with_one_failure_then_resume(imgai_home, tiny_sources, 
 
     # the seed's entry point, same flags, for people (a table); the source is fixed now
     code = model_converter.main(["--model", "all", "--backend", "both", "--quantization", "INT8",
-                                 *sources_args(tiny_sources), *CHECK, *ONE_PROMPT])
+                                 *sources_args(tiny_sources), *CHECK, *ONE_PROMPT, "--output-dir", str(out)])
     captured = capsys.readouterr()
     assert code == 0
     assert "skip sd15-onnx-int8: ONNX is exported in FP32 only" in captured.err

@@ -79,6 +79,14 @@ def test_target_is_converted_checked_and_described(converted, tiny_sources, key,
     assert check["seconds_per_step_original"] > 0 and check["seconds_per_step_converted"] > 0
     assert info["memory"]["peak_rss_bytes"] > 0 and info["memory"]["estimate"]["ram_bytes"] > 0
     assert set(info["durations_s"]) >= {"load", "convert", "check", "card"}
+    # where it ran and what each pipeline took there: this machine's CPU, in float32
+    assert info["device"]["device"] == "cpu" and info["device"]["dtype"] == "float32"
+    assert info["settings"]["device"] == "cpu" and not info["device"]["offload"]
+    memory = info["memory"]
+    assert memory["sampling_peak_bytes_original"] > 0 and memory["sampling_peak_bytes_converted"] > 0
+    assert "RSS" in memory["sampling_peak_measure"]
+    card_text = (folder / "README.md").read_text()
+    assert "peak memory while sampling" in card_text and "CPU, float32" in card_text
     comps = info["components"]
     assert model_key.denoiser in comps and all(c["bytes_before"] > 0 and c["bytes_after"] > 0 for c in comps.values())
 

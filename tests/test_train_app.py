@@ -59,6 +59,9 @@ def test_train_tab_end_to_end(app_server, tmp_path):
         client.predict("ui-shapes", "ui-data", **{**SETTINGS, "beta1": 1.0}, api_name="/train_start")
     with pytest.raises(AppError, match="prefetch_factor=2 needs num_workers > 0"):
         client.predict("ui-shapes", "ui-data", **{**SETTINGS, "prefetch_factor": 2}, api_name="/train_start")
+    with pytest.raises(AppError, match="precision fp16 needs a CUDA GPU"):     # Advanced Settings: Precision
+        client.predict("ui-shapes", "ui-data", **{**SETTINGS, "device": "cpu", "precision": "fp16"},
+                       api_name="/train_start")
 
     message, _, job_id = client.predict("ui-shapes", "ui-data", **SETTINGS, api_name="/train_start")
     assert job_id in message

@@ -1,5 +1,5 @@
-"""Convert tab: the models table, Convert to ONNX / Validate / Enable / Disable / Set default /
-Remove, and live progress of conversion jobs."""
+"""Convert tab: the models table, Convert to ONNX / INT8 / Validate / Enable / Disable / Set default /
+Remove, and live progress of conversion and INT8 jobs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import gradio as gr
 
 from imgai import jobs, registry
 from imgai.classify.convert import submit_conversion
+from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
 from imgai.errors import UnknownModelError
 
@@ -25,14 +26,19 @@ def models_rows() -> list[list]:
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
-        rows.append([m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no",
+        if m.vs_fp32:
+            validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
+        kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
+        rows.append([m.id, m.name, kind, m.conversion, "yes" if m.enabled else "no",
                      "★" if m.default else "", validation, m.error or ""])
     return rows
 
 
 def jobs_rows(owner: str | None) -> list[list]:
-    return [[j.id, j.subject or "", j.state, f"{j.progress:.0%}", j.stage, when(j.started_at or j.created_at),
-             j.error or ""] for j in jobs.list_jobs(kind="convert", owner=owner, limit=20)]
+    found = jobs.list_jobs(kind="convert", owner=owner, limit=20) + jobs.list_jobs(kind="int8", owner=owner, limit=20)
+    found.sort(key=lambda j: j.created_at, reverse=True)
+    return [[j.id, j.subject or "", f"{j.kind}: {j.state}", f"{j.progress:.0%}", j.stage,
+             when(j.started_at or j.created_at), j.error or ""] for j in found[:20]]
 
 
 def action_state(model_id: str | None):
@@ -50,6 +56,7 @@ def action_state(model_id: str | None):
     return (
         detail,
         gr.update(visible=can_convert, interactive=can_convert and not hint),
+        gr.update(interactive=bool(m and m.can_tag and m.precision == registry.FP32)),
         gr.update(interactive=bool(m and m.type == registry.ONNX)),
         gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)),
         gr.update(interactive=bool(m and m.enabled)),
@@ -80,13 +87,20 @@ def convert_model(model_id: str, request: gr.Request) -> str:
 
 
 @guard
+def quantize_model(model_id: str, method: str, request: gr.Request) -> str:
+    job = submit_quantization(model_id, options=QuantizeOptions(method=method), owner=visitor(request))
+    return (f"INT8 quantization of **{model_id}** queued as job `{job.id}`; it is compared with FP32 before "
+            "it can be enabled.")
+
+
+@guard
 def validate_model(model_id: str) -> str:
     return f"Validation of **{model_id}**: {validate(model_id).summary()}"
 
 
 @guard
-def enable_model(model_id: str) -> str:
-    registry.set_enabled(model_id, True)
+def enable_model(model_id: str, force: bool = False) -> str:
+    registry.set_enabled(model_id, True, force=bool(force))
     return f"**{model_id}** enabled."
 
 
@@ -119,18 +133,26 @@ def build(demo: gr.Blocks) -> None:
         detail = gr.Markdown()
     with gr.Row():
         convert_btn = gr.Button("Convert to ONNX", variant="primary")
+        int8_btn = gr.Button("INT8")
         validate_btn = gr.Button("Validate")
         enable_btn = gr.Button("Enable")
         disable_btn = gr.Button("Disable")
         default_btn = gr.Button("Set default")
         remove_btn = gr.Button("Remove", variant="stop")
+    with gr.Accordion("INT8 options", open=False):
+        with gr.Row():
+            method = gr.Radio(["static", "dynamic"], value="static", label="Method", scale=1,
+                              info="static: calibrated (fastest); dynamic: no calibration")
+            force = gr.Checkbox(label="Enable below the 99% agreement bar", value=False, scale=1)
+        gr.Markdown("Calibrates on the model's training data (trained here) or built-in photos; for your own "
+                    "photos use `imgai models quantize ID --calibration FOLDER`.")
     message = gr.Markdown()
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True)
     with gr.Accordion("Push a converted model to the Hub", open=False):
         build_push(demo)
     timer = gr.Timer(1.5)
 
-    buttons = [convert_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
+    buttons = [convert_btn, int8_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
     known = gr.State([])
     outputs = [models, selected, known, jobs_table, detail, *buttons]
     timer.tick(refresh, [selected, known], outputs, show_progress="hidden", queue=False, api_name=False)
@@ -138,7 +160,9 @@ def build(demo: gr.Blocks) -> None:
     models.select(first_cell, [models], [selected], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
-    for button, fn, name in ((convert_btn, convert_model, "convert"), (validate_btn, validate_model, "validate"),
-                             (enable_btn, enable_model, "enable"), (disable_btn, disable_model, "disable"),
-                             (default_btn, default_model, "set_default"), (remove_btn, remove_model, "remove")):
-        button.click(fn, [selected], [message], api_name=name).then(refresh, [selected, known], outputs, api_name=False)
+    for button, fn, name, extra in ((convert_btn, convert_model, "convert", []), (int8_btn, quantize_model, "int8", [method]),
+                                    (validate_btn, validate_model, "validate", []),
+                                    (enable_btn, enable_model, "enable", [force]), (disable_btn, disable_model, "disable", []),
+                                    (default_btn, default_model, "set_default", []), (remove_btn, remove_model, "remove", [])):
+        button.click(fn, [selected, *extra], [message], api_name=name).then(refresh, [selected, known], outputs,
+                                                                             api_name=False)

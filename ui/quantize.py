@@ -11,6 +11,7 @@ import gradio as gr
 
 from imgai import hub, jobs
 from imgai.config import on_space
+from imgai.devices import QUANTIZE_DEVICES
 from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, plan, summary_rows
 from imgai.diffusion.job import submit, target_results
 from imgai.sources import HUB_ID
@@ -28,7 +29,8 @@ INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16
          ", ".join(f"`{k}` ({m.repo_id})" for k, m in MODEL_KEYS.items()) + ".")
 
 
-def _request(models, source, backend, quantization, force, check_steps, check_size, push, private) -> QuantizeRequest:
+def _request(models, source, backend, quantization, force, check_steps, check_size, push, private,
+             device="auto") -> QuantizeRequest:
     if not models:
         raise ConfigError("pick at least one model key")
     size = None
@@ -45,26 +47,31 @@ def _request(models, source, backend, quantization, force, check_steps, check_si
     return QuantizeRequest(model=keys, backend=backend, quantization=quantization,
                            sources=parse_sources([source.strip()] if source and source.strip() else None, keys),
                            force=bool(force), push=(push or "").strip() or None, private=bool(private),
-                           check_steps=int(check_steps) if check_steps else None, check_size=size)
+                           check_steps=int(check_steps) if check_steps else None, check_size=size,
+                           device=device or "auto")
 
 
-def preview(models, source, backend, quantization, force, check_steps, check_size, push, private) -> str:
+def preview(models, source, backend, quantization, force, check_steps, check_size, push, private,
+            device="auto") -> str:
     """What a run would do: each target, or why it is skipped (a bad field is said here, not raised,
     since this runs on every edit)."""
     try:
-        request = _request(models, source, backend, quantization, force, check_steps, check_size, push, private)
+        request = _request(models, source, backend, quantization, force, check_steps, check_size, push, private,
+                           device)
     except ImgaiError as exc:
         return f"⚠️ {exc}"
     lines = [f"- `{t.name}`: " + (f"skipped — {t.skip}" if t.skip else "will run") for t in plan(request)]
-    return f"Output folder: `{request.folder}`\n\n" + "\n".join(lines)
+    return f"Output folder: `{request.folder}` — device {request.resolved_device}\n\n" + "\n".join(lines)
 
 
 @guard
-def start(models, source, backend, quantization, force, check_steps, check_size, push, private) -> tuple[str, str]:
+def start(models, source, backend, quantization, force, check_steps, check_size, push, private,
+          device="auto") -> tuple[str, str]:
     if on_space() and (push or "").strip():
         # a job pushes with the worker's token, which on a Space is the Space's own: never for a visitor
         raise ConfigError("on a Space, convert first and then use Push to Hub, which pushes with your sign-in")
-    job = submit(_request(models, source, backend, quantization, force, check_steps, check_size, push, private))
+    job = submit(_request(models, source, backend, quantization, force, check_steps, check_size, push, private,
+                          device))
     return job.id, f"Queued job `{job.id}` ({job.subject})."
 
 
@@ -133,13 +140,15 @@ def build(demo: gr.Blocks) -> None:
         quantization = gr.Radio(list(QUANTIZATIONS), value="INT8", label="Quantization")
         force = gr.Checkbox(label="Force: redo up-to-date targets and skip the memory/disk refusal",
                             visible=not on_space())
+        device = gr.Radio(list(QUANTIZE_DEVICES), value="auto", label="Device",
+                          info="auto: CUDA when present (bfloat16), else the CPU")
     with gr.Accordion("Check and upload", open=False):
         with gr.Row():
             check_steps = gr.Number(label="Check steps (0: the key's default)", value=0, precision=0, minimum=0)
             check_size = gr.Textbox(label="Check size WxH (empty: the key's default)", placeholder="512x512")
             push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)", visible=not on_space())
             private = gr.Checkbox(label="Private repos")
-    form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private]
+    form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private, device]
     plan_md = gr.Markdown()
     run_btn = gr.Button("Quantize", variant="primary")
     with gr.Row():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai import jobs, train
+from imgai.devices import PRECISIONS
 from imgai.config import on_space
 from imgai.errors import ConfigError, ImgaiError
 from imgai.train.config import LOSSES, OPTIMIZERS
@@ -79,7 +80,8 @@ def weights_note(model_id: str | None) -> str:
 
 
 FORM = ["loss", "label_smoothing", "epochs", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps",
-        "weight_decay", "device", "num_workers", "prefetch_factor", "seed", "image_size", "val_split", "pretrained"]
+        "weight_decay", "device", "num_workers", "prefetch_factor", "seed", "image_size", "val_split", "pretrained",
+        "precision"]
 
 
 def _settings(values) -> dict:
@@ -95,9 +97,9 @@ def _settings(values) -> dict:
 @guard
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
-                   retrain_from, request: gr.Request):
+                   precision, retrain_from, request: gr.Request):
     settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
-                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained])
+                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision])
     if not data:
         raise ConfigError("pick a Data Source (make one under Data pipelines first)")
     data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
@@ -149,7 +151,7 @@ def load_retrain(job_id: str):
     if not job_id:
         raise ConfigError("select a job to retrain")
     values = views.config_values(job_id)
-    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *[values[k] for k in FORM],
+    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *[values.get(k, DEFAULTS[k]) for k in FORM],
             job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
 
 
@@ -226,6 +228,9 @@ def build(demo: gr.Blocks) -> None:
                 size = gr.Number(None, precision=0, label="Image size", info="empty: the data pipeline's")
                 split = gr.Number(None, label="Validation split", info="empty: the data pipeline's")
                 pretrained = gr.Checkbox(True, label="Start from local ImageNet weights when present")
+                precision = gr.Dropdown(list(PRECISIONS), value="auto", label="Precision",
+                                        info="auto: bf16 on GPUs with it, fp16 + gradient scaler on older ones, "
+                                             "fp32 on a CPU")
         start = gr.Button("Train", variant="primary")
         start_msg = gr.Markdown()
     with gr.Accordion("4. Training", open=True):
@@ -251,7 +256,7 @@ def build(demo: gr.Blocks) -> None:
         timer = gr.Timer(2.0)
 
     form = [loss, smoothing, epochs, batch, optimizer, lr, beta1, beta2, eps, decay, device, workers, prefetch,
-            seed, size, split, pretrained]
+            seed, size, split, pretrained, precision]
     plot_key = gr.State([])
     live = [*tables.values(), job, detail, loss_plot, acc_plot, per_class, confusion, plot_key,
             cancel, resume, retrain, download]

@@ -1,4 +1,4 @@
-"""`imgai models add|list|show|convert|validate|enable|disable|default|remove`"""
+"""`imgai models add|list|show|convert|quantize|validate|enable|disable|default|remove`"""
 
 from __future__ import annotations
 
@@ -30,19 +30,40 @@ def register(sub) -> None:
     conv.add_argument("model_id")
     conv.set_defaults(func=cmd_convert)
 
+    quant = s.add_parser("quantize", help="INT8 copy of an enabled FP32 ONNX model, checked against it (a job)",
+                         parents=[WAIT, JSON])
+    quant.add_argument("model_id")
+    quant.add_argument("--calibration", metavar="FOLDER",
+                       help="photos like the ones the model will tag (default: its training data when trained "
+                            "here, else built-in photos); a quarter is held back to compare INT8 with FP32")
+    quant.add_argument("--method", choices=("static", "dynamic"), default="static",
+                       help="static: QDQ with calibrated activations (default, fastest); dynamic: no calibration")
+    quant.set_defaults(func=cmd_quantize)
+
     for action in ("enable", "disable", "default", "remove"):
         c = s.add_parser(action, help=f"{action} a model", parents=[JSON])
         c.add_argument("model_id")
+        if action == "enable":
+            c.add_argument("--force", action="store_true",
+                           help="enable an INT8 model below the 99%% top-1 agreement bar with its FP32 original")
         c.set_defaults(func=cmd_state, action=action)
 
 
 def _row(m: registry.Model):
     validation = "" if m.validation is None else ("passed" if m.valid else "failed")
-    return (m.id, m.name, m.type, m.conversion, "yes" if m.enabled else "no", "*" if m.default else "",
-            validation, (m.error or "")[:60])
+    return (m.id, m.name, m.type, m.precision.upper(), m.conversion, "yes" if m.enabled else "no",
+            "*" if m.default else "", validation, (m.error or "")[:60])
 
 
-HEADERS = ["ID", "NAME", "TYPE", "CONVERSION", "ENABLED", "DEFAULT", "VALIDATION", "ERROR"]
+HEADERS = ["ID", "NAME", "TYPE", "PRECISION", "CONVERSION", "ENABLED", "DEFAULT", "VALIDATION", "ERROR"]
+
+
+def vs_fp32_line(figures: dict) -> str:
+    """An INT8 model's comparison with its FP32 original, in one line."""
+    return (f"top-1 agreement {figures['top1_agreement']:.1%} on {figures['views']} held-back views "
+            f"(bar {figures['min_top1_agreement']:.0%}), mean |Δprob| {figures['mean_abs_dprob']:.4f}, "
+            f"max {figures['max_abs_dprob']:.4f}; {figures['int8_ms_per_image']:.1f} vs "
+            f"{figures['fp32_ms_per_image']:.1f} ms/image FP32 ({figures['speedup']:.2f}x)")
 
 
 def cmd_add(args) -> int:
@@ -72,6 +93,9 @@ def cmd_show(args) -> int:
     else:
         for key, value in m.to_dict().items():
             print(f"{key:13} {value}")
+        print(f"{'precision':13} {m.precision.upper()}")
+        if m.vs_fp32:
+            print(f"{'vs FP32':13} {vs_fp32_line(m.vs_fp32)}")
     return 0
 
 
@@ -103,9 +127,28 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_quantize(args) -> int:
+    from ..classify.quantize import QuantizeOptions, int8_id, submit_quantization
+
+    job = submit_quantization(args.model_id, options=QuantizeOptions(method=args.method,
+                                                                      calibration=args.calibration))
+    if not args.wait:
+        if args.json:
+            print_json(job.to_dict())
+        else:
+            print(f"quantization of {args.model_id} queued as job {job.id}; follow it with `imgai jobs show {job.id}`")
+        return 0
+    code = report_job(follow(job.id, show=not args.json), json_out=args.json)
+    if code == 0 and not args.json:
+        m = registry.get(int8_id(args.model_id))
+        print(f"{m.id}: {'enabled' if m.enabled else 'disabled (below the bar; --force to enable)'} — "
+              f"{vs_fp32_line(m.vs_fp32)}")
+    return code
+
+
 def cmd_state(args) -> int:
     actions = {
-        "enable": lambda mid: registry.set_enabled(mid, True),
+        "enable": lambda mid: registry.set_enabled(mid, True, force=args.force),
         "disable": lambda mid: registry.set_enabled(mid, False),
         "default": registry.set_default,
         "remove": registry.remove,

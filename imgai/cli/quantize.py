@@ -21,6 +21,7 @@ def _size(value: str) -> tuple[int, int]:
 
 
 def register(sub) -> None:
+    from ..devices import QUANTIZE_DEVICES
     from ..diffusion.keys import BACKENDS, MODEL_KEYS, QUANTIZATIONS
     from ..engines import ENGINES
 
@@ -44,6 +45,10 @@ def register(sub) -> None:
     p.add_argument("--check-size", type=_size, metavar="WxH", help="image size of the check (default: per key)")
     p.add_argument("--check-prompt", action="append", metavar="TEXT",
                    help="a prompt for the check (repeatable; default: two fixed prompts)")
+    p.add_argument("--device", choices=QUANTIZE_DEVICES, default="auto",
+                   help="where PyTorch targets load, quantize and run their check: auto (CUDA when present), "
+                        "cpu or cuda (bfloat16, or float16 on GPUs without it; model CPU offload when the "
+                        "pipeline does not fit)")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="ray: every target as a Ray task sized by its memory estimate (see README, On a cluster)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
@@ -73,7 +78,7 @@ def cmd_quantize(args) -> int:
                               sources=parse_sources(args.source, expand_models(args.model)),
                               output_dir=args.output_dir, force=args.force, push=args.push, private=args.private,
                               check_steps=args.check_steps, check_size=args.check_size,
-                              check_prompts=args.check_prompt,
+                              check_prompts=args.check_prompt, device=args.device,
                               engine=EngineOptions(args.engine, address=args.address))
     request.engine.require()          # say so now, not from inside the job
     if not args.json:

@@ -22,6 +22,8 @@ CONFIG_OPTIONS = {
     "--batch-size": ("batch_size", int, "images per step (default 32)"),
     "--epochs": ("epochs", int, "passes over the training images (default 10)"),
     "--device": ("device", str, "auto (default), cpu, cuda or mps: only those present"),
+    "--precision": ("precision", str, "auto (default: bf16 autocast on GPUs with bfloat16, fp16 with a gradient "
+                                      "scaler on older GPUs, fp32 on a CPU), fp32, bf16 or fp16"),
     "--num-workers": ("num_workers", int, "DataLoader worker processes (default 0)"),
     "--prefetch-factor": ("prefetch_factor", int, "batches each worker loads ahead; needs --num-workers > 0"),
     "--val-split": ("val_split", float, "validation fraction (default: the data pipeline's)"),

@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from ..cards import render_card
-from .checks import PROMPTS
+from .checks import PROMPTS, CheckConfig
 from .info import read_info
 from .keys import get_model_key
 from .resources import fmt_bytes
@@ -49,15 +49,28 @@ def reproduce_command(info: dict) -> str:
     src = info["source"]
     if src["kind"] == "local" or src["spec"] != get_model_key(info["key"]).repo_id:
         parts += ["--source", src["repo_id"] and f"{src['repo_id']}@{src['revision']}" or src["spec"]]
-    check, defaults = info["check"]["settings"], get_model_key(info["key"]).check
-    if check["steps"] != defaults.steps:
+    device = info.get("device", {}).get("device", "cpu")
+    if info["backend"] == "pytorch":
+        parts += ["--device", device]
+    check = info["check"]["settings"]
+    defaults = CheckConfig().resolve(get_model_key(info["key"]), info["quantization"], device)
+    if check["steps"] != defaults["steps"]:
         parts += ["--check-steps", str(check["steps"])]
-    if (check["height"], check["width"]) != (defaults.height, defaults.width):
+    if (check["height"], check["width"]) != (defaults["height"], defaults["width"]):
         parts += ["--check-size", f"{check['width']}x{check['height']}"]
     if tuple(check["prompts"]) != PROMPTS:
         for prompt in check["prompts"]:
             parts += ["--check-prompt", prompt]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def device_line(info: dict) -> str:
+    """Where the check ran: 'CPU, float32' or 'NVIDIA H200 (…), bfloat16, model CPU offload'."""
+    device = info.get("device") or {"device": "cpu", "dtype": "float32"}
+    if device["device"] != "cuda":
+        return f"CPU, {device.get('dtype', 'float32')}"
+    line = f"{device['name']} (CUDA {device.get('torch_cuda')}), {device['dtype']}"
+    return line + (", diffusers model CPU offload" if device.get("offload") else "")
 
 
 def _limitations(info: dict) -> list[str]:
@@ -115,6 +128,10 @@ def render_diffusion_card(folder: Path, *, repo_id: str | None = None, info: dic
         size_ratio=f"{info['size']['ratio']:.2f}x" if info["size"]["ratio"] else "?",
         external_data=", ".join(f"`{e}`" for e in external),
         machine=info.get("machine", {}).get("summary", "unknown"),
+        device=device_line(info),
+        peak_original=fmt_bytes(info["memory"].get("sampling_peak_bytes_original")),
+        peak_converted=fmt_bytes(info["memory"].get("sampling_peak_bytes_converted")),
+        peak_measure=info["memory"].get("sampling_peak_measure", "peak memory"),
         peak_rss=fmt_bytes(info["memory"]["peak_rss_bytes"]),
         estimate_ram=fmt_bytes(info["memory"]["estimate"]["ram_bytes"]),
         score_rows=[{"prompt": p, "seed": settings["seed"] + i, "psnr": f"{check['psnr_db'][i]:.1f}",

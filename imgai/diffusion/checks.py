@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .keys import MIN_PSNR_DB, DiffusionModelKey
+from .keys import CPU_CHECK, MIN_PSNR_DB, DiffusionModelKey
 
 PROMPTS = ("a photo of a red fox sitting in fresh snow, golden hour",
            "a watercolor painting of a lighthouse on a cliff above a stormy sea")
@@ -43,15 +43,22 @@ class CheckConfig:
             if v is not None and (int(v) < 16 or int(v) % 16):
                 raise ConfigError(f"check {name} must be a multiple of 16 and at least 16, got {v}")
 
-    def resolve(self, model_key: DiffusionModelKey, quantization: str) -> dict:
-        """The concrete settings (recorded in quantization_info.json and compared on re-runs)."""
+    def resolve(self, model_key: DiffusionModelKey, quantization: str, device: str = "cpu") -> dict:
+        """The concrete settings (recorded in quantization_info.json and compared on re-runs): the
+        key's full settings on CUDA, CPU_CHECK's small ones on a CPU, each overridden by a flag."""
         d = model_key.check
-        return {"prompts": list(self.prompts), "seed": self.seed,
-                "steps": int(self.steps or d.steps),
-                "height": int(self.height or d.height), "width": int(self.width or d.width),
-                "guidance_scale": float(d.guidance_scale if self.guidance_scale is None else self.guidance_scale),
-                "extra": dict(d.extra),
-                "min_psnr_db": float(MIN_PSNR_DB[quantization] if self.min_psnr is None else self.min_psnr)}
+        steps, height, width = d.steps, d.height, d.width
+        if device != "cuda":
+            steps, height, width = min(steps, CPU_CHECK.max_steps), min(height, CPU_CHECK.size), min(width, CPU_CHECK.size)
+        settings = {"prompts": list(self.prompts), "seed": self.seed,
+                    "steps": int(self.steps or steps),
+                    "height": int(self.height or height), "width": int(self.width or width),
+                    "guidance_scale": float(d.guidance_scale if self.guidance_scale is None else self.guidance_scale),
+                    "extra": dict(d.extra),
+                    "min_psnr_db": float(MIN_PSNR_DB[quantization] if self.min_psnr is None else self.min_psnr)}
+        if device != "cuda" and not (self.steps and self.height and self.width):
+            settings["defaults"] = CPU_CHECK.describe()
+        return settings
 
 
 @dataclass
@@ -60,6 +67,7 @@ class Samples:
     seconds_per_step: float
     seconds: float
     reused: bool = False    # served from the run's cache of reference images
+    peak_bytes: int = 0     # peak memory while sampling (CUDA allocated, or process RSS on a CPU)
 
 
 @dataclass
@@ -77,20 +85,25 @@ class CheckResult:
 
 
 class _StepTimer:
-    """Times every call of the denoiser (one call per sampling step in these pipelines)."""
+    """Times every call of the denoiser (one call per sampling step in these pipelines); on CUDA it
+    waits for the GPU before and after each call, so a step's time is its kernels', not their launch."""
 
-    def __init__(self, denoiser):
-        self.denoiser, self.durations = denoiser, []
+    def __init__(self, denoiser, device: str = "cpu"):
+        self.denoiser, self.durations, self.device = denoiser, [], device
         self._original = denoiser.__dict__.get("forward")
 
     def __enter__(self):
-        inner = self.denoiser.forward
+        from ..devices import synchronize
+
+        inner, device = self.denoiser.forward, self.device
 
         def timed(*args, **kwargs):
+            synchronize(device)
             t0 = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
+                synchronize(device)
                 self.durations.append(time.perf_counter() - t0)
 
         self.denoiser.forward = timed
@@ -103,14 +116,15 @@ class _StepTimer:
             self.denoiser.forward = self._original
 
 
-def sample(pipe, settings: dict, *, denoiser: str) -> Samples:
-    """Draw one image per prompt, seeds `seed`, `seed+1`, …; all on the CPU generator."""
+def sample(pipe, settings: dict, *, denoiser: str, device: str = "cpu") -> Samples:
+    """Draw one image per prompt, seeds `seed`, `seed+1`, …; all on the CPU generator (so the noise is
+    the same whichever device samples)."""
     import torch
 
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
     images, t0 = [], time.perf_counter()
-    with _StepTimer(getattr(pipe, denoiser)) as timer, torch.inference_mode():
+    with _StepTimer(getattr(pipe, denoiser), device) as timer, torch.inference_mode():
         for i, prompt in enumerate(settings["prompts"]):
             out = pipe(prompt, generator=torch.Generator("cpu").manual_seed(settings["seed"] + i),
                        num_inference_steps=settings["steps"], guidance_scale=settings["guidance_scale"],

@@ -26,10 +26,11 @@ METHODS = {("pytorch", "INT8"): "torchao Int8WeightOnlyConfig via diffusers Pipe
            ("onnx", "FP32"): "optimum.exporters.onnx main_export task=text-to-image fp32"}
 
 
-def settings_for(key: str, backend: str, quantization: str, check: dict) -> dict:
-    """Everything that decides the output besides the source itself."""
+def settings_for(key: str, backend: str, quantization: str, check: dict, *, device: str = "cpu") -> dict:
+    """Everything that decides the output besides the source itself (on CUDA the unquantized layers
+    are 16-bit, so the device is part of it)."""
     return {"format": FORMAT_VERSION, "key": key, "backend": backend, "quantization": quantization,
-            "method": METHODS[(backend, quantization)], "check": check}
+            "method": METHODS[(backend, quantization)], "device": device, "check": check}
 
 
 def library_versions() -> dict:

@@ -45,10 +45,25 @@ FOLDER_BACKEND = {"pytorch": "torch", "onnx": "onnx"}  # <key>-torch-int8, <key>
 
 
 @dataclass(frozen=True)
+class CpuCheck:
+    """The check's size on a CPU, where a key's full settings take many minutes: every key samples at
+    most `max_steps` steps at `size`x`size` (stated in quantization_info.json; flags override)."""
+    size: int = 256
+    max_steps: int = 4
+
+    def describe(self) -> str:
+        return (f"CPU default: {self.size}x{self.size}, at most {self.max_steps} steps "
+                "(the key's full settings run on CUDA; --check-size/--check-steps override)")
+
+
+CPU_CHECK = CpuCheck()
+
+
+@dataclass(frozen=True)
 class CheckDefaults:
-    """How a key's check samples images: its upstream card's guidance and step regime, at a size
-    and step count a CPU can still afford (both pipelines use the same settings, so a smaller
-    check stays a fair comparison; --check-steps / --check-size override)."""
+    """How a key's check samples images on a GPU: its upstream card's guidance, steps and size.
+    On a CPU the check is smaller (CPU_CHECK); both pipelines use the same settings, so a smaller
+    check stays a fair comparison. --check-steps / --check-size override either."""
     steps: int
     guidance_scale: float
     height: int
@@ -78,7 +93,7 @@ MODEL_KEYS: dict[str, DiffusionModelKey] = {k.key: k for k in (
     DiffusionModelKey(
         "sdxl", "stabilityai/stable-diffusion-xl-base-1.0", "StableDiffusionXLPipeline", "unet",
         ("text_encoder", "text_encoder_2"), "openrail++",
-        CheckDefaults(steps=12, guidance_scale=5.0, height=768, width=768),
+        CheckDefaults(steps=25, guidance_scale=5.0, height=1024, width=1024),
         "Stable Diffusion XL base 1.0: 2.6B-parameter UNet, two CLIP text encoders, 1024x1024"),
     DiffusionModelKey(
         "sdxl-turbo", "stabilityai/sdxl-turbo", "StableDiffusionXLPipeline", "unet",
@@ -88,7 +103,7 @@ MODEL_KEYS: dict[str, DiffusionModelKey] = {k.key: k for k in (
     DiffusionModelKey(
         "flux1", "black-forest-labs/FLUX.1-schnell", "FluxPipeline", "transformer",
         ("text_encoder", "text_encoder_2"), "apache-2.0",
-        CheckDefaults(steps=4, guidance_scale=0.0, height=512, width=512, extra={"max_sequence_length": 256}),
+        CheckDefaults(steps=4, guidance_scale=0.0, height=1024, width=1024, extra={"max_sequence_length": 256}),
         "FLUX.1 [schnell]: 12B-parameter rectified-flow transformer, CLIP-L + T5-XXL text encoders, 1-4 steps",
         warning="FLUX.1 is large: the 12B transformer alone is 24 GB in bf16; the ONNX FP32 export "
                 "needs about 3x its float32 size (~140 GB) of RAM while tracing, and INT8 still "

@@ -37,6 +37,7 @@ class QuantizeRequest:
     check_prompts: tuple | None = None   # default: checks.PROMPTS
     engine: EngineOptions = field(default_factory=EngineOptions)   # local: one target after another here;
                                          # ray: one Ray task per target (an engine name is taken too)
+    device: str = "auto"                 # auto | cpu | cuda: where PyTorch targets load, quantize and sample
 
     def __post_init__(self):
         self.keys = expand_models(self.model)
@@ -57,6 +58,9 @@ class QuantizeRequest:
         if self.engine.workers is not None:
             raise ConfigError(f"workers={self.engine.workers} does not apply to quantize: each target is one Ray "
                               "task, sized by its memory estimate")
+        from ..devices import resolve_device
+
+        self.resolved_device = resolve_device(self.device)   # cuda without CUDA: refused here, before a job
         if self.check_size is not None:
             self.check_size = tuple(int(v) for v in self.check_size)
         if self.check_prompts is not None:
@@ -87,7 +91,7 @@ class QuantizeRequest:
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in known})
 
     def describe(self) -> str:
-        return f"{'+'.join(self.keys)} {'+'.join(self.backends)} {self.quantization}"
+        return f"{'+'.join(self.keys)} {'+'.join(self.backends)} {self.quantization} on {self.resolved_device}"
 
 
 def parse_sources(values: list[str] | None, keys: tuple[str, ...]) -> dict[str, str]:
@@ -133,7 +137,7 @@ def run_here(request: QuantizeRequest, *, on_progress: Callable[[float, str], No
              on_warning: Callable[[str], None] = lambda m: None, run_id: str | None = None) -> list[TargetResult]:
     """The local engine: every target of the request in order, in this process."""
     ctx = RunContext(output_dir=request.folder, check=request.check, force=request.force, push=request.push,
-                     private=request.private, on_warning=on_warning)
+                     private=request.private, on_warning=on_warning, device=request.resolved_device)
     if run_id:
         ctx.run_id = run_id
     targets = plan(request)
@@ -151,12 +155,14 @@ def run_here(request: QuantizeRequest, *, on_progress: Callable[[float, str], No
 
 
 def convert(key: str, *, backend: str = "pytorch", quantization: str = "INT8", source: str | None = None,
-            output_dir: str | Path | None = None, force: bool = False, check: CheckConfig | None = None
-            ) -> TargetResult:
+            output_dir: str | Path | None = None, force: bool = False, check: CheckConfig | None = None,
+            device: str = "auto") -> TargetResult:
     """One target, in this process: the verb the bench and the Python API use."""
     request = QuantizeRequest(model=key, backend=backend, quantization=quantization,
-                              sources={key: source} if source else {}, output_dir=output_dir, force=force)
-    ctx = RunContext(output_dir=request.folder, check=check or request.check, force=force)
+                              sources={key: source} if source else {}, output_dir=output_dir, force=force,
+                              device=device)
+    ctx = RunContext(output_dir=request.folder, check=check or request.check, force=force,
+                     device=request.resolved_device)
     return convert_target(key, backend, request.quantization, ctx=ctx, source_spec=source)
 
 

@@ -6,7 +6,9 @@ component whose quantized form its library cannot save as safetensors is left in
 precision, and the report says so: every weight file imgai writes is safetensors.
 
 Loading an INT8 output needs `torch_dtype=torch.float32` on a CPU (without it diffusers turns
-the other layers into bfloat16).
+the other layers into bfloat16). On CUDA everything loads in the GPU's 16-bit dtype (bfloat16, or
+float16 without it) and is quantized where it lands (`device_map="cuda"`), unless the pipeline
+does not fit and runs with diffusers' model CPU offload (one component on the GPU at a time).
 """
 
 from __future__ import annotations
@@ -30,6 +32,29 @@ class ConversionReport:
     components: dict = field(default_factory=dict)   # name → {"quantized": bool, "note": str}
     config: dict = field(default_factory=dict)       # torchao / optimum settings
     load_dtype: str = "float32"                  # the torch_dtype to pass when loading the output
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a pipeline is loaded and sampled, in which dtype."""
+    device: str = "cpu"          # cpu | cuda
+    dtype: str = "float32"       # the working dtype there: float32 on a CPU, bfloat16/float16 on CUDA
+    offload: bool = False        # CUDA: diffusers' enable_model_cpu_offload instead of the whole pipeline
+
+    def place(self, pipe):
+        if self.device == "cuda":
+            if self.offload:
+                pipe.enable_model_cpu_offload()
+            else:
+                pipe.to("cuda")
+        return pipe
+
+    @property
+    def quantize_on_device(self) -> bool:
+        return self.device == "cuda" and not self.offload
+
+
+CPU = Placement()
 
 
 def torch_dtype(name: str):
@@ -76,7 +101,7 @@ def int8_mapping(model_key: DiffusionModelKey, source: Source) -> tuple[dict, di
             continue
         config = TransformersTorchAoConfig(Int8WeightOnlyConfig())
         with _quiet("transformers"):
-            can_save = AutoHfQuantizer.from_config(config).is_serializable(safe_serialization=True)
+            can_save = _transformers_can_save(AutoHfQuantizer.from_config(config))
         if can_save:
             mapping[name] = config
         else:
@@ -86,24 +111,41 @@ def int8_mapping(model_key: DiffusionModelKey, source: Source) -> tuple[dict, di
     return mapping, left_out
 
 
-def write_int8(source: Source, model_key: DiffusionModelKey, out: Path) -> ConversionReport:
+def _transformers_can_save(quantizer) -> bool:
+    """transformers 4.x asks `is_serializable(safe_serialization=...)`; 5.x always saves safetensors
+    and takes no argument (the GPU machine runs 5.x, the pinned set 4.57)."""
+    try:
+        return bool(quantizer.is_serializable(safe_serialization=True))
+    except TypeError:
+        return bool(quantizer.is_serializable())
+
+
+def write_int8(source: Source, model_key: DiffusionModelKey, out: Path, placement: Placement = CPU
+               ) -> ConversionReport:
     import torch
     from diffusers import DiffusionPipeline, PipelineQuantizationConfig
     from torchao.core.config import config_to_dict
     from torchao.quantization import Int8WeightOnlyConfig
 
     mapping, left_out = int8_mapping(model_key, source)
-    dtypes = {name: torch_dtype(d) for name, d in source_dtypes(source).items()}
+    if placement.device == "cuda":      # every component in the GPU's 16-bit dtype
+        load = {"torch_dtype": torch_dtype(placement.dtype)}
+        if placement.quantize_on_device:
+            load["device_map"] = "cuda"
+        kept = {c.name: placement.dtype for c in source.weight_components}
+    else:                               # each component as stored, the rest float32
+        kept = source_dtypes(source)
+        load = {"torch_dtype": {**{n: torch_dtype(d) for n, d in kept.items()}, "default": torch.float32}}
     with _quiet("diffusers.quantizers.torchao.torchao_quantizer", "diffusers.models.modeling_utils"):
         pipe = DiffusionPipeline.from_pretrained(
-            str(source.path), torch_dtype={**dtypes, "default": torch.float32},
-            quantization_config=PipelineQuantizationConfig(quant_mapping=mapping))
+            str(source.path), quantization_config=PipelineQuantizationConfig(quant_mapping=mapping), **load)
         try:
             pipe.save_pretrained(str(out), safe_serialization=True)
         except ValueError as exc:
             raise ConversionError(f"saving the INT8 pipeline as safetensors failed: {exc}") from exc
-    report = ConversionReport(dtype="int8", load_dtype="float32", config={
+    report = ConversionReport(dtype="int8", load_dtype=placement.dtype, config={
         "method": "torchao int8 weight-only (per-channel symmetric)",
+        "quantized_on": "cuda" if placement.quantize_on_device else "cpu",
         "quant_type": config_to_dict(Int8WeightOnlyConfig()),
         "diffusers_config": "PipelineQuantizationConfig(quant_mapping={component: TorchAoConfig(Int8WeightOnlyConfig())})",
         "quantized_components": sorted(mapping),
@@ -112,17 +154,17 @@ def write_int8(source: Source, model_key: DiffusionModelKey, out: Path) -> Conve
         if comp.name in mapping:
             report.components[comp.name] = {"quantized": True,
                                             "note": "Linear weights int8 (per output channel scales); other "
-                                                    f"layers {comp.dtype}"}
+                                                    f"layers {kept[comp.name]}"}
         elif comp.name in left_out:
             report.components[comp.name] = {"quantized": False, "note": left_out[comp.name]}
         elif comp.name == "vae":
             report.components[comp.name] = {"quantized": False,
-                                            "note": f"not quantized: kept in {comp.dtype} (convolution-heavy "
+                                            "note": f"not quantized: kept in {kept[comp.name]} (convolution-heavy "
                                                     "and small; TorchAO weight-only targets Linear layers)"}
         else:
             report.components[comp.name] = {"quantized": False,
-                                            "note": f"not quantized: kept in {comp.dtype} (imgai quantizes the "
-                                                    "denoiser and the text encoders)"}
+                                            "note": f"not quantized: kept in {kept[comp.name]} (imgai quantizes "
+                                                    "the denoiser and the text encoders)"}
     del pipe
     require_safetensors_only(out)
     return report
@@ -147,9 +189,11 @@ def write_16bit(source: Source, model_key: DiffusionModelKey, out: Path) -> Conv
     return report
 
 
-def write_pytorch(source: Source, model_key: DiffusionModelKey, quantization: str, out: Path) -> ConversionReport:
-    writers = {"INT8": write_int8, "FP16": write_16bit}
-    return writers[quantization](source, model_key, out)
+def write_pytorch(source: Source, model_key: DiffusionModelKey, quantization: str, out: Path,
+                  placement: Placement = CPU) -> ConversionReport:
+    if quantization == "INT8":
+        return write_int8(source, model_key, out, placement)
+    return write_16bit(source, model_key, out)     # a cast: the same on any device
 
 
 def require_safetensors_only(folder: Path) -> None:
@@ -160,21 +204,30 @@ def require_safetensors_only(folder: Path) -> None:
                               "every weight file must be safetensors")
 
 
-def load_pytorch_output(folder: Path, *, load_dtype: str):
-    """Load a written PyTorch output the way its card says to."""
+def load_pytorch_output(folder: Path, *, load_dtype: str, placement: Placement = CPU):
+    """Load a written PyTorch output the way its card says to, onto the placement's device."""
     from diffusers import DiffusionPipeline
 
     with _quiet("diffusers.quantizers.torchao.torchao_quantizer"):
-        return DiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch_dtype(load_dtype))
+        pipe = DiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch_dtype(load_dtype))
+    return placement.place(pipe)
 
 
-def load_original(source: Source):
-    """The source pipeline in float32 on the CPU: the reference the check compares against."""
-    import torch
+def load_original(source: Source, placement: Placement = CPU):
+    """The source pipeline, the reference the check compares against: float32 on a CPU, the GPU's
+    16-bit dtype on CUDA."""
     from diffusers import DiffusionPipeline
 
     try:
-        return DiffusionPipeline.from_pretrained(str(source.path), torch_dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        pipe = DiffusionPipeline.from_pretrained(str(source.path), torch_dtype=torch_dtype(placement.dtype))
+        return placement.place(pipe)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConversionError(f"cannot load the {source.pipeline_class} from {source.spec}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    except RuntimeError as exc:
+        from ..devices import is_out_of_memory
+
+        if is_out_of_memory(exc):
+            raise
         raise ConversionError(f"cannot load the {source.pipeline_class} from {source.spec}: "
                               f"{type(exc).__name__}: {exc}") from exc

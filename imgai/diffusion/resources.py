@@ -36,9 +36,11 @@ def _bytes_at(params_by_dtype: dict, width: int | None) -> int:
     return sum(n * (width or SAFETENSORS_BYTES.get(dtype, 4)) for dtype, n in params_by_dtype.items())
 
 
-def estimate(source: Source, *, backend: str, quantization: str, denoiser: str) -> ResourceEstimate:
-    """What this target needs. The check loads the original pipeline in float32 and then the
-    converted one, one after the other; a conversion holds one pipeline at its working dtype."""
+def estimate(source: Source, *, backend: str, quantization: str, denoiser: str, device: str = "cpu"
+             ) -> ResourceEstimate:
+    """What this target needs of RAM and disk. The check loads the original pipeline in float32 and then
+    the converted one, one after the other; a conversion holds one pipeline at its working dtype.
+    On CUDA the pipelines pass through RAM in 16 bits on their way to the GPU (plan_vram sizes the GPU)."""
     comps = source.weight_components
     fp32 = sum(_bytes_at(c.params_by_dtype, 4) for c in comps)
     stored = sum(_bytes_at(c.params_by_dtype, None) for c in comps)
@@ -50,6 +52,12 @@ def estimate(source: Source, *, backend: str, quantization: str, denoiser: str) 
         ram = int(fp32 + ONNX_TRACE_FACTOR * largest)
         disk = fp32  # every weight in float32 (the VAE splits into encoder and decoder)
         note = f"float32 pipeline + {ONNX_TRACE_FACTOR:.0f}x its largest component while tracing"
+    elif device == "cuda":
+        converted = (stored - _bytes_at(den.params_by_dtype, None) + den.params if quantization == "INT8"
+                     else sum(c.params * 2 for c in comps))
+        ram = _bytes_at({"BF16": sum(c.params for c in comps)}, 2) + stored
+        disk = converted
+        note = "the source as stored and its 16-bit copy, on their way to the GPU"
     elif quantization == "INT8":
         # the converted pipeline: the denoiser's weights at ~1 byte, the rest as stored
         converted = stored - _bytes_at(den.params_by_dtype, None) + den.params
@@ -139,3 +147,46 @@ class PeakMemory:
         import psutil
 
         self.peak = max(self.peak, psutil.Process().memory_info().rss)
+
+
+VRAM_OVERHEAD = 2 * GB      # CUDA context, cuDNN/cuBLAS workspaces and the check's activations (a margin)
+VRAM_LOAD_FACTOR = 1.15     # allocator rounding and the transient copies of loading
+
+
+@dataclass(frozen=True)
+class VramPlan:
+    """How a target uses the GPU: the whole pipeline resident, or diffusers' model CPU offload."""
+    mode: str                  # resident | model_cpu_offload
+    resident_bytes: int        # estimated VRAM with the whole pipeline on the GPU
+    offload_bytes: int         # estimated VRAM with one component at a time (the largest)
+    free_bytes: int
+    total_bytes: int
+    dtype: str
+    note: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan_vram(source: Source, *, dtype_bytes: int, dtype: str, free: int, total: int, target: str,
+              force: bool = False) -> VramPlan:
+    """Resident when the pipeline fits in free VRAM, model CPU offload when its largest component
+    does, else refuse with the figures (`force` tries offload anyway)."""
+    comps = source.weight_components
+    sizes = {c.name: c.params * dtype_bytes for c in comps}
+    resident = int(sum(sizes.values()) * VRAM_LOAD_FACTOR) + VRAM_OVERHEAD
+    largest = max(sizes, key=sizes.get)
+    offload = int(sizes[largest] * VRAM_LOAD_FACTOR) + VRAM_OVERHEAD
+    weights = f"{fmt_bytes(sum(sizes.values()))} of {dtype} weights"
+    if resident <= free:
+        return VramPlan("resident", resident, offload, free, total, dtype,
+                        f"whole pipeline on the GPU ({weights}, about {fmt_bytes(resident)} with the check)")
+    if offload <= free or force:
+        return VramPlan("model_cpu_offload", resident, offload, free, total, dtype,
+                        f"the pipeline ({weights}, about {fmt_bytes(resident)} with the check) does not fit in "
+                        f"{fmt_bytes(free)} free VRAM: diffusers' model CPU offload keeps one component on the GPU "
+                        f"at a time (largest: {largest}, about {fmt_bytes(offload)})")
+    raise InsufficientResourcesError(
+        f"{target} needs about {fmt_bytes(resident)} of GPU memory ({weights}) or, with model CPU offload, "
+        f"about {fmt_bytes(offload)} for its largest component ({largest}), but the GPU has {fmt_bytes(free)} "
+        f"free of {fmt_bytes(total)}. Use a GPU with more memory, --device cpu, or --force to try offload anyway")

@@ -52,7 +52,7 @@ def run_on_ray(request: QuantizeRequest, *, on_progress: Callable[[float, str], 
     ray = require_ray()
     targets = plan(request)
     ctx_fields = {"output_dir": request.folder, "check": request.check, "force": request.force,
-                  "push": request.push, "private": request.private}
+                  "push": request.push, "private": request.private, "device": request.resolved_device}
     if run_id:
         ctx_fields["run_id"] = run_id
     else:
@@ -84,7 +84,8 @@ def run_on_ray(request: QuantizeRequest, *, on_progress: Callable[[float, str], 
                                                "or pass --force to try anyway"))))
                     continue
                 memory = largest
-            task = ray.remote(convert_on_worker).options(num_cpus=1, memory=memory, max_retries=0,
+            gpus = 1 if ctx_fields["device"] == "cuda" and t.backend == "pytorch" else 0
+            task = ray.remote(convert_on_worker).options(num_cpus=1, num_gpus=gpus, memory=memory, max_retries=0,
                                                            name=f"imgai-quantize:{t.name}")
             pending[task.remote(t.key, t.backend, t.quantization, spec, ctx_fields)] = i
             LOG.info("%s: submitted to Ray (memory %d bytes)", t.name, memory)

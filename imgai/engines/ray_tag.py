@@ -1,8 +1,12 @@
 """Tagging on Ray: Ray Data drives the same batch functions as the local engine.
 
-    paths ──from_items──> decode (map_batches over tasks: Tagger.decode)
-          ──> infer (map_batches over TagActor, an actor pool: Tagger.infer + Tagger.top_k)
+    paths ──from_items──> tag (map_batches over TagActor, an actor pool: Tagger.decode in the
+          actor's thread pool, then Tagger.infer + Tagger.top_k)
           ──> the driver, which writes results as they come
+
+Only paths and result rows travel between processes: each actor decodes its own batches (a thread
+per CPU it owns, as the local engine's decode pool does), so decoded arrays never go through the
+object store, and no decode task or worker process runs beside the actors.
 
 The model's files travel through Ray's object store (one `ray.put` of their bytes); each actor
 writes them to its own temporary folder, checks and loads them exactly as the local engine does
@@ -11,10 +15,8 @@ them. Nothing assumes a disk shared between nodes, except for the images themsel
 paths must exist on every node (a shared folder), or be URIs Ray reads (`s3://`, `gs://`, …).
 
 Scheduling (see `plan_for`): by default one actor per node, claiming that node's CPUs and running
-that many onnxruntime threads, so no two actors ever share a node; decoding claims no CPU (it
-runs beside the session's threads, as the local engine's decode threads do), capped at one task
-per CPU in the cluster — an uncapped zero-CPU task pool would spawn dozens of workers, and an
-actor holding every CPU would starve CPU-claiming decode tasks and hang the job.
+that many onnxruntime threads and decode threads, so no two actors ever share a node and decoding
+uses at most one thread per CPU of the cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import json
 import math
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +41,6 @@ from ..classify.tag import (IMAGE_SUFFIXES, Tag, TagOptions, TagResult, Tagger, 
                            tagging_folder)
 from ..errors import ConfigError, JobError
 from .ray_session import ray_session, require_ray
-
-BATCHES_AHEAD = 8      # decoded batches in the object store per inference actor, at most
 
 def is_uri(path) -> bool:
     return "://" in str(path)
@@ -97,30 +99,23 @@ def model_files(folder: Path) -> dict[str, bytes]:
     return {str(p.resolve().relative_to(folder.resolve())): p.read_bytes() for p in needed}
 
 
-# -- the two batch stages --------------------------------------------------------------------
+# -- the batch stage -------------------------------------------------------------------------
 
-def decode_batch(batch: dict, *, spec: dict) -> dict:
-    """Paths → preprocessed arrays with Tagger.decode; a bad file gets its error and a blank array."""
-    tagger = Tagger.decoder(PreprocessSpec(**spec))
-    arrays, errors = [], []
-    for path in batch["path"]:
-        try:
-            array, error = tagger.decode_safe(_readable(str(path)))
-        except OSError as exc:
-            array, error = None, f"cannot read: {exc}"
-        arrays.append(array)
-        errors.append(error or "")
-    shape = next((a.shape for a in arrays if a is not None), None)
-    if shape is None:
-        h, w = tagger.spec.input_size
-        shape = (3, h, w) if tagger.spec.layout == "NCHW" else (h, w, 3)
-    blank = np.zeros(shape, np.float32)
-    return {"path": batch["path"], "image": np.stack([blank if a is None else a for a in arrays]),
-            "error": np.array(errors, dtype=object)}
+def _decode_one(tagger: Tagger, path: str):
+    """(array, error) for one path or URI, as Tagger.decode_safe gives them."""
+    try:
+        return tagger.decode_safe(_readable(path))
+    except OSError as exc:          # a URI that cannot be read
+        return None, f"cannot read: {exc}"
+
+
+CALLS_PER_ACTOR = 2    # batches an actor works on at once: one decodes while the other runs the session
 
 
 class TagActor:
-    """One onnxruntime session per actor: preprocessed batches → top-k rows (as JSON text)."""
+    """One onnxruntime session per actor: paths → arrays (decoded here, by a thread pool) → top-k
+    rows (as JSON text). Two calls run at once, as in the local engine: the next batch decodes while
+    the session runs this one (one batch in the session at a time)."""
 
     def __init__(self, model: list, *, top_k: int, threshold: float, threads: dict):
         import ray
@@ -128,25 +123,32 @@ class TagActor:
         context = ray.get_runtime_context()
         node = context.get_node_id()
         files = ray.get(model[0])
+        count = threads.get(node) or threads.get("default") or 1
         with tempfile.TemporaryDirectory(prefix="imgai-model-") as tmp:
             for name, data in files.items():
                 target = Path(tmp) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-            self.tagger = Tagger(Path(tmp), threads=threads.get(node) or threads.get("default") or 1)
+            self.tagger = Tagger(Path(tmp), threads=count)
+        self.decoders = ThreadPoolExecutor(max_workers=count, thread_name_prefix="imgai-decode")
+        self.session_lock = threading.Lock()
         self.options = TagOptions(top_k=top_k, threshold=threshold)
         self.worker = f"{node[:12]}:{os.getpid()}"
 
     def __call__(self, batch: dict) -> dict:
-        errors = batch["error"]
-        tags = ["[]"] * len(errors)
-        ok = np.flatnonzero(errors == "")
-        if ok.size:
-            probs = self.tagger.infer(np.ascontiguousarray(batch["image"][ok], dtype=np.float32))
+        paths = [str(p) for p in batch["path"]]
+        decoded = list(self.decoders.map(lambda p: _decode_one(self.tagger, p), paths))
+        errors = np.array([error or "" for _, error in decoded], dtype=object)
+        tags = ["[]"] * len(paths)
+        ok = [i for i, (array, _) in enumerate(decoded) if array is not None]
+        if ok:
+            arrays = np.stack([decoded[i][0] for i in ok])
+            with self.session_lock:
+                probs = self.tagger.infer(arrays)
             for i, row in zip(ok, self.tagger.top_k(probs, self.options)):
                 tags[i] = json.dumps([[t.label, t.score] for t in row], ensure_ascii=False)
         return {"path": batch["path"], "tags": np.array(tags, dtype=object), "error": errors,
-                "worker": np.array([self.worker] * len(errors), dtype=object)}
+                "worker": np.array([self.worker] * len(paths), dtype=object)}
 
 
 @dataclass
@@ -154,7 +156,7 @@ class Plan:
     actors: int           # inference actors in the pool
     actor_cpus: int       # CPUs each actor claims
     threads: dict         # node id → onnxruntime threads of an actor there ("default" for others)
-    decoders: int         # decode tasks at once, in the whole cluster
+    decoders: int         # decode threads in the whole cluster (each actor: its threads)
 
 
 def plan_for(nodes: list[dict], actors: int | None = None) -> Plan:
@@ -170,31 +172,19 @@ def plan_for(nodes: list[dict], actors: int | None = None) -> Plan:
     return Plan(actors=actors, actor_cpus=threads["default"], threads=threads, decoders=max(1, sum(cpus)))
 
 
-def build_dataset(files: list[str], *, model_ref, spec: PreprocessSpec, options: TagOptions, plan: Plan,
-                  actor_cls=TagActor):
+def build_dataset(files: list[str], *, model_ref, options: TagOptions, plan: Plan, actor_cls=TagActor):
     """The Ray Data pipeline (lazy): rows {path, tags (JSON), error, worker}."""
     import ray
-    from ray.data import ActorPoolStrategy, ExecutionResources, TaskPoolStrategy
+    from ray.data import ActorPoolStrategy
 
     blocks = max(1, math.ceil(len(files) / options.batch_size))
     ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=blocks)
-    ds = ds.map_batches(decode_batch, fn_kwargs={"spec": spec.to_dict()}, batch_size=options.batch_size,
-                        batch_format="numpy", num_cpus=0, compute=TaskPoolStrategy(size=plan.decoders))
-    ds = ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
-                        fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
-                                               "threshold": float(options.threshold), "threads": plan.threads},
-                        compute=ActorPoolStrategy(size=plan.actors), num_cpus=plan.actor_cpus)
-    ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
-        object_store_memory=object_store_budget(spec, options, plan))
-    return ds
-
-
-def object_store_budget(spec: PreprocessSpec, options: TagOptions, plan: Plan) -> int:
-    """Decoded batches may run this far ahead of inference: enough to keep every actor fed
-    (a few batches each), not the gigabytes Ray Data would otherwise queue up for a slow model."""
-    h, w = spec.input_size
-    batch_bytes = options.batch_size * 3 * h * w * 4
-    return max(256 * 2**20, BATCHES_AHEAD * batch_bytes * plan.actors)
+    return ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
+                          fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
+                                                 "threshold": float(options.threshold), "threads": plan.threads},
+                          compute=ActorPoolStrategy(size=plan.actors, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
+                                                    enable_true_multi_threading=True),
+                          num_cpus=plan.actor_cpus)
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -203,7 +193,7 @@ def tag_rows(files: list[str], *, folder: Path, options: TagOptions, address: st
              actors: int | None = None, num_cpus: int | None = None,
              actor_cls=TagActor) -> Iterator[tuple[TagResult, str]]:
     """(result, worker) pairs as batches finish; Ray is up for as long as this generator runs."""
-    spec = PreprocessSpec.load(folder / "preprocess.json")
+    PreprocessSpec.load(folder / "preprocess.json")      # a bad spec fails here, before Ray starts
     files_bytes = model_files(folder)
     if not files:
         return
@@ -212,8 +202,8 @@ def tag_rows(files: list[str], *, folder: Path, options: TagOptions, address: st
 
         model_ref = ray.put(files_bytes)
         del files_bytes
-        ds = build_dataset(files, model_ref=model_ref, spec=spec, options=options,
-                           plan=plan_for(session["nodes"], actors), actor_cls=actor_cls)
+        ds = build_dataset(files, model_ref=model_ref, options=options, plan=plan_for(session["nodes"], actors),
+                           actor_cls=actor_cls)
         batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
         while True:
             try:

@@ -76,11 +76,13 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
     onnx_dir = Path(model.onnx_path).parent
     labels = read_labels(onnx_dir / "labels.json")
     spec = PreprocessSpec.load(onnx_dir / "preprocess.json")
-    base_model, base_revision = _source_repo(model)
-    family = _family(model)
+    original = _original(model)
+    base_model, base_revision = _source_repo(original)
+    family = _family(original)
     license_ = model.extra.get("license") or (model.extra.get("hub") or {}).get("license")
     tags = ["onnx", "image-classification", "imgai"] + ([family.lower()] if family else []) + \
-           ([model.library] if model.library not in ("onnx",) else [])
+           ([original.library] if original.library not in ("onnx",) else []) + \
+           (["int8", "quantized"] if model.precision == registry.INT8 else [])
     h, w = spec.input_size
     shape = (3, h, w) if spec.layout == "NCHW" else (h, w, 3)
     validation = model.validation
@@ -88,14 +90,27 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
                  "license": license_, "tags": tags}
     return render_card(
         TEMPLATE, card_data=card_data, model_name=model.name, repo_id=repo_id, revision=revision,
-        base_model=base_model, base_revision=base_revision, source=model.source,
+        base_model=base_model, base_revision=base_revision, source=original.source,
         source_url=f"{endpoint()}/{base_model}" if base_model else None, architecture=model.architecture,
-        library=model.library, family=family, exporter=model.extra.get("exporter"),
+        library=original.library, family=family, precision=model.precision,
+        quantized_from=model.extra.get("quantized_from"), quantization=model.extra.get("quantization") or {},
+        vs_fp32=model.vs_fp32 or {}, exporter=model.extra.get("exporter"),
         opset=model.extra.get("opset"), num_labels=len(labels), labels_preview=labels[:30],
         more_labels=max(0, len(labels) - 30), multi_label=spec.multi_label, preprocess=spec.to_dict(),
         layout=spec.layout, input_name=_input_name(Path(model.onnx_path)), validation=validation,
         validated_at=time.strftime("%Y-%m-%d", time.localtime(model.validated_at)) if model.validated_at else "",
         speed=measure_speed(Path(model.onnx_path), shape), imgai_version=__version__)
+
+
+def _original(model: registry.Model) -> registry.Model:
+    """The model an INT8 copy was made from (for its source and family), else the model itself."""
+    base = model.extra.get("quantized_from")
+    if base:
+        try:
+            return registry.get(base)
+        except Exception:       # removed since: the INT8 copy describes itself
+            return model
+    return model
 
 
 def _input_name(onnx_path: Path) -> str:

@@ -44,6 +44,8 @@ class TrainConfig:
     epochs: int = 10
     # machine
     device: str = "auto"              # auto | cpu | cuda | mps (only those present)
+    precision: str = "auto"           # auto | fp32 | bf16 | fp16: auto is bf16 autocast on GPUs with bfloat16,
+                                      # fp16 autocast + gradient scaler on older GPUs, fp32 on a CPU
     num_workers: int = 0              # DataLoader worker processes; 0 loads in the training process
     prefetch_factor: int | None = None  # batches each worker loads ahead; needs num_workers > 0
     seed: int = 0
@@ -95,8 +97,18 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         present = available_devices()
         if self.device not in present:
+            from ..devices import what_was_found
+
+            found = f": {what_was_found()}" if self.device == "cuda" else ""
             raise ConfigError(f"device {self.device!r} is not available on this machine (present: "
-                              f"{', '.join(present)}); use 'auto' or one of those")
+                              f"{', '.join(present)}){found}; use 'auto' or one of those")
+        self.resolved_precision()     # bf16 on a GPU without it, fp16 on a CPU: refused here, before a job
+
+    def resolved_precision(self) -> str:
+        """fp32 | bf16 | fp16 for this config's device (see imgai.devices.resolve_precision)."""
+        from ..devices import resolve_precision
+
+        return resolve_precision(self.precision, self.resolved_device())
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -46,9 +46,13 @@ def train_transform(pipeline: DataPipeline, image_size: int, mean, std):
 class ImageDataset:
     """(tensor, target) pairs; the target is a class index, or a multi-hot vector for bce."""
 
-    def __init__(self, root: Path, items: list, num_classes: int, transform, *, multi_label: bool = False):
+    def __init__(self, root: Path, items: list, num_classes: int, transform, *, multi_label: bool = False,
+                 spec: dict | None = None):
         self.root, self.items, self.num_classes = Path(root), items, num_classes
         self.transform, self.multi_label = transform, multi_label
+        # what the transform does, for the decoded-image cache (train.cache) to do it with tensor ops:
+        # image_size, mean, std, augment ({crop, flip, color_jitter}, or None for evaluation)
+        self.spec = spec
 
     def __len__(self) -> int:
         return len(self.items)
@@ -72,9 +76,12 @@ def datasets(pipeline: DataPipeline, *, image_size: int, val_split: float, seed:
     samples = scan(pipeline.root, multi_label=multi_label, exclude=exclude)
     train_items, val_items = split(samples, val_split, seed)
     n = len(samples.labels)
+    spec = {"image_size": image_size, "mean": tuple(mean), "std": tuple(std)}
+    augment = {"crop": bool(pipeline.crop), "flip": bool(pipeline.flip), "color_jitter": bool(pipeline.color_jitter)}
     train = ImageDataset(samples.root, train_items, n, train_transform(pipeline, image_size, mean, std),
-                         multi_label=multi_label)
-    val = ImageDataset(samples.root, val_items, n, eval_transform(image_size, mean, std), multi_label=multi_label)
+                         multi_label=multi_label, spec={**spec, "augment": augment})
+    val = ImageDataset(samples.root, val_items, n, eval_transform(image_size, mean, std), multi_label=multi_label,
+                       spec={**spec, "augment": None})
     return samples, train, val
 
 

@@ -86,6 +86,9 @@ def train_job(ctx) -> dict:
     result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,
                  checkpoint=ckpt, resume=resume, resume_state=resume_state, on_epoch=on_epoch, on_batch=on_batch)
 
+    if result.feed:
+        ctx.event(f"trained on {config.resolved_device()} in {result.precision}; {result.feed}",
+                  data={"precision": result.precision, "feed": result.feed})
     ctx.progress(1.0, "saving model")
     run_dir = save_run(model, model_id=model_id, run=run, timm_name=arch.timm_name, labels=samples.labels,
                        image_size=image_size, mean=weights.mean, std=weights.std, model_args=model_args,
@@ -103,6 +106,7 @@ def train_job(ctx) -> dict:
         "confusion_matrix": result.confusion_matrix, "samples_per_s": round(result.samples_per_s, 2),
         "starting_weights": weights.kind, "resumed_from_epoch": result.resumed_from_epoch,
         "train_images": len(train_set), "val_images": len(val_set), "multi_label": multi_label,
+        "precision": result.precision, "feed": result.feed,
     }
 
 

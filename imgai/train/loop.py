@@ -1,8 +1,11 @@
 """The training loop: epochs of train + validate, a checkpoint after each, metrics out.
 
-Plain PyTorch, nothing hidden: a DataLoader, an Adam/AdamW optimizer, cross-entropy (or BCE for
-multi-label), `model.train()` / `model.eval()`. The caller (imgai.train.job) wires the callbacks
-to the job system; this file does not know about jobs, the registry or the UI.
+Plain PyTorch, nothing hidden: batches (train.feed: the decoded-image cache or a DataLoader), an
+Adam/AdamW optimizer, cross-entropy (or BCE for multi-label), `model.train()` / `model.eval()`,
+autocast in the run's precision, channels_last for CNNs on a GPU. Loss and accuracy add up on
+the device and are read once per epoch (no host synchronisation per batch). The caller
+(imgai.train.job) wires the callbacks to the job system; this file does not know about jobs,
+the registry or the UI.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class FitResult:
     per_class_accuracy: list[float | None]     # validation accuracy per class (None: no val images)
     resumed_from_epoch: int
     samples_per_s: float                       # training samples per second over this run's epochs
+    precision: str = "fp32"                    # fp32 | bf16 | fp16 (autocast), as resolved for the device
+    feed: str = ""                             # how batches were made (decoded-image cache, or streaming)
 
 
 def seed_everything(seed: int) -> None:
@@ -50,27 +55,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def make_loader(dataset, config: TrainConfig, *, shuffle: bool, epoch: int = 0, device: str = "cpu",
-                shard: tuple[int, int] | None = None):
-    """`shard=(rank, world_size)`: this process's share of the data, as in distributed training."""
-    import torch
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-    sampler = None
-    if shard is not None:
-        rank, world = shard
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle,
-                                     seed=config.seed * 1000 + epoch)
-    size = len(sampler) if sampler is not None else len(dataset)
-    # a last batch of one sample breaks BatchNorm in train mode: drop it in that case only
-    drop_last = shuffle and size > config.batch_size and size % config.batch_size == 1
-    extra = {"prefetch_factor": config.prefetch_factor} if config.num_workers and config.prefetch_factor else {}
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      generator=generator, num_workers=config.num_workers, drop_last=drop_last,
-                      pin_memory=device == "cuda", persistent_workers=False, **extra)
 
 
 def make_optimizer(model, config: TrainConfig):
@@ -185,57 +169,75 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def evaluate(model, loader, loss_fn, *, num_classes: int, multi_label: bool, device: str) -> dict:
+def evaluate(model, loader, loss_fn, *, num_classes: int, multi_label: bool, device: str, amp=None) -> dict:
+    """Validation over `loader` (batches already on `device`): sums stay on the device until the end."""
     import torch
 
+    from .feed import Amp
+
+    amp = amp or Amp(device, "fp32")
     model.eval()
-    total, hits, loss_sum = 0, 0, 0.0
-    confusion = [[0] * num_classes for _ in range(num_classes)]
-    label_hits = [0] * num_classes        # multi-label: per-class binary accuracy at 0.5
+    total = 0
+    loss_sum = torch.zeros((), device=device)
+    hits = torch.zeros((), dtype=torch.long, device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
+    label_hits = torch.zeros(num_classes, dtype=torch.long, device=device)   # multi-label: per-class accuracy at 0.5
     with torch.inference_mode():
         for images, targets in loader:
-            images, targets = images.to(device), targets.to(device)
-            logits = model(images)
-            loss_sum += loss_fn(logits, targets).item() * len(images)
-            hits += int(_hits(logits, targets, multi_label).sum())
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            with amp.autocast():
+                logits = model(images)
+                loss = loss_fn(logits, targets)
+            loss_sum += loss.float() * len(images)
+            hits += _hits(logits, targets, multi_label).sum()
             total += len(images)
             if multi_label:
-                agree = ((logits > 0) == (targets > 0.5)).sum(dim=0).tolist()
-                label_hits = [a + b for a, b in zip(label_hits, agree)]
+                label_hits += ((logits > 0) == (targets > 0.5)).sum(dim=0)
             else:
-                for t, p in zip(targets.tolist(), logits.argmax(dim=1).tolist()):
-                    confusion[t][p] += 1
+                cells = targets * num_classes + logits.argmax(dim=1)   # scatter_add: no sync (bincount would)
+                confusion.scatter_add_(0, cells, torch.ones_like(cells))
     if not total:
         return {"loss": None, "accuracy": None, "confusion": None, "per_class": [None] * num_classes}
     if multi_label:
-        per_class = [h / total for h in label_hits]
-        confusion = None
+        per_class = [h / total for h in label_hits.tolist()]
+        matrix = None
     else:
-        per_class = [row[i] / sum(row) if sum(row) else None for i, row in enumerate(confusion)]
-    return {"loss": loss_sum / total, "accuracy": hits / total, "confusion": confusion, "per_class": per_class}
+        flat = confusion.tolist()
+        matrix = [flat[i * num_classes:(i + 1) * num_classes] for i in range(num_classes)]
+        per_class = [row[i] / sum(row) if sum(row) else None for i, row in enumerate(matrix)]
+    return {"loss": float(loss_sum) / total, "accuracy": int(hits) / total, "confusion": matrix,
+            "per_class": per_class}
 
 
 def train_one_epoch(model, loader, optimizer, loss_fn, *, epoch: int, multi_label: bool, device: str,
-                    on_batch: Callable[[int, int, int], None] | None = None) -> tuple[int, int, float]:
-    """One pass over the training data: (samples seen, correct top-1, summed loss)."""
+                    on_batch: Callable[[int, int, int], None] | None = None, amp=None) -> tuple[int, int, float]:
+    """One pass over the training data: (samples seen, correct top-1, summed loss). The sums stay on
+    the device and are read once, at the end."""
+    import torch
+
+    from .feed import Amp
+
+    amp = amp or Amp(device, "fp32")
     model.train()
-    seen, hits, loss_sum = 0, 0, 0.0
+    seen = 0
+    loss_sum = torch.zeros((), device=device)
+    hits = torch.zeros((), dtype=torch.long, device=device)
     batches = len(loader)
     for i, (images, targets) in enumerate(loader):
         images = images.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
-        logits = model(images)
-        loss = loss_fn(logits, targets)
+        with amp.autocast():
+            logits = model(images)
+            loss = loss_fn(logits, targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        amp.backward_step(loss, optimizer)
         n = len(images)
         seen += n
-        loss_sum += loss.item() * n
-        hits += int(_hits(logits.detach(), targets, multi_label).sum())
+        loss_sum += loss.detach().float() * n
+        hits += _hits(logits.detach(), targets, multi_label).sum()
         if on_batch:
             on_batch(epoch, i + 1, batches)
-    return seen, hits, loss_sum
+    return seen, int(hits), float(loss_sum)
 
 
 def _sum_over_processes(*values: float) -> tuple:
@@ -282,9 +284,15 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     """
     import torch
 
+    from .feed import Amp, make_batches, wants_channels_last
+
     core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     device = config.resolved_device()
-    model.to(device)
+    amp = Amp(device, config.resolved_precision())
+    channels_last = wants_channels_last(core, device)
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True      # fixed image sizes: let cuDNN pick its fastest kernels once
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, config)
     loss_fn = make_loss(config, multi_label)
     history: list[dict] = []
@@ -295,17 +303,21 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
         core.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
         start, history = int(resume_state["epoch"]), list(resume_state["history"])
-    val_loader = make_loader(val_set, config, shuffle=False, device=device) if len(val_set) else None
+    train_batches, feed = make_batches(train_set, config, device=device, shuffle=True, shard=shard,
+                                       channels_last=channels_last)
+    val_loader = None
+    if len(val_set):
+        val_loader, _ = make_batches(val_set, config, device=device, shuffle=False, channels_last=channels_last)
     result = {"confusion": None, "per_class": [None] * num_classes}
     trained_samples, train_seconds = 0, 0.0
     writer = CheckpointWriter(checkpoint, on_saved=on_epoch)
     try:
         for epoch in range(start + 1, config.epochs + 1):
             torch.manual_seed(config.seed * 1000 + epoch)       # augmentations: the same on a resumed run
-            loader = make_loader(train_set, config, shuffle=True, epoch=epoch, device=device, shard=shard)
             t0 = time.perf_counter()
-            seen, hits, loss_sum = train_one_epoch(model, loader, optimizer, loss_fn, epoch=epoch,
-                                                   multi_label=multi_label, device=device, on_batch=on_batch)
+            seen, hits, loss_sum = train_one_epoch(model, train_batches.set_epoch(epoch), optimizer, loss_fn,
+                                                   epoch=epoch, multi_label=multi_label, device=device,
+                                                   on_batch=on_batch, amp=amp)
             if shard is not None:
                 seen, hits, loss_sum = _sum_over_processes(seen, hits, loss_sum)
                 _average_batchnorm_statistics(core)
@@ -314,7 +326,7 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
             train_seconds += seconds
             if val_loader is not None:
                 result = evaluate(core, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label,
-                                  device=device)
+                                  device=device, amp=amp)
             metrics = EpochMetrics(epoch=epoch, epochs=config.epochs, train_loss=loss_sum / max(seen, 1),
                                    train_accuracy=hits / max(seen, 1), val_loss=result.get("loss"),
                                    val_accuracy=result.get("accuracy"), samples_per_s=seen / max(seconds, 1e-9),
@@ -326,7 +338,9 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     finally:
         writer.close()         # the last checkpoint is complete (and reported) before anyone reads it
     if start >= config.epochs and val_loader is not None:   # resumed after the last epoch: just evaluate
-        result = evaluate(core, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device)
-    core.to("cpu").eval()
+        result = evaluate(core, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device,
+                          amp=amp)
+    core.to("cpu", memory_format=torch.contiguous_format).eval()    # safetensors saves contiguous tensors
     return FitResult(history=history, confusion_matrix=result["confusion"], per_class_accuracy=result["per_class"],
-                     resumed_from_epoch=start, samples_per_s=trained_samples / max(train_seconds, 1e-9))
+                     resumed_from_epoch=start, samples_per_s=trained_samples / max(train_seconds, 1e-9),
+                     precision=amp.precision, feed=feed)

@@ -1,0 +1,198 @@
+"""INT8 classifiers: onnxruntime quantization as a job, measured against FP32 before they may tag."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from imgai import jobs, registry
+from imgai.classify.quantize import QuantizeOptions, int8_id, quantize, submit_quantization
+from imgai.errors import ConfigError, StateError
+from tests.factories import photo, random_image
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "hubble_deep_field", "immunohistochemistry")
+
+
+@pytest.fixture
+def fp32_model(imgai_home, tiny_model_cache, tmp_path):
+    """A converted, validated, enabled (default) tiny ResNet built in code."""
+    from imgai.classify.convert import convert
+    from imgai.sources import add_model
+
+    folder = shutil.copytree(tiny_model_cache("timm-resnet"), tmp_path / "model")
+    return convert(add_model(str(folder)).id)
+
+
+@pytest.fixture
+def calibration_folder(tmp_path):
+    """Real photos, plus a file that is not an image and a truncated JPEG."""
+    folder = tmp_path / "calibration"
+    (folder / "more").mkdir(parents=True)
+    for i, name in enumerate(PHOTOS):
+        photo(name, folder if i % 2 else folder / "more")
+    (folder / "broken.jpg").write_bytes(b"this is not a JPEG")
+    whole = (folder / "chelsea.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(whole[:len(whole) // 3])
+    return folder
+
+
+def _events(job_id):
+    return [e["message"] for e in jobs.events(job_id)]
+
+
+def test_quantize_tiny_model_as_a_job_skipping_bad_files(fp32_model, calibration_folder, cli):
+    code, out, err = cli("models", "quantize", fp32_model.id, "--calibration", calibration_folder, "--wait", "--json")
+    job = json.loads(out)
+    assert code == 0 and job["state"] == "succeeded", job["error"]
+    new = registry.get(int8_id(fp32_model.id))
+    assert (new.type, new.precision, new.valid, new.extra["quantized_from"]) == ("ONNX", "int8", True, fp32_model.id)
+    settings = new.extra["quantization"]
+    assert (settings["format"], settings["per_channel"], settings["calibrate_method"]) == ("QDQ", True, "MinMax")
+    assert settings["calibration"] == f"folder {calibration_folder}"
+
+    # the same labels and preprocessing; an onnxruntime-quantized graph
+    src, dst = Path(fp32_model.onnx_path).parent, Path(new.onnx_path).parent
+    for name in ("labels.json", "preprocess.json"):
+        assert (src / name).read_bytes() == (dst / name).read_bytes()
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(dst / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+    # bad files are skipped with a note; a quarter of the photos was held back for the comparison
+    messages = _events(job["id"])
+    assert any("skipped broken.jpg: not an image" in m for m in messages)
+    assert any(m.startswith("skipped cut.jpg: damaged or truncated") for m in messages)
+    assert {s.split(":")[0] for s in settings["skipped"]} == {"broken.jpg", "cut.jpg"}
+    assert settings["held_back_images"] == 2 and settings["calibration_images"] == 7
+    figures = new.vs_fp32
+    assert figures["views"] == 2 * 16 and 0 <= figures["top1_agreement"] <= 1
+    assert figures["mean_abs_dprob"] <= figures["max_abs_dprob"] and figures["int8_ms_per_image"] > 0
+    assert any(m.startswith("INT8 vs FP32: top-1 agreement") for m in messages)
+
+    code, out, _ = cli("models", "show", new.id)
+    assert "precision     INT8" in out and "vs FP32       top-1 agreement" in out and "mean |Δprob|" in out
+    code, out, _ = cli("models", "list")
+    assert "INT8" in out and "FP32" in out
+
+
+def test_below_the_bar_stays_disabled_and_enabling_is_refused_unless_forced(fp32_model, tmp_path, cli):
+    """A random tiny model has near-ties that INT8 rounding flips: below 99 % agreement."""
+    new = quantize(fp32_model.id, options=QuantizeOptions(method="dynamic"))
+    figures = new.vs_fp32
+    assert figures["top1_agreement"] < registry.MIN_INT8_AGREEMENT and not figures["meets_bar"]
+    assert not new.enabled and new.extra["quantization"]["format"] == "QOperator (dynamic)"
+
+    code, _, err = cli("models", "enable", new.id)
+    assert code == 1 and f"{figures['top1_agreement']:.1%}" in err and "below the 99% bar" in err
+    assert "--force" in err and not registry.get(new.id).enabled
+    assert cli("models", "enable", new.id, "--force")[0] == 0
+    code, out, _ = cli("tag", random_image(tmp_path / "x.png"), "--model", new.id, "--format", "json")
+    assert code == 0 and len(json.loads(out)[0]["tags"]) == 3
+
+
+def test_refused_before_the_job(fp32_model, tmp_path, imgai_home):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    with pytest.raises(ConfigError, match="holds no images"):
+        submit_quantization(fp32_model.id, options=QuantizeOptions(calibration=str(empty)))
+    with pytest.raises(ConfigError, match="does not exist"):
+        submit_quantization(fp32_model.id, options=QuantizeOptions(calibration=str(tmp_path / "nowhere")))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.jpg").write_bytes(b"x")
+    random_image(bad / "b.png")
+    with pytest.raises(ConfigError, match=r"1 readable image\(s\) of 2 .*a.jpg: not an image"):
+        submit_quantization(fp32_model.id, options=QuantizeOptions(calibration=str(bad)))
+    with pytest.raises(ConfigError, match="method 'fast' is not one of static, dynamic"):
+        QuantizeOptions(method="fast")
+
+    registry.set_enabled(fp32_model.id, False)
+    with pytest.raises(StateError, match="it is ONNX / Converted, disabled, validation passed, precision FP32"):
+        submit_quantization(fp32_model.id)
+    pytorch = registry.create(name="raw", source="local:raw", architecture="resnet18", library="timm")
+    with pytest.raises(StateError, match="it is PyTorch / NotConverted, disabled, validation not passed"):
+        submit_quantization(pytorch.id)
+    assert jobs.list_jobs(kind="int8") == []
+
+
+def test_an_int8_model_is_not_quantized_again(fp32_model):
+    new = quantize(fp32_model.id, options=QuantizeOptions(method="dynamic"))
+    registry.set_enabled(new.id, True, force=True)
+    with pytest.raises(StateError, match="precision INT8"):
+        submit_quantization(new.id)
+    with pytest.raises(StateError, match="already exists; remove it first"):
+        submit_quantization(fp32_model.id)
+
+
+def _onnx_for_16px(path: Path) -> None:
+    """A valid 3-label classifier that takes 16x16 images (built with onnx.helper)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((3, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["pixel_values", "w"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["conv"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                                                            ["batch", 3, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+
+
+def test_onnxruntime_failure_fails_the_job_and_leaves_no_model(fp32_model, imgai_home, cli):
+    """The model file was replaced after validation by one for 16x16 images: onnxruntime's calibration
+    refuses the 64x64 images its preprocessing makes."""
+    _onnx_for_16px(Path(fp32_model.onnx_path))
+    code, out, _ = cli("models", "quantize", fp32_model.id, "--wait", "--json")
+    job = json.loads(out)
+    assert code == 1 and job["state"] == "failed"
+    assert job["error"].startswith(f"onnxruntime could not quantize {fp32_model.id!r}: ")
+    assert "Got invalid dimensions for input: pixel_values" in job["error"]
+    assert int8_id(fp32_model.id) not in [m.id for m in registry.list_models()]
+    assert not (imgai_home / "models" / int8_id(fp32_model.id)).exists()
+    assert not any((imgai_home / "tmp").iterdir())
+
+
+def test_card_carries_the_int8_figures(fp32_model, calibration_folder):
+    from imgai.hub.publish import render_classifier_card
+
+    new = quantize(fp32_model.id, options=QuantizeOptions(calibration=str(calibration_folder)))
+    card = str(render_classifier_card(new, repo_id="someone/tiny-int8"))
+    agreement = f"{new.vs_fp32['top1_agreement'] * 100:.1f}%"
+    assert "(ONNX INT8)" in card and "## INT8 against FP32" in card and agreement in card
+    assert "per-channel int8 weights" in card and "MinMax" in card and "- int8" in card
+
+
+def test_demo_model_int8_tags_real_photos_with_the_same_top1(tmp_path, monkeypatch, photos, cli):
+    """EfficientNet-Lite0 with real ImageNet weights, calibrated on the built-in photos."""
+    from imgai import startup
+    from imgai.demo import MODEL_ID
+
+    monkeypatch.setenv("IMGAI_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("IMGAI_NO_DEMO", raising=False)
+    startup.prepare()
+    assert cli("models", "convert", MODEL_ID, "--wait")[0] == 0
+    code, out, err = cli("models", "quantize", MODEL_ID, "--wait")
+    assert code == 0, err
+    new = registry.get(int8_id(MODEL_ID))
+    assert new.extra["quantization"]["calibration"] == "built-in photos (scikit-image)"
+    assert new.vs_fp32["top1_agreement"] >= registry.MIN_INT8_AGREEMENT and new.enabled
+    assert f"{MODEL_ID}-int8: enabled — top-1 agreement" in out
+
+    tops = {}
+    for model_id in (MODEL_ID, new.id):
+        code, out, _ = cli("tag", photos["chelsea"], photos["coffee"], "--model", model_id, "--format", "json")
+        tops[model_id] = [r["tags"][0]["label"] for r in json.loads(out)]
+    assert tops[new.id] == tops[MODEL_ID] and tops[new.id][1] == "espresso"
+
+
+def test_the_convert_tab_int8_action_goes_through_the_same_checks(app_server):
+    from gradio_client.exceptions import AppError
+
+    client = app_server.client()
+    with pytest.raises(AppError, match="cannot quantize 'efficientnet-lite0-demo': it is PyTorch / NotConverted"):
+        client.predict("efficientnet-lite0-demo", "static", api_name="/int8")
