@@ -9,10 +9,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -86,18 +87,22 @@ class AppServer:
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 120) -> None:
+        import http.client
         import urllib.request
 
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        def answers() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
             try:
                 with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2):
-                    return
-            except Exception:
-                time.sleep(0.5)
-        raise RuntimeError(f"app.py did not answer within {timeout}s:\n{self.log.read_text()[-4000:]}")
+                    return True
+            except (OSError, http.client.HTTPException):      # not listening yet
+                return False
+
+        try:
+            wait_until(answers, timeout, f"app.py to answer on {self.url}", every=0.5)
+        except AssertionError as exc:
+            raise RuntimeError(f"{exc}:\n{self.log.read_text()[-4000:]}") from None
 
     def client(self):
         from gradio_client import Client

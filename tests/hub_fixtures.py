@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.fakehub_store import Store
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE_TOKEN = "hf_AliceWritesTestToken0123456789abc"    # member of the "acme" org, may write
@@ -161,16 +161,16 @@ class FakeHub:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.fakehub", "--root", str(self.root), "--port",
                                       str(self.port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        def answers() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"fake hub exited: {(self.root / 'server.log').read_text()[-2000:]}")
             try:
                 urllib.request.urlopen(self.url + "/api/models?limit=1", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("fake hub did not start")
+                return True
+            except OSError:                                   # not listening yet
+                return False
+
+        wait_until(answers, 30, f"the fake hub to answer on {self.url}", every=0.1)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -193,10 +193,6 @@ class FakeHub:
     def requests(self) -> list[str]:
         return self.store.requests()
 
-    def reset(self) -> None:
-        self.store.set_faults()
-        (self.root / "requests.log").write_text("")
-
 
 @pytest.fixture(scope="session")
 def fake_hub_template(tmp_path_factory) -> Path:
@@ -206,9 +202,11 @@ def fake_hub_template(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fake_hub_server(fake_hub_template, tmp_path_factory):
-    """A fake Hub server per test module, on its own copy of the repos (pushes stay in the module)."""
+    """A fake Hub server of its own for each test, on its own copy of the repos: what one test
+    pushes, breaks or slows down, no other test sees. (Outside the test's tmp_path, which
+    tests search for leaked tokens: the Hub's own user table holds them.)"""
     root = tmp_path_factory.mktemp("fakehub")
     shutil.copytree(fake_hub_template, root, dirs_exist_ok=True)
     hub = FakeHub(root)
@@ -251,16 +249,12 @@ def point_hf_at(monkeypatch, *, endpoint: str | None, hf_home: Path, offline: bo
 
 @pytest.fixture
 def fake_hub(fake_hub_server, imgai_home, tmp_path, monkeypatch):
-    """The fake Hub, running and reset, with HF_ENDPOINT pointing at it, online mode, a private
-    HF_HOME and alice's token as HF_TOKEN."""
-    if not fake_hub_server.alive():
-        fake_hub_server.start()
-    fake_hub_server.reset()
+    """The test's fake Hub, with HF_ENDPOINT pointing at it, online mode, a private HF_HOME and
+    alice's token as HF_TOKEN."""
     fake_hub_server.hf_home = tmp_path / "hf_home"
     point_hf_at(monkeypatch, endpoint=fake_hub_server.url, hf_home=fake_hub_server.hf_home, offline=False,
                 token=ALICE_TOKEN)
     yield fake_hub_server
-    fake_hub_server.reset()
     from huggingface_hub.utils import reset_sessions
 
     reset_sessions()

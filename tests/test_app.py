@@ -1,7 +1,6 @@
 """The app as a person (or a program) uses it: the real server, driven through gradio_client."""
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -9,17 +8,16 @@ import pytest
 from gradio_client import handle_file
 
 from tests.factories import random_image
+from tests.waiting import wait_until
 
 
 def _wait_converted(client, model_id, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def settled():
         rows = client.predict(None, [], api_name="/convert_refresh")[0]["data"]
         row = next(r for r in rows if r[0] == model_id)
-        if row[3] in ("Converted", "Failed"):
-            return row
-        time.sleep(1)
-    raise AssertionError(f"{model_id} still converting")
+        return row if row[3] in ("Converted", "Failed") else None
+
+    return wait_until(settled, timeout, f"{model_id} to finish converting", every=1)
 
 
 def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path, photos):

@@ -4,12 +4,12 @@ then inspect the output (files, quantization_info.json, card, image grid with sc
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from tests.conftest import free_port
 from tests.diffusion_fixtures import tiny_sources  # noqa: F401 (fixture)
+from tests.waiting import wait_until
 
 
 def test_app_has_the_quantize_tab_after_convert(imgai_home):
@@ -48,12 +48,11 @@ def test_quantize_tab_runs_a_job_and_shows_the_result(quantize_tab, tiny_sources
     job_id, message = client.predict(["flux1"], os.fspath(tiny_sources["flux1"]), "pytorch", "INT8", False, 2,
                                      "32x32", "", False, api_name="/quantize")
     assert job_id and job_id in message
-    deadline = time.time() + 240
-    while True:
-        progress, results, outputs = client.predict(job_id, api_name="/quantize_status")
-        if "succeeded" in progress or "failed" in progress or time.time() > deadline:
-            break
-        time.sleep(1)
+    def ended():
+        status = client.predict(job_id, api_name="/quantize_status")
+        return status if "succeeded" in status[0] or "failed" in status[0] else None
+
+    progress, results, outputs = wait_until(ended, 240, f"quantize job {job_id} to end", every=1)
     assert "succeeded" in progress, progress
     rows = results["data"]
     assert rows[0][:2] == ["flux1-torch-int8", "done"] and float(rows[0][2]) > 25

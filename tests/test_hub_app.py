@@ -4,7 +4,6 @@ the visitor's own token, and the offline notice with the cached models."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from imgai.hub import download
 from tests.conftest import ROOT, AppServer
 from tests.hub_fixtures import (  # noqa: F401  (fixtures are used by name)
     ALICE_TOKEN, fake_hub, fake_hub_server, fake_hub_template, files_containing)
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 SEARCH_WIRED = "build_search" in (ROOT / "ui" / "browse.py").read_text()
@@ -28,13 +28,7 @@ def app(fake_hub, imgai_home):
 
 
 def wait_for(fn, *, timeout: float = 90, every: float = 0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
+    return wait_until(fn, timeout, getattr(fn, "__name__", "the app"), every=every)
 
 
 @pytest.mark.skipif(not SEARCH_WIRED, reason="ui/browse.py does not call ui.hub_browse.build_search yet")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from imgai.hub import download
 from tests.factories import random_image
 from tests.hub_fixtures import (  # noqa: F401  (fixtures are used by name)
     ALICE_TOKEN, BOB_TOKEN, fake_hub, fake_hub_server, fake_hub_template, files_containing)
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -153,9 +153,7 @@ def test_cancelling_a_download_keeps_the_partial_blob_and_registers_nothing(fake
     fake_hub.store.set_faults(slow={name: 5_000_000})
     job = download("timmfolk/mobilenetv3-large", token=ALICE_TOKEN)
     token_file = Path(job.params["token_file"])
-    deadline = time.time() + 60
-    while jobs.get(job.id).progress < 0.4 and time.time() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: jobs.get(job.id).progress >= 0.4, what="the download to pass 40%")
     cancelled = jobs.cancel(job.id)
     assert cancelled.state == jobs.CANCELLED
     assert registry.list_models() == [] and not token_file.exists()

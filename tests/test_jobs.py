@@ -2,22 +2,17 @@
 
 import os
 import signal
-import time
 
 import pytest
 
 from imgai import jobs
 from imgai.errors import StateError
+from tests.waiting import wait_until
 
 
 def _wait_state(job_id, states, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = jobs.get(job_id)
-        if job.state in states:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} stayed {jobs.get(job_id).state}")
+    return wait_until(lambda: (job := jobs.get(job_id)).state in states and job, timeout,
+                      f"job {job_id} to be {' or '.join(states)}")
 
 
 def test_job_runs_in_a_worker_and_reports_progress(imgai_home):
@@ -62,11 +57,8 @@ def test_killed_worker_becomes_failed_interrupted(imgai_home):
     job = jobs.submit("selftest", {"steps": 200, "delay": 0.05})
     running = _wait_state(job.id, ("running",))
     os.killpg(running.pid, signal.SIGKILL)
-    deadline = time.time() + 10
-    while time.time() < deadline and jobs.get(job.id).state == "running":
-        jobs.recover()
-        time.sleep(0.1)
-    dead = jobs.get(job.id)
+    wait_until(lambda: not jobs._alive(running.pid, running.pid_started), what=f"worker {running.pid} to die")
+    dead = jobs.get(job.id)                       # the first read after the death says so
     assert dead.state == "failed" and dead.error.startswith("interrupted")
 
 

@@ -4,7 +4,6 @@ per-class accuracy and confusion matrix, download the model, retrain and cancel.
 
 from __future__ import annotations
 
-import time
 import zipfile
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from tests.train_fixtures import make_shapes, one_thread  # noqa: F401 (fixture)
+from tests.waiting import wait_until
 
 SETTINGS = dict(loss="cross_entropy", label_smoothing=0.0, epochs=2, batch_size=16, optimizer="adamw", lr=0.003,
                 beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, device="auto", num_workers=0,
@@ -28,14 +28,12 @@ def _refresh(client, job_id=""):
 
 
 def _wait_in(client, table: str, job_id: str, timeout=150):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def found():
         tables, out = _refresh(client, job_id)
         row = next((r for r in tables[table] if r[0] == job_id), None)
-        if row:
-            return row, out
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} never reached {table}: {tables}")
+        return (row, out) if row else None
+
+    return wait_until(found, timeout, f"job {job_id} in the {table} table", every=1)
 
 
 @pytest.mark.slow
