@@ -18,7 +18,8 @@ CSS = """
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title="imgai") as demo:
+    # gradio's copies of handed-out files (tag results, trained models) go after a few hours too
+    with gr.Blocks(title="imgai", delete_cache=(3600, 3 * 3600)) as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
         with gr.Tabs():
             for title, module in TABS:
@@ -32,8 +33,7 @@ def main() -> None:
 
     from starlette.middleware import Middleware
 
-    from imgai import startup
-    from imgai.config import paths
+    from imgai import files, startup
     from ui.security import RefuseFileRedirects
 
     startup.prepare()
@@ -43,7 +43,7 @@ def main() -> None:
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         app_kwargs={"middleware": [Middleware(RefuseFileRedirects)]},
-        allowed_paths=[str(paths().tmp)],   # generated downloads (trained models) live there
+        allowed_paths=[str(files.root())],   # visitors' result files; never served by path (ui/security.py)
         css=CSS,
         show_error=True,
         max_file_size=os.environ.get("IMGAI_MAX_UPLOAD", "50mb"),   # a bad upload cannot fill the disk

@@ -7,12 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# Where a Hugging Face Space mounts its persistent storage, when the Space has bought some.
+PERSISTENT_STORAGE = Path("/data")
+
+
 def _default_home() -> Path:
     if os.environ.get("IMGAI_HOME"):
         return Path(os.environ["IMGAI_HOME"])
-    # A Hugging Face Space with persistent storage mounts it at /data.
-    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
-        return Path("/data/imgai")
+    # On a Space the app's own folder is wiped at every restart; /data survives it.
+    if on_space() and PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
+        return PERSISTENT_STORAGE / "imgai"
     return Path("imgai_data")
 
 
@@ -55,7 +59,9 @@ def paths() -> Paths:
 
 
 def on_space() -> bool:
-    return bool(os.environ.get("SPACE_ID"))
+    """Running as a Hugging Face Space: gradio's own rule (`gradio.utils.get_space`), `SYSTEM=spaces`
+    and a `SPACE_ID`."""
+    return os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("SPACE_ID"))
 
 
 def max_parallel_jobs() -> int:

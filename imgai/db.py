@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS models (
     onnx_path TEXT,
     job_id TEXT,
     extra TEXT NOT NULL DEFAULT '{}',
+    owner TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -71,8 +72,25 @@ def connect() -> sqlite3.Connection:
     if str(path) not in _ready:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        _migrate(conn)
         _ready.add(str(path))
     return conn
+
+
+# Columns added after a table's first release: (table, column, declaration). Rows that existed
+# before keep NULL, which for `owner` means shared.
+MIGRATIONS = [("models", "owner", "TEXT")]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in MIGRATIONS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:   # another process added it a moment ago
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 @contextmanager

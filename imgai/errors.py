@@ -57,6 +57,8 @@ class PushVerificationError(ImgaiError): """The remote files differ from what wa
 class DataError(ImgaiError, ValueError): """Training data that cannot be used (no images, one class, unreadable files)."""
 class InsufficientResourcesError(ImgaiError): """The machine lacks the memory or disk a task needs (sizes named)."""
 class ClusterError(ImgaiError): """Ray could not be started, or the Ray cluster could not be joined."""
+class PermissionDeniedError(ImgaiError): """This actor may not do this (imgai/access.py); the message says who can."""
+class QuotaExceededError(PermissionDeniedError): """A per-visitor or Space-wide limit; the message names it and its variable."""
 
 
 # each install flavour (an extra of pyproject.toml) → its pinned requirements file

@@ -21,7 +21,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
-from . import db
+from . import access, db
+from .access import Actor
 from .config import max_parallel_jobs, paths
 from .errors import JobError, StateError
 from .log import get_logger
@@ -102,10 +103,16 @@ def _to_job(row) -> Job:
 
 def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | None = None,
            before_queue: Callable[[str], None] | None = None, start: bool = True) -> Job:
-    """Queue a job. `before_queue(job_id)` runs first (e.g. to move a model to Converting);
-    if it raises, nothing is queued."""
+    """Queue a job for `owner` (None: shared work; else a visitor, within their job quotas).
+    `before_queue(job_id)` runs first (e.g. to move a model to Converting); if it raises, nothing
+    is queued. Permission is the caller's to check (imgai/access.py)."""
     if kind not in KINDS:
         raise JobError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
+    if owner is not None:
+        from .quotas import check_new_job
+
+        queued = db.query(f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND state = '{QUEUED}'", (owner,))[0][0]
+        check_new_job(owner, queued)
     job_id = uuid.uuid4().hex[:12]
     if before_queue:
         before_queue(job_id)
@@ -120,16 +127,19 @@ def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | 
     return get(job_id)
 
 
-def get(job_id: str) -> Job:
+def get(job_id: str, *, actor: Actor | None = None) -> Job:
+    """A job by id; with `actor`, only one that actor may see (another visitor's is "no job")."""
     recover()
     rows = db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
-    if not rows:
+    if not rows or (actor is not None and not access.visible(actor, [_to_job(rows[0])])):
         raise JobError(f"no job {job_id!r}; see `imgai jobs list`")
     return _to_job(rows[0])
 
 
 def list_jobs(*, kind: str | None = None, states: tuple[str, ...] | None = None,
-              owner: str | None = None, limit: int = 200) -> list[Job]:
+              owner: str | None = None, actor: Actor | None = None, limit: int = 200) -> list[Job]:
+    """Newest first. `owner`: only that owner's jobs; `actor`: the jobs that actor may see (shared
+    and their own; all for the local owner and admins)."""
     recover()
     sql, args = "SELECT * FROM jobs WHERE 1=1", []
     if kind:
@@ -141,6 +151,9 @@ def list_jobs(*, kind: str | None = None, states: tuple[str, ...] | None = None,
     if owner is not None:
         sql += " AND owner = ?"
         args.append(owner)
+    if actor is not None and not actor.sees_all:
+        sql += " AND (owner IS NULL OR owner = ?)"
+        args.append(actor.owner)
     sql += " ORDER BY created_at DESC LIMIT ?"
     args.append(limit)
     return [_to_job(r) for r in db.query(sql, tuple(args))]
@@ -233,14 +246,23 @@ def dispatch() -> list[str]:
                                 ).fetchone()[0]
             if busy >= max_parallel_jobs():
                 break
-            row = conn.execute(f"SELECT id FROM jobs WHERE state = '{QUEUED}' "
-                               "ORDER BY created_at, rowid LIMIT 1").fetchone()
+            # a visitor's jobs wait while they already have their share running
+            row = conn.execute(
+                f"SELECT id FROM jobs AS q WHERE state = '{QUEUED}' AND (owner IS NULL OR "
+                f"(SELECT COUNT(*) FROM jobs AS r WHERE r.owner = q.owner AND r.state IN ('{STARTING}', '{RUNNING}')) < ?) "
+                "ORDER BY created_at, rowid LIMIT 1", (_running_per_visitor(),)).fetchone()
             if row is None:
                 break
             conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (STARTING, row["id"]))
         _spawn(row["id"])
         started.append(row["id"])
     return started
+
+
+def _running_per_visitor() -> int:
+    from .quotas import limit
+
+    return limit("running_jobs")
 
 
 def _spawn(job_id: str) -> None:
@@ -256,8 +278,9 @@ def _spawn(job_id: str) -> None:
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it, so it never lingers as a zombie
 
 
-def cancel(job_id: str) -> Job:
+def cancel(job_id: str, *, actor: Actor | None = None) -> Job:
     job = get(job_id)
+    access.check(actor, "jobs.cancel", job)
     if job.done:
         raise StateError(f"job {job_id} has already {job.state}; nothing to cancel")
     if _finish(job_id, CANCELLED, error="cancelled by user", only_from=(QUEUED,)):

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import db
+from . import access, db
+from .access import Actor
 from .config import paths
 from .errors import StateError, UnknownModelError
 
@@ -45,6 +46,7 @@ class Model:
     onnx_path: str | None = None
     job_id: str | None = None
     extra: dict = field(default_factory=dict)
+    owner: str | None = None      # None: shared (the catalogue); else a visitor's (imgai/access.py)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -100,15 +102,17 @@ def _unique_id(conn, base: str) -> str:
 
 def create(*, name: str, source: str, architecture: str, library: str, type: str = PYTORCH,
            conversion: str = NOT_CONVERTED, training: str | None = None, pytorch_path: str | None = None,
-           onnx_path: str | None = None, extra: dict | None = None, model_id: str | None = None) -> Model:
+           onnx_path: str | None = None, extra: dict | None = None, model_id: str | None = None,
+           owner: str | None = None) -> Model:
+    """A new row (no permission check: callers are the checked operations, which pass `owner`)."""
     now = db.now()
     with db.transaction() as conn:
         mid = _unique_id(conn, slugify(model_id or name))
         conn.execute(
             "INSERT INTO models (id, name, source, architecture, library, type, conversion, training, "
-            "pytorch_path, onnx_path, extra, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "pytorch_path, onnx_path, extra, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (mid, name, source, architecture, library, type, conversion, training, pytorch_path,
-             onnx_path, json.dumps(extra or {}), now, now))
+             onnx_path, json.dumps(extra or {}), owner, now, now))
     return get(mid)
 
 
@@ -123,20 +127,22 @@ def _reconciled() -> None:
 def get(model_id: str) -> Model:
     _reconciled()
     rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
-    if not rows:
-        known = ", ".join(m.id for m in list_models()) or "none yet"
-        raise UnknownModelError(f"no model {model_id!r} in the registry (known: {known}); "
-                                "see `imgai models list`")
+    if not rows:   # a public app does not list everybody's models to whoever mistyped an id
+        known = "" if access.public() else f" (known: {', '.join(m.id for m in list_models()) or 'none yet'})"
+        raise UnknownModelError(f"no model {model_id!r} in the registry{known}; see `imgai models list`")
     return _row_to_model(rows[0])
 
 
-def list_models() -> list[Model]:
+def list_models(*, actor: Actor | None = None) -> list[Model]:
+    """Every model the actor may see: all for the local owner and admins, else the shared ones and
+    their own."""
     _reconciled()
-    return [_row_to_model(r) for r in db.query("SELECT * FROM models ORDER BY created_at, id")]
+    return access.visible(actor, [_row_to_model(r) for r in db.query("SELECT * FROM models ORDER BY created_at, id")])
 
 
-def find_by_source(source: str) -> Model | None:
-    rows = db.query("SELECT * FROM models WHERE source = ?", (source,))
+def find_by_source(source: str, *, owner: str | None = None) -> Model | None:
+    """The model registered from `source` for this owner (None: the shared one)."""
+    rows = db.query("SELECT * FROM models WHERE source = ? AND owner IS ?", (source, owner))
     return _row_to_model(rows[0]) if rows else None
 
 
@@ -227,11 +233,12 @@ def record_validation(model_id: str, result: dict) -> Model:
 
 # -- enable / default / remove ------------------------------------------------------------
 
-def set_enabled(model_id: str, enabled: bool, *, force: bool = False) -> Model:
+def set_enabled(model_id: str, enabled: bool, *, force: bool = False, actor: Actor | None = None) -> Model:
     """Enable or disable. An INT8 model below MIN_INT8_AGREEMENT top-1 agreement with its FP32
     original is enabled only with `force=True`."""
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
+        access.check(actor, "models.enable" if enabled else "models.disable", m)
         if enabled and not (m.type == ONNX and m.valid):
             raise StateError(f"cannot enable {model_id!r}: only a validated ONNX model can be enabled "
                              f"(it is {m.type} / {m.conversion}, validation "
@@ -256,9 +263,13 @@ def _check_int8_bar(m: Model) -> None:
             "(--calibration FOLDER), or enable it anyway with --force")
 
 
-def set_default(model_id: str) -> Model:
+def set_default(model_id: str, *, actor: Actor | None = None) -> Model:
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
+        access.check(actor, "models.default", m)
+        if m.owner is not None:
+            raise StateError(f"cannot make {model_id!r} the default: it belongs to {m.owner}, and the default "
+                             "model serves every visitor; only a shared model can be the default")
         if not m.can_tag:
             raise StateError(f"cannot make {model_id!r} the default: only an enabled, validated ONNX "
                              "model can be the default; enable it first")
@@ -267,10 +278,11 @@ def set_default(model_id: str) -> Model:
     return get(model_id)
 
 
-def remove(model_id: str) -> None:
+def remove(model_id: str, *, actor: Actor | None = None) -> None:
     """Remove the row and the model's own files (never a shared Hub cache)."""
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
+        access.check(actor, "models.remove", m)
         if m.conversion == CONVERTING:
             raise StateError(f"cannot remove {model_id!r} while it is converting; cancel job {m.job_id} first")
         conn.execute("DELETE FROM models WHERE id = ?", (model_id,))

@@ -12,7 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import registry
+from . import access, quotas, registry
+from .access import Actor
 from .classify.architectures import Detected, detect_folder
 from .classify.labels import find_label_file, is_multi_label_file, read_labels, write_labels
 from .classify.load import read_json, weights_file, load_pickle_weights
@@ -31,20 +32,27 @@ LOG = get_logger("imgai.sources")
 
 
 def add_model(source: str, *, name: str | None = None, preprocess: Path | None = None,
-              allow_local: bool = True) -> registry.Model:
-    """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`).
-    A hosted app passes `allow_local=False`: visitors must not name the server's folders."""
+               actor: Actor | None = None) -> registry.Model:
+    """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`). Only the
+    local owner may name the server's folders; a public app's visitors name Hub ids, and the model
+    is theirs."""
+    actor = access.check(actor, "models.add")
     local = Path(source).expanduser()
-    if allow_local and local.exists():
+    if actor.can("server.paths") and local.exists():
         folder = local.resolve()
         return add_folder(folder, source=str(folder), name=name, preprocess=preprocess, copy=True)
     m = HUB_ID.match(source.strip())
     if not m:
+        if local.is_absolute() or source.strip().startswith((".", "~")):
+            access.check(actor, "server.paths")
         raise ConfigError(f"{source!r} is neither an existing folder nor a Hub id like 'org/name' or "
                           "'org/name@revision'")
+    if actor.limited:   # a visitor's download goes through the job, which checks its size first
+        raise ConfigError(f"download {m['repo']} with the Download button (a job, within your quotas); "
+                          "adding by Hub id here is for the app's owner")
     folder = download_snapshot(m["repo"], revision=m["rev"])
     return add_folder(folder, source=f"{m['repo']}@{folder.name}", name=name or m["repo"].split("/")[-1],
-                      preprocess=preprocess, copy=False)
+                      preprocess=preprocess, copy=False, owner=actor.owner)
 
 
 def download_snapshot(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
@@ -71,27 +79,30 @@ def download_snapshot(repo_id: str, *, revision: str | None = None, token: str |
 
 
 def add_folder(folder: Path, *, source: str, name: str | None = None, model_id: str | None = None,
-               preprocess: Path | None = None, copy: bool = True) -> registry.Model:
-    """Register a model folder. Same `source` twice registers nothing twice."""
+               preprocess: Path | None = None, copy: bool = True, owner: str | None = None) -> registry.Model:
+    """Register a model folder for `owner` (None: shared). Same `source` twice registers nothing
+    twice. Internal: the checked callers are add_model and the download job."""
     folder = Path(folder)
-    existing = registry.find_by_source(source)
+    existing = registry.find_by_source(source, owner=owner)
     if existing:
         return existing
     detected = detect_folder(folder)
     name = name or folder.name
     if detected.library == "onnx":
-        return _add_onnx(folder, detected, source=source, name=name, model_id=model_id, preprocess=preprocess)
+        return _add_onnx(folder, detected, source=source, name=name, model_id=model_id, preprocess=preprocess,
+                         owner=owner)
     _check_pytorch_folder(folder, detected)
     if not copy:
         model = registry.create(name=name, source=source, architecture=detected.architecture,
-                                library=detected.library, pytorch_path=str(folder), model_id=model_id)
+                                library=detected.library, pytorch_path=str(folder), model_id=model_id,
+                                owner=owner)
         LOG.info("added %s from %s (%s %s)", model.id, source, detected.library, detected.architecture)
         return model
     staging = _staging()
     try:
         _copy_needed(folder, staging)
         model = registry.create(name=name, source=source, architecture=detected.architecture,
-                                library=detected.library, model_id=model_id)
+                                library=detected.library, model_id=model_id, owner=owner)
         target = paths().model_dir(model.id) / "pytorch"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +156,7 @@ def _copy_needed(folder: Path, dest: Path) -> None:
 # -- ready-made ONNX models -----------------------------------------------------------------
 
 def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model_id: str | None,
-              preprocess: Path | None) -> registry.Model:
+              preprocess: Path | None, owner: str | None = None) -> registry.Model:
     from .classify.onnx_file import check_onnx_file, external_data_files
     from .classify.validate import validate
 
@@ -167,7 +178,8 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
         write_labels(labels, staging / "labels.json")
         spec.save(staging / "preprocess.json")
         model = registry.create(name=name, source=source, architecture="onnx", library="onnx",
-                                type=registry.ONNX, conversion=registry.NOT_APPLICABLE, model_id=model_id)
+                                type=registry.ONNX, conversion=registry.NOT_APPLICABLE, model_id=model_id,
+                                owner=owner)
         target = paths().model_dir(model.id) / "onnx"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +191,7 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     LOG.info("added ready-made ONNX model %s from %s", model.id, source)
-    validate(model.id)
+    validate(model.id)   # the console validates what it just registered, for whoever owns it
     return registry.get(model.id)
 
 

@@ -44,6 +44,9 @@ def prepare(*, demo: bool = True) -> None:
     if stale or fixed:
         log.info("recovered interrupted jobs %s and models %s", stale, fixed)
     clean_tmp()
+    from .files import clean_expired
+
+    clean_expired()
     if demo:
         from .demo import ensure_demo
 

@@ -69,15 +69,27 @@ def test_quantize_tab_runs_a_job_and_shows_the_result(quantize_tab, tiny_sources
         client.predict("../../etc", api_name="/quantize_show")
 
 
-def test_on_a_space_sources_are_hub_ids_and_force_is_off(monkeypatch):
-    """Visitors of a hosted Space cannot point the converter at server folders or lift its refusals."""
+def test_on_a_public_app_quantize_is_the_admins_with_hub_sources_only(imgai_home, monkeypatch):
+    """On a public app only the Space's owner or an admin quantizes, and even they cannot point the
+    converter at server folders, lift its refusals, or push with the Space's own token."""
     import pytest
 
-    from imgai.errors import ConfigError
+    from imgai import jobs
+    from imgai.access import ADMIN, ANONYMOUS, VISITOR, Actor
+    from imgai.diffusion.job import submit
+    from imgai.errors import ConfigError, PermissionDeniedError
     from ui.quantize import _request
 
-    monkeypatch.setenv("SPACE_ID", "someone/imgai")
-    with pytest.raises(ConfigError, match="must be a Hub id"):
-        _request(["sd15"], "/etc", "pytorch", "INT8", False, None, None, "", False)
-    request = _request(["sd15"], "org/my-sd15", "pytorch", "INT8", True, None, None, "", False)
-    assert request.force is False and request.sources == {"sd15": "org/my-sd15"}
+    monkeypatch.setenv("IMGAI_PUBLIC", "1")
+    admin = Actor(ADMIN, username="owner")
+    with pytest.raises(ConfigError, match="must be a Hub id like org/name, not sd15='/etc'"):
+        submit(_request(["sd15"], "/etc", "pytorch", "INT8", False, None, None, "", False), actor=admin)
+    with pytest.raises(ConfigError, match="force .* is for the app's owner at the console"):
+        submit(_request(["sd15"], "org/my-sd15", "pytorch", "INT8", True, None, None, "", False), actor=admin)
+    with pytest.raises(ConfigError, match="use Push to Hub, which pushes with your own sign-in"):
+        submit(_request(["sd15"], "org/my-sd15", "pytorch", "INT8", False, None, None, "my-org", False), actor=admin)
+    for stranger, message in ((Actor(VISITOR, username="alice"), "only the Space's owner or an admin"),
+                              (Actor(ANONYMOUS, session="s"), "only the Space's owner or an admin")):
+        with pytest.raises(PermissionDeniedError, match=message):
+            submit(_request(["sd15"], "org/my-sd15", "pytorch", "INT8", False, None, None, "", False), actor=stranger)
+    assert jobs.list_jobs() == []

@@ -96,7 +96,7 @@ def test_on_a_space_pushes_need_the_visitors_sign_in_and_offline_lists_the_cache
         assert any(c.get("props", {}).get("value") == "Sign in with Hugging Face" for c in config["components"]), \
             "no Sign in button on a Space"
         assert "Not signed in (sign in with the Hugging Face button)" in client.predict(api_name="/push_whoami")
-        with pytest.raises(AppError, match="sign in with the Hugging Face button"):
+        with pytest.raises(AppError, match="sign in with Hugging Face to push a model to the Hub"):
             client.predict(model.id, "alice/space-push", False, "main", api_name="/push_to_hub")
         if SEARCH_WIRED:
             message, table = client.predict(api_name="/hub_start")

@@ -133,7 +133,8 @@ def test_push_refusals(fake_hub, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(HubAccessError, match="not signed in to the Hugging Face Hub; set HF_TOKEN"):
         push_folder(folder, "alice/anything")
-    monkeypatch.setenv("SPACE_ID", "alice/imgai")          # on a Space, no visitor token means no push
+    monkeypatch.setenv("SYSTEM", "spaces")                 # on a Space, no visitor token means no push
+    monkeypatch.setenv("SPACE_ID", "alice/imgai")
     monkeypatch.setenv("HF_TOKEN", ALICE_TOKEN)            # … even though the Space has its own token
     from imgai.hub import visitor_token
 

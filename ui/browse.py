@@ -6,20 +6,20 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai.classify.architectures import FAMILIES
-from imgai.config import on_space
+from imgai.access import public
 from imgai.errors import ConfigError
 from imgai.sources import add_model as add_source
 
-from .common import guard
+from .common import acting
 from .hub_browse import build_search
 
 
-@guard
-def add_model(source: str, name: str) -> str:
+@acting
+def add_model(source: str, name: str, *, actor) -> str:
     source = (source or "").strip()
     if not source:
         raise ConfigError("give a Hub id like 'org/name' (optionally '@revision') or a local folder")
-    model = add_source(source, name=(name or "").strip() or None, allow_local=not on_space())
+    model = add_source(source, name=(name or "").strip() or None, actor=actor)
     return (f"Added **{model.id}** as {model.type} / {model.conversion} "
             f"({model.library} {model.architecture}). Convert it in the **Convert** tab.")
 
@@ -31,8 +31,8 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown(f"Add an image-classification model ({families}; transformers or timm format, or a "
                 "ready-made ONNX model with a label file).")
     with gr.Row():
-        source = gr.Textbox(label="Hub id or local folder" if not on_space() else "Hub id",
-                            placeholder="org/name[@revision]" + ("" if on_space() else "  or  /path/to/model"),
+        source = gr.Textbox(label="Hub id or local folder" if not public() else "Hub id",
+                            placeholder="org/name[@revision]" + ("" if public() else "  or  /path/to/model"),
                             scale=3)
         name = gr.Textbox(label="Name (optional)", scale=2)
         add = gr.Button("Add model", variant="primary", scale=1)

@@ -1,12 +1,18 @@
-"""What every tab shares: translating imgai errors at the edge, and small display helpers."""
+"""What every tab shares: who is asking (the actor), translating imgai errors at the edge, and
+small display helpers."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import time
+from typing import Optional
 
 import gradio as gr
 
+from imgai import access
+from imgai.access import Actor
+from imgai.config import on_space
 from imgai.errors import ImgaiError
 from imgai.log import get_logger
 
@@ -34,14 +40,50 @@ def when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else ""
 
 
-def visitor(request: gr.Request | None) -> str | None:
-    """Who is asking: on a Space, the signed-in user or else this browser session, so one
-    visitor's jobs are never shown to another; locally, None (one user, everything visible)."""
-    from imgai.config import on_space
+def actor(request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Actor:
+    """Who is asking. In a public app: the Hugging Face user signed in with the login button
+    (`profile.username`; gradio's `request.username` stays None after that sign-in), else this
+    page's session. Locally: the local owner (imgai.access.actor_for)."""
+    return access.actor_for(username=getattr(profile, "username", None) if profile is not None else None,
+                            session=getattr(request, "session_hash", None) if request is not None else None)
 
-    if not on_space() or request is None:
-        return None
-    return getattr(request, "username", None) or f"session:{request.session_hash}"
+
+def sign_in_offered() -> bool:
+    """The login button exists only on a Space: elsewhere gradio's OAuth mock needs a token to start."""
+    return on_space()
+
+
+def acting(fn):
+    """Wire `fn(*inputs, actor=…[, oauth_token=…])` as a gradio handler: gradio passes the event's
+    inputs, then gr.Request and, where sign-in is offered, gr.OAuthProfile (and gr.OAuthToken when
+    `fn` takes `oauth_token`); `fn` gets the actor built from them. Errors are translated (guard)."""
+    sig = inspect.signature(fn)
+    wants_token = "oauth_token" in sig.parameters
+    inputs = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("actor", "oauth_token")]
+    specials = {"request": gr.Request}
+    if sign_in_offered():
+        specials["profile"] = Optional[gr.OAuthProfile]
+        if wants_token:
+            specials["oauth_token"] = Optional[gr.OAuthToken]
+    params = inputs + [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=hint)
+                       for name, hint in specials.items()]
+    signature = sig.replace(parameters=params)
+    guarded = guard(fn)
+
+    def handler(*args, **kwargs):
+        given = signature.bind(*args, **kwargs).arguments
+        request, profile, token = given.pop("request", None), given.pop("profile", None), given.pop("oauth_token", None)
+        extra = {"actor": actor(request, profile)}
+        if wants_token:
+            extra["oauth_token"] = token
+        return guarded(*given.values(), **extra)
+
+    handler.__signature__ = signature
+    handler.__annotations__ = dict(specials)
+    handler.__name__, handler.__qualname__, handler.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    handler.__module__ = fn.__module__
+    return handler
 
 
 def first_cell(evt: gr.SelectData, table):

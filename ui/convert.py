@@ -11,18 +11,17 @@ from imgai import jobs, registry
 from imgai.classify.convert import submit_conversion
 from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
-from imgai.errors import UnknownModelError
 
-from .common import first_cell, guard, visitor, when
+from .common import acting, first_cell, when
 from .push import build_push
 
 MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Validation", "Error"]
 JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
 
 
-def models_rows() -> list[list]:
+def models_rows(actor) -> list[list]:
     rows = []
-    for m in registry.list_models():
+    for m in registry.list_models(actor=actor):
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
@@ -34,19 +33,21 @@ def models_rows() -> list[list]:
     return rows
 
 
-def jobs_rows(owner: str | None) -> list[list]:
-    found = jobs.list_jobs(kind="convert", owner=owner, limit=20) + jobs.list_jobs(kind="int8", owner=owner, limit=20)
+def jobs_rows(actor) -> list[list]:
+    found = jobs.list_jobs(kind="convert", actor=actor, limit=20) + jobs.list_jobs(kind="int8", actor=actor, limit=20)
     found.sort(key=lambda j: j.created_at, reverse=True)
     return [[j.id, j.subject or "", f"{j.kind}: {j.state}", f"{j.progress:.0%}", j.stage,
              when(j.started_at or j.created_at), j.error or ""] for j in found[:20]]
 
 
-def action_state(model_id: str | None):
-    """Which buttons make sense for the selected model."""
-    try:
-        m = registry.get(model_id) if model_id else None
-    except UnknownModelError:          # removed since the table was drawn
-        m = None
+@acting
+def action_state(model_id: str | None, *, actor):
+    """Which buttons make sense for the selected model (one this visitor may see)."""
+    return _action_state(model_id, actor)
+
+
+def _action_state(model_id: str | None, actor):
+    m = next((m for m in registry.list_models(actor=actor) if m.id == model_id), None) if model_id else None
     hint = conversion_unavailable()
     can_convert = bool(m and m.can_convert)
     detail = "Select a model in the table." if m is None else (
@@ -73,62 +74,62 @@ def conversion_unavailable() -> str:
     return check_environment().convert_hint
 
 
-def refresh(model_id: str | None, known: list | None, request: gr.Request):
-    ids = [m.id for m in registry.list_models()]
+@acting
+def refresh(model_id: str | None, known: list | None, *, actor):
+    ids = [m.id for m in registry.list_models(actor=actor)]
     selected = model_id if model_id in ids else (ids[0] if ids else None)
     choices = gr.update(choices=ids, value=selected) if ids != known or selected != model_id else gr.update()
-    return (models_rows(), choices, ids, jobs_rows(visitor(request)), *action_state(selected))
+    return (models_rows(actor), choices, ids, jobs_rows(actor), *_action_state(selected, actor))
 
 
-@guard
-def convert_model(model_id: str, request: gr.Request) -> str:
-    job = submit_conversion(model_id, owner=visitor(request))
+@acting
+def convert_model(model_id: str, *, actor) -> str:
+    job = submit_conversion(model_id, actor=actor)
     return f"Conversion of **{model_id}** queued as job `{job.id}`."
 
 
-@guard
-def quantize_model(model_id: str, method: str, request: gr.Request) -> str:
-    job = submit_quantization(model_id, options=QuantizeOptions(method=method), owner=visitor(request))
+@acting
+def quantize_model(model_id: str, method: str, *, actor) -> str:
+    job = submit_quantization(model_id, options=QuantizeOptions(method=method), actor=actor)
     return (f"INT8 quantization of **{model_id}** queued as job `{job.id}`; it is compared with FP32 before "
             "it can be enabled.")
 
 
-@guard
-def validate_model(model_id: str) -> str:
-    return f"Validation of **{model_id}**: {validate(model_id).summary()}"
+@acting
+def validate_model(model_id: str, *, actor) -> str:
+    return f"Validation of **{model_id}**: {validate(model_id, actor=actor).summary()}"
 
 
-@guard
-def enable_model(model_id: str, force: bool = False) -> str:
-    registry.set_enabled(model_id, True, force=bool(force))
+@acting
+def enable_model(model_id: str, force: bool = False, *, actor) -> str:
+    registry.set_enabled(model_id, True, force=bool(force), actor=actor)
     return f"**{model_id}** enabled."
 
 
-@guard
-def disable_model(model_id: str) -> str:
-    registry.set_enabled(model_id, False)
+@acting
+def disable_model(model_id: str, *, actor) -> str:
+    registry.set_enabled(model_id, False, actor=actor)
     return f"**{model_id}** disabled."
 
 
-@guard
-def default_model(model_id: str) -> str:
-    registry.set_default(model_id)
+@acting
+def default_model(model_id: str, *, actor) -> str:
+    registry.set_default(model_id, actor=actor)
     return f"**{model_id}** is now the default model."
 
 
-@guard
-def remove_model(model_id: str) -> str:
-    registry.remove(model_id)
+@acting
+def remove_model(model_id: str, *, actor) -> str:
+    registry.remove(model_id, actor=actor)
     return f"**{model_id}** removed with its files."
 
 
 def build(demo: gr.Blocks) -> None:
     gr.Markdown("Models in the registry. Select one, then act on it. Only enabled ONNX models "
                 "that passed validation can tag.")
-    models = gr.Dataframe(headers=MODEL_COLUMNS, value=models_rows, interactive=False, wrap=True,
-                          label="Models")
+    models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models")
     with gr.Row():
-        selected = gr.Dropdown(label="Selected model", choices=[m.id for m in registry.list_models()],
+        selected = gr.Dropdown(label="Selected model", choices=[],   # filled per visitor on load
                                scale=2, allow_custom_value=True)  # the registry checks the id
         detail = gr.Markdown()
     with gr.Row():

@@ -14,7 +14,7 @@ from imgai.hub.auth import Token
 from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
 from imgai.hub.support import human_size
 
-from .common import first_cell, guard, visitor
+from .common import acting, first_cell, guard
 
 ANY = "any"
 SORT_LABELS = {"downloads": "downloads", "likes": "likes", "updated": "recently updated"}
@@ -92,28 +92,17 @@ def show_details(repo_id: str, oauth_token=None) -> str:
     return details_markdown(hub.info(repo_id, token=_token(oauth_token)))
 
 
-@guard
-def start_download(repo_id: str, request: gr.Request, oauth_token=None) -> tuple:
-    job = hub.download(repo_id, token=_token(oauth_token), owner=visitor(request))
+@acting
+def start_download(repo_id: str, *, actor, oauth_token=None) -> tuple:
+    job = hub.download(repo_id, token=_token(oauth_token), actor=actor)
     return job.id, f"Download of **{repo_id}** queued as job `{job.id}`."
 
 
-def _with_request_and_oauth(fn):
-    if on_space():
-        def wrapper(repo_id, request: gr.Request, oauth_token: Optional[gr.OAuthToken] = None):
-            return fn(repo_id, request, oauth_token=oauth_token)
-    else:
-        def wrapper(repo_id, request: gr.Request):
-            return fn(repo_id, request, oauth_token=None)
-    wrapper.__name__ = fn.__name__
-    return wrapper
-
-
-@guard
-def download_status(job_id: str) -> str:
+@acting
+def download_status(job_id: str, *, actor) -> str:
     if not job_id:
         return ""
-    job = jobs.get(job_id)
+    job = jobs.get(job_id, actor=actor)
     if job.state == jobs.SUCCEEDED:
         r = job.result or {}
         note = " (it was already there)" if r.get("already_registered") else ""
@@ -165,6 +154,6 @@ def build_search(demo: gr.Blocks) -> None:
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)
     results.select(first_cell, [results], [repo_id], api_name=False)
     repo_id.change(_with_oauth(show_details), [repo_id], [details], api_name="hub_info")
-    download.click(_with_request_and_oauth(start_download), [repo_id], [job_id, progress], api_name="hub_download")
+    download.click(start_download, [repo_id], [job_id, progress], api_name="hub_download")
     timer.tick(download_status, [job_id], [progress], show_progress="hidden", queue=False,
                api_name="hub_download_status")

@@ -3,43 +3,31 @@ verified. On a Space the push uses the token of the visitor who clicked (Sign in
 the Space's own; locally, HF_TOKEN or the cached `huggingface-cli login`.
 `build_push(demo)` lays it out wherever it is called (also usable as a tab: `build`)."""
 
-from typing import Optional
-
 import gradio as gr
 
 from imgai import hub, registry
-from imgai.config import on_space
 
-from .common import guard
+from .common import acting
 from .hub_browse import login_row
 
 
-def pushable_models() -> list[str]:
-    return [m.id for m in registry.list_models() if m.type == registry.ONNX and m.valid]
+def pushable_models(actor) -> list[str]:
+    return [m.id for m in registry.list_models(actor=actor) if m.type == registry.ONNX and m.valid]
 
 
-def refresh_models(current: str | None):
-    ids = pushable_models()
+@acting
+def refresh_models(current: str | None, *, actor):
+    ids = pushable_models(actor)
     return gr.update(choices=ids, value=current if current in ids else (ids[0] if ids else None))
 
 
-@guard
-def push(model_id: str, repo_id: str, private: bool, branch: str, oauth_token=None) -> str:
+@acting
+def push(model_id: str, repo_id: str, private: bool, branch: str, *, actor, oauth_token=None) -> str:
     token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
     result = hub.push_model(model_id, (repo_id or "").strip(), token=token, private=bool(private),
-                            revision=(branch or "").strip() or None)
+                            revision=(branch or "").strip() or None, actor=actor)
     return (f"✅ Pushed **{model_id}** to [{result.repo_id}]({result.url}) on `{result.revision}` "
             f"(commit `{result.commit_oid[:12]}`): {len(result.files)} files, verified on the Hub.")
-
-
-def _push_handler():
-    if on_space():
-        def push_to_hub(model_id, repo_id, private, branch, oauth_token: Optional[gr.OAuthToken] = None):
-            return push(model_id, repo_id, private, branch, oauth_token=oauth_token)
-    else:
-        def push_to_hub(model_id, repo_id, private, branch):
-            return push(model_id, repo_id, private, branch, oauth_token=None)
-    return push_to_hub
 
 
 def build_push(demo: gr.Blocks) -> None:
@@ -47,7 +35,8 @@ def build_push(demo: gr.Blocks) -> None:
                 "`preprocess.json` and a generated model card, in one commit, checked file by file afterwards.")
     login_row(demo, api_name="push_whoami")
     with gr.Row():
-        model = gr.Dropdown(choices=pushable_models(), label="Converted model", scale=2)
+        model = gr.Dropdown(choices=[], label="Converted model", scale=2,   # filled per visitor on load
+                            allow_custom_value=True)   # the registry checks the id
         refresh = gr.Button("↻", scale=0, min_width=40)
         repo = gr.Textbox(label="Hub repo", placeholder="your-name/model-name", scale=2)
         branch = gr.Textbox(label="Branch", value="main", scale=1)
@@ -56,7 +45,7 @@ def build_push(demo: gr.Blocks) -> None:
     message = gr.Markdown()
     refresh.click(refresh_models, [model], [model], api_name="push_models")
     demo.load(refresh_models, [model], [model], api_name=False)
-    button.click(_push_handler(), [model, repo, private, branch], [message], api_name="push_to_hub")
+    button.click(push, [model, repo, private, branch], [message], api_name="push_to_hub")
 
 
 build = build_push

@@ -5,22 +5,20 @@ converted images with their scores) and push it to the Hub."""
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import gradio as gr
 
 from imgai import hub, jobs
-from imgai.config import on_space
+from imgai.access import public
 from imgai.devices import QUANTIZE_DEVICES
 from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, plan, summary_rows
 from imgai.diffusion.job import submit, target_results
-from imgai.sources import HUB_ID
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
 from imgai.diffusion.outputs import describe_output, list_outputs
-from imgai.diffusion.targets import push_target
-from imgai.errors import ConfigError, ImgaiError, JobError
+from imgai.diffusion.targets import push_output
+from imgai.errors import ConfigError, ImgaiError
 
-from .common import guard
+from .common import acting, guard
 from .hub_browse import login_row
 
 INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16** PyTorch (safetensors), or "
@@ -40,10 +38,6 @@ def _request(models, source, backend, quantization, force, check_steps, check_si
             raise ConfigError(f"check size must look like 512x512, got {check_size!r}")
         size = (int(m[1]), int(m[2] or m[1]))
     keys = tuple(models)
-    if on_space():   # visitors name Hub repos only, and never lift the memory/disk refusal
-        if source and source.strip() and not HUB_ID.match(source.strip().partition("=")[2] or source.strip()):
-            raise ConfigError(f"on a hosted Space the source must be a Hub id like org/name, not {source.strip()!r}")
-        force = False
     return QuantizeRequest(model=keys, backend=backend, quantization=quantization,
                            sources=parse_sources([source.strip()] if source and source.strip() else None, keys),
                            force=bool(force), push=(push or "").strip() or None, private=bool(private),
@@ -64,24 +58,22 @@ def preview(models, source, backend, quantization, force, check_steps, check_siz
     return f"Output folder: `{request.folder}` — device {request.resolved_device}\n\n" + "\n".join(lines)
 
 
-@guard
+@acting
 def start(models, source, backend, quantization, force, check_steps, check_size, push, private,
-          device="auto") -> tuple[str, str]:
-    if on_space() and (push or "").strip():
-        # a job pushes with the worker's token, which on a Space is the Space's own: never for a visitor
-        raise ConfigError("on a Space, convert first and then use Push to Hub, which pushes with your sign-in")
+          device="auto", *, actor) -> tuple[str, str]:
     job = submit(_request(models, source, backend, quantization, force, check_steps, check_size, push, private,
-                          device))
+                          device), actor=actor)
     return job.id, f"Queued job `{job.id}` ({job.subject})."
 
 
-def status(job_id: str | None):
+@acting
+def status(job_id: str | None, *, actor):
     """Progress of the run, and its per-target results so far."""
     if not job_id:
         return "No run yet.", [], gr.update()
     try:
-        job = jobs.get(job_id)
-    except JobError as exc:  # an unknown id typed by hand
+        job = jobs.get(job_id, actor=actor)
+    except ImgaiError as exc:  # an unknown id typed by hand, or someone else's job
         return f"{exc}", [], gr.update()
     text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
     if job.error:
@@ -107,26 +99,16 @@ def show(name: str | None):
     return out.tree, out.info, out.card, images, scores
 
 
-@guard
-def push(name: str | None, org: str, private: bool, oauth_token=None) -> str:
+@acting
+def push(name: str | None, org: str, private: bool, *, actor, oauth_token=None) -> str:
     """Push with the visitor's own sign-in on a Space, the local login otherwise."""
     if not name:
         raise ConfigError("pick an output to push")
     if not org or not org.strip():
         raise ConfigError("enter the Hub user or organisation to push to")
     token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
-    url = push_target(describe_output(name).path, org=org.strip(), private=bool(private), token=token)
+    url = push_output(name, org=org.strip(), private=bool(private), token=token, actor=actor)
     return f"Pushed **{name}** to {url} (one commit, verified file by file)"
-
-
-def _push_handler():
-    if on_space():
-        def quantize_push(name, org, private, oauth_token: Optional[gr.OAuthToken] = None):
-            return push(name, org, private, oauth_token=oauth_token)
-    else:   # locally there is no login button (gradio's local OAuth mock needs a token at start-up)
-        def quantize_push(name, org, private):
-            return push(name, org, private)
-    return quantize_push
 
 
 def build(demo: gr.Blocks) -> None:
@@ -139,14 +121,14 @@ def build(demo: gr.Blocks) -> None:
         backend = gr.Radio([*BACKENDS, "both"], value="pytorch", label="Backend")
         quantization = gr.Radio(list(QUANTIZATIONS), value="INT8", label="Quantization")
         force = gr.Checkbox(label="Force: redo up-to-date targets and skip the memory/disk refusal",
-                            visible=not on_space())
+                            visible=not public())
         device = gr.Radio(list(QUANTIZE_DEVICES), value="auto", label="Device",
                           info="auto: CUDA when present (bfloat16), else the CPU")
     with gr.Accordion("Check and upload", open=False):
         with gr.Row():
             check_steps = gr.Number(label="Check steps (0: the key's default)", value=0, precision=0, minimum=0)
             check_size = gr.Textbox(label="Check size WxH (empty: the key's default)", placeholder="512x512")
-            push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)", visible=not on_space())
+            push_org = gr.Textbox(label="Push to Hub user/org after converting (optional)", visible=not public())
             private = gr.Checkbox(label="Private repos")
     form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private, device]
     plan_md = gr.Markdown()
@@ -184,4 +166,4 @@ def build(demo: gr.Blocks) -> None:
     timer.tick(status, [job_id], [progress, results, output], show_progress="hidden", queue=False, api_name=False)
     refresh.click(status, [job_id], [progress, results, output], api_name="quantize_status")
     output.change(show, [output], [tree, info, card, grid, scores], api_name="quantize_show")
-    push_btn.click(_push_handler(), [output, push_to, push_private], [push_msg], api_name="quantize_push")
+    push_btn.click(push, [output, push_to, push_private], [push_msg], api_name="quantize_push")

@@ -10,15 +10,16 @@ import gradio as gr
 from imgai import registry
 from imgai.classify.report import tag_to_files
 from imgai.classify.tag import TagOptions
-from imgai.config import on_space
+from imgai.access import public
 from imgai.errors import ConfigError
 
-from .common import guard
+from .common import acting
 
 
-def taggable_models(current: str | None = None, known: list | None = None):
+@acting
+def taggable_models(current: str | None = None, known: list | None = None, *, actor):
     """The model choices, updated only when the set of taggable models changed."""
-    models = [m for m in registry.list_models() if m.can_tag]
+    models = [m for m in registry.list_models(actor=actor) if m.can_tag]
     ids = [m.id for m in models]
     if known is not None and ids == known and current in ids:
         return gr.update(), known
@@ -26,20 +27,17 @@ def taggable_models(current: str | None = None, known: list | None = None):
     return gr.update(choices=[(f"{m.name} ({m.id})", m.id) for m in models], value=default), ids
 
 
-@guard
-def tag_images(files, folder, model_id, top_k, threshold, progress=gr.Progress()):
+@acting
+def tag_images(files, folder, model_id, top_k, threshold, progress=gr.Progress(), *, actor):
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
-    if folder and folder.strip():
-        if on_space():
-            raise ConfigError("folders on the server cannot be tagged on a hosted Space; upload images instead")
-        paths.append(folder.strip())
-    if not paths:
+    folders = [folder.strip()] if folder and folder.strip() else []
+    if not paths and not folders:
         raise ConfigError("no images: upload some, or give a folder")
 
     def on_result(done, total, result):
         progress((done, total), desc="tagging", unit="images")
 
-    report = tag_to_files(paths, model_id=model_id or None,
+    report = tag_to_files(paths, folders=folders, model_id=model_id or None, actor=actor,
                           options=TagOptions(top_k=int(top_k), threshold=float(threshold)), on_result=on_result)
     gallery, rows = [], []
     for r in report.results:
@@ -62,7 +60,7 @@ def build(demo: gr.Blocks) -> None:
             files = gr.File(label="Images", file_count="multiple", file_types=["image"], type="filepath",
                             elem_id="tag-images")
             folder = gr.Textbox(label="…or a folder on this machine", placeholder="/path/to/photos",
-                                visible=not on_space())
+                                visible=not public())
             with gr.Row():
                 top_k = gr.Slider(1, 20, value=5, step=1, label="Top-k")
                 threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Threshold")

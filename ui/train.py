@@ -7,61 +7,61 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai import jobs, train
+from imgai.access import public
 from imgai.devices import PRECISIONS
-from imgai.config import on_space
 from imgai.errors import ConfigError, ImgaiError
 from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
-from .common import guard, visitor
+from .common import acting
 
 KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub"}
 AUGMENTATIONS = {"flip": "flip", "crop": "crop", "colour jitter": "color_jitter"}
 DEFAULTS = {name: f.default for name, f in train.TrainConfig.__dataclass_fields__.items()}
 
 
-def load_tab():
+@acting
+def load_tab(*, actor):
     devices = train.available_devices()
-    return (views.architecture_rows(), views.pipeline_rows(), gr.update(choices=views.trainable_models()),
-            gr.update(choices=views.pipeline_names()), gr.update(choices=views.pipeline_names()),
-            gr.update(choices=devices, value="auto"))
+    names = views.pipeline_names(actor)
+    return (views.architecture_rows(), views.pipeline_rows(actor), gr.update(choices=views.trainable_models(actor)),
+            gr.update(choices=names), gr.update(choices=names), gr.update(choices=devices, value="auto"))
 
 
-@guard
-def create_model(architecture: str, name: str):
-    model = train.create_model(name or "", architecture=architecture)
+@acting
+def create_model(architecture: str, name: str, *, actor):
+    model = train.create_model(name or "", architecture=architecture, actor=actor)
     return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Set it up below and "
-            "press Train.", gr.update(choices=views.trainable_models(), value=model.id))
+            "press Train.", gr.update(choices=views.trainable_models(actor), value=model.id))
 
 
-@guard
+@acting
 def add_data(kind: str, name: str, folder: str, upload, hub_id: str, val_split: float, image_size: int,
-             augment: list[str]):
+             augment: list[str], *, actor):
     kind = KINDS.get(kind, kind)
-    if kind == "folder" and on_space():
-        raise ConfigError("folders on the server cannot be read on a hosted Space; upload a zip instead")
     source = {"folder": (folder or "").strip(), "zip": upload if isinstance(upload, str) else getattr(upload, "name", None),
               "hub": (hub_id or "").strip()}[kind]
     if not source:
         raise ConfigError(f"give the {'folder path' if kind == 'folder' else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
     chosen = {AUGMENTATIONS[a]: True for a in augment or []}
     pipeline = train.add_pipeline(name or "", source, kind=kind, val_split=float(val_split),
-                                  image_size=int(image_size), **chosen)
+                                  image_size=int(image_size), actor=actor, **chosen)
     return f"Data pipeline **{pipeline.name}** reads `{pipeline.root}`.", pipeline.name
 
 
-@guard
-def preview_data(name: str):
+@acting
+def preview_data(name: str, *, actor):
     if not name:
         raise ConfigError("pick a data pipeline to preview")
-    _, report, samples = inspect_pipeline(name, count=8)
+    _, report, samples = inspect_pipeline(name, count=8, actor=actor)
     return [(image, label) for image, label in samples], views.report_markdown(report)
 
 
-def pipelines_changed(name: str | None):
-    names = views.pipeline_names()
-    return (views.pipeline_rows(), gr.update(choices=names, value=name if name in names else None),
+@acting
+def pipelines_changed(name: str | None, *, actor):
+    names = views.pipeline_names(actor)
+    return (views.pipeline_rows(actor), gr.update(choices=names, value=name if name in names else None),
             gr.update(choices=names, value=name if name in names else None))
 
 
@@ -94,27 +94,28 @@ def _settings(values) -> dict:
     return settings
 
 
-@guard
+@acting
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
-                   precision, retrain_from, request: gr.Request):
+                   precision, retrain_from, *, actor):
     settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
                           device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision])
     if not data:
         raise ConfigError("pick a Data Source (make one under Data pipelines first)")
     data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
     if retrain_from:
-        job = train.retrain(retrain_from.strip(), data=data, owner=visitor(request),
+        job = train.retrain(retrain_from.strip(), data=data, actor=actor,
                             **{k: v for k, v in settings.items() if v is not None})
     else:
         if not model_id:
             raise ConfigError("pick a model to train (Convert To Model makes one)")
-        job = train.start(model_id, data=data, config=train.TrainConfig(**settings), owner=visitor(request))
+        job = train.start(model_id, data=data, config=train.TrainConfig(**settings), actor=actor)
     return f"Training job `{job.id}` for **{job.subject}** is {job.state}.", "", job.id
 
 
-def refresh(job_id: str | None, plot_key, request: gr.Request):
-    tables, found = views.job_tables(visitor(request))
+@acting
+def refresh(job_id: str | None, plot_key, *, actor):
+    tables, found = views.job_tables(actor)
     if not job_id and found:
         job_id = next((v.job_id for v in found if v.state == jobs.RUNNING), found[0].job_id)
     known = {v.job_id: v for v in found}
@@ -125,7 +126,7 @@ def refresh(job_id: str | None, plot_key, request: gr.Request):
         plots = (loss, accuracy)
     else:
         plots = (gr.update(), gr.update())
-    detail, per_class, confusion = views.job_detail(job_id if selected else None)
+    detail, per_class, confusion = views.job_detail(job_id if selected else None, actor)
     state = selected.state if selected else None
     return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
             gr.update(interactive=state in jobs.ACTIVE),
@@ -134,30 +135,40 @@ def refresh(job_id: str | None, plot_key, request: gr.Request):
             gr.update(interactive=state == jobs.SUCCEEDED))
 
 
-@guard
-def cancel_job(job_id: str) -> str:
-    job = train.cancel(job_id)
+@acting
+def cancel_job(job_id: str, *, actor) -> str:
+    job = train.cancel(job_id, actor=actor)
     return f"Job `{job.id}` {job.state}."
 
 
-@guard
-def resume_job(job_id: str, request: gr.Request):
-    job = train.resume(job_id, owner=visitor(request))
+@acting
+def resume_job(job_id: str, *, actor):
+    job = train.resume(job_id, actor=actor)
     return f"Resuming as job `{job.id}` from the last checkpoint of `{job_id}`.", job.id
 
 
-@guard
-def load_retrain(job_id: str):
+@acting
+def load_retrain(job_id: str, *, actor):
     if not job_id:
         raise ConfigError("select a job to retrain")
-    values = views.config_values(job_id)
+    values = views.config_values(job_id, actor)
     return (gr.update(value=values["model"]), gr.update(value=values["data"]), *[values.get(k, DEFAULTS[k]) for k in FORM],
             job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
 
 
-@guard
-def download_model(job_id: str):
-    return str(train.download(job_id))
+@acting
+def download_model(job_id: str, *, actor):
+    return str(train.download(job_id, actor=actor))
+
+
+@acting
+def model_choices(*, actor):
+    return gr.update(choices=views.trainable_models(actor))
+
+
+@acting
+def data_choices(*, actor):
+    return gr.update(choices=views.pipeline_names(actor))
 
 
 def pick_first_cell(evt: gr.SelectData):
@@ -178,12 +189,12 @@ def build(demo: gr.Blocks) -> None:
         create_msg = gr.Markdown()
     with gr.Accordion("2. Data pipelines", open=False):
         with gr.Row():
-            kind = gr.Radio(list(KINDS) if not on_space() else list(KINDS)[1:], label="Source",
-                            value="Image folder" if not on_space() else "Zip upload")
+            kind = gr.Radio(list(KINDS) if not public() else list(KINDS)[1:], label="Source",
+                            value="Image folder" if not public() else "Zip upload")
             data_name = gr.Textbox(label="Pipeline name", placeholder="my-photos")
         with gr.Row():
             folder = gr.Textbox(label="Folder (one subfolder per class)", placeholder="/path/to/images",
-                                visible=not on_space())
+                                visible=not public())
             upload = gr.File(label="Zip (one folder per class inside)", file_types=[".zip"], type="filepath")
             hub_id = gr.Textbox(label="Hub dataset id (imagefolder, from the local cache)", placeholder="org/dataset")
         with gr.Row():
@@ -267,8 +278,8 @@ def build(demo: gr.Blocks) -> None:
     arch_table.select(pick_first_cell, None, [arch], api_name=False)
     create.click(create_model, [arch, name], [create_msg, model], api_name="train_create")
     model.change(weights_note, [model], [note], api_name=False, show_progress="hidden")
-    model.focus(lambda: gr.update(choices=views.trainable_models()), None, [model], api_name=False)
-    data.focus(lambda: gr.update(choices=views.pipeline_names()), None, [data], api_name=False)
+    model.focus(model_choices, None, [model], api_name=False)
+    data.focus(data_choices, None, [data], api_name=False)
     add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],
               [data_msg, preview_pick], api_name="train_data_add").success(
         pipelines_changed, [preview_pick], [pipelines, data, preview_pick], api_name=False).success(

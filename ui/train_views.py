@@ -27,25 +27,26 @@ def architecture_rows() -> list[list]:
              r["starting_weights"]] for r in train.architectures_table()]
 
 
-def pipeline_rows() -> list[list]:
+def pipeline_rows(actor) -> list[list]:
     return [[p.name, p.kind, p.location, p.val_split, p.image_size, ", ".join(p.augmentations) or "none"]
-            for p in train.list_pipelines()]
+            for p in train.list_pipelines(actor=actor)]
 
 
-def pipeline_names() -> list[str]:
-    return [p.name for p in train.list_pipelines()]
+def pipeline_names(actor) -> list[str]:
+    return [p.name for p in train.list_pipelines(actor=actor)]
 
 
-def trainable_models() -> list[tuple[str, str]]:
-    return [(f"{m.name} ({m.architecture}, {m.training})", m.id) for m in registry.list_models() if is_trainable(m)]
+def trainable_models(actor) -> list[tuple[str, str]]:
+    return [(f"{m.name} ({m.architecture}, {m.training})", m.id) for m in registry.list_models(actor=actor)
+            if is_trainable(m)]
 
 
 def _pct(x) -> str:
     return "" if x is None else f"{x:.1%}"
 
 
-def job_tables(owner: str | None) -> tuple[dict[str, list[list]], list[train.TrainingView]]:
-    views = [train.view(j) for j in train.list_training(owner=owner, limit=100)]
+def job_tables(actor) -> tuple[dict[str, list[list]], list[train.TrainingView]]:
+    views = [train.view(j) for j in train.list_training(actor=actor, limit=100)]
     tables: dict[str, list[list]] = {name: [] for name in TABLES}
     for v in views:
         row = [v.job_id, v.model_name, v.architecture, v.data, v.epoch_ratio, f"{v.progress:.0%}",
@@ -71,11 +72,11 @@ def curve_frames(job_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(loss, columns=columns), pd.DataFrame(acc, columns=columns)
 
 
-def job_detail(job_id: str | None) -> tuple[str, list[list], dict]:
+def job_detail(job_id: str | None, actor) -> tuple[str, list[list], dict]:
     """Markdown about one job, per-class accuracy rows, and its confusion matrix as a table."""
     if not job_id:
         return "Select a job in one of the tables.", [], {"headers": ["true \\ predicted"], "data": []}
-    job = jobs.get(job_id)
+    job = jobs.get(job_id, actor=actor)
     v = train.view(job)
     lines = [f"**Job `{v.job_id}`** — {v.model_name} ({v.architecture}) on `{v.data}`: **{v.state}**, "
              f"{v.epoch_ratio} epochs"]
@@ -110,7 +111,7 @@ def report_markdown(report) -> str:
     return "  \n".join(lines)
 
 
-def config_values(job_id: str) -> dict:
+def config_values(job_id: str, actor) -> dict:
     """A job's settings, to fill the training form for Retrain."""
-    job = jobs.get(job_id)
+    job = jobs.get(job_id, actor=actor)
     return {"model": job.subject, "data": job.params["data"]["name"], **job.params["config"]}

@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import jobs, registry
+from .. import access, jobs, quotas, registry
+from ..access import Actor
 from ..config import paths
 from ..errors import ConversionError, ImgaiError, require
 from ..log import get_logger
@@ -49,15 +50,20 @@ def export_onnx(loaded: LoadedModel, out_dir: Path, *, opset: int = OPSET) -> st
     return "torch.onnx"
 
 
-def convert(model_id: str, *, progress=None) -> registry.Model:
-    """Convert a registered PyTorch model in this process (the job runs this too)."""
+def convert(model_id: str, *, progress=None, actor: Actor | None = None) -> registry.Model:
+    """Convert a registered PyTorch model in this process (the job runs `_run`)."""
+    access.check(actor, "models.convert", registry.get(model_id))
     registry.start_conversion(model_id)
     return _run(model_id, progress or (lambda fraction, stage: None))
 
 
-def submit_conversion(model_id: str, *, owner: str | None = None) -> jobs.Job:
-    """Queue a conversion job; the model shows Converting from now on."""
-    return jobs.submit("convert", {"model_id": model_id}, subject=model_id, owner=owner,
+def submit_conversion(model_id: str, *, actor: Actor | None = None, dispatch: bool = True) -> jobs.Job:
+    """Queue a conversion job; the model shows Converting from now on. The job belongs to the
+    model's owner (None: shared work). With `dispatch=False` it waits for the next dispatch."""
+    model = registry.get(model_id)
+    access.check(actor, "models.convert", model)
+    quotas.ensure_room(model.owner, quotas.folder_bytes(model.pytorch_path), what=f"converting {model_id}")
+    return jobs.submit("convert", {"model_id": model_id}, subject=model_id, owner=model.owner, start=dispatch,
                        before_queue=lambda job_id: registry.start_conversion(model_id, job_id))
 
 
@@ -94,15 +100,18 @@ def _run(model_id: str, progress) -> registry.Model:
         if not result.passed:
             raise ConversionError("validation failed: " + "; ".join(result.problems))
         progress(0.95, "moving into place")
+        quotas.ensure_room(model.owner, quotas.folder_bytes(staging), what=f"the ONNX model of {model_id}")
         target = paths().model_dir(model_id) / "onnx"
         _replace_dir(staging, target)
         registry.finish_conversion(model_id, target / "model.onnx")
         registry.update(model_id, extra={**model.extra, "exporter": exporter, "opset": OPSET,
                                          "license": loaded.license})
         registry.record_validation(model_id, result.to_dict())
-        if registry.default_model() is None:
+        if registry.default_model() is None and model.owner is None:
             registry.set_enabled(model_id, True)
             registry.set_default(model_id)
+        elif model.owner is not None:
+            registry.set_enabled(model_id, True)   # a visitor's model tags for them right away
         LOG.info("converted %s with %s in %.1fs: %s", model_id, exporter, time.time() - t0, result.summary())
         progress(1.0, "converted")
         return registry.get(model_id)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import jobs, registry
+from .. import access, jobs, quotas, registry
 from ..config import paths
 from ..errors import ConfigError, ImgaiError, StateError, require
 from ..log import get_logger
@@ -74,20 +74,30 @@ def check_quantizable(model_id: str) -> registry.Model:
     return m
 
 
-def submit_quantization(model_id: str, *, options: QuantizeOptions = QuantizeOptions(),
-                        owner: str | None = None, actor=None) -> jobs.Job:
-    """Check everything that can be checked, then queue the quantization job."""
-    model = check_quantizable(model_id)
+def submit_quantization(model_id: str, *, options: QuantizeOptions = QuantizeOptions(), actor=None) -> jobs.Job:
+    """Check everything that can be checked (who asks included: imgai/access.py), then queue the
+    quantization job; it and the INT8 model belong to the model's owner."""
+    model = _checked(model_id, options, actor)
     images = calibration.choose(model, options.calibration)
     params = {"model_id": model_id, "target_id": int8_id(model_id), "options": options.to_dict(),
               "images": images.to_dict()}
-    return jobs.submit(JOB_KIND, params, subject=model_id, owner=owner)
+    return jobs.submit(JOB_KIND, params, subject=model_id, owner=model.owner)
+
+
+def _checked(model_id: str, options: QuantizeOptions, actor) -> registry.Model:
+    model = registry.get(model_id)
+    access.check(actor, "models.quantize", model)
+    if options.calibration:                  # a folder on this machine
+        access.check(actor, "server.paths")
+    model = check_quantizable(model_id)
+    quotas.ensure_room(model.owner, quotas.folder_bytes(Path(model.onnx_path).parent), what=f"quantizing {model_id}")
+    return model
 
 
 def quantize(model_id: str, *, options: QuantizeOptions = QuantizeOptions(), progress=None,
-             event=None) -> registry.Model:
+             event=None, actor=None) -> registry.Model:
     """Quantize in this process (what the job runs); returns the new INT8 model."""
-    model = check_quantizable(model_id)
+    model = _checked(model_id, options, actor)
     images = calibration.choose(model, options.calibration)
     return _run(model, int8_id(model_id), options, images, progress or (lambda f, s=None: None),
                 event or (lambda message, **kw: None))
@@ -290,7 +300,7 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
             new = registry.create(
                 name=f"{model.name} (INT8)", source=f"int8 of {model.id}", architecture=model.architecture,
                 library="onnx", type=registry.ONNX, conversion=registry.NOT_APPLICABLE,
-                onnx_path=str(target / "model.onnx"), model_id=target_id,
+                onnx_path=str(target / "model.onnx"), model_id=target_id, owner=model.owner,
                 extra={"precision": registry.INT8, "quantized_from": model.id, "quantization": settings,
                        "vs_fp32": figures, "license": model.extra.get("license"),
                        "exporter": model.extra.get("exporter"), "opset": model.extra.get("opset")})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +22,16 @@ class TagReport:
 
 
 def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = TagOptions(),
-                 out_dir: Path | None = None, on_result=None) -> TagReport:
-    """Tag, then write results.json and results.csv into `out_dir` (a new temp folder by default)."""
-    from .. import registry
+                 out_dir: Path | None = None, on_result=None, folders=(), actor=None) -> TagReport:
+    """Tag, then write results.json and results.csv into `out_dir` (by default a fresh folder of
+    the actor's own, imgai/files.py). `folders`: folders on this machine, for the local owner only."""
+    from .. import access, registry
+    from ..files import new_folder
 
-    results = tag(paths, model_id=model_id, options=options, on_result=on_result)
-    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="imgai-tags-"))
+    if folders:
+        access.check(actor, "server.paths")
+    results = tag([*paths, *folders], model_id=model_id, options=options, on_result=on_result, actor=actor)
+    out = Path(out_dir) if out_dir else new_folder(actor, "tags-")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(to_json(results), encoding="utf-8")
     (out / "results.csv").write_text(to_csv(results), encoding="utf-8")

@@ -210,9 +210,20 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def tag(paths: Iterable[str | Path], *, model_id: str | None = None, options: TagOptions = TagOptions(),
-        on_result: Callable[[int, int, TagResult], None] | None = None) -> list[TagResult]:
-    """Tag files and folders with a registered model (the default when `model_id` is None)."""
+        on_result: Callable[[int, int, TagResult], None] | None = None, actor=None) -> list[TagResult]:
+    """Tag files and folders with a registered model (the default when `model_id` is None). A
+    public app's visitors tag with shared models and their own, within the per-call quotas."""
+    from .. import access, quotas
+
+    actor = access.resolve(actor)
+    model = registry.get(model_id) if model_id else registry.default_model()
+    if model is not None:
+        access.check(actor, "tag", model)
+    paths = list(paths)
+    if any(Path(p).is_dir() for p in paths):
+        access.check(actor, "server.paths")
     files = collect_images(paths)
+    quotas.check_tag_call(files, limited=actor.limited)
     tagger = Tagger.for_model(model_id)
     results = []
     for i, result in enumerate(tagger.run(files, options)):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import registry
+from .. import access, registry
+from ..access import Actor
 from ..errors import ImgaiError, StateError
 from ..log import get_logger
 from .labels import read_labels
@@ -111,9 +112,10 @@ def validate_files(onnx_dir: Path, *, reference=None) -> ValidationResult:
     return result
 
 
-def validate(model_id: str) -> ValidationResult:
+def validate(model_id: str, *, actor: Actor | None = None) -> ValidationResult:
     """Validate a registered ONNX model and record the result (`imgai models validate`)."""
     model = registry.get(model_id)
+    access.check(actor, "models.validate", model)
     if model.type != registry.ONNX or not model.onnx_path:
         raise StateError(f"{model_id!r} is {model.type} / {model.conversion}; convert it to ONNX "
                                   "before validating")

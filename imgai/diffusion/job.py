@@ -10,16 +10,33 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .. import jobs
-from ..errors import ConversionError
+from .. import access, jobs
+from ..access import Actor
+from ..errors import ConfigError, ConversionError
 from .matrix import QuantizeRequest, run
 from .targets import STAGING_PREFIX, TargetResult
 
 KIND = "quantize"
 
 
-def submit(request: QuantizeRequest, *, owner: str | None = None) -> jobs.Job:
-    return jobs.submit(KIND, request.to_params(), subject=request.describe(), owner=owner)
+def submit(request: QuantizeRequest, *, actor: Actor | None = None) -> jobs.Job:
+    """Queue a quantize run. Only the local owner may name local folders, force past the
+    memory/disk refusal, or push from the job (a worker pushes with the machine's token, which on a
+    Space is the Space's own: others convert, then push with their own sign-in)."""
+    actor = access.check(actor, "quantize")
+    if not actor.can("server.paths"):
+        from .source import HUB_ID
+
+        local = {k: v for k, v in request.sources.items() if not HUB_ID.match(v)}
+        if local:
+            raise ConfigError("on a public app a source must be a Hub id like org/name, not "
+                              + ", ".join(f"{k}={v!r}" for k, v in local.items()))
+        if request.force:
+            raise ConfigError("force (skip the memory/disk refusal) is for the app's owner at the console")
+        if request.push:
+            raise ConfigError("on a public app, convert first and then use Push to Hub, which pushes with "
+                              "your own sign-in")
+    return jobs.submit(KIND, request.to_params(), subject=request.describe(), owner=actor.owner)
 
 
 def quantize_job(ctx: jobs.JobContext) -> dict:

@@ -347,10 +347,14 @@ def replace_dir(staging: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def push_target(folder: Path, *, org: str, private: bool = False, token: str | None = None) -> str:
+def push_target(folder: Path, *, org: str, private: bool = False, token: str | None = None,
+                actor=None) -> str:
     """Upload a finished output to `org/<target>` (one commit, card included) with imgai's Hub upload.
     `token` (e.g. a visitor's OAuth token) is passed through and never stored; None means HF_TOKEN
     or the cached login."""
+    from ..access import check
+
+    check(actor, "quantize.push")
     try:
         from ..hub import push_folder
     except ImportError as exc:
@@ -366,3 +370,12 @@ def push_target(folder: Path, *, org: str, private: bool = False, token: str | N
     pushed = push_folder(folder, repo_id, token=token, private=private,
                          commit_message=f"imgai quantize: {folder.name}")
     return getattr(pushed, "url", None) or getattr(pushed, "repo_url", None) or repo_id
+
+
+def push_output(name: str, *, org: str, private: bool = False, token: str | None = None, actor=None) -> str:
+    """`push_target` for a finished output named as the Quantize tab lists it."""
+    from ..access import check
+    from .outputs import describe_output
+
+    check(actor, "quantize.push")
+    return push_target(describe_output(name).path, org=org, private=private, token=token, actor=actor)

@@ -21,11 +21,14 @@ Token = str | bool | None   # str: this token; None: the local login; False: ano
 
 
 def visitor_token(oauth_token: str | None) -> Token:
-    """The token for an action a UI visitor asked for: theirs when signed in; on a Space,
-    anonymous otherwise (never the Space's own token); locally, the local login."""
+    """The token for an action a UI visitor asked for: theirs when signed in; in a public app (a
+    Space, a share link, IMGAI_PUBLIC=1) anonymous otherwise (never the machine's own token, which
+    would show strangers its owner's private repos); locally, the local login."""
+    from ..access import public
+
     if oauth_token:
         return oauth_token
-    return False if on_space() else None
+    return False if public() else None
 
 
 def local_token() -> str | None:

@@ -93,8 +93,9 @@ def find_snapshot(repo_id: str, revision: str | None = None) -> tuple[Path, str]
     return None
 
 
-def add_cached(repo_id: str, *, revision: str | None = None) -> registry.Model:
-    """Register a model that is already in the local HF cache (works with no Hub at all)."""
+def add_cached(repo_id: str, *, revision: str | None = None, owner: str | None = None) -> registry.Model:
+    """Register a model that is already in the local HF cache (works with no Hub at all), for
+    `owner` (None: shared). Internal: the checked caller is the download job."""
     from ..sources import add_folder
 
     found = find_snapshot(repo_id, revision)
@@ -102,7 +103,8 @@ def add_cached(repo_id: str, *, revision: str | None = None) -> registry.Model:
         raise HubUnavailableError(f"{repo_id}@{revision or 'main'} is not complete in the local HF cache "
                                   f"({hf_cache_dir()}) and the Hub cannot be reached; connect and download it")
     snapshot, commit = found
-    model = add_folder(snapshot, source=f"{repo_id}@{commit}", name=repo_id.split("/")[-1], copy=False)
+    model = add_folder(snapshot, source=f"{repo_id}@{commit}", name=repo_id.split("/")[-1], copy=False,
+                       owner=owner)
     LOG.info("registered %s from the local HF cache as %s", repo_id, model.id)
     return model
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import jobs, registry
+from .. import access, jobs, quotas, registry
+from ..access import Actor
 from ..errors import DiskSpaceError, HubUnavailableError
 from ..log import get_logger
 from . import auth
@@ -30,15 +31,19 @@ TICK_S = 0.25
 
 
 def download(repo_id: str, *, revision: str | None = None, token: auth.Token = None,
-             owner: str | None = None) -> jobs.Job:
+             actor: Actor | None = None) -> jobs.Job:
     """Queue a download job (`imgai hub download`). `token`: a str (a visitor's), None (the local
     login, inherited by the worker) or False (anonymous). A str travels in a 0600 file, never in
-    the job's params."""
+    the job's params. The model it registers belongs to the actor (shared for the local owner
+    and admins); a visitor's download must fit their quotas, checked again once its size is known."""
+    actor = access.check(actor, "hub.download")
+    owner = actor.owner
+    quotas.ensure_room(owner, 0, what=f"downloading {repo_id}")
     if "@" in repo_id and revision is None:
         repo_id, revision = split_revision(repo_id)
     else:
         split_revision(repo_id)
-    params: dict = {"repo_id": repo_id, "revision": revision}
+    params: dict = {"repo_id": repo_id, "revision": revision, "owner": owner}
     if token is False:
         params["anonymous"] = True
     elif isinstance(token, str) and token:
@@ -55,7 +60,7 @@ def download_job(ctx: jobs.JobContext) -> dict:
     if token is None and ctx.params.get("anonymous"):
         token = False
     return fetch_and_register(ctx.params["repo_id"], revision=ctx.params.get("revision"), token=token,
-                              progress=ctx.progress, event=ctx.event)
+                              progress=ctx.progress, event=ctx.event, owner=ctx.params.get("owner"))
 
 
 def abort_job(job: jobs.Job, reason: str) -> None:
@@ -66,20 +71,20 @@ def abort_job(job: jobs.Job, reason: str) -> None:
 
 def fetch_and_register(repo_id: str, *, revision: str | None = None, token: auth.Token = None,
                        progress: Callable[..., None] = lambda *a, **k: None,
-                       event: Callable[..., None] = lambda *a, **k: None) -> dict:
-    """The body of a download job (also callable directly)."""
+                       event: Callable[..., None] = lambda *a, **k: None, owner: str | None = None) -> dict:
+    """The body of a download job (also callable directly); registers the model for `owner`."""
     progress(0.0, f"asking the Hub about {repo_id}")
     status = hub_status()
     if not status.online:
-        return _from_cache_instead(repo_id, revision, HubUnavailableError(
+        return _from_cache_instead(repo_id, revision, owner, HubUnavailableError(
             f"cannot download {repo_id}: {status.reason}, and no complete copy of it is in the local HF cache "
             f"({hf_cache_dir()}); connect and retry"), progress)
     try:
         model, info, files, _ = _describe(repo_id, sha=None, revision=revision, token=token)
     except HubUnavailableError as exc:
-        return _from_cache_instead(repo_id, revision, exc, progress)
+        return _from_cache_instead(repo_id, revision, owner, exc, progress)
     source = f"{repo_id}@{info.sha}"
-    existing = registry.find_by_source(source)
+    existing = registry.find_by_source(source, owner=owner)
     if existing:
         progress(1.0, f"already registered as {existing.id}")
         return {"model_id": existing.id, "source": source, "already_registered": True, "bytes": 0}
@@ -87,14 +92,18 @@ def fetch_and_register(repo_id: str, *, revision: str | None = None, token: auth
     total = size_of(plan) or 0
     storage = hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
     missing = max(0, total - _bytes_present(storage, info.sha, plan))
-    check_free_space(missing, hf_cache_dir(), what=f"{repo_id} ({len(plan)} files, {human_size(total)})")
+    what = f"{repo_id} ({len(plan)} files, {human_size(total)})"
+    quotas.check_download(owner, total, what=what)
+    quotas.ensure_room(owner, missing, what=f"downloading {what}", folder=hf_cache_dir())
+    check_free_space(missing, hf_cache_dir(), what=what)
     event(f"downloading {len(plan)} files, {human_size(total)}", data={
         "bytes_total": total, "files": [{"path": f.path, "size": f.size} for f in plan]})
     snapshot = _fetch(repo_id, info.sha, plan, storage=storage, token=token, total=total, progress=progress)
     progress(1.0, "registering")
     from ..sources import add_folder
 
-    registered = add_folder(snapshot, source=source, name=repo_id.split("/")[-1], copy=False)
+    quotas.ensure_room(owner, 0, what=f"registering {repo_id}", folder=hf_cache_dir())
+    registered = add_folder(snapshot, source=source, name=repo_id.split("/")[-1], copy=False, owner=owner)
     hub_meta = {"repo_id": repo_id, "commit": info.sha, "license": model.license, "gated": model.gated}
     registered = registry.update(registered.id, extra={**registered.extra, "hub": hub_meta,
                                                        "license": registered.extra.get("license") or model.license})
@@ -103,14 +112,14 @@ def fetch_and_register(repo_id: str, *, revision: str | None = None, token: auth
             "path": str(snapshot)}
 
 
-def _from_cache_instead(repo_id, revision, exc, progress) -> dict:
+def _from_cache_instead(repo_id, revision, owner, exc, progress) -> dict:
     from .cache import find_snapshot
 
     found = find_snapshot(repo_id, revision)
     if found is None:
         raise exc
     progress(0.9, "the Hub is unreachable; registering the copy in the local HF cache")
-    model = add_cached(repo_id, revision=revision)
+    model = add_cached(repo_id, revision=revision, owner=owner)
     return {"model_id": model.id, "source": model.source, "already_registered": False, "bytes": 0,
             "from_cache": True}
 

@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import registry
+from .. import access, registry
+from ..access import Actor
 from ..config import paths
 from ..errors import ImgaiError, StateError
 from ..hub_id import HUB_ID
@@ -145,10 +146,12 @@ def _pushable(model_id: str) -> registry.Model:
 
 
 def push_model(model_id: str, repo_id: str, *, token: str | None = None, private: bool = False,
-               revision: str | None = None) -> PushResult:
-    """`imgai push MODEL_ID --repo ORG/NAME`: the converted model and its card, in one commit."""
+               revision: str | None = None, actor: Actor | None = None) -> PushResult:
+    """`imgai push MODEL_ID --repo ORG/NAME`: the converted model and its card, in one commit.
+    A visitor pushes shared models or their own, with their own token."""
     from ..classify.onnx_file import external_data_files
 
+    access.check(actor, "models.push", registry.get(model_id))
     model = _pushable(model_id)
     from ..hub_id import split_revision
 

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import access
+from ..access import Actor
 from ..config import paths
 from ..db import now
 from ..errors import ConfigError, DataError, HubUnavailableError
@@ -42,6 +44,7 @@ class DataPipeline:
     crop: bool = False
     color_jitter: bool = False
     created_at: float = 0.0
+    owner: str | None = None    # None: shared; else a visitor's (imgai/access.py)
 
     def __post_init__(self):
         if not self.name or not self.name.strip():
@@ -73,16 +76,28 @@ def _datasets() -> Path:
     return paths().home / "train" / "datasets"
 
 
+def unpacked_folder(pipeline: DataPipeline) -> Path | None:
+    """Where a zip pipeline's images were unpacked (None for the other kinds)."""
+    return _datasets() / pipeline.name if pipeline.kind == "zip" else None
+
+
 def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_split: float = 0.2,
                  image_size: int = 224, flip: bool = False, crop: bool = False, color_jitter: bool = False,
-                 overwrite: bool = False) -> DataPipeline:
-    """Make a named data pipeline from a folder, a zip file, or a cached Hub dataset."""
+                 overwrite: bool = False, actor: Actor | None = None) -> DataPipeline:
+    """Make a named data pipeline from a folder, a zip file, or a cached Hub dataset; it belongs to
+    the actor (shared for the local owner and admins). Only the local owner may name a folder on
+    the server; a visitor's zip must fit their disk quota."""
+    actor = access.check(actor, "data.create")
     slug = slugify(name)
     target = _store() / f"{slug}.json"
     if target.exists() and not overwrite:
         raise ConfigError(f"a data pipeline named {slug!r} exists already; pick another name or remove it "
                           f"(`imgai train data remove {slug}`)")
+    if target.exists() and overwrite:
+        access.check(actor, "data.remove", get_pipeline(slug))
     kind = kind or _guess_kind(source)
+    if kind == "folder":
+        access.check(actor, "server.paths")
     settings = dict(val_split=val_split, image_size=image_size, flip=flip, crop=crop, color_jitter=color_jitter)
     DataPipeline(name=slug, kind=kind, location=str(source), root=".", **settings)   # validate settings first
     if kind == "folder":
@@ -94,13 +109,17 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
         location = Path(source).name
         from .archive import extract_zip
 
+        from ..quotas import ensure_room, folder_bytes
+
+        ensure_room(actor.owner, 2 * folder_bytes(source), what=f"unpacking {location}")
         unpacked = _datasets() / slug
         if unpacked.exists():
             shutil.rmtree(unpacked)
         root = image_root(extract_zip(Path(source), unpacked))
     else:
         location, root = str(source), image_root(_hub_snapshot(str(source)))
-    pipeline = DataPipeline(name=slug, kind=kind, location=location, root=str(root), created_at=now(), **settings)
+    pipeline = DataPipeline(name=slug, kind=kind, location=location, root=str(root), created_at=now(),
+                            owner=actor.owner, **settings)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(pipeline.to_dict(), indent=2))
     os.replace(tmp, target)
@@ -140,28 +159,32 @@ def get_pipeline(name: str) -> DataPipeline:
     return DataPipeline(**json.loads(path.read_text()))
 
 
-def list_pipelines() -> list[DataPipeline]:
+def list_pipelines(*, actor: Actor | None = None) -> list[DataPipeline]:
+    """The pipelines an actor may see (shared and their own; all for the local owner and admins)."""
     found = []
     for path in sorted(_store().glob("*.json")):
         try:
             found.append(DataPipeline(**json.loads(path.read_text())))
         except (ValueError, TypeError, ConfigError):
             continue
-    return found
+    return access.visible(actor, found)
 
 
-def remove_pipeline(name: str) -> None:
+def remove_pipeline(name: str, *, actor: Actor | None = None) -> None:
     pipeline = get_pipeline(name)
+    access.check(actor, "data.remove", pipeline)
     (_store() / f"{pipeline.name}.json").unlink()
     unpacked = _datasets() / pipeline.name
     if pipeline.kind == "zip" and unpacked.exists():
         shutil.rmtree(unpacked, ignore_errors=True)
 
 
-def resolve_data(data: str | Path) -> DataPipeline:
-    """`--data` is a pipeline name, or a folder/zip/Hub id used with default settings."""
+def resolve_data(data: str | Path, *, actor: Actor | None = None) -> DataPipeline:
+    """`--data` is a pipeline name, or (for the local owner) a folder/zip/Hub id used with default
+    settings."""
     if (_store() / f"{slugify(str(data))}.json").is_file() and not Path(str(data)).is_dir():
         return get_pipeline(str(data))
+    access.check(actor, "server.paths")
     kind = _guess_kind(data)
     if kind == "folder":
         folder = Path(data).expanduser().resolve()

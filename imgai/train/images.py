@@ -126,9 +126,12 @@ def preview_grid(pipeline: DataPipeline, *, count: int = 8, seed: int = 0, colum
     return grid
 
 
-def inspect_pipeline(name: str, *, count: int = 8, seed: int = 0):
-    """What the UI shows for a data pipeline: the pipeline, its data check, and preview samples."""
+def inspect_pipeline(name: str, *, count: int = 8, seed: int = 0, actor=None):
+    """What the UI shows for a data pipeline: the pipeline, its data check, and preview samples
+    (for those who may use it: shared or their own)."""
+    from ..access import check
     from .data import check_data, get_pipeline
 
     pipeline = get_pipeline(name)
+    check(actor, "data.use", pipeline)
     return pipeline, check_data(pipeline.root), preview_samples(pipeline, count=count, seed=seed)

@@ -10,6 +10,7 @@ import shutil
 import time
 
 from ..errors import DataError
+from ..quotas import check_training
 from .architectures import StartingWeights, build_model, get_architecture, starting_weights
 from .config import TrainConfig
 from .data import DataPipeline
@@ -66,6 +67,7 @@ def train_job(ctx) -> dict:
     model = build_model(arch, len(samples.labels), model_args=model_args, weights=None if resume else weights)
     epochs = config.epochs
     last_report = [0.0]
+    started = time.monotonic()
 
     def on_batch(epoch: int, i: int, batches: int) -> None:
         fraction = (epoch - 1 + i / batches) / epochs
@@ -81,6 +83,8 @@ def train_job(ctx) -> dict:
         ctx.event(f"{epoch_stage(m.epoch, epochs)}: train loss {m.train_loss:.4f}, "
                   + (f"val accuracy {m.val_accuracy:.1%}, " if m.val_accuracy is not None else "")
                   + f"{m.samples_per_s:.0f} samples/s", data={"kind": EPOCH_EVENT, **m.to_dict()})
+        # a visitor's wall time, and room for the next checkpoint (imgai/quotas.py)
+        check_training(p.get("limits"), time.monotonic() - started, owner=ctx.job.owner, what=f"training {model_id}")
 
     fit = work_function("train", config.engine)   # local: the loop here; ray: the same loop in DDP processes
     result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,

@@ -15,7 +15,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .. import registry
+from .. import access, registry
+from ..access import Actor
 from ..config import paths
 from ..errors import ConfigError, StateError, UnknownModelError
 from ..registry import Model
@@ -30,8 +31,15 @@ def is_trainable(model: Model) -> bool:
     return model.source.startswith(SOURCE_PREFIX)
 
 
-def create_model(name: str, *, architecture: str, model_args: dict | None = None) -> Model:
-    """"Convert To Model": a named, untrained model of `architecture` in the registry."""
+def create_model(name: str, *, architecture: str, model_args: dict | None = None,
+                 actor: Actor | None = None) -> Model:
+    """"Convert To Model": a named, untrained model of `architecture` in the registry, the actor's
+    (shared for the local owner and admins)."""
+    actor = access.check(actor, "train.create")
+    return _create(name, architecture=architecture, model_args=model_args, owner=actor.owner)
+
+
+def _create(name: str, *, architecture: str, model_args: dict | None, owner: str | None) -> Model:
     arch = get_architecture(architecture)
     if not name or not name.strip():
         raise ConfigError("the model needs a name, e.g. 'my-shapes'")
@@ -46,7 +54,7 @@ def create_model(name: str, *, architecture: str, model_args: dict | None = None
 
         build_model(arch, 2, model_args=model_args)          # fails now, not in the job, if they do not fit
     return registry.create(name=name, source=f"{SOURCE_PREFIX}{arch.key}", architecture=arch.timm_name,
-                           library="timm", training=UNTRAINED, pytorch_path=None,
+                           library="timm", training=UNTRAINED, pytorch_path=None, owner=owner,
                            extra={"train_architecture": arch.key, "model_args": model_args or {}})
 
 
@@ -74,8 +82,8 @@ def fork_for_retraining(model: Model) -> Model:
     taken = {m.name for m in registry.list_models()}
     while f"{model.name} v{n}" in taken:
         n += 1
-    return create_model(f"{model.name} v{n}", architecture=extra.get("train_architecture", model.architecture),
-                        model_args=extra.get("model_args") or None)
+    return _create(f"{model.name} v{n}", architecture=extra.get("train_architecture", model.architecture),
+                   model_args=extra.get("model_args") or None, owner=model.owner)
 
 
 # -- run folders ------------------------------------------------------------------------
@@ -166,12 +174,11 @@ def settle_after_abort(model_id: str, reason: str) -> None:
         registry.update(model_id, training=FAILED, error=f"training failed: {reason}")
 
 
-def archive_run(run_dir: str | Path, *, name: str) -> Path:
-    """A zip of a finished run (config.json + model.safetensors) to download."""
+def archive_run(run_dir: str | Path, *, name: str, out_dir: Path) -> Path:
+    """A zip of a finished run (config.json + model.safetensors) to download, in `out_dir`."""
     run_dir = Path(run_dir)
     if not (run_dir / "model.safetensors").is_file():
         raise StateError(f"{run_dir} holds no trained model (was it removed?)")
-    out_dir = paths().tmp / "downloads"
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.zip"
     fd, tmp = tempfile.mkstemp(suffix=".zip", dir=out_dir)

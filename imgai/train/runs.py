@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import jobs, registry
+from .. import access, jobs, quotas, registry
+from ..access import Actor
 from ..errors import ConfigError, StateError, UnknownModelError
 from ..jobs import Job
 from .architectures import get_architecture
@@ -35,13 +36,18 @@ def _checked(pipeline: DataPipeline, config: TrainConfig) -> DataReport:
 
 
 def start(model: str, *, data: str | Path | DataPipeline, config: TrainConfig | None = None,
-          owner: str | None = None, retrain_of: str | None = None, dispatch: bool = True) -> Job:
+          actor: Actor | None = None, retrain_of: str | None = None, dispatch: bool = True) -> Job:
     """Queue a training job for `model` (name or id) on `data` (a pipeline name, folder or
-    pipeline). Bad settings and unusable data fail here, before the job exists. With
+    pipeline). Bad settings, unusable data, a model or data the actor may not use, and a visitor's
+    quotas fail here, before the job exists. The job belongs to the model's owner. With
     `dispatch=False` the job waits in the queue until the next dispatch (tests, benchmarks)."""
     target = resolve_model(model)
+    access.check(actor, "train.start", target)
     config = config or TrainConfig()
-    pipeline = data if isinstance(data, DataPipeline) else resolve_data(data)
+    pipeline = data if isinstance(data, DataPipeline) else resolve_data(data, actor=actor)
+    access.check(actor, "data.use", pipeline)
+    limits = quotas.training_limits(target.owner, config.epochs)
+    quotas.ensure_room(target.owner, 0, what=f"training {target.id}")
     report = _checked(pipeline, config)
     busy = _active_job_for(target.id)
     if busy:
@@ -57,14 +63,16 @@ def start(model: str, *, data: str | Path | DataPipeline, config: TrainConfig | 
         "data": pipeline.to_dict(), "config": config.to_dict(), "labels": report.labels,
         "exclude": [rel for rel, _ in report.unreadable], "data_counts": report.counts,
         "data_warnings": report.warnings, "resume": False, "resumed_from": None, "retrain_of": retrain_of,
+        "limits": limits,
     }
-    return jobs.submit(KIND, params, subject=target.id, owner=owner, start=dispatch,
+    return jobs.submit(KIND, params, subject=target.id, owner=target.owner, start=dispatch,
                        before_queue=lambda job_id: registry.update(target.id, training=TRAINING))
 
 
-def resume(job_id: str, *, owner: str | None = None, dispatch: bool = True) -> Job:
+def resume(job_id: str, *, actor: Actor | None = None, dispatch: bool = True) -> Job:
     """Continue a failed or cancelled run from its last epoch checkpoint (same run number)."""
     old = _train_job(job_id)
+    access.check(actor, "train.resume", old)
     if old.state not in RESUMABLE:
         raise StateError(f"job {job_id} is {old.state}; only a failed or cancelled training job can be resumed")
     busy = _active_job_for(old.subject)
@@ -79,15 +87,18 @@ def resume(job_id: str, *, owner: str | None = None, dispatch: bool = True) -> J
     if report.labels != old.params["labels"]:
         raise StateError(f"the classes in {pipeline.root} changed since job {job_id} ran ({old.params['labels']} → "
                          f"{report.labels}); the checkpoint cannot continue: retrain instead")
-    params = dict(old.params, resume=True, resumed_from=old.id)
-    return jobs.submit(KIND, params, subject=old.subject, owner=owner if owner is not None else old.owner,
+    quotas.ensure_room(old.owner, 0, what=f"resuming job {job_id}")
+    params = dict(old.params, resume=True, resumed_from=old.id,
+                  limits=quotas.training_limits(old.owner, config.epochs))
+    return jobs.submit(KIND, params, subject=old.subject, owner=old.owner,
                        start=dispatch, before_queue=lambda _: registry.update(old.subject, training=TRAINING))
 
 
-def retrain(job_id: str, *, data: str | Path | DataPipeline | None = None, owner: str | None = None,
+def retrain(job_id: str, *, data: str | Path | DataPipeline | None = None, actor: Actor | None = None,
             dispatch: bool = True, **changes) -> Job:
     """A new run (a new version) from an earlier job's settings, with `changes` applied."""
     old = _train_job(job_id)
+    access.check(actor, "train.retrain", old)
     config = TrainConfig.from_dict(old.params["config"]).replace(**changes)
     if data is None:
         snapshot = DataPipeline(**old.params["data"])
@@ -95,13 +106,12 @@ def retrain(job_id: str, *, data: str | Path | DataPipeline | None = None, owner
             data = get_pipeline(snapshot.name)
         except ConfigError:            # the pipeline was removed since: its snapshot in the job still works
             data = snapshot
-    return start(old.subject, data=data, config=config, owner=owner if owner is not None else old.owner,
-                 retrain_of=old.id, dispatch=dispatch)
+    return start(old.subject, data=data, config=config, actor=actor, retrain_of=old.id, dispatch=dispatch)
 
 
-def cancel(job_id: str) -> Job:
+def cancel(job_id: str, *, actor: Actor | None = None) -> Job:
     _train_job(job_id)
-    return jobs.cancel(job_id)
+    return jobs.cancel(job_id, actor=actor)
 
 
 def _train_job(job_id: str) -> Job:
@@ -112,8 +122,8 @@ def _train_job(job_id: str) -> Job:
 
 
 def list_training(*, states: tuple[str, ...] | None = None, owner: str | None = None,
-                  limit: int = 200) -> list[Job]:
-    return jobs.list_jobs(kind=KIND, states=states, owner=owner, limit=limit)
+                  actor: Actor | None = None, limit: int = 200) -> list[Job]:
+    return jobs.list_jobs(kind=KIND, states=states, owner=owner, actor=actor, limit=limit)
 
 
 def latest_job_for(model: str) -> Job:
@@ -194,9 +204,14 @@ def view(job: Job | str) -> TrainingView:
                         started_at=job.started_at, ended_at=job.ended_at)
 
 
-def download(job_id: str) -> Path:
-    """The trained model of a finished job, zipped (config.json + model.safetensors)."""
+def download(job_id: str, *, actor: Actor | None = None) -> Path:
+    """The trained model of a finished job, zipped (config.json + model.safetensors), in a fresh
+    folder of the actor's own (imgai/files.py)."""
+    from ..files import new_folder
+
     job = _train_job(job_id)
+    access.check(actor, "train.download", job)
     if job.state != jobs.SUCCEEDED or not job.result:
         raise StateError(f"job {job_id} is {job.state}; only a completed training job has a model to download")
-    return archive_run(job.result["pytorch_path"], name=f"{job.result['model_id']}-run{job.result['run']}")
+    return archive_run(job.result["pytorch_path"], name=f"{job.result['model_id']}-run{job.result['run']}",
+                       out_dir=new_folder(actor, "model-"))

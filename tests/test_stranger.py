@@ -1,0 +1,236 @@
+"""The app as a stranger tries it: `IMGAI_PUBLIC=1`, the real server, driven through gradio_client
+(which is always anonymous) and raw HTTP. Every endpoint the app exposes is listed from its API
+info and sorted into "reads" and "changes"; a new endpoint that is in neither fails the test, so it
+cannot be forgotten. Every change is refused and leaves the data folder as it was."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from imgai.access import VISITOR, Actor
+from tests.conftest import AppServer
+from tests.factories import random_image
+from tests.train_fixtures import make_shapes
+
+ALICE = Actor(VISITOR, username="alice")
+REFUSED = r"sign in with Hugging Face|only the Space's owner|only the app's owner"
+
+# Endpoints that only read (or, for /tag, use shared models): a stranger may call them.
+READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download_status", "/convert_refresh",
+         "/push_whoami", "/push_models", "/quantize_status", "/quantize_show", "/quantize_whoami", "/train_load",
+         "/train_refresh", "/train_data_preview", "/train_retrain", "/tag_models", "/tag",
+         "/False"}   # gradio 6.17.3 names the first api_name=False event so (all of them are reads)
+
+
+# Every handler of every event, by module.function. gradio 6.17.3 serves each one to anybody: a
+# named endpoint is called by name, and any other (api_name=False included, which gradio names
+# "/False") by its fn_index, as the page itself does. So the sorting covers all of them.
+READ_HANDLERS = {
+    "ui.convert.refresh", "ui.convert.action_state", "ui.convert.pick_row", "ui.hub_browse.download_status",
+    "ui.hub_browse.login_status", "ui.hub_browse.pick_repo", "ui.hub_browse.search_models",
+    "ui.hub_browse.show_details", "ui.hub_browse.start", "ui.push.refresh_models", "ui.quantize.preview",
+    "ui.quantize.show", "ui.quantize.status", "ui.tag.tag_images", "ui.tag.taggable_models", "ui.train.data_choices",
+    "ui.train.load_retrain", "ui.train.load_tab", "ui.train.model_choices", "ui.train.pick_first_cell",
+    "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh", "ui.train.weights_note",
+}
+CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
+    "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
+    "ui.convert.default_model": "/set_default", "ui.convert.disable_model": "/disable",
+    "ui.convert.enable_model": "/enable", "ui.convert.remove_model": "/remove",
+    "ui.convert.validate_model": "/validate", "ui.convert.quantize_model": "/int8", "ui.hub_browse.start_download": "/hub_download",
+    "ui.push.push": "/push_to_hub", "ui.quantize.push": "/quantize_push", "ui.quantize.start": "/quantize",
+    "ui.train.add_data": "/train_data_add", "ui.train.cancel_job": "/train_cancel",
+    "ui.train.create_model": "/train_create", "ui.train.download_model": "/train_download",
+    "ui.train.resume_job": "/train_resume", "ui.train.start_training": "/train_start",
+}
+
+
+def test_every_handler_is_sorted_and_every_change_builds_an_actor(imgai_home):
+    import inspect
+
+    import app
+
+    handlers = {}
+    for fn in app.build_app().fns.values():
+        if fn.fn is not None:
+            handlers.setdefault(f"{fn.fn.__module__}.{fn.fn.__name__}", set()).add(fn.api_name)
+    unsorted = set(handlers) - READ_HANDLERS - set(CHANGE_HANDLERS)
+    assert not unsorted, f"sort the new handlers {sorted(unsorted)} into READ_HANDLERS or CHANGE_HANDLERS"
+    assert not READ_HANDLERS & set(CHANGE_HANDLERS)
+    for name, endpoint in CHANGE_HANDLERS.items():
+        assert endpoint.strip("/") in handlers[name], (name, handlers[name])
+    fns = {f"{fn.fn.__module__}.{fn.fn.__name__}": fn.fn for fn in app.build_app().fns.values() if fn.fn}
+    for name in CHANGE_HANDLERS:
+        assert "request" in inspect.signature(fns[name]).parameters, f"{name} does not build an actor (ui.common.acting)"
+
+
+def _changes(w: dict) -> dict[str, list[tuple]]:
+    """Every endpoint that changes something, with the calls a stranger tries (shared targets and
+    alice's)."""
+    models = [(w["shared_onnx"],), (w["alices_model"],)]
+    jobs = [(w["shared_job"],), (w["alices_job"],)]
+    form = ["cross_entropy", 0.0, 1, 8, "adamw", 1e-3, 0.9, 0.999, 1e-8, 0.01, "auto", 0, 0, 0, None, None, True,
+            "auto"]
+    return {
+        "/add_model": [("acme/resnet-tiny", ""), (str(w["folder"]), "")],
+        "/hub_download": [("acme/resnet-tiny",)],
+        "/convert": models, "/validate": models, "/disable": models, "/set_default": models, "/remove": models,
+        "/enable": [(m, True) for (m,) in models], "/int8": [(m, "static") for (m,) in models],
+        "/push_to_hub": [(w["shared_onnx"], "stranger/copy", False, "main")],
+        "/quantize": [(["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "auto")],
+        "/quantize_push": [("sd15-torch-int8", "stranger", False)],
+        "/train_create": [("resnet18", "mine")],
+        "/train_data_add": [("Hub dataset (cached)", "mine", "", None, "org/dataset", 0.2, 224, [])],
+        "/train_start": [(w["shared_trainable"], "shapes", *form, ""),
+                         (w["alices_model"], "shapes", *form, ""),
+                         (w["shared_trainable"], "shapes", *form, w["alices_job"])],
+        "/train_cancel": jobs, "/train_resume": jobs, "/train_download": jobs,
+    }
+
+
+def _snapshot(home: Path) -> dict:
+    """Everything a change could touch: registry rows, jobs, data pipelines, model folders."""
+    from imgai import jobs, registry
+    from imgai.train import list_pipelines
+
+    return {"models": [m.to_dict() for m in registry.list_models()],
+            "jobs": [(j.id, j.state, j.owner) for j in jobs.list_jobs()],
+            "pipelines": [p.to_dict() for p in list_pipelines()],
+            "folders": sorted(str(p.relative_to(home)) for p in (home / "models").rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_model_cache):
+    """A data folder with a shared converted model, a shared trainable model and data pipeline,
+    alice's model, and a shared and an alice training job (both cut short: Failed "interrupted")."""
+    import os
+    import shutil
+
+    root = tmp_path_factory.mktemp("stranger")
+    home = root / "home"
+    saved = {k: os.environ.get(k) for k in ("IMGAI_HOME", "IMGAI_NO_DEMO")}
+    os.environ.update(IMGAI_HOME=str(home), IMGAI_NO_DEMO="1")
+    try:
+        from imgai import jobs, train
+        from imgai.classify.convert import convert
+        from imgai.sources import add_model
+
+        shared_onnx = convert(add_model(str(shutil.copytree(tiny_model_cache("timm-mobilenetv3"),
+                                                            root / "model"))).id).id
+        shapes = train.add_pipeline("shapes", make_shapes(root / "shapes", per_class=3, size=32))
+        shared_trainable = train.create_model("shared-tagger", architecture="resnet18").id
+        alices_model = train.create_model("alices-tagger", architecture="resnet18", actor=ALICE).id
+        config = train.TrainConfig(epochs=1, batch_size=8)
+        shared_job = train.start(shared_trainable, data=shapes, config=config, dispatch=False).id
+        alices_job = train.start(alices_model, data=shapes, config=config, actor=ALICE, dispatch=False).id
+        for job_id in (shared_job, alices_job):
+            jobs._finish(job_id, jobs.FAILED, error="interrupted: the worker process ended unexpectedly")
+        w = dict(home=home, shared_onnx=shared_onnx, shared_trainable=shared_trainable, alices_model=alices_model,
+                 shared_job=shared_job, alices_job=alices_job, folder=root / "shapes")
+        server = AppServer(home, env={"IMGAI_PUBLIC": "1", "IMGAI_QUOTA_TAG_FILES": "2",
+                                      "IMGAI_MAX_UPLOAD": "200kb"})
+        try:
+            yield dict(w, server=server, client=server.client())
+        finally:
+            server.stop()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_every_endpoint_is_sorted_into_reads_and_changes(world):
+    api = world["client"].view_api(return_format="dict", print_info=False)
+    exposed = set(api["named_endpoints"])
+    changes = set(_changes(world))
+    assert not READS & changes
+    assert exposed == READS | changes, (
+        f"new endpoints {sorted(exposed - READS - changes)} must be added to READS or _changes here "
+        f"(and checked by imgai.access); gone: {sorted((READS | changes) - exposed)}")
+
+
+def test_every_change_is_refused_and_nothing_changes(world, monkeypatch):
+    from gradio_client.exceptions import AppError
+
+    monkeypatch.setenv("IMGAI_HOME", str(world["home"]))
+    before = _snapshot(world["home"])
+    for endpoint, calls in _changes(world).items():
+        for args in calls:
+            with pytest.raises(AppError, match=REFUSED) as info:
+                world["client"].predict(*args, api_name=endpoint)
+            assert "Traceback" not in str(info.value), endpoint
+    assert _snapshot(world["home"]) == before
+
+
+def test_alices_things_are_invisible_and_untouchable(world):
+    from gradio_client.exceptions import AppError
+
+    client = world["client"]
+    rows = client.predict(None, [], api_name="/convert_refresh")[0]["data"]
+    assert [r[0] for r in rows] == [world["shared_onnx"], world["shared_trainable"]]
+    tables = client.predict("", [], api_name="/train_refresh")
+    listed = {row[0] for table in tables[:4] for row in table["data"]}
+    assert listed == {world["shared_job"]}
+    with pytest.raises(AppError, match=f"no job '{world['alices_job']}'"):
+        client.predict(world["alices_job"], api_name="/hub_download_status")
+    with pytest.raises(AppError, match=f"no job '{world['alices_job']}'"):
+        client.predict(world["alices_job"], api_name="/train_retrain")
+    assert f"no job '{world['alices_job']}'" in client.predict(world["alices_job"], api_name="/quantize_status")[0]
+    from gradio_client import handle_file
+
+    image = handle_file(str(next(world["folder"].rglob("*.png"))))
+    with pytest.raises(AppError, match="cannot tag images: model 'alices-tagger' belongs to another user"):
+        client.predict([image], "", world["alices_model"], 3, 0.0, api_name="/tag")
+
+
+def test_uploads_and_paths_a_stranger_tries(world, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client, home, url = world["client"], world["home"], world["server"].url
+    images = [random_image(tmp_path / f"{i}.png", seed=i) for i in range(3)]
+    with pytest.raises(AppError, match="3 images sent in one call.*IMGAI_QUOTA_TAG_FILES"):
+        client.predict([handle_file(str(p)) for p in images], "", world["shared_onnx"], 3, 0.0, api_name="/tag")
+    with pytest.raises(AppError, match="read folders on the server"):
+        client.predict([], str(world["folder"]), world["shared_onnx"], 3, 0.0, api_name="/tag")
+
+    big = tmp_path / "big.png"
+    big.write_bytes(random_image(tmp_path / "seed.png").read_bytes() + b"\0" * 300_000)
+    with pytest.raises(Exception, match="(?i)file.*(large|size|exceed)|413"):
+        client.predict([handle_file(str(big))], "", world["shared_onnx"], 3, 0.0, api_name="/tag")
+
+    # a file name with ../ stays inside gradio's upload folder
+    body, boundary = _multipart("../../escape.png", images[0].read_bytes())
+    request = urllib.request.Request(url + "gradio_api/upload", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        uploaded = json.loads(r.read())[0]
+    assert Path(uploaded).name == "escape.png" and ".." not in Path(uploaded).parts
+    assert not list(Path(uploaded).parents[2].glob("escape.png"))
+
+    # a server file named as if it were an upload is refused by gradio
+    server_file = {"path": str(home / "registry.sqlite"), "meta": {"_type": "gradio.FileData"}}
+    with pytest.raises(AppError):
+        client.predict([server_file], "", world["shared_onnx"], 3, 0.0, api_name="/tag")
+
+    # tagging works; its result files are this stranger's, and no path into the data folder is served
+    summary, _, _, files = client.predict([handle_file(str(images[0]))], "", world["shared_onnx"], 3, 0.0,
+                                          api_name="/tag")
+    assert "Tagged 1 of 1 images" in summary and len(files) == 2
+    results = list((home / "visitors").rglob("results.csv"))
+    assert len(results) == 1 and results[0].parent.name.startswith("tags-")
+    for target in (results[0], home / "registry.sqlite", home / "visitors" / ".key"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url + f"gradio_api/file={target}", timeout=30)
+        assert err.value.code == 403
+
+
+def _multipart(filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "imgai-test-boundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), boundary
