@@ -109,7 +109,7 @@ def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | 
     if kind not in KINDS:
         raise JobError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
     if owner is not None:
-        from .quotas import check_new_job
+        from .limits import check_new_job
 
         queued = db.query(f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND state = '{QUEUED}'", (owner,))[0][0]
         check_new_job(owner, queued)
@@ -260,7 +260,7 @@ def dispatch() -> list[str]:
 
 
 def _running_per_visitor() -> int:
-    from .quotas import limit
+    from .limits import limit
 
     return limit("running_jobs")
 

@@ -24,10 +24,10 @@ from . import checks, resources
 from .card import write_card
 from .info import build_info, component_table, is_up_to_date, read_info, settings_for, write_info
 from .keys import get_model_key, skip_reason, target_name
+from .outputs import STAGING_PREFIX
 from .source import Source, resolve_source
 
 LOG = get_logger("imgai.diffusion")
-STAGING_PREFIX = ".imgai-tmp-"
 # (start, end) of each stage within one target's progress
 STAGES = {"load": (0.0, 0.2), "convert": (0.2, 0.6), "check": (0.6, 0.9), "card": (0.9, 0.95), "upload": (0.95, 1.0)}
 
