@@ -107,6 +107,12 @@ KNOWN_CYCLES = {
     frozenset({"imgai.quotas", "imgai.train.data"}):
         "quotas.visitor_usage lists a visitor's data pipelines; train.data.add_pipeline checks room through "
         "quotas.ensure_room (the Space access work; untangle by passing the usage in, or a pipelines leaf)",
+    frozenset({"imgai.classify.onnx_preprocess", "imgai.classify.validate"}):
+        "validate reads onnx_preprocess.contradictions; onnx_preprocess re-validates through validate.validate "
+        "(untangle: the re-validation belongs to the caller, or contradictions to a leaf)",
+    frozenset({"imgai.train.models", "imgai.train.pretrained"}):
+        "models.create_model prepares weights through pretrained.prepare_weights; pretrained resolves the "
+        "model through models.resolve_model (untangle: pass the model in)",
 }
 
 
