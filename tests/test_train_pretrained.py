@@ -100,7 +100,10 @@ def test_a_new_model_starts_from_the_hubs_imagenet_weights(online, shapes, cli, 
     trained = load_file(str(Path(done.result["pytorch_path"]) / "model.safetensors"))
     hub = load_file(str(online.weights))
     pair = torch.stack([trained["layer4.1.conv2.weight"].flatten(), hub["layer4.1.conv2.weight"].flatten()])
-    assert torch.corrcoef(pair)[0, 1] > 0.9            # the body started from the Hub's weights
+    corr = float(torch.corrcoef(pair)[0, 1])
+    print(f"fine-tuned from {source}: kept epoch {done.result['best_epoch']} of 2, val accuracy "
+          f"{done.result['val_accuracy']}, layer4.1.conv2 correlation with the Hub's weights {corr:.4f}")
+    assert corr > 0.9                                   # the body started from the Hub's weights
     assert trained["fc.weight"].shape == (3, 512)       # the head is new
     # the card records them
     from imgai.hub.publish import _training
