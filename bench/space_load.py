@@ -155,9 +155,12 @@ def process_cpu(pid: int) -> float:
 
 
 def visitor(url: str, model_id: str, paths: list[str], expected: dict, calls: int, first: int, ready, go,
-            out) -> None:
+            report: str) -> None:
     """One visitor in a process of its own (as visitors are independent machines, and one
-    process's GIL would queue sixteen clients): connect, wait for the start, tag `calls` photos."""
+    process's GIL would queue sixteen clients): connect, wait for the start, tag `calls` photos,
+    write what happened to `report` (JSON)."""
+    import json
+
     try:
         tagger = Tagger(url, model_id)
     finally:
@@ -176,37 +179,40 @@ def visitor(url: str, model_id: str, paths: list[str], expected: dict, calls: in
         latencies.append(time.perf_counter() - t0)
         if answer != expected[path.name]:
             wrong.append(f"{path.name}: {answer!r} != {expected[path.name]!r}")
-    out.put((latencies, wrong, errors, time.process_time() - cpu0))
-    out.close()
-    out.join_thread()
+    Path(report).write_text(json.dumps([latencies, wrong, errors, time.process_time() - cpu0]))
     os._exit(0)      # a client thread left waiting on a timed-out call must not keep the process
 
 
 def run_level(url: str, model_id: str, images: list[Path], expected: dict, n: int, calls: int,
-              server_pid: int) -> dict:
+              server_pid: int, work: Path) -> dict:
+    import json
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    ready, go, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    reports = [work / f"visitor-{n}-{i}.json" for i in range(n)]
     procs = [ctx.Process(target=visitor, args=(url, model_id, [str(p) for p in images], expected, calls, i,
-                                               ready, go, out)) for i in range(n)]
+                                               ready, go, str(reports[i]))) for i in range(n)]
     for p in procs:
         p.start()
     for _ in procs:
         ready.acquire()
     t0, server0 = time.perf_counter(), process_cpu(server_pid)
     go.set()
-    latencies, wrong, errors, client_cpu = [], [], [], 0.0
-    for _ in procs:
-        lat, bad, err, cpu = out.get(timeout=CALL_TIMEOUT * calls + 300)
-        latencies += lat
-        wrong += bad
-        errors += err
-        client_cpu += cpu
+    deadline = t0 + CALL_TIMEOUT * calls + 60
+    for p in procs:
+        p.join(max(1.0, deadline - time.perf_counter()))
     wall = time.perf_counter() - t0
     server_cpu = process_cpu(server_pid) - server0
-    for p in procs:
-        p.join()
+    latencies, wrong, errors, client_cpu = [], [], [], 0.0
+    for p, report in zip(procs, reports):
+        if p.is_alive():
+            p.kill()
+        if not report.exists():
+            errors.append(f"a visitor process ended without a report (exit code {p.exitcode})")
+            continue
+        lat, bad, err, cpu = json.loads(report.read_text())
+        latencies, wrong, errors, client_cpu = latencies + lat, wrong + bad, errors + err, client_cpu + cpu
     done = max(1, len(latencies))
     return {"n": n, "calls": len(latencies), "errors": errors, "wrong": wrong, "wall": wall,
             "server_cpu": server_cpu / done, "client_cpu": client_cpu / done,
@@ -272,7 +278,7 @@ def main() -> None:
         refresher = Refresher(app.url, model_id)
         refresher.start()
         stage0 = jobs.get(job_id).stage
-        results = [run_level(app.url, model_id, images, expected, n, calls, app.proc.pid) for n in levels]
+        results = [run_level(app.url, model_id, images, expected, n, calls, app.proc.pid, work) for n in levels]
         refresher.stop.set()
         refresher.join(10)
         job = jobs.get(job_id)
