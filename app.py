@@ -18,8 +18,7 @@ CSS = """
 
 
 def build_app() -> gr.Blocks:
-    # gradio's copies of handed-out files (tag results, trained models) go after a few hours too
-    with gr.Blocks(title="imgai", delete_cache=(3600, 3 * 3600)) as demo:
+    with gr.Blocks(title="imgai") as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
         with gr.Tabs():
             for title, module in TABS:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import pytest
 
 from imgai import jobs, registry
-from imgai.access import VISITOR, Actor
 from imgai.hub import download
 from tests.hub_fixtures import fake_hub, fake_hub_server, fake_hub_template  # noqa: F401 (fixtures)
+from tests.test_access_ops import ALICE, BOB
 
 pytestmark = pytest.mark.timeout(300)
-ALICE = Actor(VISITOR, username="alice")
-BOB = Actor(VISITOR, username="bob")
 
 
 @pytest.fixture
