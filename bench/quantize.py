@@ -209,6 +209,10 @@ def print_table(rows: dict) -> None:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"images {first['image']}, check: 4 steps x 2 prompts; s/step: median of 3 interleaved rounds, denormals "
           f"flushed; {first['threads']} CPU threads; load average {load} (a shared machine: timings are noisy)")
+    print_columns(lines)
+
+
+def print_columns(lines: list[tuple]) -> None:
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         print("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip())

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from quantize import KEY_OF, measure_each
+from quantize import KEY_OF, measure_each, print_columns
 
 LABEL = {"sd": "SD 1.5-sized UNet", "flux": "FLUX-like transformer (~1B)"}
 BUILD_ON = "cuda"       # where the denoisers are initialised (fast there); a CPU dry run of the builders sets "cpu"
@@ -157,9 +157,7 @@ def main(argv: list[str]) -> None:
                                           for r in rows.values())),
              ("PSNR INT8 vs original (SSIM)", *(f"{r['psnr_db']:.1f} dB ({r['ssim']:.4f})" for r in rows.values())),
              ("quantize + save (s)", *(f"{r['convert_s']:.1f}" for r in rows.values()))]
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(lines[0]))]
-    for line in lines:
-        print("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip())
+    print_columns(lines)
     f, s = rows["flux"], rows["sd"]
     print(" ".join(f"{k}={v}" for k, v in {
         "cuda_flux_gpu_weights_ratio": f["gpu_weights_ratio"], "cuda_flux_psnr_db": f["psnr_db"],

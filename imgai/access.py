@@ -55,6 +55,7 @@ POLICY: dict[str, Rule] = {
     "hub.download":    Rule("download a model from the Hub",      ANY, OWN, NO),
     "models.convert":  Rule("convert a model",                    ANY, OWN, NO),
     "models.validate": Rule("validate a model",                   ANY, OWN, NO),
+    "models.preprocess": Rule("confirm or edit a model's preprocessing", ANY, OWN, NO),
     "models.enable":   Rule("enable a model",                     ANY, OWN, NO),
     "models.disable":  Rule("disable a model",                    ANY, OWN, NO),
     "models.default":  Rule("choose the default model",           ANY, NO,  NO),

@@ -46,6 +46,7 @@ KINDS: dict[str, JobKind] = {
     "selftest": JobKind("imgai.jobs:selftest_job"),
     "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
+    "weights": JobKind("imgai.train.pretrained:weights_job"),
     "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
     "int8": JobKind("imgai.classify.quantize:quantize_job", "imgai.classify.quantize:abort_job"),
 }

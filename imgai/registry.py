@@ -60,6 +60,11 @@ class Model:
                 and self.training in (None, "Trained"))
 
     @property
+    def preprocessing_assumed(self) -> bool:
+        """A ready-made ONNX model whose preprocessing was inferred from its graph, not yet confirmed."""
+        return bool(((self.extra or {}).get("preprocess") or {}).get("assumed"))
+
+    @property
     def precision(self) -> str:
         return self.extra.get("precision", FP32)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from . import access, quotas, registry
 from .access import Actor
 from .classify.architectures import Detected, detect_folder
-from .classify.labels import find_label_file, is_multi_label_file, read_labels, write_labels
-from .classify.load import read_json, weights_file, load_pickle_weights
+from .classify.labels import (TAGS_FILE, find_label_file, is_multi_label_file, read_labels, read_tag_categories,
+                              write_labels)
+from .classify.load import load_pickle_weights, weights_file
 from .classify.preprocess import PreprocessSpec
 from .config import paths
 from .errors import (ConfigError, HubUnavailableError, UnknownModelError, UnsupportedModelError,
@@ -33,15 +34,17 @@ LOG = get_logger("imgai.sources")
 
 
 def add_model(source: str, *, name: str | None = None, preprocess: Path | None = None,
-               actor: Actor | None = None) -> registry.Model:
+              preprocess_options: dict | None = None, actor: Actor | None = None) -> registry.Model:
     """Add a model from a local folder or a Hub id (`org/name` or `org/name@revision`). Only the
     local owner may name the server's folders; a public app's visitors name Hub ids, and the model
-    is theirs."""
+    is theirs. For a ready-made ONNX model, `preprocess` (a preprocess.json) or `preprocess_options`
+    (PreprocessSpec.from_options keywords, plus `size`) say how to prepare its images."""
     actor = access.check(actor, "models.add")
     local = Path(source).expanduser()
     if actor.can("server.paths") and local.exists():
         folder = local.resolve()
-        return add_folder(folder, source=str(folder), name=name, preprocess=preprocess, copy=True)
+        return add_folder(folder, source=str(folder), name=name, preprocess=preprocess, copy=True,
+                          preprocess_options=preprocess_options)
     m = HUB_ID.match(source.strip())
     if not m:
         if local.is_absolute() or source.strip().startswith((".", "~")):
@@ -53,7 +56,7 @@ def add_model(source: str, *, name: str | None = None, preprocess: Path | None =
                           "adding by Hub id here is for the app's owner")
     folder = download_snapshot(m["repo"], revision=m["rev"])
     return add_folder(folder, source=f"{m['repo']}@{folder.name}", name=name or m["repo"].split("/")[-1],
-                      preprocess=preprocess, copy=False, owner=actor.owner)
+                      preprocess=preprocess, preprocess_options=preprocess_options, copy=False, owner=actor.owner)
 
 
 def download_snapshot(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
@@ -80,7 +83,8 @@ def download_snapshot(repo_id: str, *, revision: str | None = None, token: str |
 
 
 def add_folder(folder: Path, *, source: str, name: str | None = None, model_id: str | None = None,
-               preprocess: Path | None = None, copy: bool = True, owner: str | None = None) -> registry.Model:
+               preprocess: Path | None = None, preprocess_options: dict | None = None, copy: bool = True,
+               owner: str | None = None) -> registry.Model:
     """Register a model folder for `owner` (None: shared). Same `source` twice registers nothing
     twice. Internal: the checked callers are add_model and the download job."""
     folder = Path(folder)
@@ -91,7 +95,7 @@ def add_folder(folder: Path, *, source: str, name: str | None = None, model_id: 
     name = name or folder.name
     if detected.library == "onnx":
         return _add_onnx(folder, detected, source=source, name=name, model_id=model_id, preprocess=preprocess,
-                         owner=owner)
+                         preprocess_options=preprocess_options, owner=owner)
     _check_pytorch_folder(folder, detected)
     if not copy:
         model = registry.create(name=name, source=source, architecture=detected.architecture,
@@ -157,8 +161,10 @@ def _copy_needed(folder: Path, dest: Path) -> None:
 # -- ready-made ONNX models -----------------------------------------------------------------
 
 def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model_id: str | None,
-              preprocess: Path | None, owner: str | None = None) -> registry.Model:
+              preprocess: Path | None, preprocess_options: dict | None = None,
+              owner: str | None = None) -> registry.Model:
     from .classify.onnx_file import check_onnx_file, external_data_files
+    from .classify.onnx_graph import read_graph
     from .classify.validate import validate
 
     onnx_files = sorted(folder.glob("*.onnx"))
@@ -169,18 +175,25 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
     if label_file is None:
         raise ValidationError(f"{folder} has no label file; add labels.json, labels.txt or selected_tags.csv")
     labels = read_labels(label_file)
-    spec = _onnx_preprocess(folder, preprocess, multi_label=is_multi_label_file(label_file))
     check_onnx_file(onnx_files[0])
+    graph = read_graph(onnx_files[0])
+    categories = read_tag_categories(label_file) if label_file.name == TAGS_FILE else None
+    if categories is not None and graph.output_size is not None and graph.output_size != len(labels):
+        raise ValidationError(f"{label_file.name} has {len(labels)} tags but {onnx_files[0].name} outputs "
+                              f"{graph.output_size} scores; they must be the same list")
+    choice = _onnx_preprocess(folder, graph, preprocess, preprocess_options, label_file, tagger=categories is not None)
     staging = _staging()
     try:
         shutil.copyfile(onnx_files[0], staging / "model.onnx")
         for extra in external_data_files(onnx_files[0]):
             shutil.copyfile(extra, staging / extra.relative_to(folder.resolve()))
         write_labels(labels, staging / "labels.json")
-        spec.save(staging / "preprocess.json")
+        if categories is not None:
+            shutil.copyfile(label_file, staging / TAGS_FILE)
+        choice.spec.save(staging / "preprocess.json")
         model = registry.create(name=name, source=source, architecture="onnx", library="onnx",
                                 type=registry.ONNX, conversion=registry.NOT_APPLICABLE, model_id=model_id,
-                                owner=owner)
+                                owner=owner, extra={"preprocess": choice.to_dict(), "graph": graph.to_dict()})
         target = paths().model_dir(model.id) / "onnx"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -191,29 +204,28 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    LOG.info("added ready-made ONNX model %s from %s", model.id, source)
+    LOG.info("added ready-made ONNX model %s from %s (%s; preprocessing: %s from %s%s)", model.id, source,
+             graph.describe(), choice.spec.describe(), choice.origin, ", assumed" if choice.assumed else "")
+    for reason in choice.ignored:
+        LOG.info("%s: ignored %s", model.id, reason)
     validate(model.id)   # the console validates what it just registered, for whoever owns it
     return registry.get(model.id)
 
 
-def _onnx_preprocess(folder: Path, given: Path | None, *, multi_label: bool) -> PreprocessSpec:
-    """The preprocessing of a ready-made ONNX model: given, or read from the folder's configs.
-    A selected_tags.csv label file means a multi-label (sigmoid) tagger unless the spec says otherwise."""
-    import json
+def _onnx_preprocess(folder: Path, graph, given: Path | None, options: dict | None, label_file: Path, *,
+                     tagger: bool):
+    """The chosen preprocessing (imgai.classify.onnx_preprocess), multi_label settled: the graph's
+    final Sigmoid/Softmax decides, else a selected_tags.csv means multi-label unless the spec says."""
+    from .classify.onnx_preprocess import choose, explicit_multi_label
 
-    spec_file = Path(given) if given is not None else folder / "preprocess.json"
-    if spec_file.is_file():
-        spec = PreprocessSpec.load(spec_file)
-        explicit = "multi_label" in json.loads(spec_file.read_text())
-    elif given is not None:
-        raise ConfigError(f"--preprocess {given} does not exist")
-    elif (folder / "preprocessor_config.json").is_file():
-        spec, explicit = PreprocessSpec.from_transformers(read_json(folder / "preprocessor_config.json")), False
-    elif (folder / "config.json").is_file() and "pretrained_cfg" in read_json(folder / "config.json"):
-        spec, explicit = PreprocessSpec.from_timm(read_json(folder / "config.json")["pretrained_cfg"]), False
-    else:
-        raise ConfigError(f"{folder} says nothing about preprocessing; give --preprocess FILE "
-                          "(a preprocess.json: resize, crop, mean, std, interpolation)")
-    if multi_label and not explicit:
-        spec.multi_label = True
-    return spec
+    spec = None
+    if given is not None:
+        if not Path(given).is_file():
+            raise ConfigError(f"--preprocess {given} does not exist")
+        spec = PreprocessSpec.load(given)
+    choice = choose(folder, graph, given=spec, options=options, tagger=tagger)
+    if graph.activation:
+        choice.spec.multi_label = graph.activation == "sigmoid"
+    elif is_multi_label_file(label_file) and not explicit_multi_label(folder, choice, given):
+        choice.spec.multi_label = True
+    return choice

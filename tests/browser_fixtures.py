@@ -64,6 +64,7 @@ def sign_in(page, app_url: str, username: str) -> None:
     """As a person would: open the app, click the Sign in button, type the username on the
     provider's page, come back signed in (the button then reads "Logout (username)")."""
     page.goto(app_url, wait_until="load")
+    visible(page, "Not signed in").wait_for(timeout=60_000)   # the page's load events ran: its buttons work
     button(page, SIGN_IN).click()
     page.wait_for_url("**/oauth/authorize?**", timeout=30_000)
     page.get_by_label("Username").fill(username)

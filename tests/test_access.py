@@ -39,6 +39,7 @@ EXPECTED = {
     "hub.download":    ("yyyy",    "y.y.",    "...."),
     "models.convert":  ("yyyy",    "y.y.",    "...."),
     "models.validate": ("yyyy",    "y.y.",    "...."),
+    "models.preprocess": ("yyyy",  "y.y.",    "...."),
     "models.enable":   ("yyyy",    "y.y.",    "...."),
     "models.disable":  ("yyyy",    "y.y.",    "...."),
     "models.default":  ("yyyy",    "....",    "...."),

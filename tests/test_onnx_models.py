@@ -64,11 +64,14 @@ def test_ready_onnx_model_enters_as_onnx_validated(imgai_home, exported, tmp_pat
         assert abs(total - 1) < 1e-4
 
 
-def test_ready_onnx_without_preprocessing_asks_for_it(imgai_home, exported, tmp_path):
+def test_ready_onnx_without_preprocessing_asks_for_the_size(imgai_home, exported, tmp_path):
+    """The exported graph accepts any size (every axis dynamic) and nothing else says one."""
     folder = _ready_folder(exported, tmp_path, "labels.txt")
-    with pytest.raises(ConfigError, match="--preprocess FILE"):
+    with pytest.raises(ConfigError, match="--size N"):
         add_model(str(folder))
     assert registry.list_models() == []
+    model = add_model(str(folder), preprocess_options={"size": 32})
+    assert model.preprocessing_assumed and model.valid
 
 
 def test_ready_onnx_without_labels_is_refused(imgai_home, exported, tmp_path):

@@ -47,7 +47,7 @@ def test_parquet_has_typed_columns(tmp_path):
 
     write("parquet", tmp_path / "tags.parquet")
     table = pq.read_table(tmp_path / "tags.parquet")
-    assert table.column_names == ["path", "tags", "error"]
+    assert table.column_names == ["path", "tags", "error", "rating"]
     assert table.to_pylist() == [r.to_dict() for r in RESULTS]
 
 

@@ -7,6 +7,7 @@ import gradio as gr
 
 from imgai.classify.architectures import FAMILIES
 from imgai.access import public
+from imgai.classify.preprocess import INTERPOLATIONS, MEAN_STD_PRESETS, RESIZE_MODES
 from imgai.errors import ConfigError
 from imgai.sources import add_model as add_source
 
@@ -14,14 +15,32 @@ from .common import acting
 from .hub_browse import build_search
 
 
+FROM_MODEL = "from the model"
+
+
 @acting
-def add_model(source: str, name: str, *, actor) -> str:
+def add_model(source: str, name: str, size=None, mean_std=FROM_MODEL, channel_order=FROM_MODEL, layout=FROM_MODEL,
+              resize_mode=FROM_MODEL, interpolation=FROM_MODEL, *, actor) -> str:
     source = (source or "").strip()
     if not source:
         raise ConfigError("give a Hub id like 'org/name' (optionally '@revision') or a local folder")
-    model = add_source(source, name=(name or "").strip() or None, actor=actor)
-    return (f"Added **{model.id}** as {model.type} / {model.conversion} "
-            f"({model.library} {model.architecture}). Convert it in the **Convert** tab.")
+    fields = {"mean_std": mean_std, "channel_order": channel_order, "layout": layout, "resize_mode": resize_mode,
+              "interpolation": interpolation}
+    options = {k: v for k, v in fields.items() if v and v != FROM_MODEL}
+    if size:
+        options["size"] = int(size)
+    model = add_source(source, name=(name or "").strip() or None, preprocess_options=options or None,
+                       actor=actor)
+    message = (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}). "
+               + ("It can be validated and enabled in the **Convert** tab." if model.type == "ONNX"
+                  else "Convert it in the **Convert** tab."))
+    pre = model.extra.get("preprocess")
+    if pre:
+        message += f"\n\nPreprocessing: {pre['spec']} ({pre['origin']})."
+        if pre["assumed"]:
+            message += " ⚠️ **Assumed**: check it on a few images, then confirm or edit it."
+        message += "".join(f"\n- ignored {reason}" for reason in pre["ignored"])
+    return message
 
 
 def build(demo: gr.Blocks) -> None:
@@ -36,5 +55,16 @@ def build(demo: gr.Blocks) -> None:
                             scale=3)
         name = gr.Textbox(label="Name (optional)", scale=2)
         add = gr.Button("Add model", variant="primary", scale=1)
+    with gr.Accordion("Preprocessing (ready-made ONNX models; saved as preprocess.json)", open=False):
+        gr.Markdown("Leave a field on *from the model* to take it from the ONNX graph and the model's own "
+                    "config; a model with neither gets ImageNet defaults, marked **assumed**.")
+        with gr.Row():
+            size = gr.Number(label="Size (px)", precision=0, minimum=0, value=None)
+            mean_std = gr.Dropdown([FROM_MODEL, *MEAN_STD_PRESETS], value=FROM_MODEL, label="Mean/std")
+            channel_order = gr.Dropdown([FROM_MODEL, "RGB", "BGR"], value=FROM_MODEL, label="Channels")
+            layout = gr.Dropdown([FROM_MODEL, "NCHW", "NHWC"], value=FROM_MODEL, label="Layout")
+            resize_mode = gr.Dropdown([FROM_MODEL, *RESIZE_MODES], value=FROM_MODEL, label="Resize")
+            interpolation = gr.Dropdown([FROM_MODEL, *INTERPOLATIONS], value=FROM_MODEL, label="Interpolation")
     message = gr.Markdown()
-    add.click(add_model, [source, name], [message], api_name="add_model")
+    add.click(add_model, [source, name, size, mean_std, channel_order, layout, resize_mode, interpolation],
+              [message], api_name="add_model")

@@ -25,6 +25,8 @@ def models_rows(actor) -> list[list]:
         validation = "—" if m.validation is None else (
             f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
             else "passed" if m.valid else "failed")
+        if m.preprocessing_assumed:
+            validation += " · preprocessing assumed"
         if m.vs_fp32:
             validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
         kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
@@ -135,7 +137,7 @@ def pick_row(evt: gr.SelectData, table):
 def build(demo: gr.Blocks) -> None:
     gr.Markdown("Models in the registry. Select one, then act on it. Only enabled ONNX models "
                 "that passed validation can tag.")
-    models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models")
+    models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models", elem_id="models-table")
     with gr.Row():
         selected = gr.Dropdown(label="Selected model", choices=[],   # filled per visitor on load
                                scale=2, allow_custom_value=True)  # the registry checks the id
@@ -156,7 +158,8 @@ def build(demo: gr.Blocks) -> None:
         gr.Markdown("Calibrates on the model's training data (trained here) or built-in photos; for your own "
                     "photos use `imgai models quantize ID --calibration FOLDER`.")
     message = gr.Markdown()
-    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True)
+    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True,
+                              elem_id="convert-jobs")
     with gr.Accordion("Push a converted model to the Hub", open=False):
         build_push(demo)
     timer = gr.Timer(1.5)

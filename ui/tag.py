@@ -9,7 +9,7 @@ import gradio as gr
 
 from imgai import registry
 from imgai.classify.report import tag_to_files
-from imgai.classify.tag import TagOptions
+from imgai.classify.tag import CHARACTER_THRESHOLD, GENERAL_THRESHOLD, TagOptions
 from imgai.access import public
 from imgai.errors import ConfigError
 
@@ -28,7 +28,9 @@ def taggable_models(current: str | None = None, known: list | None = None, *, ac
 
 
 @acting
-def tag_images(files, folder, model_id, top_k, threshold, progress=gr.Progress(), *, actor):
+def tag_images(files, folder, model_id, top_k, threshold, general_threshold=GENERAL_THRESHOLD,
+               character_threshold=CHARACTER_THRESHOLD, underscores_to_spaces=False, exclude_tags=None,
+               progress=gr.Progress(), *, actor):
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
     folders = [folder.strip()] if folder and folder.strip() else []
     if not paths and not folders:
@@ -38,16 +40,26 @@ def tag_images(files, folder, model_id, top_k, threshold, progress=gr.Progress()
         progress((done, total), desc="tagging", unit="images")
 
     report = tag_to_files(paths, folders=folders, model_id=model_id or None, actor=actor,
-                          options=TagOptions(top_k=int(top_k), threshold=float(threshold)), on_result=on_result)
+                          options=TagOptions(top_k=int(top_k) or None, threshold=float(threshold),
+                                             general_threshold=float(general_threshold),
+                                             character_threshold=float(character_threshold),
+                                             underscores_to_spaces=bool(underscores_to_spaces),
+                                             exclude_tags=exclude_tags or ""), on_result=on_result)
     gallery, rows = [], []
     for r in report.results:
         text = r.error and f"⚠️ {r.error}" or ", ".join(f"{t.label} {t.score:.2f}" for t in r.tags) or "(nothing above threshold)"
+        if r.rating:
+            text = f"[{r.rating.label} {r.rating.score:.2f}] {text}"
         if not r.error:
             gallery.append((r.path, text))
         rows.append([Path(r.path).name, text])
     summary = f"Tagged {len(report.results) - report.failed} of {len(report.results)} images with **{report.model_id}**."
     if report.failed:
         summary += f" {report.failed} could not be read (see the table)."
+    info = report.model_info or {}
+    if info.get("preprocessing_assumed"):
+        summary += (f"\n\n⚠️ Its preprocessing is **assumed** ({info['preprocessing']}, inferred from the ONNX graph): "
+                    f"check the tags, then confirm or edit it (`imgai models preprocess {info['model_id']} --confirm`).")
     return summary, gallery, rows, [str(report.csv_path), str(report.json_path)]
 
 
@@ -62,8 +74,15 @@ def build(demo: gr.Blocks) -> None:
             folder = gr.Textbox(label="…or a folder on this machine", placeholder="/path/to/photos",
                                 visible=not public())
             with gr.Row():
-                top_k = gr.Slider(1, 20, value=5, step=1, label="Top-k")
-                threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Threshold")
+                top_k = gr.Slider(0, 50, value=5, step=1, label="Top-k (0: all above threshold)")
+                threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Threshold (classifiers)")
+            with gr.Accordion("Taggers with categories (WD-style)", open=False):
+                with gr.Row():
+                    general = gr.Slider(0.0, 1.0, value=GENERAL_THRESHOLD, step=0.01, label="General threshold")
+                    character = gr.Slider(0.0, 1.0, value=CHARACTER_THRESHOLD, step=0.01, label="Character threshold")
+                with gr.Row():
+                    spaces = gr.Checkbox(label="Underscores → spaces (kaomoji kept)")
+                    exclude = gr.Textbox(label="Exclude tags", placeholder="comma-separated")
             run = gr.Button("Tag", variant="primary")
         with gr.Column(scale=2):
             summary = gr.Markdown()
@@ -74,5 +93,6 @@ def build(demo: gr.Blocks) -> None:
     demo.load(taggable_models, [model, known], [model, known], api_name="tag_models")
     gr.Timer(3).tick(taggable_models, [model, known], [model, known], api_name=False, show_progress="hidden",
                      queue=False)
-    run.click(tag_images, [files, folder, model, top_k, threshold], [summary, gallery, table, downloads],
+    run.click(tag_images, [files, folder, model, top_k, threshold, general, character, spaces, exclude],
+              [summary, gallery, table, downloads],
               api_name="tag")

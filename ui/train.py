@@ -31,8 +31,9 @@ def load_tab(*, actor):
 @acting
 def create_model(architecture: str, name: str, *, actor):
     model = train.create_model(name or "", architecture=architecture, actor=actor)
-    return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Set it up below and "
-            "press Train.", gr.update(choices=views.trainable_models(actor), value=model.id))
+    return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Starting weights: "
+            f"{model.extra['weights']['message']}. Set it up below and press Train.",
+            gr.update(choices=views.trainable_models(actor), value=model.id))
 
 
 @acting
@@ -80,7 +81,28 @@ def weights_note(model_id: str | None) -> str:
 
 FORM = ["loss", "label_smoothing", "epochs", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps",
         "weight_decay", "device", "num_workers", "prefetch_factor", "seed", "image_size", "val_split", "pretrained",
-        "precision"]
+        "precision", "flip", "crop"]
+AUG_CHOICES = {"as the data pipeline": None, "on": True, "off": False}   # flip / crop: TrainConfig's None/True/False
+
+
+def _aug_choice(value) -> str:
+    return next(k for k, v in AUG_CHOICES.items() if v is value)
+
+
+def finetune_form(model_id: str | None, data: str | None, pretrained: bool):
+    """Optimizer, learning rate, flip and crop as a run of this model on this data starts: the
+    fine-tune defaults when it starts from ImageNet weights (all changeable), and the note."""
+    keep = (gr.update(),) * 4
+    if not model_id:
+        return (*keep, "")
+    try:
+        defaults = train.finetune_defaults(model_id, train.get_pipeline(data) if data else None,
+                                           pretrained=bool(pretrained))
+    except ImgaiError:
+        return (*keep, weights_note(model_id))
+    s = defaults.settings
+    return (s.get("optimizer", DEFAULTS["optimizer"]), s.get("lr", DEFAULTS["lr"]), _aug_choice(s.get("flip")),
+            _aug_choice(s.get("crop")), f"{weights_note(model_id)}\n\nDefaults: {defaults.note}.")
 
 
 def _settings(values) -> dict:
@@ -90,15 +112,18 @@ def _settings(values) -> dict:
             settings[key] = int(settings[key])
     if settings["prefetch_factor"] == 0:       # the form's "off"
         settings["prefetch_factor"] = None
+    for key in ("flip", "crop"):
+        settings[key] = AUG_CHOICES.get(settings[key], settings[key])
     return settings
 
 
 @acting
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
-                   precision, retrain_from, *, actor):
+                   precision, flip, crop, retrain_from, *, actor):
     settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
-                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision])
+                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision,
+                          flip, crop])
     if not data:
         raise ConfigError("pick a Data Source (make one under Data pipelines first)")
     data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
@@ -151,7 +176,8 @@ def load_retrain(job_id: str, *, actor):
     if not job_id:
         raise ConfigError("select a job to retrain")
     values = views.config_values(job_id, actor)
-    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *[values.get(k, DEFAULTS[k]) for k in FORM],
+    form = [_aug_choice(values.get(k)) if k in ("flip", "crop") else values.get(k, DEFAULTS[k]) for k in FORM]
+    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *form,
             job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
 
 
@@ -221,6 +247,8 @@ def build(demo: gr.Blocks) -> None:
             epochs = gr.Number(DEFAULTS["epochs"], precision=0, label="Epochs")
             batch = gr.Number(DEFAULTS["batch_size"], precision=0, label="Batch Size")
             optimizer = gr.Dropdown(["adamw", "adam"], value=DEFAULTS["optimizer"], label="Optimizer")
+            flip = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Horizontal flip")
+            crop = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Random resized crop (0.6–1)")
         with gr.Accordion("Optimizer: edit", open=False):
             with gr.Row():
                 lr = gr.Number(DEFAULTS["lr"], label="Learning Rate")
@@ -266,7 +294,7 @@ def build(demo: gr.Blocks) -> None:
         timer = gr.Timer(2.0)
 
     form = [loss, smoothing, epochs, batch, optimizer, lr, beta1, beta2, eps, decay, device, workers, prefetch,
-            seed, size, split, pretrained, precision]
+            seed, size, split, pretrained, precision, flip, crop]
     plot_key = gr.State([])
     live = [*tables.values(), job, detail, loss_plot, acc_plot, per_class, confusion, plot_key,
             cancel, resume, retrain, download]
@@ -276,7 +304,9 @@ def build(demo: gr.Blocks) -> None:
     timer.tick(refresh, [job, plot_key], live, show_progress="hidden", queue=False, api_name=False)
     arch_table.select(pick_first_cell, None, [arch], api_name=False)
     create.click(create_model, [arch, name], [create_msg, model], api_name="train_create")
-    model.change(weights_note, [model], [note], api_name=False, show_progress="hidden")
+    for trigger in (model, data, pretrained):
+        trigger.change(finetune_form, [model, data, pretrained], [optimizer, lr, flip, crop, note],
+                       api_name="train_defaults" if trigger is model else False, show_progress="hidden")
     model.focus(model_choices, None, [model], api_name=False)
     data.focus(data_choices, None, [data], api_name=False)
     add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],

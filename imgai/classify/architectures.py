@@ -94,6 +94,8 @@ def detect_folder(folder: Path) -> Detected:
         raise UnsupportedModelError(f"{folder} is not a folder; give a model folder or a Hub id (org/name)")
     onnx_files = sorted(folder.glob("*.onnx"))
     config_path = folder / "config.json"
+    if onnx_files and (folder / "selected_tags.csv").is_file():
+        return Detected("onnx", "onnx", "ONNX")     # a WD-style tagger; its config.json describes a twin
     if config_path.is_file():
         try:
             config = json.loads(config_path.read_text())

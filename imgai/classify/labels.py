@@ -10,6 +10,39 @@ from pathlib import Path
 from ..errors import ValidationError
 
 LABEL_FILES = ("labels.json", "labels.txt", "selected_tags.csv")
+TAGS_FILE = "selected_tags.csv"       # WD-style taggers: tag_id,name,category,count
+# Danbooru tag categories, as selected_tags.csv numbers them
+CATEGORIES = {0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "meta", 9: "rating"}
+# tags whose underscores are part of the face, kept when underscores become spaces (as the WD Space does)
+KAOMOJI = frozenset({"0_0", "(o)_(o)", "+_+", "+_-", "._.", "<o>_<o>", "<|>_<|>", "=_=", ">_<", "3_3", "6_9",
+                     ">_o", "@_@", "^_^", "o_o", "u_u", "x_x", "|_|", "||_||"})
+
+
+def display_name(label: str, *, underscores_to_spaces: bool) -> str:
+    """`long_hair` → `long hair` when asked; kaomoji such as `^_^` stay as they are."""
+    if not underscores_to_spaces or label in KAOMOJI:
+        return label
+    return label.replace("_", " ")
+
+
+def read_tag_categories(path: Path) -> list[str] | None:
+    """The category name of each row of a selected_tags.csv (None when it has no category column)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValidationError(f"cannot read {path}: {exc}") from exc
+    if not rows or "category" not in rows[0]:
+        return None
+    out = []
+    for n, row in enumerate(rows, 2):
+        try:
+            out.append(CATEGORIES.get(int(row["category"]), f"category {int(row['category'])}"))
+        except (TypeError, ValueError):
+            raise ValidationError(f"{path.name} line {n}: category {row['category']!r} is not a number "
+                                  "(9 rating, 0 general, 4 character)") from None
+    return out
 
 
 def read_labels(path: Path) -> list[str]:

@@ -69,6 +69,11 @@ def xmp_packet(labels: list[str]) -> str:
             '  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>\n')
 
 
+def caption_order(tags) -> list[str]:
+    """Labels for a caption: character tags first (as captioning tools expect), then the rest, each by score."""
+    return [t.label for t in tags if t.category == "character"] + [t.label for t in tags if t.category != "character"]
+
+
 def write_sidecars(results: Iterable[TagResult], kind: str, *, overwrite: bool = False) -> dict[str, str]:
     """Write a sidecar next to each tagged image. Returns {image: "written" | "kept existing"}."""
     if kind not in SIDECAR_KINDS:
@@ -81,7 +86,7 @@ def write_sidecars(results: Iterable[TagResult], kind: str, *, overwrite: bool =
         if target.exists() and not overwrite:
             outcome[r.path] = "kept existing"
             continue
-        labels = [t.label for t in r.tags]
+        labels = caption_order(r.tags)
         text = ", ".join(labels) + "\n" if kind == "txt" else xmp_packet(labels)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(text, encoding="utf-8")

@@ -18,6 +18,19 @@ import numpy as np
 from ..errors import ConfigError
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# name → (rescale factor, mean, std): what the Add panel and `--mean-std` offer
+MEAN_STD_PRESETS = {
+    "imagenet": (1 / 255, IMAGENET_MEAN, IMAGENET_STD),
+    "0.5": (1 / 255, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "none": (1 / 255, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),       # pixels in 0–1, not normalised
+    "0-255": (1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),          # raw float pixels 0–255 (WD taggers)
+}
+# crop: shortest side to size / crop_pct, then center crop; pad: pad to a white square, then resize;
+# squash: resize to the exact size, ignoring the aspect ratio
+RESIZE_MODES = ("crop", "pad", "squash")
+DEFAULT_CROP_PCT = 0.875
 # PIL's resample numbers, as transformers stores them in preprocessor_config.json
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 
@@ -29,11 +42,12 @@ class PreprocessSpec:
     interpolation: str = "bilinear"
     crop_rounding: str = "floor"      # transformers floors the crop offset; torchvision rounds it
     rescale_factor: float = 1 / 255
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     channel_order: str = "RGB"
     layout: str = "NCHW"
     multi_label: bool = False
+    pad_color: int | None = None      # pad to a centered square of this gray (255: white) before resizing
 
     def __post_init__(self):
         if self.interpolation not in INTERPOLATIONS:
@@ -45,7 +59,59 @@ class PreprocessSpec:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ConfigError(f"mean {self.mean} and std {self.std} need three values each, std > 0")
         if self.channel_order not in ("RGB", "BGR") or self.layout not in ("NCHW", "NHWC"):
-            raise ConfigError(f"channel_order {self.channel_order!r} / layout {self.layout!r} not supported")
+            raise ConfigError(f"channel_order {self.channel_order!r} / layout {self.layout!r} not supported; "
+                              "use RGB or BGR, NCHW or NHWC")
+        if self.pad_color is not None and not (isinstance(self.pad_color, int) and 0 <= self.pad_color <= 255):
+            raise ConfigError(f"pad_color {self.pad_color!r} must be a gray level 0–255 (255: white) or null")
+        if self.pad_color is not None and ("height" not in self.resize or self.crop):
+            raise ConfigError("pad_color pads to a square, then resizes to an exact size: it needs resize "
+                              "{'height': H, 'width': W} and no crop")
+        sizes = [v for d in (self.resize, self.crop or {}) for v in d.values()]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in sizes):
+            raise ConfigError(f"resize {self.resize!r} / crop {self.crop!r}: sizes must be whole numbers 1–8192")
+
+    @classmethod
+    def from_options(cls, *, size: int | tuple[int, int], mean_std: str = "imagenet", channel_order: str = "RGB",
+                     layout: str = "NCHW", resize_mode: str = "crop", interpolation: str = "bilinear",
+                     crop_pct: float = DEFAULT_CROP_PCT, multi_label: bool = False) -> "PreprocessSpec":
+        """The spec the Add panel's fields (and `imgai models add --size … --mean-std …`) describe."""
+        if mean_std not in MEAN_STD_PRESETS:
+            raise ConfigError(f"mean/std preset {mean_std!r} is not one of {', '.join(MEAN_STD_PRESETS)}")
+        if resize_mode not in RESIZE_MODES:
+            raise ConfigError(f"resize mode {resize_mode!r} is not one of {', '.join(RESIZE_MODES)}")
+        if not 0.1 <= float(crop_pct) <= 1.0:
+            raise ConfigError(f"crop_pct {crop_pct!r} must be in (0.1, 1], e.g. 0.875")
+        h, w = (size, size) if isinstance(size, int) else size
+        scale, mean, std = MEAN_STD_PRESETS[mean_std]
+        if resize_mode == "crop":
+            sh, sw = math.floor(h / crop_pct), math.floor(w / crop_pct)
+            resize = {"shortest_edge": sh} if h == w else {"height": sh, "width": sw}
+            crop = {"height": h, "width": w}
+        else:
+            resize, crop = {"height": h, "width": w}, None
+        return cls(resize=resize, crop=crop, interpolation=interpolation, crop_rounding="round",
+                   rescale_factor=scale, mean=list(mean), std=list(std), channel_order=channel_order,
+                   layout=layout, multi_label=multi_label, pad_color=255 if resize_mode == "pad" else None)
+
+    @property
+    def resize_mode(self) -> str:
+        if self.pad_color is not None:
+            return "pad"
+        return "crop" if self.crop else "squash"
+
+    @property
+    def mean_std(self) -> str | None:
+        """The preset name these values match, or None for custom ones."""
+        for name, (scale, mean, std) in MEAN_STD_PRESETS.items():
+            if (math.isclose(self.rescale_factor, scale) and all(map(math.isclose, self.mean, mean))
+                    and all(map(math.isclose, self.std, std))):
+                return name
+        return None
+
+    def describe(self) -> str:
+        h, w = self.input_size
+        return (f"{self.resize_mode} to {h}×{w} {self.interpolation}, {self.mean_std or 'custom'} mean/std, "
+                f"{self.channel_order}, {self.layout}")
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -82,8 +148,8 @@ class PreprocessSpec:
             size = {"shortest_edge": size}
         interp = _PIL_RESAMPLE.get(processor.get("resample", 2), "bilinear")
         scale = processor.get("rescale_factor", 1 / 255) if processor.get("do_rescale", True) else 1.0
-        mean = list(processor.get("image_mean", [0.485, 0.456, 0.406]))
-        std = list(processor.get("image_std", [0.229, 0.224, 0.225]))
+        mean = list(processor.get("image_mean", IMAGENET_MEAN))
+        std = list(processor.get("image_std", IMAGENET_STD))
         if not processor.get("do_normalize", True):
             mean, std = [0.0] * 3, [1.0] * 3
         crop = None
@@ -119,8 +185,8 @@ class PreprocessSpec:
         sh, sw = math.floor(h / crop_pct), math.floor(w / crop_pct)
         resize = {"shortest_edge": sh} if sh == sw else {"height": sh, "width": sw}
         return cls(resize=resize, crop={"height": h, "width": w}, interpolation=cfg.get("interpolation", "bicubic"),
-                   crop_rounding="round", rescale_factor=1 / 255, mean=list(cfg.get("mean", (0.485, 0.456, 0.406))),
-                   std=list(cfg.get("std", (0.229, 0.224, 0.225))))
+                   crop_rounding="round", rescale_factor=1 / 255, mean=list(cfg.get("mean", IMAGENET_MEAN)),
+                   std=list(cfg.get("std", IMAGENET_STD)))
 
     # -- apply -----------------------------------------------------------------------------
 
@@ -129,6 +195,8 @@ class PreprocessSpec:
         from PIL import Image
 
         resample = getattr(Image.Resampling, self.interpolation.upper())
+        if self.pad_color is not None:
+            image = pad_square(image, self.pad_color)
         w, h = image.size
         if "shortest_edge" in self.resize:
             edge = self.resize["shortest_edge"]
@@ -160,6 +228,19 @@ class PreprocessSpec:
         if self.layout == "NCHW":
             arr = arr.transpose(2, 0, 1)
         return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def pad_square(image, gray: int):
+    """The image centered on a square of `gray` (left/top offsets floored, as the WD taggers do)."""
+    from PIL import Image
+
+    w, h = image.size
+    side = max(w, h)
+    if w == h:
+        return image
+    canvas = Image.new("RGB", (side, side), (gray, gray, gray))
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return canvas
 
 
 def decode_image(path_or_file):

@@ -29,6 +29,7 @@ from ..errors import ConfigError, ImgaiError, StateError, require
 from ..log import get_logger
 from . import calibration
 from .convert import _replace_dir
+from .labels import TAGS_FILE
 from .onnx_file import external_data_files
 from .preprocess import PreprocessSpec
 from .validate import validate_files
@@ -279,8 +280,9 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
             message = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else type(exc).__name__
             raise StateError(f"onnxruntime could not quantize {model.id!r}: {type(exc).__name__}: {message}") from exc
         (out / "prepared.onnx").unlink(missing_ok=True)
-        for name in ("labels.json", "preprocess.json"):
-            shutil.copyfile(source_dir / name, out / name)
+        for name in ("labels.json", "preprocess.json", TAGS_FILE):     # a tagger's categories travel too
+            if name != TAGS_FILE or (source_dir / name).is_file():
+                shutil.copyfile(source_dir / name, out / name)
         progress(0.75, "validating the INT8 model")
         result = validate_files(out)
         if not result.passed:

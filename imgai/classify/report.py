@@ -15,6 +15,7 @@ class TagReport:
     json_path: Path
     csv_path: Path
     model_id: str | None
+    model_info: dict | None = None      # id, name, preprocessing (and whether it is assumed)
 
     @property
     def failed(self) -> int:
@@ -27,6 +28,7 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
     the actor's own, imgai/files.py). `folders`: folders on this machine, for the local owner only."""
     from .. import access, registry
     from ..files import new_folder
+    from .tag import model_info
 
     if folders:
         access.check(actor, "server.paths")
@@ -36,4 +38,4 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
     (out / "results.json").write_text(to_json(results), encoding="utf-8")
     (out / "results.csv").write_text(to_csv(results), encoding="utf-8")
     used = model_id or (registry.default_model().id if registry.default_model() else None)
-    return TagReport(results, out / "results.json", out / "results.csv", used)
+    return TagReport(results, out / "results.json", out / "results.csv", used, model_info(used))

@@ -8,6 +8,7 @@ same functions and get the same answers.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict, deque
@@ -20,35 +21,61 @@ import numpy as np
 
 from .. import registry
 from ..errors import ConfigError, StateError
-from .labels import read_labels
+from .labels import TAGS_FILE, display_name, read_labels, read_tag_categories
 from .preprocess import PreprocessSpec, decode_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SHARED_TAGGERS = 4   # loaded models kept between calls (an app serves a few models to many visitors)
 
 
+GENERAL_THRESHOLD = 0.35       # WD taggers' defaults for general and character tags
+CHARACTER_THRESHOLD = 0.85
+CLASSIFIER_TOP_K = 5
+
+
 @dataclass
 class TagOptions:
-    top_k: int = 5
-    threshold: float = 0.0
+    top_k: int | None = None               # None: 5 for classifiers, every tag above threshold for taggers
+    threshold: float | None = None         # classifiers: minimum score (0); taggers: sets both below
+    general_threshold: float | None = None     # taggers with categories: general tags (0.35)
+    character_threshold: float | None = None   # … and character tags (0.85)
+    underscores_to_spaces: bool = False    # long_hair → long hair (kaomoji such as ^_^ kept)
+    exclude_tags: tuple[str, ...] = ()     # never reported (either spelling)
     batch_size: int = 16
     workers: int | None = None   # decoding threads; default: the machine's cores
 
     def __post_init__(self):
-        if not isinstance(self.top_k, int) or self.top_k < 1:
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
             raise ConfigError(f"top_k must be a whole number ≥ 1, got {self.top_k!r}")
-        if not 0.0 <= float(self.threshold) <= 1.0:
-            raise ConfigError(f"threshold is a probability between 0 and 1, got {self.threshold!r}")
+        for name in ("threshold", "general_threshold", "character_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"{name} is a probability between 0 and 1, got {value!r}")
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 1024:
             raise ConfigError(f"batch_size must be between 1 and 1024, got {self.batch_size!r}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be ≥ 1, got {self.workers!r}")
+        if isinstance(self.exclude_tags, str):
+            self.exclude_tags = tuple(t.strip() for t in self.exclude_tags.split(",") if t.strip())
+        self.exclude_tags = tuple(self.exclude_tags)
+
+    def threshold_for(self, category: str | None) -> float:
+        """The minimum score of a tag of `category` (None: a plain classifier's class)."""
+        if category is None:
+            return self.threshold or 0.0
+        if category == "character":
+            return next(v for v in (self.character_threshold, self.threshold, CHARACTER_THRESHOLD) if v is not None)
+        return next(v for v in (self.general_threshold, self.threshold, GENERAL_THRESHOLD) if v is not None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
 class Tag:
     label: str
     score: float
+    category: str | None = None      # taggers with categories: general, character, … (rating goes apart)
 
 
 @dataclass
@@ -56,9 +83,16 @@ class TagResult:
     path: str
     tags: list[Tag] = field(default_factory=list)
     error: str | None = None
+    rating: Tag | None = None        # taggers with a rating category: the top rating and its score
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TagResult":
+        rating = data.get("rating")
+        return cls(data["path"], [Tag(**t) for t in data.get("tags") or []], data.get("error"),
+                   Tag(**rating) if rating else None)
 
 
 class Tagger:
@@ -68,13 +102,17 @@ class Tagger:
         from .onnx_file import check_onnx_file
         from .session import create_session
 
+        from .onnx_graph import read_graph
+
         onnx_dir = Path(onnx_dir)
         check_onnx_file(onnx_dir / "model.onnx")
         self.model_id = model_id
         self.labels = read_labels(onnx_dir / "labels.json")
+        self.categories = read_tag_categories(onnx_dir / TAGS_FILE) if (onnx_dir / TAGS_FILE).is_file() else None
         self.spec = PreprocessSpec.load(onnx_dir / "preprocess.json")
+        self.graph = read_graph(onnx_dir / "model.onnx")
         self.session = create_session(onnx_dir / "model.onnx", threads=threads)
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_name = self.graph.input_name
 
     @classmethod
     def for_model(cls, model_id: str | None = None, *, threads: int | None = None) -> "Tagger":
@@ -99,6 +137,7 @@ class Tagger:
         """A tagger that only decodes (no session), for workers that feed another one's `infer`."""
         self = cls.__new__(cls)
         self.model_id, self.labels, self.spec, self.session, self.input_name = None, [], spec, None, None
+        self.categories, self.graph = None, None
         return self
 
     # -- the batch functions --------------------------------------------------------------
@@ -117,21 +156,49 @@ class Tagger:
             return None, f"cannot read: {exc.strerror or exc}"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """A batch of arrays → probabilities (softmax, or sigmoid for multi-label models)."""
+        """A batch of arrays → probabilities: the graph's own when it ends in a Sigmoid/Softmax,
+        else softmax (or sigmoid for multi-label models) applied here, never twice."""
         if self.session is None:
             raise StateError("this tagger only decodes; create it from a model folder to run inference")
-        logits = np.asarray(self.session.run(None, {self.input_name: batch})[0], dtype=np.float64)
+        batch = batch.astype(self.graph.dtype, copy=False)
+        scores = np.asarray(self.session.run(None, {self.input_name: batch})[0], dtype=np.float64)
+        if self.graph.activation:
+            return scores
         if self.spec.multi_label:
-            return 1.0 / (1.0 + np.exp(-logits))
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
+            return 1.0 / (1.0 + np.exp(-scores))
+        scores -= scores.max(axis=1, keepdims=True)
+        e = np.exp(scores)
         return e / e.sum(axis=1, keepdims=True)
 
+    def select(self, probs: np.ndarray, options: TagOptions) -> list[tuple[list[Tag], Tag | None]]:
+        """Scores → (tags, rating) per image: tags above their category's threshold, best first
+        (at most top_k), excluded ones dropped; the top rating apart (taggers with categories)."""
+        cats = self.categories or [None] * probs.shape[1]
+        limit = options.top_k or (CLASSIFIER_TOP_K if self.categories is None else probs.shape[1])
+        name = functools.partial(display_name, underscores_to_spaces=options.underscores_to_spaces)
+        excluded = set(options.exclude_tags) | {display_name(t, underscores_to_spaces=True) for t in options.exclude_tags}
+        floors = np.array([options.threshold_for(c) for c in cats])
+        is_rating = np.array([c == "rating" for c in cats])
+        out = []
+        for p in probs:
+            rating = None
+            if is_rating.any():
+                best = int(np.flatnonzero(is_rating)[np.argmax(p[is_rating])])
+                rating = Tag(name(self.labels[best]), round(float(p[best]), 6), "rating")
+            keep = np.flatnonzero((p >= floors) & ~is_rating)
+            tags = []
+            for i in keep[np.argsort(-p[keep], kind="stable")]:
+                label = name(self.labels[i])
+                if label in excluded or self.labels[i] in excluded:
+                    continue
+                tags.append(Tag(label, round(float(p[i]), 6), cats[i]))
+                if len(tags) == limit:
+                    break
+            out.append((tags, rating))
+        return out
+
     def top_k(self, probs: np.ndarray, options: TagOptions) -> list[list[Tag]]:
-        k = min(options.top_k, probs.shape[1])
-        idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        return [[Tag(self.labels[i], round(float(p[i]), 6)) for i in row if p[i] >= options.threshold]
-                for p, row in zip(probs, idx)]
+        return [tags for tags, _ in self.select(probs, options)]
 
     # -- the local engine -----------------------------------------------------------------
 
@@ -159,12 +226,13 @@ class Tagger:
                 fill()
                 decoded = [(path, *fut.result()) for path, fut in batch]
                 ok = [(path, arr) for path, arr, err in decoded if arr is not None]
-                tags = {}
+                chosen = {}
                 if ok:
                     probs = self.infer(np.stack([arr for _, arr in ok]))
-                    tags = dict(zip((p for p, _ in ok), self.top_k(probs, options)))
+                    chosen = dict(zip((p for p, _ in ok), self.select(probs, options)))
                 for path, arr, err in decoded:
-                    yield TagResult(path, tags.get(path, []), err)
+                    tags, rating = chosen.get(path, ([], None))
+                    yield TagResult(path, tags, err, rating)
 
 
 _SHARED: OrderedDict[tuple, Tagger] = OrderedDict()
@@ -193,6 +261,25 @@ def tagging_folder(model_id: str | None = None) -> tuple[Path, str]:
             why.append("it is disabled (enable it)")
         raise StateError(f"cannot tag with {model.id!r}: {'; '.join(why)}")
     return Path(model.onnx_path).parent, model.id
+
+
+def model_info(model_id: str | None) -> dict:
+    """What the tag output says about the model: id, name and how its images are prepared."""
+    model = registry.get(model_id) if model_id else registry.default_model()
+    if model is None:
+        return {}
+    record = (model.extra or {}).get("preprocess") or {}
+    return {"model_id": model.id, "name": model.name, "preprocessing": record.get("spec"),
+            "preprocessing_origin": record.get("origin"), "preprocessing_assumed": model.preprocessing_assumed}
+
+
+def model_note(model_id: str | None) -> str | None:
+    """A warning line when the model's preprocessing is assumed, else None."""
+    info = model_info(model_id)
+    if not info.get("preprocessing_assumed"):
+        return None
+    return (f"note: {info['model_id']}'s preprocessing is assumed ({info['preprocessing']}, inferred from its "
+            f"ONNX graph); check the tags, then `imgai models preprocess {info['model_id']} --confirm` or edit it")
 
 
 def collect_images(inputs: Iterable[str | Path]) -> list[Path]:

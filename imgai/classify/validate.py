@@ -20,6 +20,8 @@ from ..errors import ImgaiError, StateError
 from ..log import get_logger
 from .labels import read_labels
 from .onnx_file import check_onnx_file
+from .onnx_graph import read_graph
+from .onnx_preprocess import contradictions
 from .preprocess import PreprocessSpec
 
 TOLERANCE = 1e-4
@@ -67,13 +69,18 @@ def validate_files(onnx_dir: Path, *, reference=None) -> ValidationResult:
     result = ValidationResult(passed=False, checked_at=time.time())
     try:
         check_onnx_file(onnx_dir / "model.onnx")
+        graph = read_graph(onnx_dir / "model.onnx")
         labels = read_labels(onnx_dir / "labels.json")
         spec = PreprocessSpec.load(onnx_dir / "preprocess.json")
         result.num_labels = len(labels)
+        mismatch = contradictions(spec, graph)
+        if mismatch:
+            result.problems.append("preprocess.json contradicts the ONNX graph: " + "; ".join(mismatch))
+            return result
         session = create_session(onnx_dir / "model.onnx")
         x = fixed_inputs(spec)
         t0 = time.perf_counter()
-        logits = run_logits(session, x)
+        logits = run_logits(session, x.astype(graph.dtype))
         result.ms_per_image = (time.perf_counter() - t0) * 1000 / len(x)
     except ImgaiError as exc:
         result.problems.append(str(exc))

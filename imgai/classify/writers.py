@@ -71,7 +71,8 @@ class JsonWriter(ResultWriter):
 
 
 class ParquetWriter(ResultWriter):
-    """Columns path (string), tags (list of {label, score}), error (string, null when tagged)."""
+    """Columns path (string), tags (list of {label, score, category}), error (string, null when
+    tagged), rating ({label, score, category}, null unless the model has a rating category)."""
 
     binary = True
     ROW_GROUP = 4096
@@ -80,8 +81,9 @@ class ParquetWriter(ResultWriter):
         super().__init__(stream)
         pa = require("pyarrow", extra="ray")
         self.pa = pa
-        tag = pa.struct([("label", pa.string()), ("score", pa.float64())])
-        self.schema = pa.schema([("path", pa.string()), ("tags", pa.list_(tag)), ("error", pa.string())])
+        tag = pa.struct([("label", pa.string()), ("score", pa.float64()), ("category", pa.string())])
+        self.schema = pa.schema([("path", pa.string()), ("tags", pa.list_(tag)), ("error", pa.string()),
+                                 ("rating", tag)])
         self.pending: list[dict] = []
         self.parquet = None
 

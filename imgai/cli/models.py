@@ -16,7 +16,14 @@ def register(sub) -> None:
     add.add_argument("source")
     add.add_argument("--name")
     add.add_argument("--preprocess", type=Path, help="preprocess.json for a ready-made ONNX model")
+    _preprocess_flags(add)
     add.set_defaults(func=cmd_add)
+
+    pre = s.add_parser("preprocess", help="confirm or edit a ready-made ONNX model's preprocessing", parents=[JSON])
+    pre.add_argument("model_id")
+    pre.add_argument("--confirm", action="store_true", help="accept it as it is (it stops being 'assumed')")
+    _preprocess_flags(pre)
+    pre.set_defaults(func=cmd_preprocess)
 
     ls = s.add_parser("list", help="all models", parents=[JSON])
     ls.set_defaults(func=cmd_list)
@@ -49,8 +56,41 @@ def register(sub) -> None:
         c.set_defaults(func=cmd_state, action=action)
 
 
+def _preprocess_flags(p) -> None:
+    from ..classify.preprocess import INTERPOLATIONS, MEAN_STD_PRESETS, RESIZE_MODES
+
+    g = p.add_argument_group("preprocessing of a ready-made ONNX model (the graph decides layout and a fixed size)")
+    g.add_argument("--size", type=int, help="input size in pixels (needed when the graph accepts any size)")
+    g.add_argument("--mean-std", choices=list(MEAN_STD_PRESETS),
+                   help="normalisation: imagenet, 0.5, none (pixels 0–1) or 0-255 (raw pixels)")
+    g.add_argument("--channel-order", choices=("RGB", "BGR"))
+    g.add_argument("--layout", choices=("NCHW", "NHWC"))
+    g.add_argument("--resize-mode", choices=RESIZE_MODES,
+                   help="crop: resize + center crop; pad: pad to a white square; squash: stretch")
+    g.add_argument("--interpolation", choices=INTERPOLATIONS)
+
+
+def _preprocess_options(args) -> dict | None:
+    keys = ("size", "mean_std", "channel_order", "layout", "resize_mode", "interpolation")
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None} or None
+
+
+def preprocessing_lines(m: registry.Model) -> list[str]:
+    """How a ready-made ONNX model's images are prepared, where that came from, what was ignored."""
+    record = (m.extra or {}).get("preprocess")
+    if not record:
+        return []
+    state = "ASSUMED (inferred from the graph; confirm with `imgai models preprocess " + m.id + " --confirm` or " \
+            "edit it)" if record.get("assumed") else "confirmed" if record.get("confirmed") else "from the model"
+    lines = [f"{'preprocessing':13} {record.get('spec')} — {record.get('origin')}, {state}"]
+    lines += [f"{'':13} ignored {reason}" for reason in record.get("ignored") or []]
+    return lines
+
+
 def _row(m: registry.Model):
     validation = "" if m.validation is None else ("passed" if m.valid else "failed")
+    if m.preprocessing_assumed:
+        validation += ", preprocessing assumed"
     return (m.id, m.name, m.type, m.precision.upper(), m.conversion, "yes" if m.enabled else "no",
             "*" if m.default else "", validation, (m.error or "")[:60])
 
@@ -69,7 +109,8 @@ def vs_fp32_line(figures: dict) -> str:
 def cmd_add(args) -> int:
     from ..sources import add_model
 
-    model = add_model(args.source, name=args.name, preprocess=args.preprocess)
+    model = add_model(args.source, name=args.name, preprocess=args.preprocess,
+                      preprocess_options=_preprocess_options(args))
     if args.json:
         print_json(model.to_dict())
     else:
@@ -96,7 +137,21 @@ def cmd_show(args) -> int:
         print(f"{'precision':13} {m.precision.upper()}")
         if m.vs_fp32:
             print(f"{'vs FP32':13} {vs_fp32_line(m.vs_fp32)}")
+        for line in preprocessing_lines(m):
+            print(line)
     return 0
+
+
+def cmd_preprocess(args) -> int:
+    from ..classify.onnx_preprocess import set_preprocess
+
+    m = set_preprocess(args.model_id, confirm=args.confirm, options=_preprocess_options(args))
+    if args.json:
+        print_json(m.to_dict())
+    else:
+        print("\n".join(preprocessing_lines(m)))
+        print(f"{m.id}: validation {'passed' if m.valid else 'failed'}" + (f" — {m.error}" if m.error else ""))
+    return 0 if m.valid else 1
 
 
 def cmd_validate(args) -> int:

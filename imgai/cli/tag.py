@@ -16,8 +16,15 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="image files and folders (with --engine ray also s3://, gs://, file:// URIs)")
     p.add_argument("--model", help="model id (default: the default model)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--threshold", type=float, default=0.0, help="minimum probability to report")
+    p.add_argument("--top-k", type=int, help="at most this many tags (default: 5 for classifiers, every tag above "
+                                             "its threshold for taggers with categories)")
+    p.add_argument("--threshold", type=float, help="minimum probability to report (taggers: sets both below)")
+    p.add_argument("--general-threshold", type=float, help="taggers with categories: general tags (default 0.35)")
+    p.add_argument("--character-threshold", type=float,
+                   help="taggers with categories: character tags (default 0.85)")
+    p.add_argument("--underscores-to-spaces", action="store_true",
+                   help="long_hair → long hair (kaomoji such as ^_^ kept)")
+    p.add_argument("--exclude-tags", default="", help="comma-separated tags never to report")
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv", "parquet"), default="table",
                    help="parquet needs --output")
     p.add_argument("--output", help="write results here instead of stdout (a file, or a URI: s3://, gs://, …)")
@@ -35,7 +42,7 @@ def cmd_tag(args) -> int:
     from tqdm import tqdm
 
     from ..classify.outputs import write_sidecars
-    from ..classify.tag import TagOptions
+    from ..classify.tag import TagOptions, model_note
     from ..classify.writers import ResultFile
     from ..engines import EngineOptions, tag_stream
     from ..errors import ConfigError
@@ -44,12 +51,17 @@ def cmd_tag(args) -> int:
         if args.format not in ("table", "json"):
             raise ConfigError(f"--json prints JSON; it cannot be used with --format {args.format}")
         args.format = "json"
-    options = TagOptions(top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size)
+    options = TagOptions(top_k=args.top_k, threshold=args.threshold, general_threshold=args.general_threshold,
+                         character_threshold=args.character_threshold, batch_size=args.batch_size,
+                         underscores_to_spaces=args.underscores_to_spaces, exclude_tags=args.exclude_tags)
     engine = EngineOptions(args.engine, address=args.address, actors=args.actors)
     if args.sidecar and any("://" in str(p) for p in args.paths):
         raise ConfigError("--sidecar writes next to local images; it cannot be used with URIs")
     output = ResultFile(args.format, args.output)
     stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
+    note = model_note(args.model)
+    if note:
+        print(note, file=sys.stderr)
     failed, kept = [], 0
     with tqdm(total=len(stream), unit="img", file=sys.stderr, disable=None) as bar, output as writer:
         try:

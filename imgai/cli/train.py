@@ -52,6 +52,7 @@ def register(sub) -> None:
     _config_options(st)
     st.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
                     help="start from random weights even when ImageNet weights are cached")
+    _augment_options(st)
     st.set_defaults(func=cmd_start)
 
     ls = s.add_parser("list", help="training jobs, newest first", parents=[JSON])
@@ -75,6 +76,7 @@ def register(sub) -> None:
     rt.add_argument("job_id", metavar="JOB|NAME", help="a training job id, or a model (its latest job)")
     rt.add_argument("--data", help="another data pipeline or folder")
     _config_options(rt)
+    _augment_options(rt)
     rt.set_defaults(func=cmd_retrain)
 
     d = s.add_parser("data", help="data pipelines: named, reusable training data")
@@ -111,10 +113,18 @@ def _config_options(parser) -> None:
         parser.add_argument(flag, type=kind, default=None, help=help_text)
 
 
+def _augment_options(parser) -> None:
+    for name, what in (("flip", "horizontal flip"), ("crop", "random resized crop, scale 0.6–1")):
+        parser.add_argument(f"--{name}", dest=name, action="store_true", default=None,
+                            help=f"{what} (default: on when fine-tuning < 1,000 images, else the data pipeline's)")
+        parser.add_argument(f"--no-{name}", dest=name, action="store_false", default=None, help=f"no {what}")
+
+
 def _config_changes(args) -> dict:
     changes = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in CONFIG_OPTIONS.items()}
-    if getattr(args, "pretrained", None) is not None:
-        changes["pretrained"] = args.pretrained
+    for key in ("pretrained", "flip", "crop"):
+        if getattr(args, key, None) is not None:
+            changes[key] = getattr(args, key)
     return {k: v for k, v in changes.items() if v is not None}
 
 
@@ -126,8 +136,8 @@ def cmd_architectures(args) -> int:
         print_json(rows)
     else:
         print_table([(r["architecture"], r["timm_name"], r["family"], f"{r['params_m']}M", r["image_size"],
-                      r["starting_weights"]) for r in rows],
-                    ["ARCHITECTURE", "TIMM", "FAMILY", "PARAMS", "SIZE", "STARTS FROM"])
+                      r["weights_repo"], r["starting_weights"]) for r in rows],
+                    ["ARCHITECTURE", "TIMM", "FAMILY", "PARAMS", "SIZE", "IMAGENET WEIGHTS", "STARTS FROM"])
     return 0
 
 
@@ -145,6 +155,7 @@ def cmd_create(args) -> int:
     else:
         print(f"created {model.id} ({model.architecture}, {model.training}); train it with "
               f"`imgai train start {model.id} --data FOLDER`")
+        print(f"starting weights: {model.extra['weights']['message']}")
     return 0
 
 
@@ -163,8 +174,14 @@ def _submitted(job, args) -> int:
 
 def cmd_start(args) -> int:
     from ..train import TrainConfig, start
+    from ..train.pretrained import finetune_defaults
 
-    config = TrainConfig(**_config_changes(args))
+    changes = _config_changes(args)
+    defaults = finetune_defaults(args.model, args.data, pretrained=changes.get("pretrained", True))
+    config = TrainConfig(**{**defaults.settings, **changes})
+    if defaults.settings and not args.json:
+        print(f"defaults: {defaults.note} (change them with --lr, --optimizer, --flip/--no-flip, "
+              "--crop/--no-crop)", file=sys.stderr)
     if config.engine == "ray":
         from ..engines.ray_session import require_ray
 

@@ -29,7 +29,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -37,7 +37,8 @@ import numpy as np
 
 from ..classify.onnx_file import external_data_files
 from ..classify.preprocess import PreprocessSpec
-from ..classify.tag import IMAGE_SUFFIXES, Tag, TagOptions, TagResult, Tagger, collect_images, tagging_folder
+from ..classify.labels import TAGS_FILE
+from ..classify.tag import IMAGE_SUFFIXES, TagOptions, TagResult, Tagger, collect_images, tagging_folder
 from ..errors import ConfigError, JobError
 from .ray_session import ray_session, require_ray
 
@@ -94,6 +95,7 @@ def model_files(folder: Path) -> dict[str, bytes]:
     """The files a Tagger loads (model.onnx and its external data, labels.json, preprocess.json)."""
     folder = Path(folder)
     needed = [folder / "model.onnx", folder / "labels.json", folder / "preprocess.json"]
+    needed += [p for p in (folder / TAGS_FILE,) if p.is_file()]
     needed += external_data_files(folder / "model.onnx")
     return {str(p.resolve().relative_to(folder.resolve())): p.read_bytes() for p in needed}
 
@@ -116,7 +118,7 @@ class TagActor:
     rows (as JSON text). Two calls run at once, as in the local engine: the next batch decodes while
     the session runs this one (one batch in the session at a time)."""
 
-    def __init__(self, model: list, *, top_k: int, threshold: float, threads: dict):
+    def __init__(self, model: list, *, options: dict, threads: dict):
         import ray
 
         context = ray.get_runtime_context()
@@ -131,21 +133,22 @@ class TagActor:
             self.tagger = Tagger(Path(tmp), threads=count)
         self.decoders = ThreadPoolExecutor(max_workers=count, thread_name_prefix="imgai-decode")
         self.session_lock = threading.Lock()
-        self.options = TagOptions(top_k=top_k, threshold=threshold)
+        self.options = TagOptions(**options)
         self.worker = f"{node[:12]}:{os.getpid()}"
 
     def __call__(self, batch: dict) -> dict:
         paths = [str(p) for p in batch["path"]]
         decoded = list(self.decoders.map(lambda p: _decode_one(self.tagger, p), paths))
         errors = np.array([error or "" for _, error in decoded], dtype=object)
-        tags = ["[]"] * len(paths)
+        tags = ['{"tags": []}'] * len(paths)
         ok = [i for i, (array, _) in enumerate(decoded) if array is not None]
         if ok:
             arrays = np.stack([decoded[i][0] for i in ok])
             with self.session_lock:
                 probs = self.tagger.infer(arrays)
-            for i, row in zip(ok, self.tagger.top_k(probs, self.options)):
-                tags[i] = json.dumps([[t.label, t.score] for t in row], ensure_ascii=False)
+            for i, (row, rating) in zip(ok, self.tagger.select(probs, self.options)):
+                tags[i] = json.dumps({"tags": [asdict(t) for t in row], "rating": rating and asdict(rating)},
+                                     ensure_ascii=False)
         return {"path": batch["path"], "tags": np.array(tags, dtype=object), "error": errors,
                 "worker": np.array([self.worker] * len(paths), dtype=object)}
 
@@ -179,8 +182,8 @@ def build_dataset(files: list[str], *, model_ref, options: TagOptions, plan: Pla
     blocks = max(1, math.ceil(len(files) / options.batch_size))
     ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=blocks)
     return ds.map_batches(actor_cls, batch_size=options.batch_size, batch_format="numpy",
-                          fn_constructor_kwargs={"model": [model_ref], "top_k": options.top_k,
-                                                 "threshold": float(options.threshold), "threads": plan.threads},
+                          fn_constructor_kwargs={"model": [model_ref], "options": options.to_dict(),
+                                                 "threads": plan.threads},
                           compute=ActorPoolStrategy(size=plan.actors, max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
                                                     enable_true_multi_threading=True),
                           num_cpus=plan.actor_cpus)
@@ -212,8 +215,7 @@ def tag_rows(files: list[str], *, folder: Path, options: TagOptions, address: st
             if batch is None:
                 return
             for path, tags, error, worker in zip(batch["path"], batch["tags"], batch["error"], batch["worker"]):
-                result = TagResult(str(path), [Tag(label, score) for label, score in json.loads(tags)],
-                                   str(error) or None)
+                result = TagResult.from_dict({"path": str(path), "error": str(error) or None, **json.loads(tags)})
                 yield result, str(worker)
 
 

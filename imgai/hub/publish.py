@@ -32,6 +32,17 @@ def _source_repo(model: registry.Model) -> tuple[str | None, str | None]:
     return (repo, rev or None) if HUB_ID.match(repo) and not Path(repo).exists() else (None, None)
 
 
+def _training(model: registry.Model) -> dict | None:
+    """A model trained here: its run's starting weights (repo, commit) and the epoch it kept."""
+    runs = (model.extra or {}).get("runs") or {}
+    run = runs.get(str((model.extra or {}).get("current_run")))
+    if not run:
+        return None
+    repo, _, commit = (run.get("starting_weights_source") or "").partition("@")
+    return {"weights_repo": repo or None, "weights_commit": commit or None, "starting_weights": run.get("starting_weights"),
+            "best_epoch": run.get("best_epoch"), "epochs": run.get("epochs"), "val_accuracy": run.get("val_accuracy")}
+
+
 def _family(model: registry.Model) -> str | None:
     from ..classify.architectures import detect_folder
 
@@ -78,6 +89,9 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
     spec = PreprocessSpec.load(onnx_dir / "preprocess.json")
     original = _original(model)
     base_model, base_revision = _source_repo(original)
+    training = _training(original)
+    if training and training["weights_repo"]:
+        training["weights_url"] = f"{endpoint()}/{training['weights_repo']}"
     family = _family(original)
     license_ = model.extra.get("license") or (model.extra.get("hub") or {}).get("license")
     tags = ["onnx", "image-classification", "imgai"] + ([family.lower()] if family else []) + \
@@ -86,8 +100,8 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
     h, w = spec.input_size
     shape = (3, h, w) if spec.layout == "NCHW" else (h, w, 3)
     validation = model.validation
-    card_data = {"base_model": base_model, "library_name": "onnx", "pipeline_tag": "image-classification",
-                 "license": license_, "tags": tags}
+    card_data = {"base_model": base_model or (training or {}).get("weights_repo"), "library_name": "onnx",
+                 "pipeline_tag": "image-classification", "license": license_, "tags": tags}
     return render_card(
         TEMPLATE, card_data=card_data, model_name=model.name, repo_id=repo_id, revision=revision,
         base_model=base_model, base_revision=base_revision, source=original.source,
@@ -99,7 +113,7 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
         more_labels=max(0, len(labels) - 30), multi_label=spec.multi_label, preprocess=spec.to_dict(),
         layout=spec.layout, input_name=_input_name(Path(model.onnx_path)), validation=validation,
         validated_at=time.strftime("%Y-%m-%d", time.localtime(model.validated_at)) if model.validated_at else "",
-        speed=measure_speed(Path(model.onnx_path), shape), imgai_version=__version__)
+        speed=measure_speed(Path(model.onnx_path), shape), imgai_version=__version__, training=training)
 
 
 def _original(model: registry.Model) -> registry.Model:

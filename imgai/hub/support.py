@@ -110,8 +110,11 @@ def plan_download(files: list[RepoFile], *, library: str) -> list[RepoFile]:
 
 
 def is_onnx_repo(files: list[RepoFile]) -> bool:
-    """A ready-made ONNX model: one .onnx file and a label file, and no PyTorch weights."""
+    """A ready-made ONNX model: one .onnx file and a label file, and no PyTorch weights; or a
+    WD-style tagger (.onnx + selected_tags.csv), whose safetensors twin is not fetched."""
     names = {f.path for f in files}
+    if onnx_files(files) and "selected_tags.csv" in names:
+        return True
     return bool(onnx_files(files)) and any(n in names for n in ONNX_LABEL_FILES) and not weight_files(files)
 
 

@@ -1,10 +1,11 @@
 """The trainable architectures: one table that the CLI, the UI, the docs and the tests read.
 
 Every model is built through timm, so a trained model is always saved in one format (timm's
-config.json + model.safetensors) that Convert already understands. Starting weights are used
-only when they are already on this machine (Hugging Face cache or torch hub cache; the
-EfficientNet-Lite0 demo weights ship with imgai); otherwise training starts from scratch and
-the table says so. Nothing is ever downloaded here.
+config.json + model.safetensors) that Convert already understands. Each architecture names its
+ImageNet weights repo on the Hub (`timm/<arch>.<tag>`); they are used when they are on this
+machine (the Hugging Face cache, where imgai.train.pretrained downloads them when a model is
+created, or the torch hub cache; the EfficientNet-Lite0 demo weights ship with imgai);
+otherwise training starts from scratch and the table says so. Nothing is downloaded here.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..classify.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -25,21 +25,26 @@ class TrainArchitecture:
     family: str              # ResNet | EfficientNet | MobileNet
     params_m: float          # millions of parameters with the 1000-class ImageNet head
     image_size: int          # the resolution its ImageNet weights were trained at
+    weights_repo: str        # its ImageNet weights on the Hub: timm's `timm/<arch>.<tag>` repo
     weights: str = "cache"   # "cache": ImageNet weights if cached locally; "demo": imgai's embedded weights
 
 
 ARCHITECTURES: dict[str, TrainArchitecture] = {a.key: a for a in (
-    TrainArchitecture("resnet18", "resnet18", "ResNet", 11.7, 224),
-    TrainArchitecture("resnet34", "resnet34", "ResNet", 21.8, 224),
-    TrainArchitecture("resnet50", "resnet50", "ResNet", 25.6, 224),
-    TrainArchitecture("efficientnet_b0", "efficientnet_b0", "EfficientNet", 5.3, 224),
-    TrainArchitecture("efficientnet_b1", "efficientnet_b1", "EfficientNet", 7.8, 240),
-    TrainArchitecture("efficientnet_b2", "efficientnet_b2", "EfficientNet", 9.1, 256),
-    TrainArchitecture("efficientnet_b3", "efficientnet_b3", "EfficientNet", 12.2, 288),
-    TrainArchitecture("mobilenet_v2", "mobilenetv2_100", "MobileNet", 3.5, 224),
-    TrainArchitecture("mobilenet_v3_small", "mobilenetv3_small_100", "MobileNet", 2.5, 224),
-    TrainArchitecture("mobilenet_v3_large", "mobilenetv3_large_100", "MobileNet", 5.5, 224),
-    TrainArchitecture("efficientnet_lite0", "tf_efficientnet_lite0", "EfficientNet", 4.7, 224, weights="demo"),
+    TrainArchitecture("resnet18", "resnet18", "ResNet", 11.7, 224, "timm/resnet18.a1_in1k"),
+    TrainArchitecture("resnet34", "resnet34", "ResNet", 21.8, 224, "timm/resnet34.a1_in1k"),
+    TrainArchitecture("resnet50", "resnet50", "ResNet", 25.6, 224, "timm/resnet50.a1_in1k"),
+    TrainArchitecture("efficientnet_b0", "efficientnet_b0", "EfficientNet", 5.3, 224, "timm/efficientnet_b0.ra_in1k"),
+    TrainArchitecture("efficientnet_b1", "efficientnet_b1", "EfficientNet", 7.8, 240,
+                      "timm/efficientnet_b1.ra4_e3600_r240_in1k"),
+    TrainArchitecture("efficientnet_b2", "efficientnet_b2", "EfficientNet", 9.1, 256, "timm/efficientnet_b2.ra_in1k"),
+    TrainArchitecture("efficientnet_b3", "efficientnet_b3", "EfficientNet", 12.2, 288, "timm/efficientnet_b3.ra2_in1k"),
+    TrainArchitecture("mobilenet_v2", "mobilenetv2_100", "MobileNet", 3.5, 224, "timm/mobilenetv2_100.ra_in1k"),
+    TrainArchitecture("mobilenet_v3_small", "mobilenetv3_small_100", "MobileNet", 2.5, 224,
+                      "timm/mobilenetv3_small_100.lamb_in1k"),
+    TrainArchitecture("mobilenet_v3_large", "mobilenetv3_large_100", "MobileNet", 5.5, 224,
+                      "timm/mobilenetv3_large_100.ra_in1k"),
+    TrainArchitecture("efficientnet_lite0", "tf_efficientnet_lite0", "EfficientNet", 4.7, 224,
+                      "timm/tf_efficientnet_lite0.in1k", weights="demo"),
 )}
 
 
@@ -61,6 +66,7 @@ class StartingWeights:
     path: Path | None
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    source: str | None = None    # hf-cache: "timm/<arch>.<tag>@<commit>", what the job and card record
 
     @property
     def pretrained(self) -> bool:
@@ -68,7 +74,7 @@ class StartingWeights:
 
     def describe(self) -> str:
         return {
-            "hf-cache": "ImageNet weights from the local Hugging Face cache",
+            "hf-cache": f"ImageNet weights {self.source} from the local Hugging Face cache",
             "torch-hub-cache": "ImageNet weights from the local torch hub cache",
             "demo": "ImageNet weights of imgai's embedded demo model",
             "scratch": "no pretrained weights on this machine: training from scratch (random init)",
@@ -89,13 +95,14 @@ def starting_weights(arch: TrainArchitecture, *, model_args: dict | None = None)
 
     cfg = timm.models.get_pretrained_cfg(arch.timm_name)
     mean, std = tuple(cfg.mean), tuple(cfg.std)
-    if cfg.hf_hub_id:
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
-        for filename in ("model.safetensors", "pytorch_model.bin"):
-            found = try_to_load_from_cache(cfg.hf_hub_id, filename)
-            if isinstance(found, str):
-                return StartingWeights("hf-cache", Path(found), mean, std)
+    found = try_to_load_from_cache(arch.weights_repo, "model.safetensors")
+    if isinstance(found, str):
+        path = Path(found)
+        if (path.parent / "config.json").is_file():
+            mean, std = _mean_std(path.parent / "config.json")
+        return StartingWeights("hf-cache", path, mean, std, source=f"{arch.weights_repo}@{path.parent.name}")
     if cfg.url:
         import torch
 
@@ -134,7 +141,7 @@ def architectures_table() -> list[dict]:
     for arch in ARCHITECTURES.values():
         weights = starting_weights(arch)
         rows.append({"architecture": arch.key, "timm_name": arch.timm_name, "family": arch.family,
-                     "params_m": arch.params_m, "image_size": arch.image_size,
+                     "params_m": arch.params_m, "image_size": arch.image_size, "weights_repo": arch.weights_repo,
                      "pretrained": weights.pretrained, "starting_weights": weights.describe()})
     return rows
 
@@ -153,19 +160,35 @@ def build_model(arch: TrainArchitecture, num_classes: int, *, model_args: dict |
     return model
 
 
+def body_mismatches(model, state: dict) -> list[str]:
+    """The body tensors (all but the classifier head) of `model` that `state` lacks or shapes
+    differently, and the non-head tensors of `state` the model does not have, described, in order."""
+    head = model.pretrained_cfg.get("classifier") or "classifier"
+    heads = (head,) if isinstance(head, str) else tuple(head)
+    in_head = lambda k: any(k.startswith(h + ".") for h in heads)      # noqa: E731
+    own = {k: v for k, v in model.state_dict().items() if not in_head(k) and not k.endswith("num_batches_tracked")}
+    found = []
+    for k, v in own.items():
+        if k not in state:
+            found.append(f"{k!r} (missing; the model has {list(v.shape)})")
+        elif tuple(state[k].shape) != tuple(v.shape):
+            found.append(f"{k!r} (weights {list(state[k].shape)}, model {list(v.shape)})")
+    found += [f"{k!r} (not in the model)" for k in state
+              if k not in own and not in_head(k) and not k.endswith("num_batches_tracked")]
+    return found
+
+
 def load_body_weights(model, path: Path) -> None:
     """Load ImageNet weights into everything but the classifier head (which has our classes)."""
     state = read_state_dict(path)
-    head = model.pretrained_cfg.get("classifier") or "classifier"
-    own = model.state_dict()
-    keep = {k: v for k, v in state.items() if not k.startswith(head + ".") and k in own}
-    missing = [k for k in own if k not in keep and not k.startswith(head + ".")]
-    mismatched = [k for k, v in keep.items() if tuple(v.shape) != tuple(own[k].shape)]
-    if missing or mismatched:
+    problems = body_mismatches(model, state)
+    if problems:
         raise ConfigError(f"the starting weights in {path} do not fit {model.pretrained_cfg.get('architecture')}: "
-                          f"{len(missing)} missing and {len(mismatched)} mismatched tensors "
-                          f"(e.g. {(missing + mismatched)[:3]}); remove that file from the cache to train from scratch")
-    model.load_state_dict(keep, strict=False)
+                          f"first mismatching tensor {problems[0]} ({len(problems)} in all); remove them from the "
+                          "cache to train from scratch")
+    own = model.state_dict()
+    head = model.pretrained_cfg.get("classifier") or "classifier"
+    model.load_state_dict({k: v for k, v in state.items() if k in own and not k.startswith(head + ".")}, strict=False)
 
 
 def read_state_dict(path: Path) -> dict:

@@ -52,6 +52,8 @@ class TrainConfig:
     # data overrides (None: the data pipeline's own value)
     image_size: int | None = None
     val_split: float | None = None
+    flip: bool | None = None          # horizontal flip (None: the data pipeline's setting)
+    crop: bool | None = None          # random resized crop, scale 0.6–1 (None: the data pipeline's setting)
     pretrained: bool = True           # start from local ImageNet weights when there are some
     # where it runs
     engine: str = "local"             # local: this worker process; ray: Ray Train, DDP over `workers` processes
@@ -89,6 +91,9 @@ class TrainConfig:
             _integer("image_size", self.image_size, 16, 2048, "e.g. 224 (or leave empty for the data pipeline's)")
         if self.val_split is not None:
             _number("val_split", self.val_split, 0.0, 0.9, "a fraction in [0, 0.9), e.g. 0.2")
+        for name in ("flip", "crop"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be true, false or empty (the data pipeline's)")
         if not isinstance(self.pretrained, bool):
             raise ConfigError(f"pretrained={self.pretrained!r} must be true or false")
         _choice("engine", self.engine, ENGINES)

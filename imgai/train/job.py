@@ -6,6 +6,7 @@ pipeline), config (a TrainConfig), labels, exclude (unreadable files), resume.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 
@@ -14,6 +15,7 @@ from ..quotas import check_training
 from .architectures import StartingWeights, build_model, get_architecture, starting_weights
 from .config import TrainConfig
 from .data import DataPipeline
+from .pretrained import wait_for_download
 from .models import TRAINING, checkpoint_path, register_run, save_run, settle_after_abort
 
 # What a training job's events carry in `data["kind"]`; `runs.curves` reads a run's history back
@@ -33,6 +35,8 @@ def train_job(ctx) -> dict:
     arch = get_architecture(p["architecture"])
     model_args = p.get("model_args") or {}
     pipeline = DataPipeline(**p["data"])
+    pipeline = dataclasses.replace(pipeline, **{k: getattr(config, k) for k in ("flip", "crop")
+                                                if getattr(config, k) is not None})
     multi_label = config.loss == "bce"
     image_size = config.image_size or pipeline.image_size
     val_split = pipeline.val_split if config.val_split is None else config.val_split
@@ -41,6 +45,11 @@ def train_job(ctx) -> dict:
     ckpt = checkpoint_path(model_id, run)
     resume_state = load_checkpoint(ckpt) if p.get("resume") and ckpt.is_file() else None
     resume = resume_state is not None
+    if config.pretrained and not model_args and not resume:
+        problem = wait_for_download(arch.weights_repo, on_wait=lambda job: ctx.progress(
+            0.0, f"waiting for the ImageNet weights download (job {job.id})"))
+        if problem:
+            ctx.event(problem, level="warning")
     weights = starting_weights(arch, model_args=model_args) if config.pretrained else StartingWeights("scratch", None)
     if resume:
         ctx.event(f"resuming run {run} from its checkpoint after epoch {resume_state['epoch']}",
@@ -48,7 +57,8 @@ def train_job(ctx) -> dict:
     elif p.get("resume"):
         ctx.event(f"no checkpoint for run {run} yet: starting it from epoch 1", level="warning")
     ctx.event(weights.describe(), level="info" if weights.pretrained else "warning",
-              data={"starting_weights": weights.kind, "pretrained": weights.pretrained})
+              data={"starting_weights": weights.kind, "pretrained": weights.pretrained,
+                    "starting_weights_source": weights.source})
 
     ctx.progress(0.0, "reading data")
     seed_everything(config.seed)
@@ -89,6 +99,11 @@ def train_job(ctx) -> dict:
     result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,
                  checkpoint=ckpt, resume=resume, resume_state=resume_state, on_epoch=on_epoch, on_batch=on_batch)
 
+    kept = next((h for h in result.history if h["epoch"] == result.best_epoch), None)
+    if kept is not None and kept["val_accuracy"] is not None:
+        ctx.event(f"kept the weights of epoch {result.best_epoch} of {epochs}, the best on validation "
+                  f"(accuracy {kept['val_accuracy']:.1%}, loss {kept['val_loss']:.4f})",
+                  data={"best_epoch": result.best_epoch})
     if result.feed:
         ctx.event(f"trained on {config.resolved_device()} in {result.precision}; {result.feed}",
                   data={"precision": result.precision, "feed": result.feed})
@@ -96,9 +111,10 @@ def train_job(ctx) -> dict:
     run_dir = save_run(model, model_id=model_id, run=run, timm_name=arch.timm_name, labels=samples.labels,
                        image_size=image_size, mean=weights.mean, std=weights.std, model_args=model_args,
                        multi_label=multi_label)
-    final = result.history[-1] if result.history else {}
+    final = kept or (result.history[-1] if result.history else {})
     summary = {"job_id": ctx.id, "val_accuracy": final.get("val_accuracy"), "epochs": epochs,
-               "data": pipeline.name, "starting_weights": weights.kind}
+               "data": pipeline.name, "starting_weights": weights.kind, "starting_weights_source": weights.source,
+               "best_epoch": result.best_epoch}
     register_run(model_id, run, run_dir, summary)
     shutil.rmtree(ckpt.parent, ignore_errors=True)     # a finished run needs no checkpoint (nor its optimizer state)
     per_class = dict(zip(samples.labels, result.per_class_accuracy))
@@ -107,7 +123,8 @@ def train_job(ctx) -> dict:
         "epochs": epochs, "history": result.history, "val_accuracy": final.get("val_accuracy"),
         "train_accuracy": final.get("train_accuracy"), "per_class_accuracy": per_class,
         "confusion_matrix": result.confusion_matrix, "samples_per_s": round(result.samples_per_s, 2),
-        "starting_weights": weights.kind, "resumed_from_epoch": result.resumed_from_epoch,
+        "starting_weights": weights.kind, "starting_weights_source": weights.source,
+        "best_epoch": result.best_epoch, "resumed_from_epoch": result.resumed_from_epoch,
         "train_images": len(train_set), "val_images": len(val_set), "multi_label": multi_label,
         "precision": result.precision, "feed": result.feed,
     }

@@ -44,6 +44,7 @@ class FitResult:
     samples_per_s: float                       # training samples per second over this run's epochs
     precision: str = "fp32"                    # fp32 | bf16 | fp16 (autocast), as resolved for the device
     feed: str = ""                             # how batches were made (decoded-image cache, or streaming)
+    best_epoch: int | None = None              # the epoch whose weights the model holds (best on validation)
 
 
 def seed_everything(seed: int) -> None:
@@ -81,7 +82,27 @@ def _hits(logits, targets, multi_label: bool):
     return top1 == targets
 
 
-def _checkpoint_state(model, optimizer, epoch: int, history: list[dict]) -> dict:
+def _better(metrics: dict, than: dict | None) -> bool:
+    """Is this epoch better on validation: higher accuracy, or as accurate with a lower loss?"""
+    if metrics.get("val_accuracy") is None:
+        return than is None or than.get("val_accuracy") is None     # no validation: the latest epoch
+    if than is None or than.get("val_accuracy") is None:
+        return True
+    if metrics["val_accuracy"] != than["val_accuracy"]:
+        return metrics["val_accuracy"] > than["val_accuracy"]
+    return (metrics.get("val_loss") or 0.0) < (than.get("val_loss") or 0.0)
+
+
+def best_epoch(history: list[dict]) -> int | None:
+    """The epoch of `history` with the best validation result (the first such), or None."""
+    best = None
+    for h in history:
+        if _better(h, best):
+            best = h
+    return best["epoch"] if best else None
+
+
+def _checkpoint_state(model, optimizer, epoch: int, history: list[dict], best: dict | None = None) -> dict:
     """A copy of the weights and optimizer state that training may go on changing meanwhile."""
     def snapshot(value):
         if hasattr(value, "detach"):
@@ -92,8 +113,11 @@ def _checkpoint_state(model, optimizer, epoch: int, history: list[dict]) -> dict
             return type(value)(snapshot(v) for v in value)
         return value
 
-    return {"model": snapshot(model.state_dict()), "optimizer": snapshot(optimizer.state_dict()),
-            "epoch": epoch, "history": [dict(h) for h in history]}
+    state = {"model": snapshot(model.state_dict()), "optimizer": snapshot(optimizer.state_dict()),
+             "epoch": epoch, "history": [dict(h) for h in history]}
+    if best is not None:      # the best epoch's weights, when they are not this epoch's: {"epoch", "model"}
+        state["best"] = best if best["epoch"] != epoch else {"epoch": epoch}
+    return state
 
 
 def _write_checkpoint(path: Path, state: dict) -> None:
@@ -130,12 +154,12 @@ class CheckpointWriter:
     def __init__(self, path: Path | None, on_saved: Callable[[EpochMetrics], None] | None = None):
         self.path, self.on_saved, self._thread, self._error = path, on_saved, None, None
 
-    def save(self, metrics: EpochMetrics, *, model, optimizer, history: list[dict]) -> None:
+    def save(self, metrics: EpochMetrics, *, model, optimizer, history: list[dict], best: dict | None = None) -> None:
         self.close()
         if self.path is None:
             self._report(metrics)
             return
-        state = _checkpoint_state(model, optimizer, metrics.epoch, history)
+        state = _checkpoint_state(model, optimizer, metrics.epoch, history, best)
 
         def write():
             try:
@@ -303,6 +327,7 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
         core.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
         start, history = int(resume_state["epoch"]), list(resume_state["history"])
+    best = _resumed_best(resume_state) if resume and resume_state is not None else None
     train_batches, feed = make_batches(train_set, config, device=device, shuffle=True, shard=shard,
                                        channels_last=channels_last)
     val_loader = None
@@ -332,15 +357,32 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
                                    val_accuracy=result.get("accuracy"), samples_per_s=seen / max(seconds, 1e-9),
                                    seconds=seconds, lr=optimizer.param_groups[0]["lr"])
             history.append(metrics.to_dict())
+            if best_epoch(history) == epoch:
+                best = {"epoch": epoch, "model": {k: v.detach().to("cpu", copy=True)
+                                                  for k, v in core.state_dict().items()}}
             if on_checkpoint:
-                on_checkpoint(_checkpoint_state(core, optimizer, epoch, history))
-            writer.save(metrics, model=core, optimizer=optimizer, history=history)
+                on_checkpoint(_checkpoint_state(core, optimizer, epoch, history, best))
+            writer.save(metrics, model=core, optimizer=optimizer, history=history, best=best)
     finally:
         writer.close()         # the last checkpoint is complete (and reported) before anyone reads it
-    if start >= config.epochs and val_loader is not None:   # resumed after the last epoch: just evaluate
+    last = history[-1]["epoch"] if history else None
+    if best is not None and best["epoch"] != last and "model" in best:   # keep the best epoch's weights
+        core.load_state_dict(best["model"])
+    if (start >= config.epochs or (best and best["epoch"] != last)) and val_loader is not None:
         result = evaluate(core, val_loader, loss_fn, num_classes=num_classes, multi_label=multi_label, device=device,
                           amp=amp)
     core.to("cpu", memory_format=torch.contiguous_format).eval()    # safetensors saves contiguous tensors
     return FitResult(history=history, confusion_matrix=result["confusion"], per_class_accuracy=result["per_class"],
                      resumed_from_epoch=start, samples_per_s=trained_samples / max(train_seconds, 1e-9),
-                     precision=amp.precision, feed=feed)
+                     precision=amp.precision, feed=feed, best_epoch=best["epoch"] if best else last)
+
+
+def _resumed_best(state: dict) -> dict | None:
+    """The best epoch so far of a resumed run: its weights from the checkpoint, or the checkpoint's
+    own weights when the best epoch was its last one."""
+    best = state.get("best")
+    if best is None:
+        return None
+    if "model" not in best:
+        return {"epoch": best["epoch"], "model": state["model"]}
+    return best

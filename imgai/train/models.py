@@ -53,9 +53,13 @@ def _create(name: str, *, architecture: str, model_args: dict | None, owner: str
         from .architectures import build_model
 
         build_model(arch, 2, model_args=model_args)          # fails now, not in the job, if they do not fit
-    return registry.create(name=name, source=f"{SOURCE_PREFIX}{arch.key}", architecture=arch.timm_name,
-                           library="timm", training=UNTRAINED, pytorch_path=None, owner=owner,
-                           extra={"train_architecture": arch.key, "model_args": model_args or {}})
+    from .pretrained import prepare_weights
+
+    model = registry.create(name=name, source=f"{SOURCE_PREFIX}{arch.key}", architecture=arch.timm_name,
+                            library="timm", training=UNTRAINED, pytorch_path=None, owner=owner,
+                            extra={"train_architecture": arch.key, "model_args": model_args or {}})
+    plan = prepare_weights(arch.key, model_args=model_args, owner=owner)
+    return registry.update(model.id, extra={**model.extra, "weights": plan.to_dict()})
 
 
 def resolve_model(name_or_id: str) -> Model:
