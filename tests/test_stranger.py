@@ -37,6 +37,7 @@ READ_HANDLERS = {
     "ui.quantize.show", "ui.quantize.status", "ui.tag.tag_images", "ui.tag.taggable_models", "ui.train.data_choices",
     "ui.train.load_retrain", "ui.train.load_tab", "ui.train.model_choices", "ui.train.pick_first_cell",
     "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh", "ui.train.weights_note",
+    "ui.train.finetune_form",
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
