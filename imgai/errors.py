@@ -5,12 +5,17 @@ Messages say what happened, to what, and what to do about it.
 
 
 class ImgaiError(Exception):
-    """Base class: an expected failure whose message is fit to show a user."""
+    """Base class: an expected failure whose message is fit to show a user. The message may name
+    options by `words.term(...)` markers; it is rendered for the place showing it (app or CLI)."""
+
+    def __str__(self) -> str:
+        from .words import render
+
+        return render(str(self.args[0]) if len(self.args) == 1 else super().__str__())
 
 
 class UnknownModelError(ImgaiError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+    pass   # ImgaiError.__str__ shows the message unquoted (KeyError would quote it)
 
 
 class UnsupportedModelError(ImgaiError):

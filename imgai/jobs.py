@@ -26,6 +26,7 @@ from .access import Actor
 from .config import max_parallel_jobs, paths
 from .errors import JobError, StateError
 from .log import get_logger
+from .words import render, term
 
 QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "starting", "running", "succeeded", "failed", "cancelled")
@@ -48,6 +49,7 @@ KINDS: dict[str, JobKind] = {
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
     "weights": JobKind("imgai.train.pretrained:weights_job"),
     "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
+    "demo": JobKind("imgai.demo:prepare_job", "imgai.demo:abort_job"),
     "int8": JobKind("imgai.classify.quantize:quantize_job", "imgai.classify.quantize:abort_job"),
 }
 
@@ -88,6 +90,7 @@ def _to_job(row) -> Job:
     d = dict(row)
     d["params"] = json.loads(d["params"])
     d["result"] = json.loads(d["result"]) if d["result"] else None
+    d["error"] = render(d["error"])   # a worker stores markers; they read in the reader's words
     return Job(**d)
 
 
@@ -122,7 +125,7 @@ def get(job_id: str, *, actor: Actor | None = None) -> Job:
     recover()
     rows = db.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
     if not rows or (actor is not None and not access.visible(actor, [_to_job(rows[0])])):
-        raise JobError(f"no job {job_id!r}; see `imgai jobs list`")
+        raise JobError(f"no job {job_id!r}; see {term('jobs-list')}")
     return _to_job(rows[0])
 
 

@@ -106,8 +106,8 @@ def download_status(job_id: str, *, actor) -> str:
     if job.state == jobs.SUCCEEDED:
         r = job.result or {}
         note = " (it was already there)" if r.get("already_registered") else ""
-        return (f"✅ **{job.subject}** registered as **{r.get('model_id')}**{note}. Convert it in the "
-                "**Convert** tab.")
+        return (f"✅ **{job.subject}** registered as **{r.get('model_id')}**{note}; it is listed in the "
+                "**Convert** tab: press **Convert to ONNX** there.")
     if job.state in (jobs.FAILED, jobs.CANCELLED):
         return f"❌ Download of **{job.subject}** {job.state}: {job.error}"
     return f"⏳ {job.progress:.0%} — {job.stage or job.state}"
@@ -137,7 +137,7 @@ def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
     return status
 
 
-def build_search(demo: gr.Blocks) -> None:
+def build_search(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Find a model on the Hugging Face Hub")
     login_row(demo)
     with gr.Row():
@@ -154,7 +154,6 @@ def build_search(demo: gr.Blocks) -> None:
     details = gr.Markdown()
     job_id = gr.Textbox(visible=False)
     progress = gr.Markdown()
-    timer = gr.Timer(1.0)
 
     demo.load(start, None, [status, results], api_name="hub_start")
     search = _with_oauth(search_models)
@@ -162,6 +161,10 @@ def build_search(demo: gr.Blocks) -> None:
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)
     results.select(pick_repo, [results], [repo_id], api_name=False)
     repo_id.change(_with_oauth(show_details), [repo_id], [details], api_name="hub_info")
-    download.click(start_download, [repo_id], [job_id, progress], api_name="hub_download")
-    timer.tick(download_status, [job_id], [progress], show_progress="hidden", queue=False,
-               api_name="hub_download_status")
+    download.click(start_download, [repo_id], [job_id, progress], api_name="hub_download",
+                   show_progress_on=[progress])
+    if page is not None:   # the download's progress moves the page's revision (ui/page.py)
+        page.listen(download_status, [job_id], [progress], api_name="hub_download_status")
+    else:
+        gr.Timer(1.0).tick(download_status, [job_id], [progress], show_progress="hidden", queue=False,
+                           api_name="hub_download_status")

@@ -10,6 +10,7 @@ from imgai.train.models import is_trainable
 from .common import when
 
 ARCH_COLUMNS = ["Architecture", "timm name", "Family", "Params (M)", "Image size", "Starts from"]
+ARCH_WIDTHS = ["15%", "17%", "10%", "9%", "9%", "40%"]
 PIPELINE_COLUMNS = ["Name", "Kind", "Source", "Val split", "Image size", "Augmentations"]
 JOB_COLUMNS = ["Job", "Model", "Architecture", "Data", "Current Epoch Ratio", "Progress", "Throughput (img/s)",
                "Val accuracy", "Started"]

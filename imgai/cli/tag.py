@@ -47,6 +47,19 @@ def cmd_tag(args) -> int:
     from ..engines import EngineOptions, tag_stream
     from ..errors import ConfigError
 
+    if not args.model:
+        from .. import jobs
+        from ..demo import first_use
+        from .output import follow
+
+        job = first_use()
+        if job is not None:
+            print("first use: preparing the demo model (EfficientNet-Lite0, ImageNet classes), once",
+                  file=sys.stderr)
+            job = follow(job.id)
+            if job.state != jobs.SUCCEEDED:
+                print(f"error: the demo model could not be prepared: {job.error}", file=sys.stderr)
+                return 1
     if args.json:
         if args.format not in ("table", "json"):
             raise ConfigError(f"--json prints JSON; it cannot be used with --format {args.format}")

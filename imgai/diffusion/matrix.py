@@ -16,6 +16,7 @@ from .checks import PROMPTS, CheckConfig
 from .keys import (MODEL_KEYS, check_quantization, expand_backends, expand_models, skip_reason,
                    target_name)
 from .targets import RunContext, TargetResult, convert_target
+from ..words import render, term
 
 ORG = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 
@@ -44,11 +45,11 @@ class QuantizeRequest:
         self.quantization = check_quantization(self.quantization)
         unknown = [k for k in self.sources if k not in MODEL_KEYS]
         if unknown:
-            raise ConfigError(f"--source given for unknown key {', '.join(map(repr, unknown))}; "
+            raise ConfigError(f"a source was given for unknown key {', '.join(map(repr, unknown))}; "
                               f"known keys: {', '.join(MODEL_KEYS)}")
         idle = [k for k in self.sources if k not in self.keys]
         if idle:
-            raise ConfigError(f"--source given for {', '.join(idle)}, which this run does not convert "
+            raise ConfigError(f"a source was given for {', '.join(idle)}, which this run does not convert "
                               f"(models: {', '.join(self.keys)})")
         if self.push is not None and not ORG.match(self.push):
             raise ConfigError(f"--push takes a Hub user or organisation name like 'my-org', got {self.push!r} "
@@ -100,8 +101,8 @@ def parse_sources(values: list[str] | None, keys: tuple[str, ...]) -> dict[str, 
         elif len(keys) == 1:
             found[keys[0]] = value
         else:
-            raise ConfigError(f"--source {value!r} is ambiguous with several models ({', '.join(keys)}); "
-                              "write it as KEY=REPO_ID|PATH, e.g. --source sd15=./my-sd15")
+            raise ConfigError(f"the source {value!r} is ambiguous with several models ({', '.join(keys)}); "
+                              f"write it as KEY=REPO_ID|PATH: {term('source')}")
     return found
 
 
@@ -171,7 +172,8 @@ def summary_rows(results: list[TargetResult | dict]) -> list[list]:
                      f"{r['ssim']:.4f}" if r.get("ssim") is not None else "",
                      f"{r['size_ratio']:.2f}x" if r.get("size_ratio") else "",
                      f"{r['seconds']:.1f}s" if r.get("seconds") else "",
-                     (r.get("pushed_to") and f"pushed to {r['pushed_to']}") or r.get("reason") or r.get("path") or ""])
+                     (r.get("pushed_to") and f"pushed to {r['pushed_to']}") or render(r.get("reason"))
+                     or r.get("path") or ""])
     return rows
 
 

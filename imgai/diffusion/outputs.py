@@ -42,6 +42,19 @@ def file_tree(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def card_preview(card: str) -> str:
+    """The card as a page shows it: the YAML header as a code block (not run-on text), and images
+    named by their file (they are in the output's check/ folder, shown beside the card)."""
+    import re
+
+    header, body = "", card
+    m = re.match(r"\A---\n(.*?)\n---\n", card, re.DOTALL)
+    if m:
+        header, body = m[1], card[m.end():]
+    body = re.sub(r"!\[([^\]]*)\]\((?!https?://)([^)]+)\)", r"*(image `\2`: see Images)*", body)
+    return (f"```yaml\n{header}\n```\n\n" if header else "") + body.lstrip()
+
+
 def describe_output(name: str, *, output_dir: Path | None = None) -> ConvertedOutput:
     """One finished target by folder name (never a path: the name cannot leave the output folder)."""
     folder = Path(output_dir) if output_dir else paths().converted

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import ConversionError, HubUnavailableError, UnknownModelError, UnsupportedModelError
 from .keys import DiffusionModelKey
+from ..words import term
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
 SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
@@ -104,7 +105,7 @@ def download_pipeline(repo_id: str, *, revision: str | None = None) -> Path:
                                         RepositoryNotFoundError, RevisionNotFoundError)
     from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
 
-    hint = "connect to the Hub, or pass --source with a local diffusers folder"
+    hint = f"connect to the Hub, or give {term('source-one')}"
     try:
         return Path(DiffusionPipeline.download(repo_id, revision=revision, use_safetensors=True))
     except GatedRepoError as exc:

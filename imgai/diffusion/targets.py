@@ -23,6 +23,7 @@ from ..log import get_logger
 from . import checks, resources
 from .card import write_card
 from .info import build_info, component_table, is_up_to_date, read_info, settings_for, write_info
+from ..words import term
 from .keys import get_model_key, skip_reason, target_name
 from .source import Source, resolve_source
 
@@ -169,7 +170,7 @@ def _run(model_key, backend, quantization, name, ctx: RunContext, source_spec, o
         info = read_info(final)
         result.status, result.path = "skipped", str(final)
         result.reason = (f"up to date: {final.name} was made from {source.revision[:19]} with the same settings "
-                         "(--force redoes it)")
+                         f"({term('force')} redoes it)")
         result.psnr_db, result.ssim = info["check"]["min_psnr_db"], min(info["check"]["ssim"])
         result.size_ratio = info["size"]["ratio"]
         if ctx.push:

@@ -21,6 +21,7 @@ from ..errors import StateError
 from ..log import get_logger
 from .push import PushResult, push_folder
 from .search import HUB_ID
+from ..words import term
 
 LOG = get_logger("imgai.hub")
 TEMPLATE = "classifier.md.j2"
@@ -151,7 +152,7 @@ def _pushable(model_id: str) -> registry.Model:
     model = registry.get(model_id)
     if model.type != registry.ONNX or not model.onnx_path or not Path(model.onnx_path).is_file():
         raise StateError(f"cannot push {model_id!r}: it is {model.type} / {model.conversion}; convert it to ONNX "
-                         "first (`imgai models convert ID`)")
+                         f"first ({term('convert')})")
     if not model.valid:
         raise StateError(f"cannot push {model_id!r}: its ONNX model has not passed validation; run "
                          "`imgai models validate ID` first")

@@ -17,6 +17,7 @@ from .. import registry
 from ..classify.architectures import FAMILIES, Detected
 from ..errors import (ConfigError, HubAccessError, HubRateLimitError, HubUnavailableError, ImgaiError,
                       UnsupportedModelError)
+from ..words import term
 from .client import REQUEST_TIMEOUT_S, api, hub_errors, hub_status
 from .support import (detect, is_onnx_repo, metadata_verdict, num_labels, plan_download, size_of,
                       to_repo_files)
@@ -252,9 +253,11 @@ class ModelDetails:
 
 def split_revision(spec: str) -> tuple[str, str | None]:
     """"org/name@rev" → ("org/name", "rev"); refuses anything that is not a Hub id."""
+    if not (spec or "").strip():
+        raise ConfigError(f"no model chosen: give {term('repo')}")
     repo_id, _, rev = spec.strip().partition("@")
     if not HUB_ID.match(repo_id):
-        raise ConfigError(f"{spec!r} is not a Hub model id like 'org/name' or 'org/name@revision'")
+        raise ConfigError(f"the id {spec!r} is not a Hub model id like 'org/name' or 'org/name@revision'")
     return repo_id, rev or None
 
 

@@ -119,6 +119,11 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
         root = image_root(extract_zip(Path(source), unpacked))
     else:
         location, root = str(source), image_root(_hub_snapshot(str(source)))
+    report = check_data(root)
+    if not report.ok:     # a pipeline that cannot train is never listed (nor picked by the form)
+        if kind == "zip":
+            shutil.rmtree(_datasets() / slug, ignore_errors=True)
+        raise DataError(f"data pipeline {slug!r} not created: " + "; ".join(report.problems))
     pipeline = DataPipeline(name=slug, kind=kind, location=location, root=str(root), created_at=now(),
                             owner=actor.owner, **settings)
     tmp = target.with_suffix(".tmp")
