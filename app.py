@@ -7,24 +7,35 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import browse, convert, quantize, tag, train
+from ui import browse, convert, quantize, start, tag, train
+from ui.page import Page
 
-# The tabs, in the order a user meets them. Each module has `build()`.
-TABS = [("Browse", browse), ("Convert", convert), ("Quantize", quantize), ("Train", train), ("Tag", tag)]
+# The tabs, in the order a user meets them. Each module has `build(demo, page)`.
+TABS = [("Start", start), ("Tag", tag), ("Browse", browse), ("Convert", convert), ("Train", train),
+        ("Quantize", quantize)]
 
 CSS = """
 .imgai-header {margin-bottom: 0.25rem}
+.imgai-table th, .imgai-table th * {word-break: normal !important; overflow-wrap: normal !important; hyphens: none}
 """
 
 
 def build_app() -> gr.Blocks:
-    # gradio's copies of handed-out files (tag results, trained models) go after a few hours too
-    with gr.Blocks(title="imgai", delete_cache=(3600, 3 * 3600)) as demo:
+    from imgai import words
+
+    words.use(words.UI)   # imgai's messages speak of fields and buttons here, not flags
+    # no delete_cache: with it, gradio 6.17.3 loses the uploaded file in the browser test; visitors'
+    # result files are cleaned by imgai.files (IMGAI_FILES_TTL)
+    with gr.Blocks(title="imgai") as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
-        with gr.Tabs():
+        page = Page(demo)
+        with gr.Tabs() as tabs:
+            page.tabs = tabs
             for title, module in TABS:
                 with gr.Tab(title, id=title.lower()):
-                    module.build(demo)
+                    module.build(demo, page)
+        demo.load(start.opening_tab, None, [tabs], api_name=False, queue=False)   # at once: before a click
+        page.start()
     return demo
 
 

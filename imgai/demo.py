@@ -96,19 +96,103 @@ def demo_weights_folder() -> Path:
     return target
 
 
-def ensure_demo() -> None:
-    """On first start with an empty registry, register the demo as PyTorch / NotConverted."""
+def _marker() -> Path:
+    return paths().home / ".demo-offered"
+
+
+def demo_disabled() -> bool:
+    """IMGAI_NO_DEMO=1 keeps the demo off (the tests set it)."""
+    return bool(os.environ.get("IMGAI_NO_DEMO"))
+
+
+def preparing() -> "jobs.Job | None":
+    """The demo job that is queued or running, if any."""
+    from . import jobs
+
+    found = jobs.list_jobs(kind="demo", states=jobs.ACTIVE, limit=1)
+    return found[0] if found else None
+
+
+def ensure_demo() -> "jobs.Job | None":
+    """On first start (an empty registry, the demo never offered), prepare the demo in the
+    background: a job that registers it, converts, validates, enables it and makes it the default.
+    Returns that job, or None when there is nothing to do."""
     from . import registry
+
+    if demo_disabled() or _marker().exists() or registry.list_models():
+        return None
+    return restore_demo()
+
+
+def restore_demo(*, actor=None) -> "jobs.Job | None":
+    """Bring the demo back: (re)register and prepare it as a job; None when it is ready already.
+    Offered again after the user removed it (`imgai models demo`, or the Convert tab's button).
+    The demo is shared and becomes the default: whoever may choose the default may restore it."""
+    from . import access, jobs, registry
+
+    access.check(actor, "models.default")
+
+    running = preparing()
+    if running:
+        return running
+    try:
+        model = registry.get(MODEL_ID)
+    except Exception:
+        model = None
+    if model is not None and model.can_tag:
+        if registry.default_model() is None:
+            registry.set_default(MODEL_ID)
+        return None
+    return jobs.submit("demo", {}, subject=MODEL_ID)
+
+
+def prepare_job(ctx) -> dict:
+    """The "demo" job: weights → registry → ONNX → validated, enabled, default."""
+    from . import registry
+    from .classify.convert import convert
     from .sources import add_folder
 
-    if os.environ.get("IMGAI_NO_DEMO") or registry.list_models():
-        return
-    marker = paths().home / ".demo-offered"
-    if marker.exists():
-        return
+    ctx.progress(0.02, "writing the demo weights (once)")
     try:
-        add_folder(demo_weights_folder(), source=SOURCE, name=NAME, model_id=MODEL_ID, copy=True)
-    except MissingDependencyError as exc:
-        get_logger("imgai.demo").warning("no demo model: %s", exc)
-        return
-    marker.write_text("the demo model was offered once; remove this file to offer it again\n")
+        folder = demo_weights_folder()
+    except MissingDependencyError:
+        _marker().write_text("the demo could not be prepared (its package is missing)\n")
+        raise
+    ctx.progress(0.15, "registering the demo model")
+    model = add_folder(folder, source=SOURCE, name=NAME, model_id=MODEL_ID, copy=True)
+    _marker().write_text("the demo model was offered once; remove this file to offer it again\n")
+    if model.can_convert:
+        convert(model.id, job_id=ctx.id, progress=lambda f, stage: ctx.progress(0.2 + 0.75 * f, stage))
+    model = registry.get(model.id)
+    if model.type == registry.ONNX and model.valid:
+        if not model.enabled:
+            registry.set_enabled(model.id, True)
+        if registry.default_model() is None:
+            registry.set_default(model.id)
+    ctx.progress(1.0, "ready: the demo model tags")
+    return {"model_id": model.id}
+
+
+def abort_job(job, reason: str) -> None:
+    from . import registry
+
+    try:
+        registry.fail_conversion(MODEL_ID, reason)
+    except Exception:   # never registered: nothing to put right
+        pass
+
+
+def first_use() -> "jobs.Job | None":
+    """What the CLI does before it tags with no model named: on a fresh data folder (no default
+    model, the demo never offered, or being prepared by the app) start or join the demo's job.
+    None when there is nothing to wait for."""
+    from . import registry
+
+    if demo_disabled() or registry.default_model() is not None:
+        return None
+    running = preparing()
+    if running:
+        return running
+    if _marker().exists() or registry.list_models():
+        return None   # the user has models of their own, or removed the demo: the error says what to do
+    return restore_demo()

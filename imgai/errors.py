@@ -5,12 +5,17 @@ Messages say what happened, to what, and what to do about it.
 
 
 class ImgaiError(Exception):
-    """Base class: an expected failure whose message is fit to show a user."""
+    """Base class: an expected failure whose message is fit to show a user. The message may name
+    options by `words.term(...)` markers; it is rendered for the place showing it (app or CLI)."""
+
+    def __str__(self) -> str:
+        from .words import render
+
+        return render(str(self.args[0]) if len(self.args) == 1 else super().__str__())
 
 
 class UnknownModelError(ImgaiError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+    pass   # ImgaiError.__str__ shows the message unquoted (KeyError would quote it)
 
 
 class UnsupportedModelError(ImgaiError):
@@ -61,14 +66,18 @@ class PermissionDeniedError(ImgaiError): """This actor may not do this (imgai/ac
 class QuotaExceededError(PermissionDeniedError): """A per-visitor or Space-wide limit; the message names it and its variable."""
 
 
+# each install flavour (an extra of pyproject.toml) → its pinned requirements file
+REQUIREMENTS = {"tag": "requirements-tag.txt", "convert": "requirements.txt", "ray": "requirements-ray.txt"}
+
+
 def require(module: str, *, extra: str = "convert"):
-    """Import `module` or fail with an install hint."""
+    """Import `module` or fail with an install hint naming the flavour that carries it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(
-            f"{module} is not installed; install it with `pip install -r requirements.txt` "
+            f"{module} is not installed; install it with `pip install -r {REQUIREMENTS[extra]}` "
             f"(or `pip install imgai[{extra}]`)"
         ) from exc

@@ -19,6 +19,7 @@ from . import access, db
 from .access import Actor
 from .config import paths
 from .errors import StateError, UnknownModelError
+from .words import render, term
 
 PYTORCH, ONNX = "PyTorch", "ONNX"
 NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
@@ -87,6 +88,7 @@ def _row_to_model(row) -> Model:
     d["enabled"] = bool(d["enabled"])
     d["validation"] = json.loads(d["validation"]) if d["validation"] else None
     d["extra"] = json.loads(d["extra"] or "{}")
+    d["error"] = render(d["error"])   # a job worker stores markers; they read in the reader's words
     return Model(**d)
 
 
@@ -134,7 +136,7 @@ def get(model_id: str) -> Model:
     rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
     if not rows:   # a public app does not list everybody's models to whoever mistyped an id
         known = "" if access.public() else f" (known: {', '.join(m.id for m in list_models()) or 'none yet'})"
-        raise UnknownModelError(f"no model {model_id!r} in the registry{known}; see `imgai models list`")
+        raise UnknownModelError(f"no model {model_id!r} in the registry{known}; see {term('models-list')}")
     return _row_to_model(rows[0])
 
 
@@ -168,7 +170,7 @@ def _update(conn, model_id: str, **fields) -> None:
 def _locked_get(conn, model_id: str) -> Model:
     row = conn.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
     if row is None:
-        raise UnknownModelError(f"no model {model_id!r} in the registry; see `imgai models list`")
+        raise UnknownModelError(f"no model {model_id!r} in the registry; see {term('models-list')}")
     return _row_to_model(row)
 
 
@@ -195,11 +197,6 @@ def start_conversion(model_id: str, job_id: str | None = None) -> Model:
                              "PyTorch model can be converted")
         _update(conn, model_id, conversion=CONVERTING, error=None, job_id=job_id)
     return get(model_id)
-
-
-def attach_job(model_id: str, job_id: str) -> None:
-    with db.transaction() as conn:
-        _update(conn, model_id, job_id=job_id)
 
 
 def finish_conversion(model_id: str, onnx_path: str | Path) -> Model:

@@ -8,7 +8,6 @@ before it is registered, and nothing is half-registered.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,11 +20,12 @@ from .classify.labels import (TAGS_FILE, find_label_file, is_multi_label_file, r
 from .classify.load import load_pickle_weights, weights_file
 from .classify.preprocess import PreprocessSpec
 from .config import paths
-from .errors import (ConfigError, HubUnavailableError, UnknownModelError, UnsupportedModelError,
+from .errors import (ConfigError, HubUnavailableError, StateError, UnknownModelError, UnsupportedModelError,
                      ValidationError)
+from .hub_id import HUB_ID
 from .log import get_logger
+from .words import term
 
-HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
 # The files a PyTorch model needs; pickles are fetched only when no safetensors exist.
 NEEDED_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json",
                 "labels.json", "labels.txt", "selected_tags.csv", "README.md", "*.onnx", "*.onnx_data",
@@ -40,16 +40,23 @@ def add_model(source: str, *, name: str | None = None, preprocess: Path | None =
     is theirs. For a ready-made ONNX model, `preprocess` (a preprocess.json) or `preprocess_options`
     (PreprocessSpec.from_options keywords, plus `size`) say how to prepare its images."""
     actor = access.check(actor, "models.add")
+    if not source.strip():
+        raise ConfigError("nothing to add: give a Hub id like 'org/name' (optionally '@revision')"
+                          + (" or a local folder" if actor.can("server.paths") else ""))
     local = Path(source).expanduser()
     if actor.can("server.paths") and local.exists():
         folder = local.resolve()
+        existing = registry.find_by_source(str(folder))
+        if existing and name and name != existing.name:
+            raise StateError(f"the folder {folder} is in the registry already, as {existing.name!r} "
+                             f"({existing.id}); to add it as {name!r}, remove that one first ({term('remove')})")
         return add_folder(folder, source=str(folder), name=name, preprocess=preprocess, copy=True,
                           preprocess_options=preprocess_options)
     m = HUB_ID.match(source.strip())
     if not m:
         if local.is_absolute() or source.strip().startswith((".", "~")):
             access.check(actor, "server.paths")
-        raise ConfigError(f"{source!r} is neither an existing folder nor a Hub id like 'org/name' or "
+        raise ConfigError(f"the source {source!r} is neither an existing folder nor a Hub id like 'org/name' or "
                           "'org/name@revision'")
     if actor.limited:   # a visitor's download goes through the job, which checks its size first
         raise ConfigError(f"download {m['repo']} with the Download button (a job, within your quotas); "

@@ -10,62 +10,85 @@ from gradio_client import handle_file
 from tests.factories import random_image
 from tests.waiting import wait_until
 
+DEMO = "efficientnet-lite0-demo"
 
-def _wait_converted(client, model_id, timeout=240):
-    def settled():
-        rows = client.predict(None, [], api_name="/convert_refresh")[0]["data"]
-        row = next(r for r in rows if r[0] == model_id)
-        return row if row[3] in ("Converted", "Failed") else None
 
-    return wait_until(settled, timeout, f"{model_id} to finish converting", every=1)
+
+def rows(client):
+    return client.predict(None, api_name="/convert_refresh")[0]["data"]
+
+
+def row_of(client, model_id):
+    return next((r for r in rows(client) if r[0] == model_id), None)
+
+
+def demo_ready(client):
+    """The demo is prepared in the background on first start: converted, validated, enabled, default."""
+    return wait_until(lambda: (r := row_of(client, DEMO)) and (r[3] == "Failed" or r[5] == "★") and r, 300,
+                      "the demo model", every=1)   # its job ends with it the default
 
 
 def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path, photos):
     client = app_server.client()
-    rows = client.predict(None, [], api_name="/convert_refresh")[0]["data"]
-    assert [r[:4] for r in rows] == [["efficientnet-lite0-demo", "EfficientNet-Lite0 ImageNet (demo)", "PyTorch",
-                                      "NotConverted"]]
+    row = demo_ready(client)
+    assert row[:7] == [DEMO, "EfficientNet-Lite0 ImageNet (demo)", "ONNX", "Converted", "yes", "★", row[6]]
+    assert row[6].startswith("passed")
 
     message = client.predict(str(tiny_model_cache("timm-resnet")), "tiny resnet", api_name="/add_model")
-    assert "Added **tiny-resnet** as PyTorch / NotConverted" in message
+    assert "Added **tiny-resnet** as PyTorch / NotConverted" in message and "Convert" in message
+    assert "queued as job" in client.predict("tiny-resnet", api_name="/convert")
+    row = wait_until(lambda: (r := row_of(client, "tiny-resnet")) and r[3] in ("Converted", "Failed") and r, 300,
+                     "the conversion", every=1)
+    assert row[2:6] == ["ONNX", "Converted", "yes", ""]          # a first conversion ends enabled, not default
+    choices = client.predict(None, api_name="/tag_models")[0]
+    assert choices  # the dropdown update carries the choices of both models
 
-    assert "queued as job" in client.predict("efficientnet-lite0-demo", api_name="/convert")
-    row = _wait_converted(client, "efficientnet-lite0-demo")
-    assert row[2:6] == ["ONNX", "Converted", "yes", "★"] and row[6].startswith("passed")
-
-    summary, gallery, table, files = client.predict(
-        [handle_file(str(photos["coffee"])), handle_file(str(photos["chelsea"]))], "", "efficientnet-lite0-demo",
+    summary, gallery, bars, table, files = client.predict(
+        [handle_file(str(photos["coffee"])), handle_file(str(photos["chelsea"]))], "", DEMO,
         3, 0.0, api_name="/tag")
     assert "Tagged 2 of 2 images" in summary
-    assert table["data"][0][1].startswith("espresso")
+    assert table["data"][0][0] == "coffee.jpg" and table["data"][0][1].startswith("espresso")
     assert "cat" in table["data"][1][1]
+    assert bars["label"] == "espresso" and len(bars["confidences"]) == 3
     payload = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
-    assert payload[0]["tags"][0]["label"] == "espresso"
+    assert payload[0]["path"] == "coffee.jpg" and payload[0]["tags"][0]["label"] == "espresso"
+    csv = open(next(f for f in files if f.endswith(".csv"))).read()
+    assert "coffee.jpg" in csv and "/tmp" not in csv
 
 
 def test_errors_reach_the_user_as_messages(app_server):
     from gradio_client.exceptions import AppError
 
     client = app_server.client()
+    demo_ready(client)
+    client.predict(DEMO, api_name="/disable")
     with pytest.raises(AppError, match="cannot make 'efficientnet-lite0-demo' the default"):
-        client.predict("efficientnet-lite0-demo", api_name="/set_default")
-    with pytest.raises(AppError, match="neither an existing folder nor a Hub id"):
+        client.predict(DEMO, api_name="/set_default")
+    with pytest.raises(AppError, match="neither an existing folder nor a Hub id") as info:
         client.predict("not a model", "", api_name="/add_model")
+    assert str(info.value).count("'not a model'") == 1
     with pytest.raises(AppError, match="no images"):
-        client.predict([], "", "efficientnet-lite0-demo", 5, 0.0, api_name="/tag")
+        client.predict([], "", DEMO, 5, 0.0, api_name="/tag")
+    with pytest.raises(AppError, match="no model chosen: give a repo picked in the results"):
+        client.predict("", api_name="/hub_download")
+    with pytest.raises(AppError) as info:     # the app names fields and buttons, never CLI flags
+        client.predict([handle_file(str(random_image(app_server.home.parent / "x.png")))], "", "", 5, 0.0,
+                       api_name="/tag")
+    assert "--model" not in str(info.value) and "Model** field" in str(info.value)
 
 
 def test_folder_tagging_with_a_bad_file(app_server, tmp_path):
     client = app_server.client()
-    client.predict("efficientnet-lite0-demo", api_name="/convert")
-    _wait_converted(client, "efficientnet-lite0-demo")
+    demo_ready(client)
     folder = tmp_path / "shots"
-    folder.mkdir()
-    random_image(folder / "a.png")
+    (folder / "day1").mkdir(parents=True)
+    random_image(folder / "day1" / "a.png")
     (folder / "broken.jpg").write_bytes(b"nope")
-    summary, _, table, _ = client.predict([], str(folder), "efficientnet-lite0-demo", 2, 0.0, api_name="/tag")
+    summary, _, _, table, files = client.predict([], str(folder), DEMO, 2, 0.0, api_name="/tag")
     assert "Tagged 1 of 2 images" in summary and "1 could not be read" in summary
     assert any("not an image" in row[1] for row in table["data"])
+    names = [row[0] for row in table["data"]]
+    assert sorted(names) == ["shots/broken.jpg", "shots/day1/a.png"]     # relative to the tagged folder
 
 
 def test_file_route_refuses_outside_urls(app_server):

@@ -24,6 +24,7 @@ REFUSED = r"sign in with Hugging Face|only the Space's owner|only the app's owne
 READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download_status", "/convert_refresh",
          "/push_whoami", "/push_models", "/quantize_status", "/quantize_show", "/quantize_whoami", "/train_load",
          "/train_refresh", "/train_data_preview", "/train_retrain", "/tag_models", "/tag",
+         "/demo_status", "/quantize_refresh", "/remove_plan", "/train_defaults",   # remove_plan only says what Remove would delete
          "/False"}   # gradio 6.17.3 names the first api_name=False event so (all of them are reads)
 
 
@@ -34,9 +35,13 @@ READ_HANDLERS = {
     "ui.convert.refresh", "ui.convert.action_state", "ui.convert.pick_row", "ui.hub_browse.download_status",
     "ui.hub_browse.login_status", "ui.hub_browse.pick_repo", "ui.hub_browse.search_models",
     "ui.hub_browse.show_details", "ui.hub_browse.start", "ui.push.refresh_models", "ui.quantize.preview",
-    "ui.quantize.show", "ui.quantize.status", "ui.tag.tag_images", "ui.tag.taggable_models", "ui.train.data_choices",
-    "ui.train.load_retrain", "ui.train.load_tab", "ui.train.model_choices", "ui.train.pick_first_cell",
+    "ui.quantize.show", "ui.quantize.status", "ui.tag.tag_images", "ui.tag.taggable_models",
+    "ui.train.load_retrain", "ui.train.load_tab", "ui.train.pick_first_cell",
     "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh", "ui.train.weights_note",
+    # the page (ui/page.py, ui/start.py) and what only shows or hides parts of it
+    "imgai.changes.revision", "ui.start.status", "ui.start.opening_tab", "ui.start.<lambda>", "ui.train.<lambda>",
+    "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh", "ui.quantize.pick_job",
+    "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
@@ -47,6 +52,7 @@ CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_ref
     "ui.train.add_data": "/train_data_add", "ui.train.cancel_job": "/train_cancel",
     "ui.train.create_model": "/train_create", "ui.train.download_model": "/train_download",
     "ui.train.resume_job": "/train_resume", "ui.train.start_training": "/train_start",
+    "ui.convert.restore": "/restore_demo", "ui.train.remove_data": "/train_data_remove",
 }
 
 
@@ -75,11 +81,13 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
     models = [(w["shared_onnx"],), (w["alices_model"],)]
     jobs = [(w["shared_job"],), (w["alices_job"],)]
     form = ["cross_entropy", 0.0, 1, 8, "adamw", 1e-3, 0.9, 0.999, 1e-8, 0.01, "auto", 0, 0, 0, None, None, True,
-            "auto"]
+            "auto", "as the data pipeline", "as the data pipeline"]   # ui.train.FORM: … precision, flip, crop
     return {
         "/add_model": [("acme/resnet-tiny", ""), (str(w["folder"]), "")],
         "/hub_download": [("acme/resnet-tiny",)],
-        "/convert": models, "/validate": models, "/disable": models, "/set_default": models, "/remove": models,
+        "/convert": models, "/validate": models, "/disable": models, "/set_default": models,
+        "/remove": [(m, m) for (m,) in models],           # the model id, and the one whose removal plan was shown
+        "/restore_demo": [()], "/train_data_remove": [("shapes",)],
         "/enable": [(m, True) for (m,) in models], "/int8": [(m, "static") for (m,) in models],
         "/push_to_hub": [(w["shared_onnx"], "stranger/copy", False, "main")],
         "/quantize": [(["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "auto")],
@@ -170,7 +178,7 @@ def test_alices_things_are_invisible_and_untouchable(world):
     from gradio_client.exceptions import AppError
 
     client = world["client"]
-    rows = client.predict(None, [], api_name="/convert_refresh")[0]["data"]
+    rows = client.predict(None, api_name="/convert_refresh")[0]["data"]
     assert [r[0] for r in rows] == [world["shared_onnx"], world["shared_trainable"]]
     tables = client.predict("", [], api_name="/train_refresh")
     listed = {row[0] for table in tables[:4] for row in table["data"]}
@@ -218,7 +226,7 @@ def test_uploads_and_paths_a_stranger_tries(world, tmp_path):
         client.predict([server_file], "", world["shared_onnx"], 3, 0.0, api_name="/tag")
 
     # tagging works; its result files are this stranger's, and no path into the data folder is served
-    summary, _, _, files = client.predict([handle_file(str(images[0]))], "", world["shared_onnx"], 3, 0.0,
+    summary, _, _, _, files = client.predict([handle_file(str(images[0]))], "", world["shared_onnx"], 3, 0.0,
                                           api_name="/tag")
     assert "Tagged 1 of 1 images" in summary and len(files) == 2
     results = list((home / "visitors").rglob("results.csv"))

@@ -9,10 +9,12 @@ from imgai.classify.architectures import FAMILIES
 from imgai.access import public
 from imgai.classify.preprocess import INTERPOLATIONS, MEAN_STD_PRESETS, RESIZE_MODES
 from imgai.errors import ConfigError
+from imgai.guide import next_step
 from imgai.sources import add_model as add_source
 
 from .common import acting
 from .hub_browse import build_search
+from .page import Page
 
 
 FROM_MODEL = "from the model"
@@ -21,19 +23,16 @@ FROM_MODEL = "from the model"
 @acting
 def add_model(source: str, name: str, size=None, mean_std=FROM_MODEL, channel_order=FROM_MODEL, layout=FROM_MODEL,
               resize_mode=FROM_MODEL, interpolation=FROM_MODEL, *, actor) -> str:
-    source = (source or "").strip()
-    if not source:
-        raise ConfigError("give a Hub id like 'org/name' (optionally '@revision') or a local folder")
     fields = {"mean_std": mean_std, "channel_order": channel_order, "layout": layout, "resize_mode": resize_mode,
               "interpolation": interpolation}
     options = {k: v for k, v in fields.items() if v and v != FROM_MODEL}
     if size:
         options["size"] = int(size)
-    model = add_source(source, name=(name or "").strip() or None, preprocess_options=options or None,
+    model = add_source((source or "").strip(), name=(name or "").strip() or None, preprocess_options=options or None,
                        actor=actor)
-    message = (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}). "
-               + ("It can be validated and enabled in the **Convert** tab." if model.type == "ONNX"
-                  else "Convert it in the **Convert** tab."))
+    step = next_step(model)
+    message = (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}); "
+               f"it is listed in the **Convert** tab" + (f": {step}." if step else " and ready to tag."))
     pre = model.extra.get("preprocess")
     if pre:
         message += f"\n\nPreprocessing: {pre['spec']} ({pre['origin']})."
@@ -43,8 +42,9 @@ def add_model(source: str, name: str, size=None, mean_std=FROM_MODEL, channel_or
     return message
 
 
-def build(demo: gr.Blocks) -> None:
-    build_search(demo)
+def build(demo: gr.Blocks, page: Page | None = None) -> None:
+    page = page or Page(demo, standalone=True)
+    build_search(demo, page)
     families = ", ".join(f.name for f in FAMILIES)
     gr.Markdown("### Add by Hub id or folder")
     gr.Markdown(f"Add an image-classification model ({families}; transformers or timm format, or a "
@@ -66,5 +66,5 @@ def build(demo: gr.Blocks) -> None:
             resize_mode = gr.Dropdown([FROM_MODEL, *RESIZE_MODES], value=FROM_MODEL, label="Resize")
             interpolation = gr.Dropdown([FROM_MODEL, *INTERPOLATIONS], value=FROM_MODEL, label="Interpolation")
     message = gr.Markdown()
-    add.click(add_model, [source, name, size, mean_std, channel_order, layout, resize_mode, interpolation],
-              [message], api_name="add_model")
+    page.changed(add.click(add_model, [source, name, size, mean_std, channel_order, layout, resize_mode, interpolation],
+                           [message], api_name="add_model", show_progress_on=[message]))

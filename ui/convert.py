@@ -1,5 +1,6 @@
 """Convert tab: the models table, Convert to ONNX / INT8 / Validate / Enable / Disable / Set default /
-Remove, and live progress of conversion and INT8 jobs."""
+Remove (after a confirmation that says what it deletes), Restore the demo, and live progress of
+conversion and INT8 jobs. The lists rebuild whenever the page's revision moves (ui/page.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from imgai import jobs, registry
 from imgai.classify.convert import submit_conversion
 from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
+from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
+from imgai.guide import demo_status, next_step
+from imgai.removal import plan_removal, remove_model as remove_confirmed
 
 from .common import acting, when
 from .push import build_push
+from .page import Page
 
 MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Validation", "Error"]
 JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
@@ -44,7 +49,8 @@ def jobs_rows(actor) -> list[list]:
 
 @acting
 def action_state(model_id: str | None, *, actor):
-    """Which buttons make sense for the selected model (one this visitor may see)."""
+    """Which buttons make sense for the selected model (one this visitor may see), and the one step
+    that gets it tagging."""
     return _action_state(model_id, actor)
 
 
@@ -52,13 +58,17 @@ def _action_state(model_id: str | None, actor):
     m = next((m for m in registry.list_models(actor=actor) if m.id == model_id), None) if model_id else None
     hint = conversion_unavailable()
     can_convert = bool(m and m.can_convert)
-    detail = "Select a model in the table." if m is None else (
-        f"**{m.name}** — {m.type} / {m.conversion}" + (f"  \n⚠️ {m.error}" if m.error else ""))
+    detail = "Select a model in the table." if m is None else f"**{m.name}** — {m.type} / {m.conversion}"
+    if m is not None:
+        step = next_step(m)
+        detail += f"  \n**Next:** {step}" if step else "  \n**Ready to tag** (Tag tab)."
+        if m.error:
+            detail += f"  \n⚠️ {m.error}"
     if can_convert and hint:
         detail += f"  \nConversion is unavailable here: {hint}"
     return (
         detail,
-        gr.update(visible=can_convert, interactive=can_convert and not hint),
+        gr.update(interactive=can_convert and not hint),
         gr.update(interactive=bool(m and m.can_tag and m.precision == registry.FP32)),
         gr.update(interactive=bool(m and m.type == registry.ONNX)),
         gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)),
@@ -77,17 +87,19 @@ def conversion_unavailable() -> str:
 
 
 @acting
-def refresh(model_id: str | None, known: list | None, *, actor):
+def refresh(model_id: str | None, *, actor):
     ids = [m.id for m in registry.list_models(actor=actor)]
     selected = model_id if model_id in ids else (ids[0] if ids else None)
-    choices = gr.update(choices=ids, value=selected) if ids != known or selected != model_id else gr.update()
-    return (models_rows(actor), choices, ids, jobs_rows(actor), *_action_state(selected, actor))
+    demo = demo_status()
+    return (models_rows(actor), gr.update(choices=ids, value=selected), jobs_rows(actor),
+            gr.update(visible=demo.state in ("absent", "failed")), *_action_state(selected, actor))
 
 
 @acting
 def convert_model(model_id: str, *, actor) -> str:
     job = submit_conversion(model_id, actor=actor)
-    return f"Conversion of **{model_id}** queued as job `{job.id}`."
+    return (f"Conversion of **{model_id}** queued as job `{job.id}`; it ends validated and enabled, and the "
+            "model appears in the **Tag** tab.")
 
 
 @acting
@@ -105,13 +117,13 @@ def validate_model(model_id: str, *, actor) -> str:
 @acting
 def enable_model(model_id: str, force: bool = False, *, actor) -> str:
     registry.set_enabled(model_id, True, force=bool(force), actor=actor)
-    return f"**{model_id}** enabled."
+    return f"**{model_id}** enabled: it is offered in the **Tag** tab."
 
 
 @acting
 def disable_model(model_id: str, *, actor) -> str:
     registry.set_enabled(model_id, False, actor=actor)
-    return f"**{model_id}** disabled."
+    return f"**{model_id}** disabled: it is no longer offered in the **Tag** tab."
 
 
 @acting
@@ -121,23 +133,41 @@ def default_model(model_id: str, *, actor) -> str:
 
 
 @acting
-def remove_model(model_id: str, *, actor) -> str:
-    registry.remove(model_id, actor=actor)
-    return f"**{model_id}** removed with its files."
+def ask_remove(model_id: str, *, actor):
+    """Say what Remove deletes, and show the confirm buttons."""
+    plan = plan_removal(model_id, actor=actor)
+    return plan.summary(), model_id, gr.update(visible=True)
 
 
-def pick_row(evt: gr.SelectData, table):
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    try:
-        return table.iloc[row, 0]
-    except Exception:
-        return gr.update()
+@acting
+def remove_model(model_id: str, confirmed: str | None, *, actor) -> tuple:
+    plan = remove_confirmed(model_id, confirm=confirmed or "", actor=actor)
+    note = f" Bring it back with **Restore the demo model**." if plan.model_id == DEMO_ID else ""
+    return f"**{model_id}** removed with its files.{note}", None, gr.update(visible=False)
 
 
-def build(demo: gr.Blocks) -> None:
-    gr.Markdown("Models in the registry. Select one, then act on it. Only enabled ONNX models "
-                "that passed validation can tag.")
-    models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models", elem_id="models-table")
+def keep_model():
+    return "Nothing removed.", None, gr.update(visible=False)
+
+
+@acting
+def restore(*, actor) -> str:
+    job = restore_demo(actor=actor)
+    return ("The demo model is ready." if job is None else
+            f"Preparing the demo model again (job `{job.id}`): it is converted, validated and enabled.")
+
+
+def pick_row(evt: gr.SelectData):
+    row = getattr(evt, "row_value", None)
+    return row[0] if row else gr.update()
+
+
+def build(demo: gr.Blocks, page: Page | None = None) -> None:
+    page = page or Page(demo, standalone=True)
+    gr.Markdown("Models in the registry. Select one, then act on it. A model tags once it is converted to ONNX, "
+                "validated and enabled; a first conversion does all three.")
+    models = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, label="Models",
+                          elem_classes="imgai-table", elem_id="models-table")   # filled per visitor on load
     with gr.Row():
         selected = gr.Dropdown(label="Selected model", choices=[],   # filled per visitor on load
                                scale=2, allow_custom_value=True)  # the registry checks the id
@@ -149,7 +179,13 @@ def build(demo: gr.Blocks) -> None:
         enable_btn = gr.Button("Enable")
         disable_btn = gr.Button("Disable")
         default_btn = gr.Button("Set default")
-        remove_btn = gr.Button("Remove", variant="stop")
+        remove_btn = gr.Button("Remove…", variant="stop")
+    with gr.Group(visible=False, elem_id="confirm-remove") as confirm_box:
+        plan_md = gr.Markdown()
+        with gr.Row():
+            confirm_btn = gr.Button("Confirm remove", variant="stop")
+            keep_btn = gr.Button("Keep it")
+    restore_btn = gr.Button("Restore the demo model", visible=False)
     with gr.Accordion("INT8 options", open=False):
         with gr.Row():
             method = gr.Radio(["static", "dynamic"], value="static", label="Method", scale=1,
@@ -159,22 +195,27 @@ def build(demo: gr.Blocks) -> None:
                     "photos use `imgai models quantize ID --calibration FOLDER`.")
     message = gr.Markdown()
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True,
-                              elem_id="convert-jobs")
+                              elem_classes="imgai-table", elem_id="convert-jobs")
     with gr.Accordion("Push a converted model to the Hub", open=False):
-        build_push(demo)
-    timer = gr.Timer(1.5)
+        build_push(demo, page)
 
     buttons = [convert_btn, int8_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
-    known = gr.State([])
-    outputs = [models, selected, known, jobs_table, detail, *buttons]
-    timer.tick(refresh, [selected, known], outputs, show_progress="hidden", queue=False, api_name=False)
-    demo.load(refresh, [selected, known], outputs, api_name="convert_refresh")
-    models.select(pick_row, [models], [selected], api_name=False)
+    pending = gr.State(None)   # the model whose removal plan was shown
+    page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
+                api_name="convert_refresh")
+    models.select(pick_row, None, [selected], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
-    for button, fn, name, extra in ((convert_btn, convert_model, "convert", []), (int8_btn, quantize_model, "int8", [method]),
+    for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),
+                                    (int8_btn, quantize_model, "int8", [method]),
                                     (validate_btn, validate_model, "validate", []),
-                                    (enable_btn, enable_model, "enable", [force]), (disable_btn, disable_model, "disable", []),
-                                    (default_btn, default_model, "set_default", []), (remove_btn, remove_model, "remove", [])):
-        button.click(fn, [selected, *extra], [message], api_name=name).then(refresh, [selected, known], outputs,
-                                                                             api_name=False)
+                                    (enable_btn, enable_model, "enable", [force]),
+                                    (disable_btn, disable_model, "disable", []),
+                                    (default_btn, default_model, "set_default", [])):
+        page.changed(button.click(fn, [selected, *extra], [message], api_name=name, show_progress_on=[message]))
+    remove_btn.click(ask_remove, [selected], [plan_md, pending, confirm_box], api_name="remove_plan",
+                     show_progress_on=[message])
+    page.changed(confirm_btn.click(remove_model, [selected, pending], [message, pending, confirm_box],
+                                   api_name="remove", show_progress_on=[message]))
+    keep_btn.click(keep_model, None, [message, pending, confirm_box], api_name=False)
+    page.changed(restore_btn.click(restore, None, [message], api_name="restore_demo", show_progress_on=[message]))

@@ -14,7 +14,7 @@ from imgai.hub.auth import Token
 from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
 from imgai.hub.support import human_size
 
-from .common import acting, guard
+from .common import acting, first_cell, guard
 
 ANY = "any"
 SORT_LABELS = {"downloads": "downloads", "likes": "likes", "updated": "recently updated"}
@@ -106,8 +106,8 @@ def download_status(job_id: str, *, actor) -> str:
     if job.state == jobs.SUCCEEDED:
         r = job.result or {}
         note = " (it was already there)" if r.get("already_registered") else ""
-        return (f"✅ **{job.subject}** registered as **{r.get('model_id')}**{note}. Convert it in the "
-                "**Convert** tab.")
+        return (f"✅ **{job.subject}** registered as **{r.get('model_id')}**{note}; it is listed in the "
+                "**Convert** tab: press **Convert to ONNX** there.")
     if job.state in (jobs.FAILED, jobs.CANCELLED):
         return f"❌ Download of **{job.subject}** {job.state}: {job.error}"
     return f"⏳ {job.progress:.0%} — {job.stage or job.state}"
@@ -117,14 +117,6 @@ def download_status(job_id: str, *, actor) -> str:
 def login_status(oauth_token=None) -> str:
     message = hub.whoami(_token(oauth_token)).message
     return message[:1].upper() + message[1:]
-
-
-def pick_repo(evt: gr.SelectData, table):
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    try:
-        return table.iloc[row, 0]
-    except Exception:
-        return gr.update()
 
 
 def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
@@ -137,7 +129,7 @@ def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
     return status
 
 
-def build_search(demo: gr.Blocks) -> None:
+def build_search(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Find a model on the Hugging Face Hub")
     login_row(demo)
     with gr.Row():
@@ -154,14 +146,17 @@ def build_search(demo: gr.Blocks) -> None:
     details = gr.Markdown()
     job_id = gr.Textbox(visible=False)
     progress = gr.Markdown()
-    timer = gr.Timer(1.0)
 
     demo.load(start, None, [status, results], api_name="hub_start")
     search = _with_oauth(search_models)
     go.click(search, [query, family, library, sort], [status, results], api_name="hub_search")
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)
-    results.select(pick_repo, [results], [repo_id], api_name=False)
+    results.select(first_cell, [results], [repo_id], api_name=False)
     repo_id.change(_with_oauth(show_details), [repo_id], [details], api_name="hub_info")
-    download.click(start_download, [repo_id], [job_id, progress], api_name="hub_download")
-    timer.tick(download_status, [job_id], [progress], show_progress="hidden", queue=False,
-               api_name="hub_download_status")
+    download.click(start_download, [repo_id], [job_id, progress], api_name="hub_download",
+                   show_progress_on=[progress])
+    if page is not None:   # the download's progress moves the page's revision (ui/page.py)
+        page.listen(download_status, [job_id], [progress], api_name="hub_download_status")
+    else:
+        gr.Timer(1.0).tick(download_status, [job_id], [progress], show_progress="hidden", queue=False,
+                           api_name="hub_download_status")

@@ -30,22 +30,24 @@ def push(model_id: str, repo_id: str, private: bool, branch: str, *, actor, oaut
             f"(commit `{result.commit_oid[:12]}`): {len(result.files)} files, verified on the Hub.")
 
 
-def build_push(demo: gr.Blocks) -> None:
+def build_push(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Push to the Hub\nA converted model goes up with `model.onnx`, `labels.json`, "
                 "`preprocess.json` and a generated model card, in one commit, checked file by file afterwards.")
     login_row(demo, api_name="push_whoami")
     with gr.Row():
         model = gr.Dropdown(choices=[], label="Converted model", scale=2,   # filled per visitor on load
                             allow_custom_value=True)   # the registry checks the id
-        refresh = gr.Button("↻", scale=0, min_width=40)
         repo = gr.Textbox(label="Hub repo", placeholder="your-name/model-name", scale=2)
         branch = gr.Textbox(label="Branch", value="main", scale=1)
         private = gr.Checkbox(label="Private (new repos)", value=False, scale=1)
     button = gr.Button("Push to Hub", variant="primary")
     message = gr.Markdown()
-    refresh.click(refresh_models, [model], [model], api_name="push_models")
-    demo.load(refresh_models, [model], [model], api_name=False)
-    button.click(push, [model, repo, private, branch], [message], api_name="push_to_hub")
+    if page is not None:    # the list follows the registry (ui/page.py)
+        page.listen(refresh_models, [model], [model], api_name="push_models")
+    else:
+        demo.load(refresh_models, [model], [model], api_name="push_models")
+    button.click(push, [model, repo, private, branch], [message], api_name="push_to_hub",
+                 show_progress_on=[message])
 
 
 build = build_push

@@ -11,15 +11,17 @@ import gradio as gr
 from imgai import hub, jobs
 from imgai.access import public
 from imgai.devices import QUANTIZE_DEVICES
-from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, plan, summary_rows
+from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, summary_rows
 from imgai.diffusion.job import submit, target_results
 from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
-from imgai.diffusion.outputs import describe_output, list_outputs
+from imgai.diffusion.forecast import forecast
+from imgai.diffusion.outputs import card_preview, describe_output, list_outputs
 from imgai.diffusion.targets import push_output
 from imgai.errors import ConfigError, ImgaiError
 
-from .common import acting, guard
+from .common import acting, guard, when
 from .hub_browse import login_row
+from .page import Page
 
 INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16** PyTorch (safetensors), or "
          "**ONNX FP32** (Optimum). Each result is checked against the original on fixed prompts and seeds and "
@@ -47,14 +49,14 @@ def _request(models, source, backend, quantization, force, check_steps, check_si
 
 def preview(models, source, backend, quantization, force, check_steps, check_size, push, private,
             device="auto") -> str:
-    """What a run would do: each target, or why it is skipped (a bad field is said here, not raised,
-    since this runs on every edit)."""
+    """What a run would do with each target: run, skip, up to date, or fail and why (a bad field is
+    said here, not raised, since this runs on every edit)."""
     try:
         request = _request(models, source, backend, quantization, force, check_steps, check_size, push, private,
                            device)
+        lines = [f"- {f.line()}" for f in forecast(request)]
     except ImgaiError as exc:
         return f"⚠️ {exc}"
-    lines = [f"- `{t.name}`: " + (f"skipped — {t.skip}" if t.skip else "will run") for t in plan(request)]
     return f"Output folder: `{request.folder}` — device {request.resolved_device}\n\n" + "\n".join(lines)
 
 
@@ -66,20 +68,48 @@ def start(models, source, backend, quantization, force, check_steps, check_size,
     return job.id, f"Queued job `{job.id}` ({job.subject})."
 
 
+JOB_COLUMNS = ["Job", "Models", "State", "Progress", "Stage", "Started", "Error"]
+
+
+def job_rows(found) -> list[list]:
+    return [[j.id, j.subject or "", j.state, f"{j.progress:.0%}", j.stage or "", when(j.started_at or j.created_at),
+             j.error or ""] for j in found]
+
+
+@acting
+def refresh(job_id: str | None, output: str | None, *, actor):
+    """Jobs, the selected job (restored after a reload: the running one, else the latest), its
+    progress and per-target results, and the outputs list."""
+    found = jobs.list_jobs(kind="quantize", actor=actor, limit=30)
+    if not job_id and found:
+        job_id = next((j.id for j in found if j.state in jobs.ACTIVE), found[0].id)
+    outputs = list_outputs()
+    chosen = output if output in outputs else (outputs[0] if outputs else None)
+    return (job_rows(found), job_id or "", *_status(job_id, actor), gr.update(choices=outputs, value=chosen))
+
+
 @acting
 def status(job_id: str | None, *, actor):
+    return _status(job_id, actor)
+
+
+def _status(job_id: str | None, actor):
     """Progress of the run, and its per-target results so far."""
     if not job_id:
-        return "No run yet.", [], gr.update()
+        return "No run yet: set up a run above and press **Quantize**.", []
     try:
         job = jobs.get(job_id, actor=actor)
-    except Exception as exc:  # an unknown id typed by hand
-        return f"{exc}", [], gr.update()
+    except ImgaiError as exc:  # an unknown id typed by hand
+        return f"{exc}", []
     text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
     if job.error:
         text += f"\n\n{job.error}"
-    results = target_results(job.id)
-    return text, summary_rows(results), gr.update(choices=list_outputs())
+    return text, summary_rows(target_results(job.id))
+
+
+def pick_job(evt: gr.SelectData):
+    row = getattr(evt, "row_value", None)
+    return row[0] if row else gr.update()
 
 
 @guard
@@ -96,7 +126,7 @@ def show(name: str | None):
     scores = (f"Check: lowest PSNR **{check.get('min_psnr_db', 0):.1f} dB** (threshold "
               f"{check.get('threshold_psnr_db', 0):.0f} dB), SSIM {min(check.get('ssim') or [0]):.4f}; "
               f"{'passed' if check.get('passed') else 'failed'}") if check else ""
-    return out.tree, out.info, out.card, images, scores
+    return out.tree, out.info, card_preview(out.card), images, scores
 
 
 @acting
@@ -111,7 +141,8 @@ def push(name: str | None, org: str, private: bool, *, actor, oauth_token=None) 
     return f"Pushed **{name}** to {url} (one commit, verified file by file)"
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks, page: Page | None = None) -> None:
+    page = page or Page(demo, standalone=True)
     gr.Markdown(INTRO)
     with gr.Row():
         models = gr.CheckboxGroup(list(MODEL_KEYS), value=["sd15"], label="Models")
@@ -133,11 +164,13 @@ def build(demo: gr.Blocks) -> None:
     form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private, device]
     plan_md = gr.Markdown()
     run_btn = gr.Button("Quantize", variant="primary")
+    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label="Quantize jobs (live)",
+                              elem_classes="imgai-table", elem_id="quantize-jobs")
     with gr.Row():
-        job_id = gr.Textbox(label="Job", interactive=True, scale=1)
-        progress = gr.Markdown("No run yet.")
-        refresh = gr.Button("Refresh", size="sm", scale=0)
-    results = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, label="Targets")
+        job_id = gr.Textbox(label="Selected job", interactive=True, scale=1)
+        progress = gr.Markdown(elem_id="quantize-progress")
+    results = gr.Dataframe(headers=SUMMARY_HEADERS, interactive=False, wrap=True, label="Targets of the selected job",
+                           elem_classes="imgai-table")
 
     gr.Markdown("### Outputs")
     with gr.Row():
@@ -150,7 +183,8 @@ def build(demo: gr.Blocks) -> None:
     scores = gr.Markdown()
     with gr.Tabs():
         with gr.Tab("Images"):
-            grid = gr.Gallery(label="original vs converted", columns=2, height="auto")
+            grid = gr.Gallery(label="original vs converted", columns=2, height="auto", object_fit="contain",
+                              elem_id="quantize-images")
         with gr.Tab("Card"):
             card = gr.Markdown()
         with gr.Tab("quantization_info.json"):
@@ -161,9 +195,10 @@ def build(demo: gr.Blocks) -> None:
     for field in form:
         field.change(preview, form, [plan_md], api_name=False, show_progress="hidden")
     demo.load(preview, form, [plan_md], api_name=False)
-    run_btn.click(start, form, [job_id, progress], api_name="quantize")
-    timer = gr.Timer(1.5)
-    timer.tick(status, [job_id], [progress, results, output], show_progress="hidden", queue=False, api_name=False)
-    refresh.click(status, [job_id], [progress, results, output], api_name="quantize_status")
+    page.listen(refresh, [job_id, output], [jobs_table, job_id, progress, results, output], api_name="quantize_refresh")
+    page.changed(run_btn.click(start, form, [job_id, progress], api_name="quantize", show_progress_on=[progress]))
+    jobs_table.select(pick_job, None, [job_id], api_name=False)
+    job_id.change(status, [job_id], [progress, results], api_name="quantize_status", show_progress="hidden")
     output.change(show, [output], [tree, info, card, grid, scores], api_name="quantize_show")
-    push_btn.click(push, [output, push_to, push_private], [push_msg], api_name="quantize_push")
+    push_btn.click(push, [output, push_to, push_private], [push_msg], api_name="quantize_push",
+                   show_progress_on=[push_msg])

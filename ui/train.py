@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai import train
+from imgai import jobs, train
 from imgai.access import public
 from imgai.devices import PRECISIONS
 from imgai.errors import ConfigError, ImgaiError
+from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
 from .common import acting
+from .curves import svg_chart
+from .page import Page
 
 KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub"}
 AUGMENTATIONS = {"flip": "flip", "crop": "crop", "colour jitter": "color_jitter"}
@@ -21,18 +24,29 @@ DEFAULTS = {name: f.default for name, f in train.TrainConfig.__dataclass_fields_
 
 
 @acting
-def load_tab(*, actor):
+def load_tab(model_id: str | None = None, data: str | None = None, picked: str | None = None, *, actor):
+    """Everything the tab lists, rebuilt from the registry and the pipelines (on load, and whenever
+    the page's revision moves: a model trained or added elsewhere shows here at once)."""
     devices = train.available_devices()
+    models = views.trainable_models(actor)
     names = views.pipeline_names(actor)
-    return (views.architecture_rows(), views.pipeline_rows(actor), gr.update(choices=views.trainable_models(actor)),
-            gr.update(choices=names), gr.update(choices=names), gr.update(choices=devices, value="auto"))
+
+    def keep(value, choices):
+        """New choices; the value only when it no longer exists (an empty one is left alone: an action
+        may be filling it at this very moment)."""
+        ids = [c[1] if isinstance(c, tuple) else c for c in choices]
+        return gr.update(choices=choices) if not value or value in ids else gr.update(choices=choices, value=None)
+
+    return (views.architecture_rows(), views.pipeline_rows(actor), keep(model_id, models), keep(data, names),
+            keep(picked, names), gr.update(choices=devices))
 
 
 @acting
 def create_model(architecture: str, name: str, *, actor):
     model = train.create_model(name or "", architecture=architecture, actor=actor)
     return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Starting weights: "
-            f"{model.extra['weights']['message']}. Set it up below and press Train.",
+            f"{model.extra['weights']['message']}. Pick a Data Source below and press **Train**; once trained, "
+            "it can be converted and used to tag.",
             gr.update(choices=views.trainable_models(actor), value=model.id))
 
 
@@ -56,6 +70,21 @@ def preview_data(name: str, *, actor):
         raise ConfigError("pick a data pipeline to preview")
     _, report, samples = inspect_pipeline(name, count=8, actor=actor)
     return [(image, label) for image, label in samples], views.report_markdown(report)
+
+
+@acting
+def remove_data(name: str, *, actor):
+    if not name:
+        raise ConfigError("pick the data pipeline to delete in **Preview pipeline**")
+    train.remove_pipeline(name, actor=actor)
+    return f"Data pipeline **{name}** deleted (the images it read are untouched; an unpacked zip is removed)."
+
+
+def source_fields(kind: str):
+    """Show only the input of the chosen source."""
+    kind = KINDS.get(kind, kind)
+    return (gr.update(visible=kind == "folder" and not public()), gr.update(visible=kind == "zip"),
+            gr.update(visible=kind == "hub"))
 
 
 @acting
@@ -110,8 +139,9 @@ def _settings(values) -> dict:
     for key in ("epochs", "batch_size", "num_workers", "prefetch_factor", "seed", "image_size"):
         if isinstance(settings[key], float) and settings[key].is_integer():
             settings[key] = int(settings[key])
-    if settings["prefetch_factor"] == 0:       # the form's "off"
-        settings["prefetch_factor"] = None
+    for key in ("prefetch_factor", "image_size", "val_split"):
+        if settings[key] == 0:   # gradio shows an empty number as 0: the form's "off" / "the pipeline's"
+            settings[key] = None
     for key in ("flip", "crop"):
         settings[key] = AUG_CHOICES.get(settings[key], settings[key])
     return settings
@@ -141,22 +171,22 @@ def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, op
 def refresh(job_id: str | None, plot_key, *, actor):
     tables, found = views.job_tables(actor)
     if not job_id and found:
-        job_id = next((v.job_id for v in found if v.state == "running"), found[0].job_id)
+        job_id = next((v.job_id for v in found if v.state == jobs.RUNNING), found[0].job_id)
     known = {v.job_id: v for v in found}
     selected = known.get(job_id)
-    key = (job_id, selected and selected.epoch_ratio, selected and selected.state)
+    loss, accuracy = views.curve_frames(job_id if selected else None)
+    key = (job_id, len(loss), selected and selected.state)     # redraw only when a point is added
     if key != tuple(plot_key or ()):
-        loss, accuracy = views.curve_frames(job_id if selected else None)
-        plots = (loss, accuracy)
+        plots = (svg_chart(loss, "Loss"), svg_chart(accuracy, "Accuracy", percent=True))
     else:
         plots = (gr.update(), gr.update())
     detail, per_class, confusion = views.job_detail(job_id if selected else None, actor)
     state = selected.state if selected else None
     return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
-            gr.update(interactive=state in ("queued", "starting", "running")),
-            gr.update(interactive=state in ("failed", "cancelled")),
+            gr.update(interactive=state in jobs.ACTIVE),
+            gr.update(interactive=state in train.RESUMABLE),
             gr.update(interactive=selected is not None),
-            gr.update(interactive=state == "succeeded"))
+            gr.update(interactive=state == jobs.SUCCEEDED))
 
 
 @acting
@@ -186,52 +216,49 @@ def download_model(job_id: str, *, actor):
     return str(train.download(job_id, actor=actor))
 
 
-@acting
-def model_choices(*, actor):
-    return gr.update(choices=views.trainable_models(actor))
-
-
-@acting
-def data_choices(*, actor):
-    return gr.update(choices=views.pipeline_names(actor))
-
 
 def pick_first_cell(evt: gr.SelectData):
     row = getattr(evt, "row_value", None)
     return row[0] if row else gr.update()
 
 
-def build(demo: gr.Blocks) -> None:
-    gr.Markdown("Train a tagger on your own images. Pick an architecture and make a model, describe your "
-                "data once as a data pipeline, set up training and press **Train**; the trained model joins "
-                "the Convert tab as PyTorch / NotConverted.")
+def build(demo: gr.Blocks, page: Page | None = None) -> None:
+    page = page or Page(demo, standalone=True)
+    gr.Markdown("Train a tagger on your own images: **1.** create a model from an architecture, **2.** describe "
+                "your images once as a data pipeline (one folder per class), **3.** set up training and press "
+                "**Train**. The trained model appears in the **Convert** tab; convert it and it tags.")
     with gr.Accordion("1. Architectures", open=True):
-        arch_table = gr.Dataframe(headers=views.ARCH_COLUMNS, interactive=False, label="Trainable architectures")
+        arch_table = gr.Dataframe(headers=views.ARCH_COLUMNS, interactive=False, label="Trainable architectures",
+                                  wrap=True, column_widths=views.ARCH_WIDTHS, elem_classes="imgai-table")
         with gr.Row():
             arch = gr.Dropdown(list(train.ARCHITECTURES), value="resnet18", label="Architecture")
             name = gr.Textbox(label="Model name", placeholder="my-tagger")
-            create = gr.Button("Convert To Model", variant="primary")
+            create = gr.Button("Create model (untrained)", variant="primary")
         create_msg = gr.Markdown()
     with gr.Accordion("2. Data pipelines", open=False):
         with gr.Row():
-            kind = gr.Radio(list(KINDS) if not public() else list(KINDS)[1:], label="Source",
-                            value="Image folder" if not public() else "Zip upload")
+            kinds = list(KINDS) if not public() else list(KINDS)[1:]
+            kind = gr.Radio(kinds, label="Source", value=kinds[0])
             data_name = gr.Textbox(label="Pipeline name", placeholder="my-photos")
         with gr.Row():
             folder = gr.Textbox(label="Folder (one subfolder per class)", placeholder="/path/to/images",
                                 visible=not public())
-            upload = gr.File(label="Zip (one folder per class inside)", file_types=[".zip"], type="filepath")
-            hub_id = gr.Textbox(label="Hub dataset id (imagefolder, from the local cache)", placeholder="org/dataset")
+            upload = gr.File(label="Zip (one folder per class inside)", file_types=[".zip"], type="filepath",
+                             visible=public())
+            hub_id = gr.Textbox(label="Hub dataset id (imagefolder, from the local cache)", placeholder="org/dataset",
+                                visible=False)
         with gr.Row():
             val_split = gr.Slider(0.0, 0.5, value=0.2, step=0.05, label="Validation split")
             image_size = gr.Number(224, precision=0, label="Image size")
             augment = gr.CheckboxGroup(list(AUGMENTATIONS), label="Augmentations (none by default)")
         add = gr.Button("Create data pipeline", variant="primary")
         data_msg = gr.Markdown()
-        pipelines = gr.Dataframe(headers=views.PIPELINE_COLUMNS, interactive=False, label="Data pipelines")
+        pipelines = gr.Dataframe(headers=views.PIPELINE_COLUMNS, interactive=False, label="Data pipelines",
+                                 wrap=True, elem_classes="imgai-table")
         with gr.Row():
             preview_pick = gr.Dropdown([], label="Preview pipeline", allow_custom_value=True)
             preview = gr.Button("Preview and check")
+            remove = gr.Button("Delete pipeline", variant="stop")
         gallery = gr.Gallery(label="Transformed samples", columns=8, height="auto")
         report = gr.Markdown()
     with gr.Accordion("3. Training setup", open=True):
@@ -241,30 +268,30 @@ def build(demo: gr.Blocks) -> None:
             retrain_from = gr.Textbox(label="Retrain from job (empty: a fresh run)", placeholder="job id")
         note = gr.Markdown()
         with gr.Row():
-            loss = gr.Dropdown(["cross_entropy", "bce"], value=DEFAULTS["loss"], label="Loss",
+            loss = gr.Dropdown(list(LOSSES), value=DEFAULTS["loss"], label="Loss",
                                info="bce: multi-label (an image filed under several class folders)")
-            smoothing = gr.Number(DEFAULTS["label_smoothing"], label="Label smoothing")
-            epochs = gr.Number(DEFAULTS["epochs"], precision=0, label="Epochs")
-            batch = gr.Number(DEFAULTS["batch_size"], precision=0, label="Batch Size")
-            optimizer = gr.Dropdown(["adamw", "adam"], value=DEFAULTS["optimizer"], label="Optimizer")
+            smoothing = gr.Number(DEFAULTS["label_smoothing"], label="Label smoothing", step=0.05, minimum=0)
+            epochs = gr.Number(DEFAULTS["epochs"], precision=0, label="Epochs", minimum=1)
+            batch = gr.Number(DEFAULTS["batch_size"], precision=0, label="Batch Size", minimum=1)
+            optimizer = gr.Dropdown(list(OPTIMIZERS), value=DEFAULTS["optimizer"], label="Optimizer")
             flip = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Horizontal flip")
             crop = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Random resized crop (0.6–1)")
         with gr.Accordion("Optimizer: edit", open=False):
             with gr.Row():
-                lr = gr.Number(DEFAULTS["lr"], label="Learning Rate")
-                beta1 = gr.Number(DEFAULTS["beta1"], label="Beta 1")
-                beta2 = gr.Number(DEFAULTS["beta2"], label="Beta 2")
-                eps = gr.Number(DEFAULTS["eps"], label="Epsilon")
-                decay = gr.Number(DEFAULTS["weight_decay"], label="Weight Decay")
+                lr = gr.Number(DEFAULTS["lr"], label="Learning Rate", step=0.0001, minimum=0)
+                beta1 = gr.Number(DEFAULTS["beta1"], label="Beta 1", step=0.001, minimum=0)
+                beta2 = gr.Number(DEFAULTS["beta2"], label="Beta 2", step=0.0001, minimum=0)
+                eps = gr.Number(DEFAULTS["eps"], label="Epsilon", step=1e-9, minimum=0)
+                decay = gr.Number(DEFAULTS["weight_decay"], label="Weight Decay", step=0.001, minimum=0)
         with gr.Accordion("Advanced Settings", open=False):
             with gr.Row():
                 device = gr.Dropdown(["auto", "cpu"], value="auto", label="Device", info="only those present")
-                workers = gr.Number(0, precision=0, label="Number of workers")
+                workers = gr.Number(0, precision=0, label="Number of workers", minimum=0)
                 prefetch = gr.Number(None, precision=0, label="Prefetch factor",
                                      info="only valid with workers > 0; empty or 0: off")
                 seed = gr.Number(0, precision=0, label="Seed")
-                size = gr.Number(None, precision=0, label="Image size", info="empty: the data pipeline's")
-                split = gr.Number(None, label="Validation split", info="empty: the data pipeline's")
+                size = gr.Number(None, precision=0, label="Image size", info="empty or 0: the data pipeline's")
+                split = gr.Number(None, label="Validation split", info="empty or 0: the data pipeline's")
                 pretrained = gr.Checkbox(True, label="Start from local ImageNet weights when present")
                 precision = gr.Dropdown(list(PRECISIONS), value="auto", label="Precision",
                                         info="auto: bf16 on GPUs with it, fp16 + gradient scaler on older ones, "
@@ -275,23 +302,25 @@ def build(demo: gr.Blocks) -> None:
         tables = {}
         for title in views.TABLES:
             headers = views.FAILED_COLUMNS if title == "Failed" else views.JOB_COLUMNS
-            tables[title] = gr.Dataframe(headers=headers, interactive=False, label=title, wrap=True)
+            tables[title] = gr.Dataframe(headers=headers, interactive=False, label=title, wrap=True,
+                                         elem_classes="imgai-table")
         with gr.Row():
             job = gr.Textbox(label="Selected job", scale=2)
             cancel = gr.Button("Cancel", variant="stop")
             resume = gr.Button("Resume")
             retrain = gr.Button("Retrain")
             download = gr.Button("Download trained model")
-        job_msg = gr.Markdown()
+        with gr.Row():
+            job_msg = gr.Markdown()
+            model_file = gr.File(label="Trained model (config.json + model.safetensors)", interactive=False,
+                                 visible=False)   # shown once there is something to download
         detail = gr.Markdown()
         with gr.Row():
-            loss_plot = gr.LinePlot(x="epoch", y="value", color="series", title="Loss", height=260)
-            acc_plot = gr.LinePlot(x="epoch", y="value", color="series", title="Accuracy", height=260)
+            loss_plot = gr.HTML(elem_id="loss-curve")
+            acc_plot = gr.HTML(elem_id="accuracy-curve")
         with gr.Row():
             per_class = gr.Dataframe(headers=["Class", "Accuracy"], interactive=False, label="Per-class accuracy")
             confusion = gr.Dataframe(interactive=False, label="Confusion matrix (validation)")
-        model_file = gr.File(label="Trained model (config.json + model.safetensors)", interactive=False)
-        timer = gr.Timer(2.0)
 
     form = [loss, smoothing, epochs, batch, optimizer, lr, beta1, beta2, eps, decay, device, workers, prefetch,
             seed, size, split, pretrained, precision, flip, crop]
@@ -299,27 +328,33 @@ def build(demo: gr.Blocks) -> None:
     live = [*tables.values(), job, detail, loss_plot, acc_plot, per_class, confusion, plot_key,
             cancel, resume, retrain, download]
 
-    demo.load(load_tab, None, [arch_table, pipelines, model, data, preview_pick, device], api_name="train_load")
-    demo.load(refresh, [job, plot_key], live, api_name="train_refresh")
-    timer.tick(refresh, [job, plot_key], live, show_progress="hidden", queue=False, api_name=False)
+    page.listen(load_tab, [model, data, preview_pick], [arch_table, pipelines, model, data, preview_pick, device],
+                api_name="train_load")
+    page.listen(refresh, [job, plot_key], live, api_name="train_refresh")
     arch_table.select(pick_first_cell, None, [arch], api_name=False)
-    create.click(create_model, [arch, name], [create_msg, model], api_name="train_create")
+    page.changed(create.click(create_model, [arch, name], [create_msg, model], api_name="train_create",
+                              show_progress_on=[create_msg]))
     for trigger in (model, data, pretrained):
         trigger.change(finetune_form, [model, data, pretrained], [optimizer, lr, flip, crop, note],
                        api_name="train_defaults" if trigger is model else False, show_progress="hidden")
-    model.focus(model_choices, None, [model], api_name=False)
-    data.focus(data_choices, None, [data], api_name=False)
-    add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],
-              [data_msg, preview_pick], api_name="train_data_add").success(
-        pipelines_changed, [preview_pick], [pipelines, data, preview_pick], api_name=False).success(
+    kind.change(source_fields, [kind], [folder, upload, hub_id], api_name=False, show_progress="hidden")
+    added = add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],
+                      [data_msg, preview_pick], api_name="train_data_add", show_progress_on=[data_msg])
+    added.success(pipelines_changed, [preview_pick], [pipelines, data, preview_pick], api_name=False).success(
         preview_data, [preview_pick], [gallery, report], api_name=False)
-    preview.click(preview_data, [preview_pick], [gallery, report], api_name="train_data_preview")
-    start.click(start_training, [model, data, *form, retrain_from], [start_msg, retrain_from, job],
-                api_name="train_start").success(refresh, [job, plot_key], live, api_name=False)
+    page.changed(added)
+    preview.click(preview_data, [preview_pick], [gallery, report], api_name="train_data_preview",
+                  show_progress_on=[report])
+    page.changed(remove.click(remove_data, [preview_pick], [data_msg], api_name="train_data_remove",
+                              show_progress_on=[data_msg]))
+    page.changed(start.click(start_training, [model, data, *form, retrain_from], [start_msg, retrain_from, job],
+                             api_name="train_start", show_progress_on=[start_msg]))
     for table in tables.values():
         table.select(pick_first_cell, None, [job], api_name=False)
     job.change(refresh, [job, plot_key], live, api_name=False, show_progress="hidden")
-    cancel.click(cancel_job, [job], [job_msg], api_name="train_cancel")
-    resume.click(resume_job, [job], [job_msg, job], api_name="train_resume")
-    retrain.click(load_retrain, [job], [model, data, *form, retrain_from, job_msg], api_name="train_retrain")
-    download.click(download_model, [job], [model_file], api_name="train_download")
+    page.changed(cancel.click(cancel_job, [job], [job_msg], api_name="train_cancel", show_progress_on=[job_msg]))
+    page.changed(resume.click(resume_job, [job], [job_msg, job], api_name="train_resume", show_progress_on=[job_msg]))
+    retrain.click(load_retrain, [job], [model, data, *form, retrain_from, job_msg], api_name="train_retrain",
+                  show_progress_on=[job_msg])
+    download.click(download_model, [job], [model_file], api_name="train_download", show_progress_on=[job_msg]).success(
+        lambda: gr.update(visible=True), None, [model_file], api_name=False)

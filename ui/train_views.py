@@ -10,6 +10,7 @@ from imgai.train.models import is_trainable
 from .common import when
 
 ARCH_COLUMNS = ["Architecture", "timm name", "Family", "Params (M)", "Image size", "Starts from"]
+ARCH_WIDTHS = ["15%", "17%", "10%", "9%", "9%", "40%"]
 PIPELINE_COLUMNS = ["Name", "Kind", "Source", "Val split", "Image size", "Augmentations"]
 JOB_COLUMNS = ["Job", "Model", "Architecture", "Data", "Current Epoch Ratio", "Progress", "Throughput (img/s)",
                "Val accuracy", "Started"]
@@ -79,7 +80,7 @@ def job_detail(job_id: str | None, actor) -> tuple[str, list[list], dict]:
     job = jobs.get(job_id, actor=actor)
     v = train.view(job)
     lines = [f"**Job `{v.job_id}`** — {v.model_name} ({v.architecture}) on `{v.data}`: **{v.state}**, "
-             f"epoch {v.epoch_ratio}"]
+             f"{v.epoch_ratio} epochs"]
     if v.samples_per_s:
         lines.append(f"Throughput: {v.samples_per_s:.0f} images/s; validation accuracy {_pct(v.val_accuracy)}")
     if v.starting_weights:

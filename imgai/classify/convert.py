@@ -50,10 +50,11 @@ def export_onnx(loaded: LoadedModel, out_dir: Path, *, opset: int = OPSET) -> st
     return "torch.onnx"
 
 
-def convert(model_id: str, *, progress=None, actor: Actor | None = None) -> registry.Model:
-    """Convert a registered PyTorch model in this process (the job runs `_run`)."""
+def convert(model_id: str, *, progress=None, actor: Actor | None = None, job_id: str | None = None) -> registry.Model:
+    """Convert a registered PyTorch model in this process (the job runs `_run`; a job that does more,
+    like the demo's, passes its id)."""
     access.check(actor, "models.convert", registry.get(model_id))
-    registry.start_conversion(model_id)
+    registry.start_conversion(model_id, job_id)
     return _run(model_id, progress or (lambda fraction, stage: None))
 
 
@@ -107,11 +108,10 @@ def _run(model_id: str, progress) -> registry.Model:
         registry.update(model_id, extra={**model.extra, "exporter": exporter, "opset": OPSET,
                                          "license": loaded.license})
         registry.record_validation(model_id, result.to_dict())
+        if model.onnx_path is None or model.owner is not None:   # a first conversion (and a visitor's model)
+            registry.set_enabled(model_id, True)                 # ends ready to tag
         if registry.default_model() is None and model.owner is None:
-            registry.set_enabled(model_id, True)
             registry.set_default(model_id)
-        elif model.owner is not None:
-            registry.set_enabled(model_id, True)   # a visitor's model tags for them right away
         LOG.info("converted %s with %s in %.1fs: %s", model_id, exporter, time.time() - t0, result.summary())
         progress(1.0, "converted")
         return registry.get(model_id)

@@ -1,7 +1,11 @@
-"""A tagging run as files a program can read: results.json and results.csv in a fresh folder."""
+"""A tagging run as files a program can read: results.json and results.csv in a fresh folder.
+
+The files name each image as the user knows it: an uploaded file by its upload name, an image
+found in a folder by its path relative to that folder (never the server's temp path)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,15 +15,25 @@ from .tag import TagOptions, TagResult, tag
 
 @dataclass
 class TagReport:
-    results: list[TagResult]
+    results: list[TagResult]      # each `path` as the user knows it (see user_name)
     json_path: Path
     csv_path: Path
     model_id: str | None
     model_info: dict | None = None      # id, name, preprocessing (and whether it is assumed)
+    files: list[str] = dataclasses.field(default_factory=list)   # where each image is on this machine
 
     @property
     def failed(self) -> int:
         return sum(1 for r in self.results if r.error)
+
+
+def user_name(path: str | Path, folders: list[Path]) -> str:
+    """`path` relative to the tagged folder that holds it (with that folder's name), else its file name."""
+    p = Path(path)
+    for folder in folders:
+        if p.is_relative_to(folder):
+            return (Path(folder.name) / p.relative_to(folder)).as_posix()
+    return p.name
 
 
 def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = TagOptions(),
@@ -33,9 +47,11 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
     if folders:
         access.check(actor, "server.paths")
     results = tag([*paths, *folders], model_id=model_id, options=options, on_result=on_result, actor=actor)
+    named = [dataclasses.replace(r, path=user_name(r.path, [Path(f) for f in folders])) for r in results]
     out = Path(out_dir) if out_dir else new_folder(actor, "tags-")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(to_json(results), encoding="utf-8")
-    (out / "results.csv").write_text(to_csv(results), encoding="utf-8")
+    (out / "results.json").write_text(to_json(named), encoding="utf-8")
+    (out / "results.csv").write_text(to_csv(named), encoding="utf-8")
     used = model_id or (registry.default_model().id if registry.default_model() else None)
-    return TagReport(results, out / "results.json", out / "results.csv", used, model_info(used))
+    return TagReport(named, out / "results.json", out / "results.csv", used, model_info(used),
+                     [str(r.path) for r in results])

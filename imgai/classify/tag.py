@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import registry
 from ..errors import ConfigError, StateError
+from ..words import term
 from .labels import TAGS_FILE, display_name, read_labels, read_tag_categories
 from .preprocess import PreprocessSpec, decode_image
 
@@ -249,16 +250,17 @@ def tagging_folder(model_id: str | None = None) -> tuple[Path, str]:
     """The ONNX folder (model.onnx, labels.json, preprocess.json) of a model that may tag, and its id."""
     model = registry.get(model_id) if model_id else registry.default_model()
     if model is None:
-        raise StateError("no default model to tag with; enable a converted model and set it as default, "
-                         "or pass --model ID")
+        raise StateError("no default model to tag with; enable a converted model and set it as default "
+                         f"({term('set-default')}), or name one ({term('model')}); a fresh data folder gets "
+                         f"the demo model with {term('restore-demo')}")
     if not model.can_tag:
         why = []
         if model.type != registry.ONNX:
-            why.append(f"it is {model.type} / {model.conversion} (convert it to ONNX first)")
+            why.append(f"it is {model.type} / {model.conversion} (convert it to ONNX first: {term('convert')})")
         if not model.valid:
             why.append("it has not passed validation")
         if not model.enabled:
-            why.append("it is disabled (enable it)")
+            why.append(f"it is disabled (enable it: {term('enable')})")
         raise StateError(f"cannot tag with {model.id!r}: {'; '.join(why)}")
     return Path(model.onnx_path).parent, model.id
 
@@ -318,3 +320,30 @@ def tag(paths: Iterable[str | Path], *, model_id: str | None = None, options: Ta
         if on_result:
             on_result(i + 1, len(files), result)
     return results
+
+
+class TagStream:
+    """Results of one tagging run, yielded as they finish: `len(stream)` images in all."""
+
+    def __init__(self, files: list[str], results: Iterator[TagResult]):
+        self.files = files
+        self._results = results
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[TagResult]:
+        return self._results
+
+    def close(self) -> None:
+        """Stop early (the Ray engine shuts its Ray down)."""
+        close = getattr(self._results, "close", None)
+        if close:
+            close()
+
+
+def stream_here(paths: Iterable[str | Path], *, model_id: str | None = None, options: TagOptions = TagOptions(),
+                engine=None) -> TagStream:
+    """The local engine's tagging (`imgai.engines.WORK`): in input order, in this process."""
+    files = [str(p) for p in collect_images(paths)]
+    return TagStream(files, Tagger.for_model(model_id).run(files, options))

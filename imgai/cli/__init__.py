@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .. import words
+
+    words.use(words.CLI)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

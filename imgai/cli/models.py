@@ -37,6 +37,10 @@ def register(sub) -> None:
     conv.add_argument("model_id")
     conv.set_defaults(func=cmd_convert)
 
+    demo = s.add_parser("demo", help="register and prepare the demo model again (after removing it)",
+                        parents=[JSON])
+    demo.set_defaults(func=cmd_demo)
+
     quant = s.add_parser("quantize", help="INT8 copy of an enabled FP32 ONNX model, checked against it (a job)",
                          parents=[WAIT, JSON])
     quant.add_argument("model_id")
@@ -163,6 +167,18 @@ def cmd_validate(args) -> int:
     else:
         print(f"{args.model_id}: validation {result.summary()}")
     return 0 if result.passed else 1
+
+
+def cmd_demo(args) -> int:
+    from ..demo import MODEL_ID, restore_demo
+
+    job = restore_demo()
+    code = report_job(follow(job.id, show=not args.json), json_out=args.json) if job is not None else 0
+    if not args.json:
+        m = registry.get(MODEL_ID)
+        print(f"{m.id}: {m.type} / {m.conversion}, {'enabled' if m.enabled else 'disabled'}"
+              + (", default" if m.default else ""))
+    return code
 
 
 def cmd_convert(args) -> int:

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import paths
+from ..engines import EngineOptions, work_function
 from ..errors import ConfigError
 from .checks import PROMPTS, CheckConfig
 from .keys import (MODEL_KEYS, check_quantization, expand_backends, expand_models, skip_reason,
                    target_name)
 from .targets import RunContext, TargetResult, convert_target
+from ..words import render, term
 
 ORG = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 
@@ -34,8 +36,8 @@ class QuantizeRequest:
     check_steps: int | None = None
     check_size: tuple | None = None      # (width, height)
     check_prompts: tuple | None = None   # default: checks.PROMPTS
-    engine: str = "local"                # local: one target after another here; ray: one Ray task per target
-    address: str | None = None           # ray: the cluster to join (default: RAY_ADDRESS, else a private Ray)
+    engine: EngineOptions = field(default_factory=EngineOptions)   # local: one target after another here;
+                                         # ray: one Ray task per target (an engine name is taken too)
     device: str = "auto"                 # auto | cpu | cuda: where PyTorch targets load, quantize and sample
 
     def __post_init__(self):
@@ -44,19 +46,19 @@ class QuantizeRequest:
         self.quantization = check_quantization(self.quantization)
         unknown = [k for k in self.sources if k not in MODEL_KEYS]
         if unknown:
-            raise ConfigError(f"--source given for unknown key {', '.join(map(repr, unknown))}; "
+            raise ConfigError(f"a source was given for unknown key {', '.join(map(repr, unknown))}; "
                               f"known keys: {', '.join(MODEL_KEYS)}")
         idle = [k for k in self.sources if k not in self.keys]
         if idle:
-            raise ConfigError(f"--source given for {', '.join(idle)}, which this run does not convert "
+            raise ConfigError(f"a source was given for {', '.join(idle)}, which this run does not convert "
                               f"(models: {', '.join(self.keys)})")
         if self.push is not None and not ORG.match(self.push):
             raise ConfigError(f"--push takes a Hub user or organisation name like 'my-org', got {self.push!r} "
                               "(the repo name is the target's, e.g. my-org/sd15-torch-int8)")
-        if self.engine not in ("local", "ray"):
-            raise ConfigError(f"engine {self.engine!r} is not one of local, ray")
-        if self.address and self.engine != "ray":
-            raise ConfigError("--address only applies to --engine ray")
+        self.engine = EngineOptions.from_value(self.engine)
+        if self.engine.workers is not None:
+            raise ConfigError(f"workers={self.engine.workers} does not apply to quantize: each target is one Ray "
+                              "task, sized by its memory estimate")
         from ..devices import resolve_device
 
         self.resolved_device = resolve_device(self.device)   # cuda without CUDA: refused here, before a job
@@ -77,6 +79,7 @@ class QuantizeRequest:
         params = {f.name: getattr(self, f.name) for f in fields(self)}
         params["model"], params["backend"] = list(self.keys), list(self.backends)
         params["output_dir"] = str(self.folder)
+        params["engine"] = self.engine.to_dict()
         params["check_size"] = list(self.check_size) if self.check_size else None
         params["check_prompts"] = list(self.check_prompts) if self.check_prompts else None
         return params
@@ -84,6 +87,8 @@ class QuantizeRequest:
     @classmethod
     def from_params(cls, params: dict) -> "QuantizeRequest":
         known = {f.name for f in fields(cls)}
+        if isinstance(params.get("engine"), str):      # a record written before EngineOptions
+            params = dict(params, engine={"name": params["engine"], "address": params.get("address")})
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in known})
 
     def describe(self) -> str:
@@ -100,8 +105,8 @@ def parse_sources(values: list[str] | None, keys: tuple[str, ...]) -> dict[str, 
         elif len(keys) == 1:
             found[keys[0]] = value
         else:
-            raise ConfigError(f"--source {value!r} is ambiguous with several models ({', '.join(keys)}); "
-                              "write it as KEY=REPO_ID|PATH, e.g. --source sd15=./my-sd15")
+            raise ConfigError(f"the source {value!r} is ambiguous with several models ({', '.join(keys)}); "
+                              f"write it as KEY=REPO_ID|PATH: {term('source')}")
     return found
 
 
@@ -123,12 +128,15 @@ def plan(request: QuantizeRequest) -> list[PlannedTarget]:
 def run(request: QuantizeRequest, *, on_progress: Callable[[float, str], None] = lambda f, s: None,
         on_result: Callable[[TargetResult], None] = lambda r: None,
         on_warning: Callable[[str], None] = lambda m: None, run_id: str | None = None) -> list[TargetResult]:
-    """Run every target of the request in order (on Ray: all at once); returns one result per target."""
-    if request.engine == "ray":
-        from ..engines.ray_quantize import run_on_ray
+    """Run every target of the request on its engine (`imgai.engines.WORK`); one result per target."""
+    return work_function("quantize", request.engine)(request, on_progress=on_progress, on_result=on_result,
+                                                      on_warning=on_warning, run_id=run_id)
 
-        return run_on_ray(request, on_progress=on_progress, on_result=on_result, on_warning=on_warning,
-                          run_id=run_id)
+
+def run_here(request: QuantizeRequest, *, on_progress: Callable[[float, str], None] = lambda f, s: None,
+             on_result: Callable[[TargetResult], None] = lambda r: None,
+             on_warning: Callable[[str], None] = lambda m: None, run_id: str | None = None) -> list[TargetResult]:
+    """The local engine: every target of the request in order, in this process."""
     ctx = RunContext(output_dir=request.folder, check=request.check, force=request.force, push=request.push,
                      private=request.private, on_warning=on_warning, device=request.resolved_device)
     if run_id:
@@ -171,7 +179,8 @@ def summary_rows(results: list[TargetResult | dict]) -> list[list]:
                      f"{r['ssim']:.4f}" if r.get("ssim") is not None else "",
                      f"{r['size_ratio']:.2f}x" if r.get("size_ratio") else "",
                      f"{r['seconds']:.1f}s" if r.get("seconds") else "",
-                     (r.get("pushed_to") and f"pushed to {r['pushed_to']}") or r.get("reason") or r.get("path") or ""])
+                     (r.get("pushed_to") and f"pushed to {r['pushed_to']}") or render(r.get("reason"))
+                     or r.get("path") or ""])
     return rows
 
 

@@ -10,7 +10,8 @@ from ..config import paths
 from ..errors import UnknownModelError
 from .info import read_info
 from .resources import fmt_bytes
-from .targets import STAGING_PREFIX
+
+STAGING_PREFIX = ".imgai-tmp-"     # a target being written (or an old one being replaced): never an output
 
 
 @dataclass
@@ -40,6 +41,19 @@ def file_tree(folder: Path) -> str:
         indent = "    " * (len(rel.parts) - 1)
         lines.append(f"{indent}├── {p.name}/" if p.is_dir() else f"{indent}├── {p.name}  ({fmt_bytes(p.stat().st_size)})")
     return "\n".join(lines)
+
+
+def card_preview(card: str) -> str:
+    """The card as a page shows it: the YAML header as a code block (not run-on text), and images
+    named by their file (they are in the output's check/ folder, shown beside the card)."""
+    import re
+
+    header, body = "", card
+    m = re.match(r"\A---\n(.*?)\n---\n", card, re.DOTALL)
+    if m:
+        header, body = m[1], card[m.end():]
+    body = re.sub(r"!\[([^\]]*)\]\((?!https?://)([^)]+)\)", r"*(image `\2`: see Images)*", body)
+    return (f"```yaml\n{header}\n```\n\n" if header else "") + body.lstrip()
 
 
 def describe_output(name: str, *, output_dir: Path | None = None) -> ConvertedOutput:

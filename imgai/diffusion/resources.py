@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InsufficientResourcesError
 from .source import SAFETENSORS_BYTES, Source
+from ..words import term
 
 GB = 1024 ** 3
 RUNTIME_OVERHEAD = 1 * GB        # torch + diffusers + onnxruntime themselves (measured ~1.1 GB RSS)
@@ -100,7 +101,7 @@ def require_fits(est: ResourceEstimate, *, target: str, output_dir: Path, ram: i
                         f"{fmt_bytes(disk)} free")
     if problems:
         raise InsufficientResourcesError(f"{target} needs " + "; and ".join(problems) +
-                                         ". Use a larger machine, free some space, or pass --force to try anyway")
+                                         f". Use a larger machine, free some space, or try anyway with {term('force')}")
 
 
 def fmt_bytes(n: float | int | None) -> str:

@@ -18,6 +18,7 @@ from ..diffusion.targets import RunContext, TargetResult, convert_target
 from ..errors import InsufficientResourcesError
 from ..log import get_logger
 from .ray_session import ray_session, require_ray
+from ..words import term
 
 LOG = get_logger("imgai.engines.ray_quantize")
 DEFAULT_MEMORY = 2 * 1024 ** 3      # when a source cannot be read ahead (its task will report why)
@@ -66,7 +67,7 @@ def run_on_ray(request: QuantizeRequest, *, on_progress: Callable[[float, str], 
         on_result(result)
         on_progress(len(results) / len(targets), f"{result.name}: {result.status}")
 
-    with ray_session(request.address) as session:
+    with ray_session(request.engine.address) as session:
         largest = max((n["Resources"].get("memory", 0) for n in session["nodes"]), default=0)
         pending = {}
         for i, t in enumerate(targets):
@@ -81,7 +82,7 @@ def run_on_ray(request: QuantizeRequest, *, on_progress: Callable[[float, str], 
                                            status="failed", reason=str(InsufficientResourcesError(
                                                f"{t.name} needs about {memory / 2**30:.1f} GiB of memory but the "
                                                f"largest Ray node offers {largest / 2**30:.1f} GiB; add a bigger node "
-                                               "or pass --force to try anyway"))))
+                                               f"or try anyway with {term('force')}"))))
                     continue
                 memory = largest
             gpus = 1 if ctx_fields["device"] == "cuda" and t.backend == "pytorch" else 0

@@ -1,7 +1,7 @@
 """Push a converted classifier to the Hub: `model.onnx`, `labels.json`, `preprocess.json` and a
 generated `README.md` card, in one commit through `push_folder`.
 
-The card is rendered from `templates/classifier.md.j2` (metadata through `ModelCardData`) and
+The card is rendered from `imgai/templates/classifier.md.j2` (metadata through `ModelCardData`) and
 written next to the local model first, so the local copy and the Hub copy carry the same card.
 """
 
@@ -17,10 +17,11 @@ from pathlib import Path
 from .. import access, registry
 from ..access import Actor
 from ..config import paths
-from ..errors import StateError
+from ..errors import ImgaiError, StateError
+from ..hub_id import HUB_ID
 from ..log import get_logger
 from .push import PushResult, push_folder
-from .search import HUB_ID
+from ..words import term
 
 LOG = get_logger("imgai.hub")
 TEMPLATE = "classifier.md.j2"
@@ -49,7 +50,8 @@ def _family(model: registry.Model) -> str | None:
     if model.pytorch_path and Path(model.pytorch_path).is_dir():
         try:
             return detect_folder(Path(model.pytorch_path)).family
-        except Exception:
+        except (ImgaiError, OSError) as exc:     # the card then names the architecture, not its family
+            LOG.info("no family for %s: %s", model.id, exc)
             return None
     return None
 
@@ -151,7 +153,7 @@ def _pushable(model_id: str) -> registry.Model:
     model = registry.get(model_id)
     if model.type != registry.ONNX or not model.onnx_path or not Path(model.onnx_path).is_file():
         raise StateError(f"cannot push {model_id!r}: it is {model.type} / {model.conversion}; convert it to ONNX "
-                         "first (`imgai models convert ID`)")
+                         f"first ({term('convert')})")
     if not model.valid:
         raise StateError(f"cannot push {model_id!r}: its ONNX model has not passed validation; run "
                          "`imgai models validate ID` first")
@@ -166,7 +168,7 @@ def push_model(model_id: str, repo_id: str, *, token: str | None = None, private
 
     access.check(actor, "models.push", registry.get(model_id))
     model = _pushable(model_id)
-    from .search import split_revision
+    from ..hub_id import split_revision
 
     split_revision(repo_id)
     card = write_card(model_id, repo_id=repo_id, revision=revision)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +23,13 @@ from ..access import Actor
 from ..config import paths
 from ..db import now
 from ..errors import ConfigError, DataError, HubUnavailableError
+from ..hub_id import HUB_ID
 from ..registry import slugify
 
 KINDS = ("folder", "zip", "hub")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MIN_PER_CLASS = 2      # one to train on, one to validate with
 FEW_PER_CLASS = 10     # below this, a warning
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
 
 @dataclass
@@ -119,6 +118,11 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
         root = image_root(extract_zip(Path(source), unpacked))
     else:
         location, root = str(source), image_root(_hub_snapshot(str(source)))
+    report = check_data(root)
+    if not report.ok:     # a pipeline that cannot train is never listed (nor picked by the form)
+        if kind == "zip":
+            shutil.rmtree(_datasets() / slug, ignore_errors=True)
+        raise DataError(f"data pipeline {slug!r} not created: " + "; ".join(report.problems))
     pipeline = DataPipeline(name=slug, kind=kind, location=location, root=str(root), created_at=now(),
                             owner=actor.owner, **settings)
     tmp = target.with_suffix(".tmp")

@@ -1,0 +1,58 @@
+"""Start tab: what imgai is, what the demo model is and what each tab is for, with the demo's
+preparation shown live where a newcomer waits. The page opens here until a model is ready to tag,
+then on Tag."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from imgai import registry
+from imgai.guide import demo_status
+
+from .page import Page
+
+INTRO = """### Start here
+**imgai** tags photos with image-classification models, converts models to ONNX, trains your own
+tagger and publishes diffusion models. It works offline.
+
+**The demo model** is EfficientNet-Lite0 trained on ImageNet (1,000 everyday classes: animals, food,
+objects). It ships with imgai and is prepared on first start — converted to ONNX, validated and
+enabled — so you can tag a photo within the first minute.
+
+| tab | what it is for |
+|---|---|
+| **Tag** | upload photos (or name a folder) and get their tags, as bars, a table, CSV and JSON |
+| **Browse** | find a classification model on the Hugging Face Hub, or add one from a folder |
+| **Convert** | the models you have: convert to ONNX, validate, enable, set the default, remove |
+| **Train** | train a tagger on your own images (one folder per class) |
+| **Quantize** | convert diffusion pipelines (Stable Diffusion, FLUX) to INT8 / FP16 / ONNX for publishing |
+"""
+
+
+def opening_tab() -> gr.Tabs:
+    """Tag when a model is ready to tag, else Start."""
+    ready = any(m.can_tag for m in registry.list_models())
+    return gr.Tabs(selected="tag" if ready else "start")
+
+
+def progress_html(fraction: float) -> str:
+    return (f'<progress value="{max(0.0, min(1.0, fraction)):.3f}" max="1" '
+            'style="width:100%;height:14px;accent-color:#f97316"></progress>')
+
+
+def status() -> tuple[str, str, dict]:
+    s = demo_status()
+    bar = progress_html(s.progress) if s.state == "preparing" else ""
+    return bar, s.message, gr.update(interactive=s.state == "ready")
+
+
+def build(demo: gr.Blocks, page: Page | None = None) -> None:
+    page = page or Page(demo, standalone=True)
+    gr.Markdown(INTRO)
+    with gr.Row(equal_height=True):
+        with gr.Column(scale=3):
+            bar = gr.HTML()
+            message = gr.Markdown(elem_id="demo-status")
+        go = gr.Button("Tag a photo with the demo →", variant="primary", interactive=False, scale=1, min_width=260)
+    page.listen(status, None, [bar, message, go], api_name="demo_status")
+    go.click(lambda: gr.Tabs(selected="tag"), None, [page.tabs], api_name=False)
