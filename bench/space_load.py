@@ -142,7 +142,9 @@ class Tagger:
         from gradio_client import handle_file
 
         job = self.client.submit([handle_file(str(path))], "", self.model_id, 3, 0.0, api_name="/tag")
-        summary, _gallery, table, _files = job.result(timeout=CALL_TIMEOUT)
+        out = job.result(timeout=CALL_TIMEOUT)
+        summary = out[0]
+        table = next(o for o in out if isinstance(o, dict) and o.get("headers") == ["Image", "Tags"])
         if not summary.startswith("Tagged 1 of 1"):
             raise AssertionError(f"{path.name}: {summary}")
         return table["data"][0][1]
