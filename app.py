@@ -24,8 +24,9 @@ def build_app() -> gr.Blocks:
     from imgai import words
 
     words.use(words.UI)   # imgai's messages speak of fields and buttons here, not flags
-    # gradio's copies of handed-out files (tag results, trained models) go after a few hours too
-    with gr.Blocks(title="imgai", delete_cache=(3600, 3 * 3600)) as demo:
+    # no delete_cache: with it, gradio 6.17.3 loses the uploaded file in the browser test; visitors'
+    # result files are cleaned by imgai.files (IMGAI_FILES_TTL)
+    with gr.Blocks(title="imgai") as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
         page = Page(demo)
         with gr.Tabs() as tabs:

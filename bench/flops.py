@@ -16,7 +16,7 @@ def _dims(value_info) -> list[int]:
     return [d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-def macs_per_image(onnx_path: Path) -> int:
+def macs_per_image(onnx_path: Path, input_shape: tuple[int, ...] = (1, 3, 224, 224)) -> int:
     import onnx
     from onnx import numpy_helper
 
@@ -24,7 +24,8 @@ def macs_per_image(onnx_path: Path) -> int:
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     first = next(i for i in graph.input if i.name not in inits)
-    first.type.tensor_type.shape.dim[0].dim_value = 1            # batch 1
+    for dim, size in zip(first.type.tensor_type.shape.dim, input_shape):   # batch 1, the image size
+        dim.dim_value = size
     inferred = onnx.shape_inference.infer_shapes(model)
     shapes = {v.name: _dims(v) for v in list(inferred.graph.value_info) + list(inferred.graph.input)
               + list(inferred.graph.output)}

@@ -142,7 +142,9 @@ class Tagger:
         from gradio_client import handle_file
 
         job = self.client.submit([handle_file(str(path))], "", self.model_id, 3, 0.0, api_name="/tag")
-        summary, _gallery, table, _files = job.result(timeout=CALL_TIMEOUT)
+        out = job.result(timeout=CALL_TIMEOUT)
+        summary = out[0]
+        table = next(o for o in out if isinstance(o, dict) and o.get("headers") == ["Image", "Tags"])
         if not summary.startswith("Tagged 1 of 1"):
             raise AssertionError(f"{path.name}: {summary}")
         return table["data"][0][1]
@@ -161,10 +163,20 @@ def visitor(url: str, model_id: str, paths: list[str], expected: dict, calls: in
     write what happened to `report` (JSON)."""
     import json
 
+    tagger, failure = None, None
     try:
-        tagger = Tagger(url, model_id)
+        for attempt in range(5):    # connecting fetches the API description; under load it can time out
+            try:
+                tagger = Tagger(url, model_id)
+                break
+            except Exception as exc:            # noqa: BLE001 - retried, then reported
+                failure = f"could not connect: {type(exc).__name__}: {exc}"[:200]
+                time.sleep(2 * (attempt + 1))
     finally:
         ready.release()
+    if tagger is None:
+        Path(report).write_text(json.dumps([[], [], [failure] * calls, 0.0]))
+        os._exit(0)
     go.wait()
     latencies, wrong, errors = [], [], []
     cpu0 = time.process_time()

@@ -42,10 +42,12 @@ def bare_pytorch(data: Path, *, timm_name: str, image_size: int, epochs: int, ba
     from torch.utils.data import DataLoader, random_split
     from torchvision import datasets, transforms as T
 
+    from imgai.classify.imagenet import IMAGENET_MEAN, IMAGENET_STD
+
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     tf = T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.ToTensor(),
-                    T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+                    T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     full = datasets.ImageFolder(str(data), transform=tf)
     n_val = round(len(full) * val_split)
     train_set, val_set = random_split(full, [len(full) - n_val, n_val], generator=torch.Generator().manual_seed(seed))

@@ -66,14 +66,18 @@ class PermissionDeniedError(ImgaiError): """This actor may not do this (imgai/ac
 class QuotaExceededError(PermissionDeniedError): """A per-visitor or Space-wide limit; the message names it and its variable."""
 
 
+# each install flavour (an extra of pyproject.toml) → its pinned requirements file
+REQUIREMENTS = {"tag": "requirements-tag.txt", "convert": "requirements.txt", "ray": "requirements-ray.txt"}
+
+
 def require(module: str, *, extra: str = "convert"):
-    """Import `module` or fail with an install hint."""
+    """Import `module` or fail with an install hint naming the flavour that carries it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(
-            f"{module} is not installed; install it with `pip install -r requirements.txt` "
+            f"{module} is not installed; install it with `pip install -r {REQUIREMENTS[extra]}` "
             f"(or `pip install imgai[{extra}]`)"
         ) from exc

@@ -30,6 +30,7 @@ from .words import render, term
 
 QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "starting", "running", "succeeded", "failed", "cancelled")
+STATES = (QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 ACTIVE = (QUEUED, STARTING, RUNNING)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 
@@ -41,10 +42,10 @@ class JobKind:
                                  # cancelled; must be idempotent (it may run in two processes)
 
 
-# The table of job kinds. Each long-running capability adds its line here.
+# The table of job kinds. Each long-running capability adds its line here; others (plugins, the
+# tests' own kinds) come through `register_kind`.
 KINDS: dict[str, JobKind] = {
     "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
-    "selftest": JobKind("imgai.jobs:selftest_job"),
     "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
     "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
     "weights": JobKind("imgai.train.pretrained:weights_job"),
@@ -52,6 +53,22 @@ KINDS: dict[str, JobKind] = {
     "demo": JobKind("imgai.demo:prepare_job", "imgai.demo:abort_job"),
     "int8": JobKind("imgai.classify.quantize:quantize_job", "imgai.classify.quantize:abort_job"),
 }
+REGISTERED_KINDS_ENV = "IMGAI_JOB_KINDS"   # {name: {"run", "on_abort"}}: kinds registered by the process
+_registered: dict[str, JobKind] = {}       # that started this one (a worker inherits them, and passes them on)
+
+
+def register_kind(name: str, kind: JobKind) -> None:
+    """Add a job kind beside the built-in ones. Workers started from this process know it too."""
+    if name in KINDS and KINDS[name] != kind:
+        raise JobError(f"job kind {name!r} is already {KINDS[name]}; pick another name")
+    for target in filter(None, (kind.run, kind.on_abort)):
+        if ":" not in target:
+            raise JobError(f"job kind {name!r}: {target!r} must be 'module:function'")
+    KINDS[name] = _registered[name] = kind
+
+
+for _name, _spec in json.loads(os.environ.get(REGISTERED_KINDS_ENV) or "{}").items():
+    register_kind(_name, JobKind(**_spec))
 
 
 @dataclass
@@ -76,12 +93,6 @@ class Job:
     def done(self) -> bool:
         return self.state in FINISHED
 
-    @property
-    def duration(self) -> float | None:
-        if not self.started_at:
-            return None
-        return (self.ended_at or time.time()) - self.started_at
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -102,7 +113,7 @@ def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | 
     if kind not in KINDS:
         raise JobError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
     if owner is not None:
-        from .quotas import check_new_job
+        from .limits import check_new_job
 
         queued = db.query(f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND state = '{QUEUED}'", (owner,))[0][0]
         check_new_job(owner, queued)
@@ -253,7 +264,7 @@ def dispatch() -> list[str]:
 
 
 def _running_per_visitor() -> int:
-    from .quotas import limit
+    from .limits import limit
 
     return limit("running_jobs")
 
@@ -262,6 +273,8 @@ def _spawn(job_id: str) -> None:
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, IMGAI_HOME=str(paths().home),
                PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    if _registered:
+        env[REGISTERED_KINDS_ENV] = json.dumps({name: asdict(kind) for name, kind in _registered.items()})
     log = open(paths().logs / f"job-{job_id}.out", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "imgai.worker", job_id], env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -401,14 +414,3 @@ def run_in_worker(job_id: str) -> int:
         code = 0
     dispatch()
     return code
-
-
-def selftest_job(ctx: JobContext) -> dict:
-    """A tiny job kind used by tests of the job system itself: sleeps in steps."""
-    steps = int(ctx.params.get("steps", 3))
-    for i in range(steps):
-        ctx.progress(i / steps, f"step {i + 1}/{steps}")
-        time.sleep(float(ctx.params.get("delay", 0.1)))
-    if ctx.params.get("fail"):
-        raise JobError(str(ctx.params["fail"]))
-    return {"steps": steps}

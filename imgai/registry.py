@@ -199,11 +199,6 @@ def start_conversion(model_id: str, job_id: str | None = None) -> Model:
     return get(model_id)
 
 
-def attach_job(model_id: str, job_id: str) -> None:
-    with db.transaction() as conn:
-        _update(conn, model_id, job_id=job_id)
-
-
 def finish_conversion(model_id: str, onnx_path: str | Path) -> Model:
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)

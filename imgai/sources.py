@@ -8,7 +8,6 @@ before it is registered, and nothing is half-registered.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,10 +22,10 @@ from .classify.preprocess import PreprocessSpec
 from .config import paths
 from .errors import (ConfigError, HubUnavailableError, StateError, UnknownModelError, UnsupportedModelError,
                      ValidationError)
+from .hub_id import HUB_ID
 from .log import get_logger
 from .words import term
 
-HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
 # The files a PyTorch model needs; pickles are fetched only when no safetensors exist.
 NEEDED_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json",
                 "labels.json", "labels.txt", "selected_tags.csv", "README.md", "*.onnx", "*.onnx_data",

@@ -27,6 +27,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 pytest_plugins = ["tests.factories"]
 
 
+def _register_test_job_kinds() -> None:
+    from imgai.jobs import JobKind, register_kind
+
+    register_kind("selftest", JobKind("tests.job_kinds:selftest_job"))
+
+
+_register_test_job_kinds()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` skip on machines without a CUDA GPU (CI never has one)."""
     cuda = [item for item in items if item.get_closest_marker("cuda")]

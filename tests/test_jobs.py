@@ -67,6 +67,23 @@ def test_unknown_kind_is_refused(imgai_home):
         jobs.submit("nope", {})
 
 
+def test_selftest_is_a_test_kind_registered_like_any_other(imgai_home):
+    import subprocess
+    import sys
+
+    from imgai.errors import JobError
+
+    assert jobs.KINDS["selftest"].run == "tests.job_kinds:selftest_job"
+    code = "import imgai.jobs as j; print('selftest' in j.KINDS)"
+    clean = {k: v for k, v in os.environ.items() if k != jobs.REGISTERED_KINDS_ENV}
+    shown = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120)
+    assert shown.stdout.strip() == "False", shown.stderr      # production imgai has no selftest kind
+    with pytest.raises(JobError, match="'selftest' is already"):
+        jobs.register_kind("selftest", jobs.JobKind("tests.job_kinds:other"))
+    with pytest.raises(JobError, match="must be 'module:function'"):
+        jobs.register_kind("broken", jobs.JobKind("tests.job_kinds.selftest_job"))
+
+
 def test_workers_run_below_the_app_so_a_long_job_never_starves_visitors(imgai_home, monkeypatch):
     monkeypatch.setenv("IMGAI_JOB_NICE", "7")
     job = jobs.submit("selftest", {"steps": 200, "delay": 0.05})

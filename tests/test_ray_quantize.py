@@ -13,6 +13,7 @@ import pytest
 from imgai.diffusion import QuantizeRequest, convert, run
 from imgai.diffusion.checks import CheckConfig
 from imgai.diffusion.info import read_info
+from imgai.engines import EngineOptions
 from tests.diffusion_fixtures import broken_source, tiny_sources  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.skipif(find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)"),
@@ -33,7 +34,7 @@ def test_matrix_on_ray_one_failure_stops_nothing(imgai_home, tiny_sources, broke
 
     request = QuantizeRequest(model=("sd15", "sdxl-turbo"), backend="both", quantization="INT8",
                               sources={"sd15": str(tiny_sources["sd15"]), "sdxl-turbo": str(broken_source)},
-                              engine="ray", **CHECK)
+                              engine=EngineOptions("ray"), **CHECK)
     seen = []
     results = {r.name: r for r in run(request, on_result=lambda r: seen.append(r.name))}
     assert sorted(seen) == sorted(results) and not ray.is_initialized()

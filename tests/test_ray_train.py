@@ -29,13 +29,14 @@ def test_two_worker_ddp_run_learns_like_a_local_one(imgai_home, ray_tmpdir, tmp_
     import ray
 
     from imgai import jobs, registry, train
+    from imgai.engines import EngineOptions
 
     shapes = make_shapes(tmp_path / "shapes", per_class=40, size=40)
     model = train.create_model("Shapes on Ray", architecture="resnet18", model_args=TINY_RESNET)
     pipeline = train.add_pipeline("shapes", shapes, val_split=0.25, image_size=40)
     # 8 images per process and step: with two processes, the same 16 per step as the local test;
     # a gentler rate over 8 epochs, as 30 validation images swing by 10 % at lr 3e-3 (measured)
-    config = train.TrainConfig(epochs=8, batch_size=8, lr=1e-3, seed=0, engine="ray", workers=2)
+    config = train.TrainConfig(epochs=8, batch_size=8, lr=1e-3, seed=0, engine=EngineOptions("ray", workers=2))
     job = train.start(model.id, data=pipeline.name, config=config, dispatch=False)
 
     job = run_here(job.id)

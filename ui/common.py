@@ -84,3 +84,13 @@ def acting(fn):
     handler.__name__, handler.__qualname__, handler.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     handler.__module__ = fn.__module__
     return handler
+
+
+def first_cell(evt: gr.SelectData, table):
+    """The first column of the row a visitor clicked (its id), or no change when the click was off
+    the rows (a header, an emptied table)."""
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    try:
+        return table.iloc[row, 0]
+    except (IndexError, AttributeError, TypeError):
+        return gr.update()

@@ -14,7 +14,7 @@ from imgai.hub.auth import Token
 from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
 from imgai.hub.support import human_size
 
-from .common import acting, guard
+from .common import acting, first_cell, guard
 
 ANY = "any"
 SORT_LABELS = {"downloads": "downloads", "likes": "likes", "updated": "recently updated"}
@@ -119,14 +119,6 @@ def login_status(oauth_token=None) -> str:
     return message[:1].upper() + message[1:]
 
 
-def pick_repo(evt: gr.SelectData, table):
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    try:
-        return table.iloc[row, 0]
-    except Exception:
-        return gr.update()
-
-
 def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
     """"Signed in as NAME" / "not signed in", with the Sign in button on a Space."""
     with gr.Row():
@@ -159,7 +151,7 @@ def build_search(demo: gr.Blocks, page=None) -> None:
     search = _with_oauth(search_models)
     go.click(search, [query, family, library, sort], [status, results], api_name="hub_search")
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)
-    results.select(pick_repo, [results], [repo_id], api_name=False)
+    results.select(first_cell, [results], [repo_id], api_name=False)
     repo_id.change(_with_oauth(show_details), [repo_id], [details], api_name="hub_info")
     download.click(start_download, [repo_id], [job_id, progress], api_name="hub_download",
                    show_progress_on=[progress])

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai import train
+from imgai import jobs, train
 from imgai.access import public
 from imgai.devices import PRECISIONS
 from imgai.errors import ConfigError, ImgaiError
+from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
@@ -170,7 +171,7 @@ def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, op
 def refresh(job_id: str | None, plot_key, *, actor):
     tables, found = views.job_tables(actor)
     if not job_id and found:
-        job_id = next((v.job_id for v in found if v.state == "running"), found[0].job_id)
+        job_id = next((v.job_id for v in found if v.state == jobs.RUNNING), found[0].job_id)
     known = {v.job_id: v for v in found}
     selected = known.get(job_id)
     loss, accuracy = views.curve_frames(job_id if selected else None)
@@ -182,10 +183,10 @@ def refresh(job_id: str | None, plot_key, *, actor):
     detail, per_class, confusion = views.job_detail(job_id if selected else None, actor)
     state = selected.state if selected else None
     return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
-            gr.update(interactive=state in ("queued", "starting", "running")),
-            gr.update(interactive=state in ("failed", "cancelled")),
+            gr.update(interactive=state in jobs.ACTIVE),
+            gr.update(interactive=state in train.RESUMABLE),
             gr.update(interactive=selected is not None),
-            gr.update(interactive=state == "succeeded"))
+            gr.update(interactive=state == jobs.SUCCEEDED))
 
 
 @acting
@@ -267,12 +268,12 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             retrain_from = gr.Textbox(label="Retrain from job (empty: a fresh run)", placeholder="job id")
         note = gr.Markdown()
         with gr.Row():
-            loss = gr.Dropdown(["cross_entropy", "bce"], value=DEFAULTS["loss"], label="Loss",
+            loss = gr.Dropdown(list(LOSSES), value=DEFAULTS["loss"], label="Loss",
                                info="bce: multi-label (an image filed under several class folders)")
             smoothing = gr.Number(DEFAULTS["label_smoothing"], label="Label smoothing", step=0.05, minimum=0)
             epochs = gr.Number(DEFAULTS["epochs"], precision=0, label="Epochs", minimum=1)
             batch = gr.Number(DEFAULTS["batch_size"], precision=0, label="Batch Size", minimum=1)
-            optimizer = gr.Dropdown(["adamw", "adam"], value=DEFAULTS["optimizer"], label="Optimizer")
+            optimizer = gr.Dropdown(list(OPTIMIZERS), value=DEFAULTS["optimizer"], label="Optimizer")
             flip = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Horizontal flip")
             crop = gr.Dropdown(list(AUG_CHOICES), value="as the data pipeline", label="Random resized crop (0.6–1)")
         with gr.Accordion("Optimizer: edit", open=False):

@@ -80,7 +80,7 @@ def job_detail(job_id: str | None, actor) -> tuple[str, list[list], dict]:
     job = jobs.get(job_id, actor=actor)
     v = train.view(job)
     lines = [f"**Job `{v.job_id}`** — {v.model_name} ({v.architecture}) on `{v.data}`: **{v.state}**, "
-             f"epoch {v.epoch_ratio}"]
+             f"{v.epoch_ratio} epochs"]
     if v.samples_per_s:
         lines.append(f"Throughput: {v.samples_per_s:.0f} images/s; validation accuracy {_pct(v.val_accuracy)}")
     if v.starting_weights:

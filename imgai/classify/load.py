@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cards import card_license
 from ..errors import UnsafeFileError, UnsupportedModelError, require
 from .architectures import Detected, detect_folder
 from .preprocess import PreprocessSpec
@@ -133,7 +134,7 @@ def _load_transformers(folder: Path, detected: Detected) -> LoadedModel:
         def forward(self, pixel_values):
             return self.inner(pixel_values=pixel_values).logits
 
-    return LoadedModel(Logits(model).eval(), labels, spec, detected, _license(folder))
+    return LoadedModel(Logits(model).eval(), labels, spec, detected, card_license(folder))
 
 
 def _load_timm(folder: Path, detected: Detected) -> LoadedModel:
@@ -158,22 +159,10 @@ def _load_timm(folder: Path, detected: Detected) -> LoadedModel:
     cfg.update(config.get("pretrained_cfg") or {})
     spec = PreprocessSpec.from_timm(cfg)
     spec.multi_label = bool(config.get("multi_label", False))   # imgai-trained BCE models say so
-    return LoadedModel(model, list(labels), spec, detected, _license(folder) or cfg.get("license"))
+    return LoadedModel(model, list(labels), spec, detected, card_license(folder) or cfg.get("license"))
 
 
 def _imagenet_labels() -> list[str]:
     from .imagenet import imagenet_labels
 
     return imagenet_labels()
-
-
-def _license(folder: Path) -> str | None:
-    readme = folder / "README.md"
-    if readme.is_file():
-        try:
-            from huggingface_hub import ModelCard
-
-            return ModelCard.load(readme).data.license
-        except Exception:
-            return None
-    return None

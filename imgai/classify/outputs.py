@@ -48,13 +48,6 @@ def to_table(results: Iterable[TagResult]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def render(results: list[TagResult], fmt: str) -> str:
-    writers = {"json": to_json, "csv": to_csv, "table": to_table}
-    if fmt not in writers:
-        raise ConfigError(f"format {fmt!r} is not one of {', '.join(writers)}")
-    return writers[fmt](results)
-
-
 def sidecar_path(image: Path, kind: str) -> Path:
     return Path(image).with_suffix(f".{kind}")
 

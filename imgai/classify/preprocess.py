@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # name → (rescale factor, mean, std): what the Add panel and `--mean-std` offer
 MEAN_STD_PRESETS = {
     "imagenet": (1 / 255, IMAGENET_MEAN, IMAGENET_STD),

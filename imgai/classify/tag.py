@@ -320,3 +320,30 @@ def tag(paths: Iterable[str | Path], *, model_id: str | None = None, options: Ta
         if on_result:
             on_result(i + 1, len(files), result)
     return results
+
+
+class TagStream:
+    """Results of one tagging run, yielded as they finish: `len(stream)` images in all."""
+
+    def __init__(self, files: list[str], results: Iterator[TagResult]):
+        self.files = files
+        self._results = results
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[TagResult]:
+        return self._results
+
+    def close(self) -> None:
+        """Stop early (the Ray engine shuts its Ray down)."""
+        close = getattr(self._results, "close", None)
+        if close:
+            close()
+
+
+def stream_here(paths: Iterable[str | Path], *, model_id: str | None = None, options: TagOptions = TagOptions(),
+                engine=None) -> TagStream:
+    """The local engine's tagging (`imgai.engines.WORK`): in input order, in this process."""
+    files = [str(p) for p in collect_images(paths)]
+    return TagStream(files, Tagger.for_model(model_id).run(files, options))

@@ -23,6 +23,7 @@ def _size(value: str) -> tuple[int, int]:
 def register(sub) -> None:
     from ..devices import QUANTIZE_DEVICES
     from ..diffusion.keys import BACKENDS, MODEL_KEYS, QUANTIZATIONS
+    from ..engines import ENGINES
 
     p = sub.add_parser(
         "quantize", parents=[WAIT, JSON], help="convert diffusion pipelines: TorchAO INT8 / FP16 PyTorch, Optimum ONNX FP32",
@@ -48,7 +49,7 @@ def register(sub) -> None:
                    help="where PyTorch targets load, quantize and run their check: auto (CUDA when present), "
                         "cpu or cuda (bfloat16, or float16 on GPUs without it; model CPU offload when the "
                         "pipeline does not fit)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    p.add_argument("--engine", choices=ENGINES, default="local",
                    help="ray: every target as a Ray task sized by its memory estimate (see README, On a cluster)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
     p.add_argument("--list", action="store_true", help="list the model keys and what each backend produces")
@@ -61,6 +62,7 @@ def cmd_quantize(args) -> int:
     from ..diffusion.job import submit, target_results
     from ..diffusion.keys import expand_models
     from ..diffusion.matrix import SUMMARY_HEADERS, summary_rows
+    from ..engines import EngineOptions
 
     if args.list:
         rows = support_table()
@@ -76,12 +78,9 @@ def cmd_quantize(args) -> int:
                               sources=parse_sources(args.source, expand_models(args.model)),
                               output_dir=args.output_dir, force=args.force, push=args.push, private=args.private,
                               check_steps=args.check_steps, check_size=args.check_size,
-                              check_prompts=args.check_prompt, engine=args.engine, address=args.address,
-                              device=args.device)
-    if args.engine == "ray":
-        from ..engines.ray_session import require_ray
-
-        require_ray()          # say so now, not from inside the job
+                              check_prompts=args.check_prompt, device=args.device,
+                              engine=EngineOptions(args.engine, address=args.address))
+    request.engine.require()          # say so now, not from inside the job
     if not args.json:
         for t in plan(request):
             if t.skip:

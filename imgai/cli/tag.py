@@ -12,6 +12,8 @@ from .output import JSON
 
 
 def register(sub) -> None:
+    from ..engines import ENGINES
+
     p = sub.add_parser("tag", help="tag images (files and folders) with an enabled ONNX model", parents=[JSON])
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="image files and folders (with --engine ray also s3://, gs://, file:// URIs)")
@@ -31,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--sidecar", choices=("txt", "xmp"), help="also write a sidecar next to each image")
     p.add_argument("--overwrite", action="store_true", help="replace existing sidecars")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local: this process; ray: a Ray cluster (results in the order they finish)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
     p.add_argument("--actors", type=int, help="ray: inference actors (default: one per node)")
@@ -67,7 +69,7 @@ def cmd_tag(args) -> int:
     options = TagOptions(top_k=args.top_k, threshold=args.threshold, general_threshold=args.general_threshold,
                          character_threshold=args.character_threshold, batch_size=args.batch_size,
                          underscores_to_spaces=args.underscores_to_spaces, exclude_tags=args.exclude_tags)
-    engine = EngineOptions(args.engine, address=args.address, actors=args.actors)
+    engine = EngineOptions(args.engine, address=args.address, workers=args.actors)
     if args.sidecar and any("://" in str(p) for p in args.paths):
         raise ConfigError("--sidecar writes next to local images; it cannot be used with URIs")
     output = ResultFile(args.format, args.output)

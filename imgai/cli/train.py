@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 
+from ..engines import RAY_TRAIN_WORKERS
+from ..train.config import LOSSES, OPTIMIZERS, TrainConfig
 from .output import JSON, WAIT, follow, print_json, print_table
 
 # option → (TrainConfig field, type, help)
 CONFIG_OPTIONS = {
-    "--loss": ("loss", str, "cross_entropy (default) or bce for multi-label folders"),
+    "--loss": ("loss", str, f"{' or '.join(LOSSES)} (default {TrainConfig.loss}); bce for multi-label folders"),
     "--label-smoothing": ("label_smoothing", float, "cross-entropy label smoothing, 0 ≤ x < 1 (default 0)"),
-    "--optimizer": ("optimizer", str, "adam or adamw (default)"),
+    "--optimizer": ("optimizer", str, f"{' or '.join(OPTIMIZERS)} (default {TrainConfig.optimizer})"),
     "--lr": ("lr", float, "learning rate (default 1e-3)"),
     "--beta1": ("beta1", float, "Adam beta 1 (default 0.9)"),
     "--beta2": ("beta2", float, "Adam beta 2 (default 0.999)"),
@@ -27,13 +29,15 @@ CONFIG_OPTIONS = {
     "--val-split": ("val_split", float, "validation fraction (default: the data pipeline's)"),
     "--seed": ("seed", int, "random seed (default 0)"),
     "--image-size": ("image_size", int, "training resolution (default: the data pipeline's)"),
-    "--engine": ("engine", str, "local (default) or ray: Ray Train, DDP over --workers processes"),
-    "--workers": ("workers", int, "ray: training processes (default 2)"),
-    "--address": ("address", str, "ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)"),
+    "--engine": ("engine.name", str, "local (default) or ray: Ray Train, DDP over --workers processes"),
+    "--workers": ("engine.workers", int, f"ray: training processes (default {RAY_TRAIN_WORKERS})"),
+    "--address": ("engine.address", str, "ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)"),
 }
 
 
 def register(sub) -> None:
+    from .. import jobs
+
     p = sub.add_parser("train", help="train a classifier on your own images")
     s = p.add_subparsers(dest="train_command", metavar="ACTION", required=True)
 
@@ -56,7 +60,7 @@ def register(sub) -> None:
     st.set_defaults(func=cmd_start)
 
     ls = s.add_parser("list", help="training jobs, newest first", parents=[JSON])
-    ls.add_argument("--state", choices=("queued", "starting", "running", "succeeded", "failed", "cancelled"))
+    ls.add_argument("--state", choices=jobs.STATES)
     ls.set_defaults(func=cmd_list)
 
     sh = s.add_parser("show", help="one training job: epochs, curves, per-class accuracy", parents=[JSON])
@@ -121,11 +125,16 @@ def _augment_options(parser) -> None:
 
 
 def _config_changes(args) -> dict:
-    changes = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in CONFIG_OPTIONS.items()}
+    changes: dict = {}
+    for flag, (name, _, _) in CONFIG_OPTIONS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            group, _, sub = name.rpartition(".")      # "engine.workers" → changes["engine"]["workers"]
+            (changes.setdefault(group, {}) if group else changes)[sub] = value
     for key in ("pretrained", "flip", "crop"):
         if getattr(args, key, None) is not None:
             changes[key] = getattr(args, key)
-    return {k: v for k, v in changes.items() if v is not None}
+    return changes
 
 
 def cmd_architectures(args) -> int:
@@ -182,10 +191,7 @@ def cmd_start(args) -> int:
     if defaults.settings and not args.json:
         print(f"defaults: {defaults.note} (change them with --lr, --optimizer, --flip/--no-flip, "
               "--crop/--no-crop)", file=sys.stderr)
-    if config.engine == "ray":
-        from ..engines.ray_session import require_ray
-
-        require_ray()          # say so now, not from inside the job
+    config.engine.require()          # say so now, not from inside the job
     job = start(args.model, data=args.data, config=config)
     return _submitted(job, args)
 

@@ -83,9 +83,6 @@ class DiffusionModelKey:
     summary: str
     warning: str | None = None        # said before a conversion starts, and in the card
 
-    def formats(self, backend: str) -> tuple[str, ...]:
-        return SUPPORTED[backend]
-
 
 MODEL_KEYS: dict[str, DiffusionModelKey] = {k.key: k for k in (
     DiffusionModelKey(

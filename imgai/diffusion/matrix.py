@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import paths
+from ..engines import EngineOptions, work_function
 from ..errors import ConfigError
 from .checks import PROMPTS, CheckConfig
 from .keys import (MODEL_KEYS, check_quantization, expand_backends, expand_models, skip_reason,
@@ -35,8 +36,8 @@ class QuantizeRequest:
     check_steps: int | None = None
     check_size: tuple | None = None      # (width, height)
     check_prompts: tuple | None = None   # default: checks.PROMPTS
-    engine: str = "local"                # local: one target after another here; ray: one Ray task per target
-    address: str | None = None           # ray: the cluster to join (default: RAY_ADDRESS, else a private Ray)
+    engine: EngineOptions = field(default_factory=EngineOptions)   # local: one target after another here;
+                                         # ray: one Ray task per target (an engine name is taken too)
     device: str = "auto"                 # auto | cpu | cuda: where PyTorch targets load, quantize and sample
 
     def __post_init__(self):
@@ -54,10 +55,10 @@ class QuantizeRequest:
         if self.push is not None and not ORG.match(self.push):
             raise ConfigError(f"--push takes a Hub user or organisation name like 'my-org', got {self.push!r} "
                               "(the repo name is the target's, e.g. my-org/sd15-torch-int8)")
-        if self.engine not in ("local", "ray"):
-            raise ConfigError(f"engine {self.engine!r} is not one of local, ray")
-        if self.address and self.engine != "ray":
-            raise ConfigError("--address only applies to --engine ray")
+        self.engine = EngineOptions.from_value(self.engine)
+        if self.engine.workers is not None:
+            raise ConfigError(f"workers={self.engine.workers} does not apply to quantize: each target is one Ray "
+                              "task, sized by its memory estimate")
         from ..devices import resolve_device
 
         self.resolved_device = resolve_device(self.device)   # cuda without CUDA: refused here, before a job
@@ -78,6 +79,7 @@ class QuantizeRequest:
         params = {f.name: getattr(self, f.name) for f in fields(self)}
         params["model"], params["backend"] = list(self.keys), list(self.backends)
         params["output_dir"] = str(self.folder)
+        params["engine"] = self.engine.to_dict()
         params["check_size"] = list(self.check_size) if self.check_size else None
         params["check_prompts"] = list(self.check_prompts) if self.check_prompts else None
         return params
@@ -85,6 +87,8 @@ class QuantizeRequest:
     @classmethod
     def from_params(cls, params: dict) -> "QuantizeRequest":
         known = {f.name for f in fields(cls)}
+        if isinstance(params.get("engine"), str):      # a record written before EngineOptions
+            params = dict(params, engine={"name": params["engine"], "address": params.get("address")})
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in known})
 
     def describe(self) -> str:
@@ -124,12 +128,15 @@ def plan(request: QuantizeRequest) -> list[PlannedTarget]:
 def run(request: QuantizeRequest, *, on_progress: Callable[[float, str], None] = lambda f, s: None,
         on_result: Callable[[TargetResult], None] = lambda r: None,
         on_warning: Callable[[str], None] = lambda m: None, run_id: str | None = None) -> list[TargetResult]:
-    """Run every target of the request in order (on Ray: all at once); returns one result per target."""
-    if request.engine == "ray":
-        from ..engines.ray_quantize import run_on_ray
+    """Run every target of the request on its engine (`imgai.engines.WORK`); one result per target."""
+    return work_function("quantize", request.engine)(request, on_progress=on_progress, on_result=on_result,
+                                                      on_warning=on_warning, run_id=run_id)
 
-        return run_on_ray(request, on_progress=on_progress, on_result=on_result, on_warning=on_warning,
-                          run_id=run_id)
+
+def run_here(request: QuantizeRequest, *, on_progress: Callable[[float, str], None] = lambda f, s: None,
+             on_result: Callable[[TargetResult], None] = lambda r: None,
+             on_warning: Callable[[str], None] = lambda m: None, run_id: str | None = None) -> list[TargetResult]:
+    """The local engine: every target of the request in order, in this process."""
     ctx = RunContext(output_dir=request.folder, check=request.check, force=request.force, push=request.push,
                      private=request.private, on_warning=on_warning, device=request.resolved_device)
     if run_id:

@@ -10,7 +10,8 @@ from ..config import paths
 from ..errors import UnknownModelError
 from .info import read_info
 from .resources import fmt_bytes
-from .targets import STAGING_PREFIX
+
+STAGING_PREFIX = ".imgai-tmp-"     # a target being written (or an old one being replaced): never an output
 
 
 @dataclass

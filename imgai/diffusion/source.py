@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConversionError, HubUnavailableError, UnknownModelError, UnsupportedModelError
+from ..cards import read_card_data
+from ..hub_id import HUB_ID
 from .keys import DiffusionModelKey
 from ..words import term
 
-HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
 SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
                      "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 TORCH_DTYPE_NAMES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I8": "int8",
@@ -143,7 +144,7 @@ def _describe(model_key: DiffusionModelKey, *, spec: str, kind: str, folder: Pat
     if model_key.denoiser not in components or not components[model_key.denoiser].has_weights:
         raise ConversionError(f"{spec} has no safetensors weights for its {model_key.denoiser}; "
                               "imgai reads safetensors only (convert the pickles with diffusers first)")
-    card = _card_metadata(folder)
+    card = read_card_data(folder)
     base = card.get("base_model")
     base = base[0] if isinstance(base, list) and base else base
     return Source(spec=spec, kind=kind, path=folder, revision=revision, repo_id=repo_id,
@@ -242,19 +243,3 @@ def fingerprint(folder: Path) -> str:
                     fh.seek(min(size - (1 << 20), (size - (1 << 20)) * i // 17))
                     digest.update(fh.read(1 << 20))
     return "sha256:" + digest.hexdigest()[:20]
-
-
-def _card_metadata(folder: Path) -> dict:
-    readme = folder / "README.md"
-    if not readme.is_file():
-        return {}
-    try:
-        from huggingface_hub import ModelCard
-
-        return ModelCard.load(readme).data.to_dict()
-    except Exception:  # a malformed README must not stop a conversion; the license falls back to the key's
-        return {}
-
-
-def source_summary(source: Source) -> dict:
-    return {**source.to_dict(), "components": {n: asdict(c) for n, c in source.components.items()}}

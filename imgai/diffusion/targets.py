@@ -25,10 +25,10 @@ from .card import write_card
 from .info import build_info, component_table, is_up_to_date, read_info, settings_for, write_info
 from ..words import term
 from .keys import get_model_key, skip_reason, target_name
+from .outputs import STAGING_PREFIX
 from .source import Source, resolve_source
 
 LOG = get_logger("imgai.diffusion")
-STAGING_PREFIX = ".imgai-tmp-"
 # (start, end) of each stage within one target's progress
 STAGES = {"load": (0.0, 0.2), "convert": (0.2, 0.6), "check": (0.6, 0.9), "card": (0.9, 0.95), "upload": (0.95, 1.0)}
 
@@ -110,12 +110,10 @@ def convert_target(key: str, backend: str, quantization: str, *, ctx: RunContext
 
     try:
         _run(model_key, backend, quantization, name, ctx, source_spec, staged, result)
-    except BaseException as exc:
+    except Exception as exc:      # a cancel (JobCancelled) or Ctrl-C passes: the staging folder is already gone
         from ..devices import is_out_of_memory, out_of_memory_error
         from ..errors import ImgaiError
 
-        if not isinstance(exc, Exception):
-            raise  # a cancel (JobCancelled) or Ctrl-C: the staging folder is already gone
         if is_out_of_memory(exc):      # the staging folder is gone; say how much was needed and what to do
             exc = out_of_memory_error(exc, what=last[0] or name, device=device)
         if isinstance(exc, ImgaiError):

@@ -67,7 +67,7 @@ def run_on_ray(request: QuantizeRequest, *, on_progress: Callable[[float, str], 
         on_result(result)
         on_progress(len(results) / len(targets), f"{result.name}: {result.status}")
 
-    with ray_session(request.address) as session:
+    with ray_session(request.engine.address) as session:
         largest = max((n["Resources"].get("memory", 0) for n in session["nodes"]), default=0)
         pending = {}
         for i, t in enumerate(targets):

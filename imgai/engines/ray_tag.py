@@ -38,7 +38,8 @@ import numpy as np
 from ..classify.onnx_file import external_data_files
 from ..classify.preprocess import PreprocessSpec
 from ..classify.labels import TAGS_FILE
-from ..classify.tag import IMAGE_SUFFIXES, TagOptions, TagResult, Tagger, collect_images, tagging_folder
+from ..classify.tag import (IMAGE_SUFFIXES, TagOptions, TagResult, Tagger, TagStream, collect_images,
+                           tagging_folder)
 from ..errors import ConfigError, JobError
 from .ray_session import ray_session, require_ray
 
@@ -236,3 +237,11 @@ def tag_on_ray(files: list[str], *, model_id: str | None = None, options: TagOpt
 
     return results()
 
+
+def stream_on_ray(paths: Iterable, *, model_id: str | None = None, options: TagOptions = TagOptions(),
+                  engine=None) -> TagStream:
+    """The Ray engine's tagging (`imgai.engines.WORK`): results in the order batches finish."""
+    files = list_images(paths)
+    return TagStream(files, tag_on_ray(files, model_id=model_id, options=options,
+                                       address=engine.address if engine else None,
+                                       actors=engine.workers if engine else None))

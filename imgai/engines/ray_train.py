@@ -22,6 +22,7 @@ from ..errors import JobError
 from ..log import get_logger
 from ..train.config import TrainConfig
 from ..train.loop import EpochMetrics, FitResult, _write_checkpoint, load_checkpoint
+from . import RAY_TRAIN_WORKERS
 from .ray_session import ray_session, require_ray
 
 LOG = get_logger("imgai.engines.ray_train")
@@ -80,9 +81,10 @@ def fit_on_ray(model, train_set, val_set, config: TrainConfig, *, num_classes: i
         resume_state = load_checkpoint(checkpoint)
     resume_state = resume_state if resume else None
     use_gpu = config.resolved_device() == "cuda"
-    with ray_session(config.address) as session, tempfile.TemporaryDirectory(prefix="imgai-ray-train-") as storage:
+    workers = config.engine.workers or RAY_TRAIN_WORKERS
+    with ray_session(config.engine.address) as session, tempfile.TemporaryDirectory(prefix="imgai-ray-train-") as storage:
         cpus = min(int(n["Resources"]["CPU"]) for n in session["nodes"]) if session["nodes"] else 1
-        threads = max(1, cpus // max(1, -(-config.workers // max(1, len(session["nodes"])))))
+        threads = max(1, cpus // max(1, -(-workers // max(1, len(session["nodes"])))))
         out = Queue()
         cfg = {"config": config, "num_classes": num_classes, "multi_label": multi_label, "threads": threads,
                "model": [ray.put(model)], "data": [ray.put((train_set, val_set))],
@@ -90,10 +92,10 @@ def fit_on_ray(model, train_set, val_set, config: TrainConfig, *, num_classes: i
         trainer = TorchTrainer(
             train_worker, train_loop_config=cfg,
             torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-            scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu),
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
             run_config=RunConfig(name="imgai-train", storage_path=storage,
                                  failure_config=FailureConfig(max_failures=0)))
-        LOG.info("training on Ray: %d workers, %d threads each, %s", config.workers, threads,
+        LOG.info("training on Ray: %d workers, %d threads each, %s", workers, threads,
                  "nccl" if use_gpu else "gloo")
         failure: list[BaseException] = []
         runner = threading.Thread(target=lambda: _fit_trainer(trainer, failure), name="imgai-ray-train", daemon=True)

@@ -16,7 +16,9 @@ from .client import HubStatus, hub_status
 from .download import download
 from .publish import push_model, render_classifier_card, write_card
 from .push import PushedFile, PushResult, push_folder
-from .search import HubModel, ModelDetails, SearchResult, info, landing, search, split_revision
+from ..hub_id import split_revision
+from .results import HubModel, ModelDetails, SearchResult
+from .search import info, landing, search
 
 __all__ = [
     "HubModel", "HubStatus", "LoginStatus", "ModelDetails", "PushResult", "PushedFile", "SearchResult",

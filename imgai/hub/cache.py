@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from .. import registry
+from ..cards import card_license
 from ..classify.architectures import detect_folder
 from ..errors import HubNotFoundError, HubUnavailableError, ImgaiError
 from ..log import get_logger
-from .search import HubModel, ModelDetails
+from .results import HubModel, ModelDetails, card_summary, label_names
 from .support import num_labels
 
 LOG = get_logger("imgai.hub")
@@ -67,7 +68,7 @@ def cached_models(query: str = "", *, family: str | None = None, library: str | 
         out.append(HubModel(
             repo_id=repo.repo_id, architecture=detected.architecture, family=detected.family,
             library=detected.library, labels=num_labels(config) if config else None,
-            size=rev.size_on_disk, license=_license(snapshot), sha=rev.commit_hash, cached=True))
+            size=rev.size_on_disk, license=card_license(snapshot), sha=rev.commit_hash, cached=True))
     return out
 
 
@@ -76,19 +77,6 @@ def _read_config(snapshot: Path) -> dict | None:
         data = json.loads((snapshot / "config.json").read_text())
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
-        return None
-
-
-def _license(snapshot: Path) -> str | None:
-    readme = snapshot / "README.md"
-    if not readme.is_file():
-        return None
-    try:
-        from huggingface_hub import ModelCard
-
-        value = ModelCard.load(readme).data.license
-        return value if isinstance(value, str) else None
-    except Exception:
         return None
 
 
@@ -129,13 +117,11 @@ def cached_details(repo_id: str, *, revision: str | None, message: str) -> Model
     model = next((m for m in cached_models() if m.repo_id == repo_id and m.sha == commit), None)
     files = [{"path": p.name, "size": p.stat().st_size, "needed": True} for p in sorted(snapshot.iterdir())]
     config = _read_config(snapshot) or {}
-    from .search import _label_names, card_summary
-
     readme = snapshot / "README.md"
     registered = registry.find_by_source(f"{repo_id}@{commit}")
     return ModelDetails(
         repo_id=repo_id, sha=commit, supported=model is not None, reason=None if model else "not supported",
         model=model, files=files, download_size=0, total_size=sum(f["size"] for f in files),
         card_summary=card_summary(readme.read_text(errors="replace")) if readme.is_file() else "",
-        label_names=_label_names(config)[:20], private=False, gated=False,
+        label_names=label_names(config)[:20], private=False, gated=False,
         in_registry=registered.id if registered else None, registered_other_revision=None)

@@ -22,7 +22,8 @@ from ..log import get_logger
 from . import auth
 from .cache import add_cached, hf_cache_dir
 from .client import hub_errors, hub_status
-from .search import _describe, split_revision
+from ..hub_id import split_revision
+from .search import _describe
 from .support import RepoFile, human_size, plan_download, size_of
 
 LOG = get_logger("imgai.hub")

@@ -1,7 +1,7 @@
 """Push a converted classifier to the Hub: `model.onnx`, `labels.json`, `preprocess.json` and a
 generated `README.md` card, in one commit through `push_folder`.
 
-The card is rendered from `templates/classifier.md.j2` (metadata through `ModelCardData`) and
+The card is rendered from `imgai/templates/classifier.md.j2` (metadata through `ModelCardData`) and
 written next to the local model first, so the local copy and the Hub copy carry the same card.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 from .. import access, registry
 from ..access import Actor
 from ..config import paths
-from ..errors import StateError
+from ..errors import ImgaiError, StateError
+from ..hub_id import HUB_ID
 from ..log import get_logger
 from .push import PushResult, push_folder
-from .search import HUB_ID
 from ..words import term
 
 LOG = get_logger("imgai.hub")
@@ -50,7 +50,8 @@ def _family(model: registry.Model) -> str | None:
     if model.pytorch_path and Path(model.pytorch_path).is_dir():
         try:
             return detect_folder(Path(model.pytorch_path)).family
-        except Exception:
+        except (ImgaiError, OSError) as exc:     # the card then names the architecture, not its family
+            LOG.info("no family for %s: %s", model.id, exc)
             return None
     return None
 
@@ -167,7 +168,7 @@ def push_model(model_id: str, repo_id: str, *, token: str | None = None, private
 
     access.check(actor, "models.push", registry.get(model_id))
     model = _pushable(model_id)
-    from .search import split_revision
+    from ..hub_id import split_revision
 
     split_revision(repo_id)
     card = write_card(model_id, repo_id=repo_id, revision=revision)

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, PushVerificationError
+from ..hub_id import split_revision
 from ..log import get_logger
 from .auth import require_token
 from .client import api, endpoint, hub_errors
-from .search import split_revision
 from .support import human_size
 
 LOG = get_logger("imgai.hub")

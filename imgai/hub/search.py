@@ -10,80 +10,23 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import re
-from dataclasses import asdict, dataclass, field
 
 from .. import registry
-from ..classify.architectures import FAMILIES, Detected
+from ..classify.architectures import FAMILIES, LIBRARIES, Detected
+from ..hub_id import split_revision
 from ..errors import (ConfigError, HubAccessError, HubRateLimitError, HubUnavailableError, ImgaiError,
                       UnsupportedModelError)
-from ..words import term
+from .results import HubModel, ModelDetails, SearchResult, card_summary, label_names
 from .client import REQUEST_TIMEOUT_S, api, hub_errors, hub_status
 from .support import (detect, is_onnx_repo, metadata_verdict, num_labels, plan_download, size_of,
                       to_repo_files)
 
 SORTS = {"downloads": "downloads", "likes": "likes", "updated": "lastModified"}
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
-LIBRARIES = ("transformers", "timm", "onnx")
 EXPAND = ["config", "library_name", "pipeline_tag", "downloads", "likes", "lastModified", "gated", "private",
           "sha", "cardData", "tags", "safetensors"]
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 COLUMNS = ["repo id", "architecture", "library", "labels", "parameters", "size", "license", "downloads",
            "last modified", "gated"]
-
-
-@dataclass
-class HubModel:
-    """One row of search results (or of the local cache when offline)."""
-    repo_id: str
-    architecture: str
-    family: str
-    library: str
-    labels: int | None = None
-    parameters: int | None = None
-    size: int | None = None          # bytes imgai downloads (weights, config, preprocessing, labels)
-    license: str | None = None
-    downloads: int | None = None
-    likes: int | None = None
-    last_modified: str | None = None
-    gated: str | bool = False
-    sha: str | None = None
-    cached: bool = False             # listed from the local HF cache
-
-    def row(self) -> list:
-        from .support import human_size
-
-        return [self.repo_id, self.architecture, self.library, self.labels if self.labels is not None else "",
-                _count(self.parameters), human_size(self.size) if self.size is not None else "",
-                self.license or "", self.downloads if self.downloads is not None else "",
-                self.last_modified or "", str(self.gated) if self.gated else "no"]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class SearchResult:
-    query: str
-    models: list[HubModel]
-    online: bool
-    message: str                     # one line: offline notice, or what was hidden
-    hidden_unsupported: int = 0      # matched the query but imgai cannot take them
-    hidden_unreadable: int = 0       # gated/private: their config could not be read to decide
-    scanned: int = 0
-    hidden: list[dict] = field(default_factory=list)   # [{"repo_id", "reason"}] of the hidden ones
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "models": [m.to_dict() for m in self.models]}
-
-
-def _count(n: int | None) -> str:
-    if n is None:
-        return ""
-    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return str(n)
 
 
 def check_filters(*, family: str | None, library: str | None, sort: str, limit: int) -> tuple[str | None, str | None]:
@@ -230,37 +173,6 @@ def _describe(repo_id: str, *, sha: str | None, listed=None, token=None, revisio
 
 # -- one repo in detail ---------------------------------------------------------------------
 
-@dataclass
-class ModelDetails:
-    repo_id: str
-    sha: str | None
-    supported: bool
-    reason: str | None                # why not, when unsupported
-    model: HubModel | None
-    files: list[dict]                 # {"path", "size", "needed"}
-    download_size: int | None
-    total_size: int | None
-    card_summary: str
-    label_names: list[str]            # the first few
-    private: bool
-    gated: str | bool
-    in_registry: str | None           # the model id when this commit is registered
-    registered_other_revision: str | None
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "model": self.model.to_dict() if self.model else None}
-
-
-def split_revision(spec: str) -> tuple[str, str | None]:
-    """"org/name@rev" → ("org/name", "rev"); refuses anything that is not a Hub id."""
-    if not (spec or "").strip():
-        raise ConfigError(f"no model chosen: give {term('repo')}")
-    repo_id, _, rev = spec.strip().partition("@")
-    if not HUB_ID.match(repo_id):
-        raise ConfigError(f"the id {spec!r} is not a Hub model id like 'org/name' or 'org/name@revision'")
-    return repo_id, rev or None
-
-
 def info(repo_id: str, *, revision: str | None = None, token=None) -> ModelDetails:
     """Details of one repo: support, files and sizes, labels, card summary, registry state."""
     if "@" in repo_id and revision is None:
@@ -288,7 +200,7 @@ def info(repo_id: str, *, revision: str | None = None, token=None) -> ModelDetai
     summary = ""
     if any(f.path == "README.md" for f in files):
         summary = _card_summary(repo_id, sha=sha, token=token)
-    labels = _label_names(config)
+    labels = label_names(config)
     registered = registry.find_by_source(f"{repo_id}@{sha}")
     other = next((m.id for m in registry.list_models() if m.source.startswith(f"{repo_id}@")), None)
     return ModelDetails(
@@ -301,17 +213,6 @@ def info(repo_id: str, *, revision: str | None = None, token=None) -> ModelDetai
         registered_other_revision=None if registered else other)
 
 
-def _label_names(config: dict | None) -> list[str]:
-    if not config:
-        return []
-    if isinstance(config.get("id2label"), dict):
-        pairs = sorted(((int(k), v) for k, v in config["id2label"].items() if str(k).isdigit()))
-        return [v for _, v in pairs]
-    if isinstance(config.get("label_names"), list):
-        return [str(x) for x in config["label_names"]]
-    return []
-
-
 def _card_summary(repo_id: str, *, sha: str, token) -> str:
     from huggingface_hub import hf_hub_download
 
@@ -322,27 +223,6 @@ def _card_summary(repo_id: str, *, sha: str, token) -> str:
     except ImgaiError:
         return ""
     return card_summary(text)
-
-
-def card_summary(text: str, *, limit: int = 500) -> str:
-    """The first real paragraph of a model card (no front matter, headings, badges or HTML)."""
-    if text.startswith("---"):
-        end = text.find("\n---", 3)
-        text = text[end + 4:] if end != -1 else ""
-    para: list[str] = []
-    for line in text.splitlines():
-        s = line.strip()
-        if not s:
-            if para:
-                break
-            continue
-        if s.startswith(("#", "<", "[![", "!", "|", "```")):
-            if para:
-                break
-            continue
-        para.append(s)
-    out = " ".join(para)
-    return out if len(out) <= limit else out[:limit - 1].rstrip() + "…"
 
 
 def landing(*, limit: int = 30) -> SearchResult:

@@ -8,7 +8,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from ..classify.architectures import ONNX_LABEL_FILES, Detected, detect_config, family_of_model_type
+from ..classify.architectures import LIBRARIES, ONNX_LABEL_FILES, Detected, detect_config, family_of_model_type
 from ..errors import UnsupportedModelError
 
 IMAGE_TASK = "image-classification"
@@ -39,7 +39,7 @@ def metadata_verdict(*, config: dict | None, pipeline_tag: str | None, library_n
             return str(exc)
     if pipeline_tag and pipeline_tag != IMAGE_TASK:
         return f"task {pipeline_tag!r}, not {IMAGE_TASK}"
-    if library_name and library_name not in ("transformers", "timm", "onnx"):
+    if library_name and library_name not in LIBRARIES:
         return f"library {library_name!r} (imgai takes transformers, timm or ONNX)"
     return None
 

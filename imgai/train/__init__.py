@@ -9,6 +9,7 @@ training job → a trained PyTorch model (timm format) that Convert and Tag take
     loop.py           the training loop
     models.py         trainable models in the registry, run folders, saving
     job.py            the "train" job kind
+    stage.py          the "epoch k/n" stage a running job reports
     pretrained.py     ImageNet weights from the Hub (the "weights" job kind) and the fine-tune defaults
     runs.py           start / resume / retrain / cancel and the views of a run
 """
@@ -19,11 +20,11 @@ from .data import (DataPipeline, DataReport, add_pipeline, check_data, get_pipel
                    remove_pipeline)
 from .models import create_model, resolve_model
 from .pretrained import finetune_defaults
-from .runs import cancel, curves, download, latest_job_for, list_training, resume, retrain, start, view
+from .runs import RESUMABLE, cancel, curves, download, latest_job_for, list_training, resume, retrain, start, view
 
 train = start   # the verb, as STYLE.md names it
 
 __all__ = ["ARCHITECTURES", "architectures_table", "get_architecture", "TrainConfig", "available_devices",
            "DataPipeline", "DataReport", "add_pipeline", "check_data", "get_pipeline", "list_pipelines",
            "remove_pipeline", "create_model", "resolve_model", "start", "train", "resume", "retrain", "cancel",
-           "curves", "view", "download", "latest_job_for", "list_training", "finetune_defaults"]
+           "curves", "view", "download", "latest_job_for", "list_training", "finetune_defaults", "RESUMABLE"]

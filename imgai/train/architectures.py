@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
-
-from ..classify.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from ..classify.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import ConfigError, ImgaiError
+from ..log import get_logger
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,9 @@ def _demo_folder() -> Path | None:
         return None
     try:
         folder = Path(demo_weights_folder())
-    except Exception:
+    except (ImgaiError, OSError, RuntimeError) as exc:   # no torch/timm, an unwritable home, a bad package
+        get_logger("imgai.train").warning("the demo model's weights are unavailable (%s): "
+                                          "efficientnet_lite0 starts from scratch", exc)
         return None
     return folder if (folder / "model.safetensors").is_file() else None
 

@@ -4,11 +4,11 @@ and the fix (so a bad setting fails before a job is queued, never halfway throug
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
+from ..engines import EngineOptions
 from ..errors import ConfigError
 
-ENGINES = ("local", "ray")
 LOSSES = ("cross_entropy", "bce")     # bce: multi-label (an image filed under several classes)
 OPTIMIZERS = ("adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -55,10 +55,9 @@ class TrainConfig:
     flip: bool | None = None          # horizontal flip (None: the data pipeline's setting)
     crop: bool | None = None          # random resized crop, scale 0.6–1 (None: the data pipeline's setting)
     pretrained: bool = True           # start from local ImageNet weights when there are some
-    # where it runs
-    engine: str = "local"             # local: this worker process; ray: Ray Train, DDP over `workers` processes
-    workers: int = 2                  # ray: training processes (DDP: gloo on CPU, nccl on CUDA)
-    address: str | None = None        # ray: the cluster to join (default: RAY_ADDRESS, else a private Ray)
+    # where it runs: local (this worker process) or ray (Ray Train, DDP over engine.workers processes:
+    # gloo on CPU, nccl on CUDA); an engine name is taken too
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
     def __post_init__(self):
         _choice("loss", self.loss, LOSSES)
@@ -96,11 +95,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be true, false or empty (the data pipeline's)")
         if not isinstance(self.pretrained, bool):
             raise ConfigError(f"pretrained={self.pretrained!r} must be true or false")
-        _choice("engine", self.engine, ENGINES)
-        _integer("workers", self.workers, 1, 1024, "training processes for --engine ray, e.g. 2")
-        if self.address and self.engine != "ray":
-            raise ConfigError(f"address={self.address!r} only applies to engine 'ray'")
-        if self.engine == "ray" and self.device == "mps":
+        self.engine = EngineOptions.from_value(self.engine)
+        if self.engine.name == "ray" and self.device == "mps":
             raise ConfigError("device 'mps' cannot train on Ray (DDP needs gloo on CPU or nccl on CUDA); "
                               "use cpu, cuda or auto")
         _choice("device", self.device, DEVICES)
@@ -131,14 +127,31 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
+        if isinstance(data.get("engine"), str) or "workers" in data or "address" in data:
+            data = _fold_engine(data)      # a record written before EngineOptions: flat engine/workers/address
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown training setting(s) {unknown}; known settings: {', '.join(sorted(known))}")
         return cls(**data)
 
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with some settings changed (None values are ignored), validated again."""
-        return TrainConfig.from_dict({**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}})
+        """A copy with some settings changed (None values are ignored), validated again. `engine` may
+        be a partial dict ({"workers": 4} keeps the engine and its address)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if isinstance(changes.get("engine"), dict):
+            given = changes["engine"]
+            base = {} if given.get("name") not in (None, self.engine.name) else self.engine.to_dict()
+            changes["engine"] = {**base, **given}
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+def _fold_engine(data: dict) -> dict:
+    data = dict(data)
+    name = data.pop("engine", None) or "local"
+    workers, address = data.pop("workers", None), data.pop("address", None)
+    if isinstance(name, str):
+        name = {"name": name, **({"workers": workers, "address": address} if name == "ray" else {})}
+    return {**data, "engine": name}
 
 
 def _finite(value) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +23,13 @@ from ..access import Actor
 from ..config import paths
 from ..db import now
 from ..errors import ConfigError, DataError, HubUnavailableError
+from ..hub_id import HUB_ID
 from ..registry import slugify
 
 KINDS = ("folder", "zip", "hub")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MIN_PER_CLASS = 2      # one to train on, one to validate with
 FEW_PER_CLASS = 10     # below this, a warning
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from .config import TrainConfig
 from .data import DataPipeline
 from .pretrained import wait_for_download
 from .models import TRAINING, checkpoint_path, register_run, save_run, settle_after_abort
+from .stage import epoch_stage
 
 # What a training job's events carry in `data["kind"]`; `runs.curves` reads a run's history back
 # from them: the history its checkpoint held when the job resumed, then each epoch, reported
@@ -27,7 +28,8 @@ HISTORY_EVENT, EPOCH_EVENT = "history", "epoch"
 def train_job(ctx) -> dict:
     from .. import registry
     from .images import datasets
-    from .loop import fit, load_checkpoint, seed_everything
+    from ..engines import work_function
+    from .loop import load_checkpoint, seed_everything
 
     p = ctx.params
     model_id, run = p["model_id"], int(p["run"])
@@ -80,7 +82,7 @@ def train_job(ctx) -> dict:
     def on_batch(epoch: int, i: int, batches: int) -> None:
         fraction = (epoch - 1 + i / batches) / epochs
         if i == 1:
-            ctx.progress(fraction, f"epoch {epoch}/{epochs}")
+            ctx.progress(fraction, epoch_stage(epoch, epochs))
             last_report[0] = time.monotonic()
         elif time.monotonic() - last_report[0] > 1.0:
             ctx.progress(fraction)
@@ -88,14 +90,13 @@ def train_job(ctx) -> dict:
 
     def on_epoch(m) -> None:
         ctx.progress(m.epoch / epochs)
-        ctx.event(f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f}, "
+        ctx.event(f"{epoch_stage(m.epoch, epochs)}: train loss {m.train_loss:.4f}, "
                   + (f"val accuracy {m.val_accuracy:.1%}, " if m.val_accuracy is not None else "")
                   + f"{m.samples_per_s:.0f} samples/s", data={"kind": EPOCH_EVENT, **m.to_dict()})
         # a visitor's wall time, and room for the next checkpoint (imgai/quotas.py)
         check_training(p.get("limits"), time.monotonic() - started, owner=ctx.job.owner, what=f"training {model_id}")
 
-    if config.engine == "ray":      # the same loop, in DDP processes scheduled by Ray Train
-        from ..engines.ray_train import fit_on_ray as fit
+    fit = work_function("train", config.engine)   # local: the loop here; ray: the same loop in DDP processes
     result = fit(model, train_set, val_set, config, num_classes=len(samples.labels), multi_label=multi_label,
                  checkpoint=ckpt, resume=resume, resume_state=resume_state, on_epoch=on_epoch, on_batch=on_batch)
 

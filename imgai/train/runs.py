@@ -9,15 +9,17 @@ from pathlib import Path
 
 from .. import access, jobs, quotas, registry
 from ..access import Actor
-from ..errors import StateError
+from ..errors import ConfigError, StateError, UnknownModelError
 from ..jobs import Job
 from .architectures import get_architecture
 from .config import TrainConfig
 from .data import DataPipeline, DataReport, check_data, get_pipeline, resolve_data
 from .job import EPOCH_EVENT, HISTORY_EVENT
 from .models import TRAINING, archive_run, fork_for_retraining, reserve_run, resolve_model
+from .stage import parse_epoch_stage
 
 KIND = "train"
+RESUMABLE = (jobs.FAILED, jobs.CANCELLED)      # the states a training job can be resumed from
 
 
 def _active_job_for(model_id: str) -> Job | None:
@@ -71,7 +73,7 @@ def resume(job_id: str, *, actor: Actor | None = None, dispatch: bool = True) ->
     """Continue a failed or cancelled run from its last epoch checkpoint (same run number)."""
     old = _train_job(job_id)
     access.check(actor, "train.resume", old)
-    if old.state not in (jobs.FAILED, jobs.CANCELLED):
+    if old.state not in RESUMABLE:
         raise StateError(f"job {job_id} is {old.state}; only a failed or cancelled training job can be resumed")
     busy = _active_job_for(old.subject)
     if busy:
@@ -102,7 +104,7 @@ def retrain(job_id: str, *, data: str | Path | DataPipeline | None = None, actor
         snapshot = DataPipeline(**old.params["data"])
         try:
             data = get_pipeline(snapshot.name)
-        except Exception:
+        except ConfigError:            # the pipeline was removed since: its snapshot in the job still works
             data = snapshot
     return start(old.subject, data=data, config=config, actor=actor, retrain_of=old.id, dispatch=dispatch)
 
@@ -180,8 +182,9 @@ def view(job: Job | str) -> TrainingView:
     epochs = int(p["config"]["epochs"])
     history = curves(job.id)
     done = history[-1]["epoch"] if history else 0
-    if job.state == jobs.RUNNING and job.stage.startswith("epoch "):
-        current = job.stage.split()[1].split("/")[0]
+    running = parse_epoch_stage(job.stage) if job.state == jobs.RUNNING else None
+    if running:
+        current = str(running[0])
     elif job.state == jobs.SUCCEEDED:
         current = str(epochs)
     else:
@@ -190,7 +193,7 @@ def view(job: Job | str) -> TrainingView:
                     if e.get("data") and "starting_weights" in e["data"]), None)
     try:
         name = registry.get(job.subject).name
-    except Exception:
+    except UnknownModelError:          # the model was removed; its jobs stay listed
         name = job.subject or ""
     last = history[-1] if history else {}
     return TrainingView(job_id=job.id, model_id=job.subject or "", model_name=name, architecture=p["architecture"],

@@ -1,0 +1,19 @@
+"""Job kinds that exist only for the tests of the job system, registered by conftest through
+`imgai.jobs.register_kind`: the same path any kind outside imgai's own table takes."""
+
+from __future__ import annotations
+
+import time
+
+from imgai.errors import JobError
+
+
+def selftest_job(ctx) -> dict:
+    """Sleeps in `steps` steps of `delay` seconds, reporting each; fails with `fail` when given."""
+    steps = int(ctx.params.get("steps", 3))
+    for i in range(steps):
+        ctx.progress(i / steps, f"step {i + 1}/{steps}")
+        time.sleep(float(ctx.params.get("delay", 0.1)))
+    if ctx.params.get("fail"):
+        raise JobError(str(ctx.params["fail"]))
+    return {"steps": steps}

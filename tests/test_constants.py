@@ -1,0 +1,52 @@
+"""Each constant is defined once and read everywhere else: a second literal copy in imgai/, ui/ or
+app.py fails here, naming the files. Plus the single readers of the shared formats."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = [*sorted((ROOT / "imgai").rglob("*.py")), *sorted((ROOT / "ui").rglob("*.py")), ROOT / "app.py"]
+
+# what a copy looks like → the one module allowed to hold it
+DEFINED_ONCE = {
+    "the Hub-id pattern": (r"\[A-Za-z0-9\]\[\\w\.\\?-\]\*/", "imgai/hub_id.py"),
+    "ImageNet mean": (r"0\.485,\s*0\.456,\s*0\.406", "imgai/classify/imagenet.py"),
+    "ImageNet std": (r"0\.229,\s*0\.224,\s*0\.225", "imgai/classify/imagenet.py"),
+    "the engine list": (r"""\(\s*["']local["'],\s*["']ray["']\s*\)""", "imgai/engines/__init__.py"),
+    "the model libraries": (r"""["']transformers["'],\s*["']timm["'],\s*["']onnx["']""",
+                            "imgai/classify/architectures.py"),
+    "the job states": (r"""["']queued["'],\s*["']starting["']""", "imgai/jobs.py"),
+    "the losses": (r"""["']cross_entropy["'],\s*["']bce["']""", "imgai/train/config.py"),
+    "the optimizers": (r"""["']adamw?["'],\s*["']adamw?["']""", "imgai/train/config.py"),
+    "the epoch stage": (r"""f["']epoch \{""", "imgai/train/stage.py"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(DEFINED_ONCE))
+def test_defined_once(what):
+    pattern, home = DEFINED_ONCE[what]
+    found = sorted({str(p.relative_to(ROOT)) for p in SOURCES if re.search(pattern, p.read_text())})
+    assert found == [home], f"{what} is written in {found}; define it in {home} and import it"
+
+
+def test_epoch_stage_is_written_and_read_in_one_place():
+    from imgai.train.stage import epoch_stage, parse_epoch_stage
+
+    assert parse_epoch_stage(epoch_stage(3, 10)) == (3, 10)
+    assert parse_epoch_stage("reading data") is None and parse_epoch_stage(None) is None
+    assert parse_epoch_stage("epoch 3/10: train loss 0.1") is None      # an event line, not the stage
+
+
+def test_one_hub_id_syntax():
+    from imgai.errors import ConfigError
+    from imgai.hub_id import split_revision
+
+    assert split_revision("org/name") == ("org/name", None)
+    assert split_revision(" org/name@refs/pr/1 ") == ("org/name", "refs/pr/1")
+    for bad in ("name", "/abs/path", "org/name@", "a/b/c"):
+        with pytest.raises(ConfigError, match=re.escape(repr(bad))):
+            split_revision(bad)
