@@ -55,6 +55,29 @@ def visible(page, text, exact=False):
     return page.get_by_text(text, exact=exact).filter(visible=True).first
 
 
+def open_tab(page, name: str, *, showing=None, timeout: float = 60) -> None:
+    """Click the tab `name` until `showing` (a locator; default: the tab is selected) holds: the
+    page's own load event picks its opening tab (ui/start.py) and may switch after a first click."""
+    import time
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    tab = page.get_by_role("tab", name=name, exact=True)
+    target = showing if showing is not None else page.get_by_role("tab", name=name, exact=True, selected=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        tab.click()
+        page.wait_for_timeout(1000)          # let a pending load event land before judging
+        try:
+            target.first.wait_for(state="visible", timeout=3000)
+            if showing is not None or tab.get_attribute("aria-selected") == "true":
+                return
+        except PlaywrightTimeout:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the {name!r} tab did not stay open")
+
+
 def button(page, name: str):
     """The first visible button called `name` (the app has a Sign in button on several tabs)."""
     return page.get_by_role("button", name=name).filter(visible=True).first
@@ -64,10 +87,11 @@ def sign_in(page, app_url: str, username: str) -> None:
     """As a person would: open the app, click the Sign in button, type the username on the
     provider's page, come back signed in (the button then reads "Logout (username)")."""
     page.goto(app_url, wait_until="load")
-    visible(page, "Not signed in").wait_for(timeout=60_000)   # the page's load events ran: its buttons work
+    # the sign-in row lives on Browse; "Not signed in" there means the page's load events ran
+    open_tab(page, "Browse", showing=visible(page, "Not signed in"))
     button(page, SIGN_IN).click()
     page.wait_for_url("**/oauth/authorize?**", timeout=30_000)
     page.get_by_label("Username").fill(username)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(app_url + "**", timeout=30_000)
-    button(page, f"Logout ({username})").wait_for(timeout=60_000)
+    open_tab(page, "Browse", showing=button(page, f"Logout ({username})"))

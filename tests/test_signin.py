@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser_fixtures import (SIGN_IN, VIEWPORT, browser, button, chromium_only, sign_in,  # noqa: F401
-                                    space_app, visible)
+from tests.browser_fixtures import (SIGN_IN, VIEWPORT, browser, button, chromium_only, open_tab,  # noqa: F401
+                                    sign_in, space_app, visible)
 from tests.fakehub_store import Store
 from tests.hub_fixtures import (ALICE_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, fake_hub_server,  # noqa: F401
                                 fake_hub_template)
@@ -106,7 +106,7 @@ def test_sign_in_with_the_login_button_as_on_a_space(fake_hub_server, browser, t
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
         page.goto(app.url, wait_until="load")
-        visible(page, "Not signed in (sign in with the Hugging Face button)").wait_for(timeout=30_000)
+        open_tab(page, "Browse", showing=visible(page, "Not signed in (sign in with the Hugging Face button)"))
         sign_in(page, app.url, "alice")
         # the visitor's OAuth token is alice's Hub token: the app's whoami through the fake Hub knows her
         visible(page, "Signed in as alice (can push, via visitor)").wait_for(timeout=30_000)
@@ -115,9 +115,10 @@ def test_sign_in_with_the_login_button_as_on_a_space(fake_hub_server, browser, t
         assert session["secure"] and session["httpOnly"] and session["sameSite"] == "None"   # production flags
 
         page.reload(wait_until="load")                      # the sign-in lives in the cookie, not the page
-        button(page, "Logout (alice)").wait_for(timeout=30_000)
+        open_tab(page, "Browse", showing=button(page, "Logout (alice)"))
         button(page, "Logout (alice)").click()
-        button(page, SIGN_IN).wait_for(timeout=30_000)
+        page.wait_for_url(app.url + "**", timeout=30_000)
+        open_tab(page, "Browse", showing=button(page, SIGN_IN))
         visible(page, "Not signed in").wait_for(timeout=30_000)
         page.screenshot(path=str(output_dir / "signed-out.png"), full_page=True)
     finally:

@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from tests.browser_fixtures import (SPACE_AUTHOR, VIEWPORT, browser, chromium_only, sign_in,  # noqa: F401
-                                    space_app, visible)
+from tests.browser_fixtures import (SPACE_AUTHOR, VIEWPORT, browser, chromium_only, open_tab,  # noqa: F401
+                                    sign_in, space_app, visible)
 from tests.hub_fixtures import fake_hub_server, fake_hub_template  # noqa: F401
 from tests.waiting import wait_until
 
@@ -46,7 +46,7 @@ def table_text(page) -> str:
 
 
 def open_convert_tab(page):
-    page.get_by_role("tab", name="Convert").click()
+    open_tab(page, "Convert")
     visible(page, "Conversion jobs (live)").wait_for()
 
 
@@ -73,7 +73,7 @@ def test_two_visitors_and_the_owner(hub, browser, imgai_home, output_dir):
         alice.get_by_role("button", name="Download", exact=True).click()
         done = visible(alice, f"{REPO}@main registered as")
         done.wait_for(timeout=180_000)
-        model_id = re.search(r"registered as (\S+)", done.inner_text()).group(1).strip("*.")
+        model_id = re.search(r"registered as \**([\w-]+)", done.inner_text()).group(1)
         screenshot(alice, "alice-downloaded")
         model = registry.get(model_id)
         assert model.owner == "alice"
@@ -98,7 +98,7 @@ def test_two_visitors_and_the_owner(hub, browser, imgai_home, output_dir):
         assert call_api(bob, "convert_refresh", None, []).count(model_id) == 0
 
         # bob cannot remove it through the API, with his own session, nor read her download job
-        answer = call_api(bob, "remove", model_id)
+        answer = call_api(bob, "remove", model_id, model_id)      # the model, and the plan it confirms
         assert "event: error" in answer and "belongs to another user" in answer, answer
         assert registry.get(model_id).type == registry.ONNX          # still there, untouched
         download_job = jobs.list_jobs(kind="download", limit=1)[0]
@@ -113,7 +113,8 @@ def test_two_visitors_and_the_owner(hub, browser, imgai_home, output_dir):
         screenshot(owner, "owner-sees-alices-model")
         owner.get_by_label("Selected model").fill(model_id)
         owner.get_by_label("Selected model").press("Enter")
-        owner.get_by_role("button", name="Remove").click()
+        owner.get_by_role("button", name="Remove…").click()
+        owner.get_by_role("button", name="Confirm remove").click()
         visible(owner, f"{model_id} removed with its files").wait_for(timeout=60_000)
         screenshot(owner, "owner-removed-it")
         assert model_id not in [m.id for m in registry.list_models()]
