@@ -170,12 +170,13 @@ def test_card_carries_the_int8_figures(fp32_model, calibration_folder):
 def test_demo_model_int8_tags_real_photos_with_the_same_top1(tmp_path, monkeypatch, photos, cli):
     """EfficientNet-Lite0 with real ImageNet weights, calibrated on the built-in photos."""
     from imgai import startup
-    from imgai.demo import MODEL_ID
+    from imgai.demo import MODEL_ID, preparing
 
     monkeypatch.setenv("IMGAI_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("IMGAI_NO_DEMO", raising=False)
-    startup.prepare()
-    assert cli("models", "convert", MODEL_ID, "--wait")[0] == 0
+    startup.prepare()                       # the demo is converted, validated and enabled by a job
+    job = preparing()
+    assert job is not None and jobs.wait(job.id, timeout=900).state == "succeeded", jobs.get(job.id).error
     code, out, err = cli("models", "quantize", MODEL_ID, "--wait")
     assert code == 0, err
     new = registry.get(int8_id(MODEL_ID))
@@ -190,9 +191,17 @@ def test_demo_model_int8_tags_real_photos_with_the_same_top1(tmp_path, monkeypat
     assert tops[new.id] == tops[MODEL_ID] and tops[new.id][1] == "espresso"
 
 
-def test_the_convert_tab_int8_action_goes_through_the_same_checks(app_server):
+def test_the_convert_tab_int8_action_goes_through_the_same_checks(tmp_path, monkeypatch):
     from gradio_client.exceptions import AppError
 
-    client = app_server.client()
-    with pytest.raises(AppError, match="cannot quantize 'efficientnet-lite0-demo': it is PyTorch / NotConverted"):
-        client.predict("efficientnet-lite0-demo", "static", api_name="/int8")
+    from tests.conftest import AppServer
+
+    home = tmp_path / "app_home"
+    monkeypatch.setenv("IMGAI_HOME", str(home))
+    registry.create(name="raw", source="local:raw", architecture="resnet18", library="timm")
+    server = AppServer(home, env={"IMGAI_NO_DEMO": "1"})
+    try:
+        with pytest.raises(AppError, match="cannot quantize 'raw': it is PyTorch / NotConverted"):
+            server.client().predict("raw", "static", api_name="/int8")
+    finally:
+        server.stop()
