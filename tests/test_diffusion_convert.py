@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from imgai import words
 from imgai.diffusion import MODEL_KEYS, CheckConfig, QuantizeRequest, run
 from imgai.diffusion.info import read_info
 from imgai.diffusion.source import fingerprint, read_safetensors_params
@@ -154,7 +155,8 @@ def test_rerun_skips_an_up_to_date_target_and_force_redoes_it(converted, tiny_so
                               check_steps=2, check_size=(32, 32), check_prompts=PROMPT)
     again = run(request)
     assert [r.status for r in again] == ["skipped", "skipped"]
-    assert "up to date" in again[0].reason and "--force" in again[0].reason and again[0].psnr_db > 25
+    reason = words.render(again[0].reason, words.CLI)     # results keep the markers; each place renders them
+    assert "up to date" in reason and "--force" in reason and again[0].psnr_db > 25
     assert (folder / "quantization_info.json").stat().st_mtime_ns == before
     request.force = True
     forced = run(request)

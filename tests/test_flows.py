@@ -207,7 +207,7 @@ def test_reload_mid_quantize_brings_back_the_job_and_outputs(bare_server, page, 
     tab(page, "Quantize")
     expect(page.get_by_label("Converted model", exact=True)).to_have_value("flux1-torch-int8", timeout=15_000)
     set_up_tiny_flux(page, tiny_sources)
-    visible(page, "up to date").wait_for(timeout=20_000)      # the same settings again: the plan says so
+    visible(page, "up to date").wait_for(timeout=60_000)      # the same settings again: the plan says so
     shot(page, output_dir, "3-reloaded-done")
     grid = page.locator("#quantize-images").last       # original / converted pairs, captions whole
     expect(grid).to_contain_text("original")

@@ -234,7 +234,7 @@ def test_app_adds_onnx_with_preprocessing_fields_and_tags_with_thresholds(app_se
     for name in ("enable", "set_default"):
         client.predict("wd", api_name=f"/{name}")
     reference = wd_reference_scores(tmp_path / "wd" / "model.onnx", wd_images[:1], SIZE)[0]
-    summary, _, table, _ = client.predict([], str(wd_images[0].parent), "wd", 0, 0.0, 0.5, 0.9, True, "smile",
+    summary, _, _, table, _ = client.predict([], str(wd_images[0].parent), "wd", 0, 0.0, 0.5, 0.9, True, "smile",
                                           api_name="/tag")
     assert "Tagged 3 of 3 images" in summary
     want = [n.replace("_", " ") if n != "^_^" else n for i, (n, c) in enumerate(WD_TAGS)

@@ -32,7 +32,7 @@ READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download
 # named endpoint is called by name, and any other (api_name=False included, which gradio names
 # "/False") by its fn_index, as the page itself does. So the sorting covers all of them.
 READ_HANDLERS = {
-    "ui.convert.refresh", "ui.convert.action_state", "ui.convert.pick_row", "ui.hub_browse.download_status",
+    "ui.common.first_cell", "ui.convert.refresh", "ui.convert.action_state", "ui.convert.pick_row", "ui.hub_browse.download_status",
     "ui.hub_browse.login_status", "ui.hub_browse.pick_repo", "ui.hub_browse.search_models",
     "ui.hub_browse.show_details", "ui.hub_browse.start", "ui.push.refresh_models", "ui.quantize.preview",
     "ui.quantize.show", "ui.quantize.status", "ui.tag.tag_images", "ui.tag.taggable_models",

@@ -186,6 +186,7 @@ def cmd_start(args) -> int:
     from ..train.pretrained import finetune_defaults
 
     changes = _config_changes(args)
+    TrainConfig(**changes)           # the settings given are refused (naming them) before the model is looked up
     defaults = finetune_defaults(args.model, args.data, pretrained=changes.get("pretrained", True))
     config = TrainConfig(**{**defaults.settings, **changes})
     if defaults.settings and not args.json:
