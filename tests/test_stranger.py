@@ -32,11 +32,11 @@ READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download
 # named endpoint is called by name, and any other (api_name=False included, which gradio names
 # "/False") by its fn_index, as the page itself does. So the sorting covers all of them.
 READ_HANDLERS = {
-    "ui.common.first_cell", "ui.convert.refresh", "ui.convert.action_state", "ui.convert.pick_row", "ui.hub_browse.download_status",
+    "ui.common.clicked_row_id", "ui.common.first_cell", "ui.convert.refresh", "ui.convert.action_state", "ui.hub_browse.download_status",
     "ui.hub_browse.login_status", "ui.hub_browse.pick_repo", "ui.hub_browse.search_models",
     "ui.hub_browse.show_details", "ui.hub_browse.start", "ui.push.refresh_models", "ui.quantize.preview",
     "ui.quantize.show", "ui.quantize.status", "ui.tag.tag_images", "ui.tag.taggable_models",
-    "ui.train.load_retrain", "ui.train.load_tab", "ui.train.pick_first_cell",
+    "ui.train.load_retrain", "ui.train.load_tab",
     "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh", "ui.train.weights_note",
     # the page (ui/page.py, ui/start.py) and what only shows or hides parts of it
     "imgai.changes.revision", "ui.start.status", "ui.start.opening_tab", "ui.start.<lambda>", "ui.train.<lambda>",

@@ -94,3 +94,10 @@ def first_cell(evt: gr.SelectData, table):
         return table.iloc[row, 0]
     except (IndexError, AttributeError, TypeError):
         return gr.update()
+
+
+def clicked_row_id(evt: gr.SelectData):
+    """The first column of the clicked row, read from the event itself (tables whose value the
+    handler does not take as an input), or no change when the click was off the rows."""
+    row = getattr(evt, "row_value", None)
+    return row[0] if row else gr.update()

@@ -16,7 +16,7 @@ from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
 from imgai.guide import demo_status, next_step
 from imgai.removal import plan_removal, remove_model as remove_confirmed
 
-from .common import acting, when
+from .common import acting, clicked_row_id, when
 from .push import build_push
 from .page import Page
 
@@ -157,11 +157,6 @@ def restore(*, actor) -> str:
             f"Preparing the demo model again (job `{job.id}`): it is converted, validated and enabled.")
 
 
-def pick_row(evt: gr.SelectData):
-    row = getattr(evt, "row_value", None)
-    return row[0] if row else gr.update()
-
-
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     gr.Markdown("Models in the registry. Select one, then act on it. A model tags once it is converted to ONNX, "
@@ -203,7 +198,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     pending = gr.State(None)   # the model whose removal plan was shown
     page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
                 api_name="convert_refresh")
-    models.select(pick_row, None, [selected], api_name=False)
+    models.select(clicked_row_id, None, [selected], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
     for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),

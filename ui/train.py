@@ -14,7 +14,7 @@ from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
-from .common import acting
+from .common import acting, clicked_row_id
 from .curves import svg_chart
 from .page import Page
 
@@ -217,11 +217,6 @@ def download_model(job_id: str, *, actor):
 
 
 
-def pick_first_cell(evt: gr.SelectData):
-    row = getattr(evt, "row_value", None)
-    return row[0] if row else gr.update()
-
-
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     gr.Markdown("Train a tagger on your own images: **1.** create a model from an architecture, **2.** describe "
@@ -331,7 +326,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.listen(load_tab, [model, data, preview_pick], [arch_table, pipelines, model, data, preview_pick, device],
                 api_name="train_load")
     page.listen(refresh, [job, plot_key], live, api_name="train_refresh")
-    arch_table.select(pick_first_cell, None, [arch], api_name=False)
+    arch_table.select(clicked_row_id, None, [arch], api_name=False)
     page.changed(create.click(create_model, [arch, name], [create_msg, model], api_name="train_create",
                               show_progress_on=[create_msg]))
     for trigger in (model, data, pretrained):
@@ -350,7 +345,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.changed(start.click(start_training, [model, data, *form, retrain_from], [start_msg, retrain_from, job],
                              api_name="train_start", show_progress_on=[start_msg]))
     for table in tables.values():
-        table.select(pick_first_cell, None, [job], api_name=False)
+        table.select(clicked_row_id, None, [job], api_name=False)
     job.change(refresh, [job, plot_key], live, api_name=False, show_progress="hidden")
     page.changed(cancel.click(cancel_job, [job], [job_msg], api_name="train_cancel", show_progress_on=[job_msg]))
     page.changed(resume.click(resume_job, [job], [job_msg, job], api_name="train_resume", show_progress_on=[job_msg]))
