@@ -163,6 +163,9 @@ def list_jobs(*, kind: str | None = None, states: tuple[str, ...] | None = None,
     return [_to_job(r) for r in db.query(sql, tuple(args))]
 
 
+STAGE_PROGRESS = "progress"   # the data key of a stage event: the job's progress when the stage began
+
+
 def events(job_id: str, *, after: int = 0) -> list[dict]:
     rows = db.query("SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, after))
     return [{**dict(r), "data": json.loads(r["data"]) if r["data"] else None} for r in rows]
@@ -356,7 +359,7 @@ class JobContext:
                 conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (fraction, self.id))
             else:
                 conn.execute("UPDATE jobs SET progress = ?, stage = ? WHERE id = ?", (fraction, stage, self.id))
-                _event(conn, self.id, "info", stage)
+                _event(conn, self.id, "info", stage, {STAGE_PROGRESS: fraction})
         if stage is not None:
             self.log.info("job %s [%s] %.0f%% %s", self.id, self.job.subject or "-", fraction * 100, stage)
 

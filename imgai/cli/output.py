@@ -39,26 +39,32 @@ def follow(job_id: str, *, show: bool = True, detail: Callable[[Any], str] | Non
     from .. import jobs
 
     terminal = show and sys.stderr.isatty()
-    bar, last_stage = None, None
+    bar, last_stage, seen = None, None, 0
     if terminal:
         from tqdm import tqdm
 
         bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}] {postfix}")
 
+    def label(job, stage: str) -> str:
+        note = detail(job) if detail else ""
+        return stage + (f" ({note})" if note else "")
+
     def on_progress(job) -> None:
-        nonlocal last_stage
-        new_stage = job.stage != last_stage
-        if new_stage:
-            last_stage = job.stage
-            note = detail(job) if detail else ""
-            label = job.stage + (f" ({note})" if note else "")
+        nonlocal last_stage, seen
         if bar is not None:
             bar.n = round(job.progress * 100, 1)
-            if new_stage:
-                bar.set_postfix_str(label[:80], refresh=False)
+            if job.stage != last_stage:
+                last_stage = job.stage
+                bar.set_postfix_str(label(job, job.stage)[:80], refresh=False)
             bar.refresh()
-        elif show and new_stage and job.stage:
-            print(f"{job.progress:4.0%} {label}", file=sys.stderr, flush=True)
+        elif show:
+            # from the job's stage events, not its current stage: a poll must not skip a short stage
+            for event in jobs.events(job_id, after=seen):
+                seen = event["seq"]
+                data = event["data"] or {}
+                if jobs.STAGE_PROGRESS in data and event["message"] != last_stage:
+                    last_stage = event["message"]
+                    print(f"{data[jobs.STAGE_PROGRESS]:4.0%} {label(job, last_stage)}", file=sys.stderr, flush=True)
 
     try:
         return jobs.wait(job_id, on_progress=on_progress)
