@@ -49,9 +49,9 @@ def visitor_usage(owner: str) -> int:
     for m in registry.list_models():
         if m.owner == owner:
             total += folder_bytes(paths().model_dir(m.id)) + folder_bytes(m.pytorch_path)
-    from .train.data import list_pipelines, unpacked_folder
+    from .train.pipelines import read_pipelines, unpacked_folder
 
-    total += sum(folder_bytes(unpacked_folder(p)) for p in list_pipelines() if p.owner == owner)
+    total += sum(folder_bytes(unpacked_folder(p)) for p in read_pipelines() if p.owner == owner)
     from .files import visitor_folder
 
     return total + folder_bytes(visitor_folder(owner))

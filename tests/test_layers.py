@@ -103,17 +103,7 @@ def test_the_cycle_finder_names_a_cycle():
 
 # Cycles known and owned elsewhere, each with why it is there; the test fails on any other cycle, and
 # when one of these is gone (then delete its line). Keep this empty.
-KNOWN_CYCLES = {
-    frozenset({"imgai.quotas", "imgai.train.data"}):
-        "quotas.visitor_usage lists a visitor's data pipelines; train.data.add_pipeline checks room through "
-        "quotas.ensure_room (the Space access work; untangle by passing the usage in, or a pipelines leaf)",
-    frozenset({"imgai.classify.onnx_preprocess", "imgai.classify.validate"}):
-        "validate reads onnx_preprocess.contradictions; onnx_preprocess re-validates through validate.validate "
-        "(untangle: the re-validation belongs to the caller, or contradictions to a leaf)",
-    frozenset({"imgai.train.models", "imgai.train.pretrained"}):
-        "models.create_model prepares weights through pretrained.prepare_weights; pretrained resolves the "
-        "model through models.resolve_model (untangle: pass the model in)",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def test_there_is_no_import_cycle_in_imgai():

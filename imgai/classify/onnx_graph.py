@@ -5,14 +5,21 @@ channels are, fixed spatial size or None, element type), the number of outputs a
 of the first, and whether the graph already ends in a Sigmoid or Softmax (then its outputs are
 probabilities and imgai must not apply one again). Anything that is not a single float image
 input is refused here, naming it.
+
+Also here: where a preprocessing spec disagrees with the graph (`contradictions`), read both by
+the preprocessing choice and by validation.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, UnsupportedModelError, require
+
+if TYPE_CHECKING:
+    from .preprocess import PreprocessSpec
 
 FLOAT_TYPES = ("float32", "float16", "float64")
 # nodes that pass scores through unchanged in value, between a final activation and the output
@@ -109,3 +116,14 @@ def check_size(info: GraphInfo, size: tuple[int, int] | None, *, path_name: str 
         raise ConfigError(f"{path_name} accepts any image size and nothing says which one it was trained at; "
                           "give it: `--size N` (or the Size field), or a --preprocess FILE")
     return size
+
+
+def contradictions(spec: PreprocessSpec, graph: GraphInfo) -> list[str]:
+    """Where `spec` disagrees with the graph (empty: it fits)."""
+    found = []
+    if graph.layout and spec.layout != graph.layout:
+        found.append(f"it says {spec.layout} but the graph's input {graph.input_name!r} is {graph.layout}")
+    if graph.fixed_size and spec.input_size != (graph.height, graph.width):
+        h, w = spec.input_size
+        found.append(f"it says {h}×{w} but the graph takes {graph.height}×{graph.width}")
+    return found

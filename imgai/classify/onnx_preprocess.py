@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, UnsupportedModelError
-from .onnx_graph import GraphInfo, check_size
+from .onnx_graph import GraphInfo, check_size, contradictions
 from .preprocess import PreprocessSpec
 
 WD_RECIPE = "WD tagger recipe"
@@ -45,17 +45,6 @@ def wd_spec(graph: GraphInfo, size: tuple[int, int] | None = None) -> Preprocess
 def inferred_spec(graph: GraphInfo, size: tuple[int, int] | None, **options) -> PreprocessSpec:
     """From the graph (layout, size) and the given options; the rest ImageNet's defaults."""
     return PreprocessSpec.from_options(size=check_size(graph, size), **{"layout": graph.layout or "NCHW", **options})
-
-
-def contradictions(spec: PreprocessSpec, graph: GraphInfo) -> list[str]:
-    """Where `spec` disagrees with the graph (empty: it fits)."""
-    found = []
-    if graph.layout and spec.layout != graph.layout:
-        found.append(f"it says {spec.layout} but the graph's input {graph.input_name!r} is {graph.layout}")
-    if graph.fixed_size and spec.input_size != (graph.height, graph.width):
-        h, w = spec.input_size
-        found.append(f"it says {h}×{w} but the graph takes {graph.height}×{graph.width}")
-    return found
 
 
 def folder_specs(folder: Path) -> list[tuple[str, PreprocessSpec | None, str | None]]:

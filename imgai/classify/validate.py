@@ -20,8 +20,7 @@ from ..errors import ImgaiError, StateError
 from ..log import get_logger
 from .labels import read_labels
 from .onnx_file import check_onnx_file
-from .onnx_graph import read_graph
-from .onnx_preprocess import contradictions
+from .onnx_graph import contradictions, read_graph
 from .preprocess import PreprocessSpec
 
 TOLERANCE = 1e-4

@@ -183,7 +183,7 @@ def _submitted(job, args) -> int:
 
 def cmd_start(args) -> int:
     from ..train import TrainConfig, start
-    from ..train.pretrained import finetune_defaults
+    from ..train.finetune import finetune_defaults
 
     changes = _config_changes(args)
     TrainConfig(**changes)           # the settings given are refused (naming them) before the model is looked up

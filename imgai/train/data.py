@@ -20,65 +20,15 @@ from pathlib import Path
 
 from .. import access
 from ..access import Actor
-from ..config import paths
 from ..db import now
 from ..errors import ConfigError, DataError, HubUnavailableError
 from ..hub_id import HUB_ID
 from ..registry import slugify
+from .pipelines import DataPipeline, datasets_folder, pipelines_folder, read_pipelines
 
-KINDS = ("folder", "zip", "hub")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MIN_PER_CLASS = 2      # one to train on, one to validate with
 FEW_PER_CLASS = 10     # below this, a warning
-
-
-@dataclass
-class DataPipeline:
-    name: str
-    kind: str                   # folder | zip | hub
-    location: str               # the folder, the zip's file name, or repo_id[@revision]
-    root: str                   # the folder images are read from
-    val_split: float = 0.2
-    image_size: int = 224
-    flip: bool = False          # augmentations, all off by default
-    crop: bool = False
-    color_jitter: bool = False
-    created_at: float = 0.0
-    owner: str | None = None    # None: shared; else a visitor's (imgai/access.py)
-
-    def __post_init__(self):
-        if not self.name or not self.name.strip():
-            raise ConfigError("a data pipeline needs a name, e.g. 'shapes'")
-        if self.kind not in KINDS:
-            raise ConfigError(f"data source kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        if isinstance(self.val_split, bool) or not isinstance(self.val_split, (int, float)) \
-                or not 0 <= self.val_split < 0.9:
-            raise ConfigError(f"val_split={self.val_split!r} is out of range: use a fraction in [0, 0.9), e.g. 0.2")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
-                or not 16 <= self.image_size <= 2048:
-            raise ConfigError(f"image_size={self.image_size!r} must be a whole number from 16 to 2048, e.g. 224")
-
-    @property
-    def augmentations(self) -> list[str]:
-        return [a for a in ("flip", "crop", "color_jitter") if getattr(self, a)]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _store() -> Path:
-    folder = paths().home / "train" / "pipelines"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _datasets() -> Path:
-    return paths().home / "train" / "datasets"
-
-
-def unpacked_folder(pipeline: DataPipeline) -> Path | None:
-    """Where a zip pipeline's images were unpacked (None for the other kinds)."""
-    return _datasets() / pipeline.name if pipeline.kind == "zip" else None
 
 
 def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_split: float = 0.2,
@@ -89,7 +39,7 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
     the server; a visitor's zip must fit their disk quota."""
     actor = access.check(actor, "data.create")
     slug = slugify(name)
-    target = _store() / f"{slug}.json"
+    target = pipelines_folder() / f"{slug}.json"
     if target.exists() and not overwrite:
         raise ConfigError(f"a data pipeline named {slug!r} exists already; pick another name or remove it "
                           f"(`imgai train data remove {slug}`)")
@@ -109,10 +59,10 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
         location = Path(source).name
         from .archive import extract_zip
 
-        from ..quotas import ensure_room, folder_bytes
+        from ..quotas import ensure_room, folder_bytes   # a visitor's zip must fit their disk quota
 
         ensure_room(actor.owner, 2 * folder_bytes(source), what=f"unpacking {location}")
-        unpacked = _datasets() / slug
+        unpacked = datasets_folder() / slug
         if unpacked.exists():
             shutil.rmtree(unpacked)
         root = image_root(extract_zip(Path(source), unpacked))
@@ -121,7 +71,7 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
     report = check_data(root)
     if not report.ok:     # a pipeline that cannot train is never listed (nor picked by the form)
         if kind == "zip":
-            shutil.rmtree(_datasets() / slug, ignore_errors=True)
+            shutil.rmtree(datasets_folder() / slug, ignore_errors=True)
         raise DataError(f"data pipeline {slug!r} not created: " + "; ".join(report.problems))
     pipeline = DataPipeline(name=slug, kind=kind, location=location, root=str(root), created_at=now(),
                             owner=actor.owner, **settings)
@@ -156,7 +106,7 @@ def _hub_snapshot(repo: str) -> Path:
 
 
 def get_pipeline(name: str) -> DataPipeline:
-    path = _store() / f"{slugify(name)}.json"
+    path = pipelines_folder() / f"{slugify(name)}.json"
     if not path.is_file():
         known = ", ".join(p.name for p in list_pipelines()) or "none yet"
         raise ConfigError(f"no data pipeline named {name!r} (known: {known}); make one with "
@@ -166,20 +116,14 @@ def get_pipeline(name: str) -> DataPipeline:
 
 def list_pipelines(*, actor: Actor | None = None) -> list[DataPipeline]:
     """The pipelines an actor may see (shared and their own; all for the local owner and admins)."""
-    found = []
-    for path in sorted(_store().glob("*.json")):
-        try:
-            found.append(DataPipeline(**json.loads(path.read_text())))
-        except (ValueError, TypeError, ConfigError):
-            continue
-    return access.visible(actor, found)
+    return access.visible(actor, read_pipelines())
 
 
 def remove_pipeline(name: str, *, actor: Actor | None = None) -> None:
     pipeline = get_pipeline(name)
     access.check(actor, "data.remove", pipeline)
-    (_store() / f"{pipeline.name}.json").unlink()
-    unpacked = _datasets() / pipeline.name
+    (pipelines_folder() / f"{pipeline.name}.json").unlink()
+    unpacked = datasets_folder() / pipeline.name
     if pipeline.kind == "zip" and unpacked.exists():
         shutil.rmtree(unpacked, ignore_errors=True)
 
@@ -187,7 +131,7 @@ def remove_pipeline(name: str, *, actor: Actor | None = None) -> None:
 def resolve_data(data: str | Path, *, actor: Actor | None = None) -> DataPipeline:
     """`--data` is a pipeline name, or (for the local owner) a folder/zip/Hub id used with default
     settings."""
-    if (_store() / f"{slugify(str(data))}.json").is_file() and not Path(str(data)).is_dir():
+    if (pipelines_folder() / f"{slugify(str(data))}.json").is_file() and not Path(str(data)).is_dir():
         return get_pipeline(str(data))
     access.check(actor, "server.paths")
     kind = _guess_kind(data)
