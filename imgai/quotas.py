@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .limits import LIMITS, Limit, check_new_job, human, limit  # noqa: F401 (quotas.limit, … for callers)
+from .limits import LIMITS, human, limit
 
 
 def folder_bytes(path: str | Path | None) -> int:
@@ -34,8 +34,6 @@ def folder_bytes(path: str | Path | None) -> int:
             continue
     return total
 
-
-# -- jobs -----------------------------------------------------------------------------------
 
 # -- disk -----------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ class RemovalPlan:
     def summary(self) -> str:
         """Markdown: the registry entry, each folder with its size, what is kept, and the notes."""
         lines = [f"Remove **{self.name}** (`{self.model_id}`)? This deletes:",
-                 f"- its registry entry (status, validation, enabled/default)"]
+                 "- its registry entry (status, validation, enabled/default)"]
         lines += [f"- `{path}` ({_human(size)})" for path, size in self.folders]
         lines += [f"- keeps `{path}` (not imgai's copy)" for path in self.kept]
         lines += [f"\n⚠️ {note}" for note in self.notes]

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import access, quotas, registry
+from . import access, registry
 from .access import Actor
 from .classify.architectures import Detected, detect_folder
 from .classify.labels import (TAGS_FILE, find_label_file, is_multi_label_file, read_labels, read_tag_categories,

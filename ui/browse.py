@@ -8,7 +8,6 @@ import gradio as gr
 from imgai.classify.architectures import FAMILIES
 from imgai.access import public
 from imgai.classify.preprocess import INTERPOLATIONS, MEAN_STD_PRESETS, RESIZE_MODES
-from imgai.errors import ConfigError
 from imgai.guide import next_step
 from imgai.sources import add_model as add_source
 

@@ -142,7 +142,7 @@ def ask_remove(model_id: str, *, actor):
 @acting
 def remove_model(model_id: str, confirmed: str | None, *, actor) -> tuple:
     plan = remove_confirmed(model_id, confirm=confirmed or "", actor=actor)
-    note = f" Bring it back with **Restore the demo model**." if plan.model_id == DEMO_ID else ""
+    note = " Bring it back with **Restore the demo model**." if plan.model_id == DEMO_ID else ""
     return f"**{model_id}** removed with its files.{note}", None, gr.update(visible=False)
 
 
