@@ -4,8 +4,6 @@ the visitor's own token, and the offline notice with the cached models."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from imgai import jobs, registry
@@ -118,3 +116,23 @@ def test_space_front_matter_matches_the_pinned_gradio_and_asks_for_push_scopes()
     assert (meta["sdk"], str(meta["sdk_version"]), meta["app_file"]) == ("gradio", pinned, "app.py")
     assert meta["hf_oauth"] is True and {"write-repos", "manage-repos"} <= set(meta["hf_oauth_scopes"])
     assert meta["license"] and len(meta["short_description"]) <= 60
+
+
+def test_a_click_on_a_result_row_selects_its_repo(imgai_home):
+    """Every table of the app reads its clicked row one way (ui.common.clicked_row_id, from the
+    event, no inputs); Browse's Results fill Selected repo with the row's repo id."""
+    import gradio as gr
+
+    import app
+    from ui.common import clicked_row_id
+
+    demo = app.build_app()
+    selects = [(demo.blocks[block_id], f) for f in demo.fns.values() for block_id, event in f.targets
+               if event == "select" and isinstance(demo.blocks[block_id], gr.Dataframe)]
+    assert {(f.fn.__name__, len(f.inputs)) for _, f in selects} == {("clicked_row_id", 0)}
+    [results] = [f for table, f in selects if table.label == "Results"]
+    assert [o.label for o in results.outputs] == ["Selected repo"]
+    row = ["acme/resnet-tiny", "ResNet", "timm", 12, 3]
+    assert clicked_row_id(gr.SelectData(None, {"index": [0, 2], "value": "timm", "row_value": row})) == "acme/resnet-tiny"
+    off_the_rows = clicked_row_id(gr.SelectData(None, {"index": [0, 0], "value": "Id"}))   # a header: no row_value
+    assert off_the_rows == gr.update()

@@ -32,15 +32,15 @@ READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download
 # named endpoint is called by name, and any other (api_name=False included, which gradio names
 # "/False") by its fn_index, as the page itself does. So the sorting covers all of them.
 READ_HANDLERS = {
-    "ui.common.clicked_row_id", "ui.common.first_cell", "ui.convert.refresh", "ui.convert.action_state", "ui.hub_browse.download_status",
-    "ui.hub_browse.login_status", "ui.hub_browse.pick_repo", "ui.hub_browse.search_models",
+    "ui.common.clicked_row_id", "ui.convert.refresh", "ui.convert.action_state", "ui.hub_browse.download_status",
+    "ui.hub_browse.login_status", "ui.hub_browse.search_models",
     "ui.hub_browse.show_details", "ui.hub_browse.start", "ui.push.refresh_models", "ui.quantize.preview",
     "ui.quantize.show", "ui.quantize.status", "ui.tag.tag_images", "ui.tag.taggable_models",
     "ui.train.load_retrain", "ui.train.load_tab",
-    "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh", "ui.train.weights_note",
+    "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh",
     # the page (ui/page.py, ui/start.py) and what only shows or hides parts of it
     "imgai.changes.revision", "ui.start.status", "ui.start.opening_tab", "ui.start.<lambda>", "ui.train.<lambda>",
-    "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh", "ui.quantize.pick_job",
+    "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh",
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
@@ -68,6 +68,8 @@ def test_every_handler_is_sorted_and_every_change_builds_an_actor(imgai_home):
     unsorted = set(handlers) - READ_HANDLERS - set(CHANGE_HANDLERS)
     assert not unsorted, f"sort the new handlers {sorted(unsorted)} into READ_HANDLERS or CHANGE_HANDLERS"
     assert not READ_HANDLERS & set(CHANGE_HANDLERS)
+    stale = READ_HANDLERS - set(handlers)
+    assert not stale, f"no event runs {sorted(stale)} any more: delete them from READ_HANDLERS"
     for name, endpoint in CHANGE_HANDLERS.items():
         assert endpoint.strip("/") in handlers[name], (name, handlers[name])
     fns = {f"{fn.fn.__module__}.{fn.fn.__name__}": fn.fn for fn in app.build_app().fns.values() if fn.fn}

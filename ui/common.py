@@ -86,18 +86,8 @@ def acting(fn):
     return handler
 
 
-def first_cell(evt: gr.SelectData, table):
-    """The first column of the row a visitor clicked (its id), or no change when the click was off
-    the rows (a header, an emptied table)."""
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    try:
-        return table.iloc[row, 0]
-    except (IndexError, AttributeError, TypeError):
-        return gr.update()
-
-
 def clicked_row_id(evt: gr.SelectData):
-    """The first column of the clicked row, read from the event itself (tables whose value the
-    handler does not take as an input), or no change when the click was off the rows."""
+    """The first column of the row a visitor clicked (its id), read from the event itself (so the
+    handler takes no input), or no change when the click was off the rows (a header, an emptied table)."""
     row = getattr(evt, "row_value", None)
     return row[0] if row else gr.update()

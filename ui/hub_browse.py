@@ -14,7 +14,7 @@ from imgai.hub.auth import Token
 from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
 from imgai.hub.support import human_size
 
-from .common import acting, first_cell, guard
+from .common import acting, clicked_row_id, guard
 
 ANY = "any"
 SORT_LABELS = {"downloads": "downloads", "likes": "likes", "updated": "recently updated"}
@@ -151,7 +151,7 @@ def build_search(demo: gr.Blocks, page=None) -> None:
     search = _with_oauth(search_models)
     go.click(search, [query, family, library, sort], [status, results], api_name="hub_search")
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)
-    results.select(first_cell, [results], [repo_id], api_name=False)
+    results.select(clicked_row_id, None, [repo_id], api_name=False)
     repo_id.change(_with_oauth(show_details), [repo_id], [details], api_name="hub_info")
     download.click(start_download, [repo_id], [job_id, progress], api_name="hub_download",
                    show_progress_on=[progress])

@@ -19,7 +19,7 @@ from imgai.diffusion.outputs import card_preview, describe_output, list_outputs
 from imgai.diffusion.targets import push_output
 from imgai.errors import ConfigError, ImgaiError
 
-from .common import acting, guard, when
+from .common import acting, clicked_row_id, guard, when
 from .hub_browse import login_row
 from .page import Page
 
@@ -107,11 +107,6 @@ def _status(job_id: str | None, actor):
     return text, summary_rows(target_results(job.id))
 
 
-def pick_job(evt: gr.SelectData):
-    row = getattr(evt, "row_value", None)
-    return row[0] if row else gr.update()
-
-
 @guard
 def show(name: str | None):
     """The output's file tree, quantization_info.json, card and image grid."""
@@ -197,7 +192,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     demo.load(preview, form, [plan_md], api_name=False)
     page.listen(refresh, [job_id, output], [jobs_table, job_id, progress, results, output], api_name="quantize_refresh")
     page.changed(run_btn.click(start, form, [job_id, progress], api_name="quantize", show_progress_on=[progress]))
-    jobs_table.select(pick_job, None, [job_id], api_name=False)
+    jobs_table.select(clicked_row_id, None, [job_id], api_name=False)
     job_id.change(status, [job_id], [progress, results], api_name="quantize_status", show_progress="hidden")
     output.change(show, [output], [tree, info, card, grid, scores], api_name="quantize_show")
     push_btn.click(push, [output, push_to, push_private], [push_msg], api_name="quantize_push",
