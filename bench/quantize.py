@@ -163,16 +163,10 @@ def main() -> None:
         return
     rows = measure_each(KEY_OF, ["--quick"] if args.quick else [])
     print_table(rows)
-    f, s = rows["flux"], rows["sd"]
-    print(" ".join(f"{k}={v}" for k, v in {
-        "flux_int8_size_ratio": f["int8_size_ratio"], "flux_int8_psnr_db": f["int8_psnr_db"],
-        "flux_int8_peak_ram_ratio": f["int8_peak_ram_ratio"], "sd_int8_size_ratio": s["int8_size_ratio"],
-        "sd_int8_psnr_db": s["int8_psnr_db"], "sd_int8_peak_ram_ratio": s["int8_peak_ram_ratio"],
-        "flux_onnx_psnr_db": f["onnx_psnr_db"], "sd_onnx_psnr_db": s["onnx_psnr_db"],
-        "flux_s_per_step_fp32": f["fp32_s_per_step"], "flux_s_per_step_int8": f["int8_s_per_step"],
-        "flux_s_per_step_onnx": f["onnx_s_per_step"], "sd_s_per_step_fp32": s["fp32_s_per_step"],
-        "sd_s_per_step_int8": s["int8_s_per_step"], "sd_s_per_step_onnx": s["onnx_s_per_step"],
-    }.items()))
+    print(headline(rows, {"int8_size_ratio": "int8_size_ratio", "int8_psnr_db": "int8_psnr_db",
+                          "int8_peak_ram_ratio": "int8_peak_ram_ratio", "onnx_psnr_db": "onnx_psnr_db",
+                          "s_per_step_fp32": "fp32_s_per_step", "s_per_step_int8": "int8_s_per_step",
+                          "s_per_step_onnx": "onnx_s_per_step"}))
 
 
 def measure_each(models, extra_args: list[str]) -> dict:
@@ -210,6 +204,13 @@ def print_table(rows: dict) -> None:
     print(f"images {first['image']}, check: 4 steps x 2 prompts; s/step: median of 3 interleaved rounds, denormals "
           f"flushed; {first['threads']} CPU threads; load average {load} (a shared machine: timings are noisy)")
     print_columns(lines)
+
+
+def headline(rows: dict, fields: dict[str, str], *, prefix: str = "") -> str:
+    """The last line, headline figures as key=value pairs: `{prefix}{model}_{name}={value}` for each
+    model (flux first) and each name → the field of that model's row that holds it."""
+    return " ".join(f"{prefix}{model}_{name}={rows[model][field]}"
+                    for model in ("flux", "sd") for name, field in fields.items())
 
 
 def print_columns(lines: list[tuple]) -> None:

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from quantize import KEY_OF, measure_each, print_columns
+from quantize import KEY_OF, headline, measure_each, print_columns
 
 LABEL = {"sd": "SD 1.5-sized UNet", "flux": "FLUX-like transformer (~1B)"}
 BUILD_ON = "cuda"       # where the denoisers are initialised (fast there); a CPU dry run of the builders sets "cpu"
@@ -158,10 +158,6 @@ def main(argv: list[str]) -> None:
              ("PSNR INT8 vs original (SSIM)", *(f"{r['psnr_db']:.1f} dB ({r['ssim']:.4f})" for r in rows.values())),
              ("quantize + save (s)", *(f"{r['convert_s']:.1f}" for r in rows.values()))]
     print_columns(lines)
-    f, s = rows["flux"], rows["sd"]
-    print(" ".join(f"{k}={v}" for k, v in {
-        "cuda_flux_gpu_weights_ratio": f["gpu_weights_ratio"], "cuda_flux_psnr_db": f["psnr_db"],
-        "cuda_flux_s_per_step_bf16": f["s_per_step_before"], "cuda_flux_s_per_step_int8": f["s_per_step_after"],
-        "cuda_sd_gpu_weights_ratio": s["gpu_weights_ratio"], "cuda_sd_psnr_db": s["psnr_db"],
-        "cuda_sd_s_per_step_bf16": s["s_per_step_before"], "cuda_sd_s_per_step_int8": s["s_per_step_after"],
-    }.items()))
+    print(headline(rows, {"gpu_weights_ratio": "gpu_weights_ratio", "psnr_db": "psnr_db",
+                          "s_per_step_bf16": "s_per_step_before", "s_per_step_int8": "s_per_step_after"},
+                   prefix="cuda_"))
