@@ -9,7 +9,21 @@ from . import words
 from .config import job_niceness
 from .jobs import run_in_worker
 
+
+def lower_priority(niceness: int) -> None:
+    """Run at `niceness` below the app. The worker leads its own session (so a cancel can signal its
+    whole process group), and with the kernel's autogroup scheduling (on by default on desktops and
+    on the hosts of containers) each session is one group that competes with the app's group as an
+    equal: a process's own nice only ranks it inside its group. So the group's nice is lowered too."""
+    os.nice(niceness)
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write(str(niceness))
+    except OSError:      # no autogroup (kernel without it, or /proc read-only): the process nice is all
+        pass
+
+
 if __name__ == "__main__":
-    os.nice(job_niceness())
+    lower_priority(job_niceness())
     words.use(words.RAW)   # stored messages keep their markers; the app or CLI renders them when read
     sys.exit(run_in_worker(sys.argv[1]))

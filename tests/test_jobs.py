@@ -2,6 +2,7 @@
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,9 @@ def test_workers_run_below_the_app_so_a_long_job_never_starves_visitors(imgai_ho
     running = _wait_state(job.id, ("running",))
     try:
         assert os.getpriority(os.PRIO_PROCESS, running.pid) == min(19, os.nice(0) + 7)
+        group = Path(f"/proc/{running.pid}/autogroup")
+        if group.exists():   # the worker's session is a scheduling group of its own: it is niced too
+            assert group.read_text().split()[-1] == "7", group.read_text()
     finally:
         jobs.cancel(job.id)
 
