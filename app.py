@@ -21,12 +21,11 @@ CSS = """
 
 
 def build_app() -> gr.Blocks:
-    from imgai import words
+    from imgai import files, words
 
     words.use(words.UI)   # imgai's messages speak of fields and buttons here, not flags
-    # no delete_cache: with it, gradio 6.17.3 loses the uploaded file in the browser test; visitors'
-    # result files are cleaned by imgai.files (IMGAI_FILES_TTL)
-    with gr.Blocks(title="imgai") as demo:
+    # uploads and gradio's copies of results go after IMGAI_FILES_TTL, as the result folders do
+    with gr.Blocks(title="imgai", delete_cache=files.cache_schedule()) as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
         page = Page(demo)
         with gr.Tabs() as tabs:

@@ -29,6 +29,13 @@ def ttl_s() -> int:
     return int(os.environ.get("IMGAI_FILES_TTL", DEFAULT_TTL_S))
 
 
+def cache_schedule() -> tuple[int, int]:
+    """(how often, after how long) the web server deletes the uploads and the copies of results it
+    keeps in its own cache: the same TTL as the result folders, checked at least hourly."""
+    ttl = max(1, ttl_s())
+    return min(ttl, 3600), ttl
+
+
 def root() -> Path:
     folder = paths().home / "visitors"
     folder.mkdir(parents=True, exist_ok=True)

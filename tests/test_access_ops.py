@@ -312,3 +312,26 @@ def test_a_visitors_job_cut_by_a_restart_is_theirs_failed_interrupted_and_resuma
         train.resume(job.id, actor=BOB)
     again = train.resume(job.id, actor=ALICE, dispatch=False)
     assert (again.state, again.owner, again.params["resumed_from"]) == (jobs.QUEUED, "alice", job.id)
+
+
+def test_uploads_and_results_leave_the_servers_cache_after_the_ttl(tmp_path, tiny_onnx_model):
+    """A Space keeps no stranger's photo forever: gradio's cache (uploads, copies of results) is
+    emptied on imgai's files TTL, as the result folders are."""
+    from gradio_client import Client, handle_file
+
+    from imgai.config import paths
+    from tests.conftest import AppServer
+    from tests.waiting import wait_until
+
+    server = AppServer(paths().home, env={"IMGAI_PUBLIC": "1", "IMGAI_FILES_TTL": "6",
+                                          "GRADIO_TEMP_DIR": str(tmp_path / "cache")})
+    try:
+        client = Client(server.url, verbose=False, download_files=False)
+        photo = random_image(tmp_path / "photo.png", seed=3)
+        summary, *_ = client.predict([handle_file(str(photo))], "", tiny_onnx_model, 3, 0.0, api_name="/tag")
+        assert "Tagged 1 of 1 images" in summary
+        cached = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.stat().st_size]
+        assert {"photo.png", "results.csv", "results.json"} <= {p.name for p in cached}, cached   # fresh: kept
+        wait_until(lambda: not any(p.exists() for p in cached), 60, "gradio's cache to be emptied after the TTL")
+    finally:
+        server.stop()
