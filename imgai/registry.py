@@ -199,12 +199,21 @@ def start_conversion(model_id: str, job_id: str | None = None) -> Model:
     return get(model_id)
 
 
-def finish_conversion(model_id: str, onnx_path: str | Path) -> Model:
+def finish_conversion(model_id: str, onnx_path: str | Path, *, validation: dict, extra: dict | None = None,
+                      enable: bool = False, make_default: bool = False) -> Model:
+    """Converting → Converted in one write, with the validation it passed, `extra` merged in, and
+    (for a first conversion) enabled and, if no model is the default yet, the default: a reader never
+    sees a Converted model that is not yet validated or enabled."""
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
         if m.conversion != CONVERTING:
             raise StateError(f"{model_id!r} is not converting (it is {m.conversion})")
-        _update(conn, model_id, type=ONNX, conversion=CONVERTED, onnx_path=str(onnx_path), error=None)
+        _update(conn, model_id, type=ONNX, conversion=CONVERTED, onnx_path=str(onnx_path), error=None,
+                validation=validation, validated_at=db.now(), extra={**m.extra, **(extra or {})},
+                enabled=int(m.enabled or (enable and bool(validation.get("passed")))))
+        no_default = conn.execute("SELECT 1 FROM models WHERE is_default = 1").fetchone() is None
+        if make_default and no_default and m.owner is None and validation.get("passed") and (m.enabled or enable):
+            _update(conn, model_id, is_default=1)
     return get(model_id)
 
 

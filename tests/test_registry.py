@@ -32,8 +32,11 @@ def test_conversion_state_machine(imgai_home, tmp_path):
     failed = registry.fail_conversion(m.id, "boom")
     assert (failed.type, failed.conversion, failed.error) == ("PyTorch", "Failed", "boom")
     registry.start_conversion(m.id)              # a failed model can be converted again
-    done = registry.finish_conversion(m.id, tmp_path / "model.onnx")
+    done = registry.finish_conversion(m.id, tmp_path / "model.onnx", validation={"passed": True},
+                                      extra={"opset": 18}, enable=True, make_default=True)
+    # one write: a reader never sees it Converted but not yet validated, enabled or the default
     assert (done.type, done.conversion, done.error) == ("ONNX", "Converted", None)
+    assert (done.valid, done.enabled, done.default, done.extra["opset"]) == (True, True, True, 18)
     with pytest.raises(StateError):
         registry.start_conversion(m.id)          # converted: nothing to convert
 
@@ -50,8 +53,8 @@ def test_enable_requires_validated_onnx_and_one_default(imgai_home, tmp_path):
         registry.set_enabled(a.id, True)
     for m in (a, b):
         registry.start_conversion(m.id)
-        registry.finish_conversion(m.id, tmp_path / "model.onnx")
-        registry.record_validation(m.id, {"passed": True})
+        registry.finish_conversion(m.id, tmp_path / "model.onnx", validation={"passed": True})
+        assert not registry.get(m.id).enabled      # enabled only when asked
         registry.set_enabled(m.id, True)
     registry.set_default(a.id)
     registry.set_default(b.id)

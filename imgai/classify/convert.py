@@ -104,14 +104,10 @@ def _run(model_id: str, progress) -> registry.Model:
         quotas.ensure_room(model.owner, quotas.folder_bytes(staging), what=f"the ONNX model of {model_id}")
         target = paths().model_dir(model_id) / "onnx"
         _replace_dir(staging, target)
-        registry.finish_conversion(model_id, target / "model.onnx")
-        registry.update(model_id, extra={**model.extra, "exporter": exporter, "opset": OPSET,
-                                         "license": loaded.license})
-        registry.record_validation(model_id, result.to_dict())
-        if model.onnx_path is None or model.owner is not None:   # a first conversion (and a visitor's model)
-            registry.set_enabled(model_id, True)                 # ends ready to tag
-        if registry.default_model() is None and model.owner is None:
-            registry.set_default(model_id)
+        registry.finish_conversion(model_id, target / "model.onnx", validation=result.to_dict(),
+                                   extra={"exporter": exporter, "opset": OPSET, "license": loaded.license},
+                                   # a first conversion (and a visitor's model) ends ready to tag
+                                   enable=model.onnx_path is None or model.owner is not None, make_default=True)
         LOG.info("converted %s with %s in %.1fs: %s", model_id, exporter, time.time() - t0, result.summary())
         progress(1.0, "converted")
         return registry.get(model_id)
