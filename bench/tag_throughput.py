@@ -132,13 +132,14 @@ def bench_models(workdir: Path, min_time: float, photos: list[Path]) -> dict:
 def lite0_agreement(workdir: Path) -> dict:
     """The demo model through imgai's own convert and quantize (built-in calibration photos)."""
     os.environ["IMGAI_HOME"] = str(workdir / "home")
-    from imgai import startup
-    from imgai.classify.convert import convert
+    from imgai import jobs, startup
     from imgai.classify.quantize import quantize
-    from imgai.demo import MODEL_ID
+    from imgai.demo import MODEL_ID, preparing, restore_demo
 
     startup.prepare()
-    convert(MODEL_ID)
+    job = preparing() or restore_demo()    # the demo's own job: weights → registry → ONNX → validated
+    if job is not None and (job := jobs.wait(job.id, timeout=1800)).state != jobs.SUCCEEDED:
+        raise SystemExit(f"preparing the demo model {job.state}: {job.error}")
     return quantize(MODEL_ID).vs_fp32
 
 
