@@ -107,11 +107,7 @@ class Actor:
         return self.role in (VISITOR, ANONYMOUS)
 
     def can(self, action: str, target=None) -> bool:
-        try:
-            check(self, action, target)
-        except PermissionDeniedError:
-            return False
-        return True
+        return not refused(self, action, target)
 
     def __str__(self) -> str:
         return {LOCAL: "the local owner", ADMIN: f"admin {self.username}", VISITOR: str(self.username),
@@ -190,6 +186,16 @@ def check(actor: Actor | None, action: str, target=None) -> Actor:
                                     "owner or an admin may change what is shared; use your own")
     raise PermissionDeniedError(f"cannot {rule.verb}: {_describe(target)} belongs to another user; you may "
                                 "act only on your own")
+
+
+def refused(actor: Actor | None, action: str, target=None) -> str:
+    """Why `actor` may not do `action` (to `target`), or "" when they may: what a page shows beside
+    a greyed button. The same rule `check` enforces, so the page and the endpoint never disagree."""
+    try:
+        check(actor, action, target)
+    except PermissionDeniedError as exc:
+        return str(exc)
+    return ""
 
 
 def refusal(actor: Actor, rule: Rule) -> str:

@@ -8,7 +8,7 @@ import functools
 
 import gradio as gr
 
-from imgai import jobs, registry
+from imgai import access, jobs, registry
 from imgai.classify.convert import submit_conversion
 from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
@@ -47,6 +47,11 @@ def jobs_rows(actor) -> list[list]:
              when(j.started_at or j.created_at), j.error or ""] for j in found[:20]]
 
 
+# the policy's action behind each button, in the order of the buttons
+ACTIONS = ("models.convert", "models.quantize", "models.validate", "models.enable", "models.disable",
+           "models.default", "models.remove")
+
+
 @acting
 def action_state(model_id: str | None, *, actor):
     """Which buttons make sense for the selected model (one this visitor may see), and the one step
@@ -66,15 +71,21 @@ def _action_state(model_id: str | None, actor):
             detail += f"  \n⚠️ {m.error}"
     if can_convert and hint:
         detail += f"  \nConversion is unavailable here: {hint}"
+    # each button also asks the access policy (the endpoint enforces it whatever the page shows)
+    allowed = {action: m is not None and access.resolve(actor).can(action, m) for action in ACTIONS}
+    if m is not None and not any(allowed.values()):
+        why = access.refused(actor, "models.convert", m)
+        detail += f"  \n🔒 {why[:1].upper()}{why[1:]}."
     return (
         detail,
-        gr.update(interactive=can_convert and not hint),
-        gr.update(interactive=bool(m and m.can_tag and m.precision == registry.FP32)),
-        gr.update(interactive=bool(m and m.type == registry.ONNX)),
-        gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)),
-        gr.update(interactive=bool(m and m.enabled)),
-        gr.update(interactive=bool(m and m.can_tag and not m.default)),
-        gr.update(interactive=bool(m and m.conversion != registry.CONVERTING)),
+        gr.update(interactive=can_convert and not hint and allowed["models.convert"]),
+        gr.update(interactive=bool(m and m.can_tag and m.precision == registry.FP32) and allowed["models.quantize"]),
+        gr.update(interactive=bool(m and m.type == registry.ONNX) and allowed["models.validate"]),
+        gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)
+                  and allowed["models.enable"]),
+        gr.update(interactive=bool(m and m.enabled) and allowed["models.disable"]),
+        gr.update(interactive=bool(m and m.can_tag and not m.default) and allowed["models.default"]),
+        gr.update(interactive=bool(m and m.conversion != registry.CONVERTING) and allowed["models.remove"]),
     )
 
 
