@@ -211,8 +211,9 @@ def finish_conversion(model_id: str, onnx_path: str | Path, *, validation: dict,
         _update(conn, model_id, type=ONNX, conversion=CONVERTED, onnx_path=str(onnx_path), error=None,
                 validation=validation, validated_at=db.now(), extra={**m.extra, **(extra or {})},
                 enabled=int(m.enabled or (enable and bool(validation.get("passed")))))
+        done = _locked_get(conn, model_id)
         no_default = conn.execute("SELECT 1 FROM models WHERE is_default = 1").fetchone() is None
-        if make_default and no_default and m.owner is None and validation.get("passed") and (m.enabled or enable):
+        if make_default and no_default and done.owner is None and done.can_tag:   # set_default's rule
             _update(conn, model_id, is_default=1)
     return get(model_id)
 

@@ -72,9 +72,10 @@ def _action_state(model_id: str | None, actor):
     if can_convert and hint:
         detail += f"  \nConversion is unavailable here: {hint}"
     # each button also asks the access policy (the endpoint enforces it whatever the page shows)
-    allowed = {action: m is not None and access.resolve(actor).can(action, m) for action in ACTIONS}
-    if m is not None and not any(allowed.values()):
-        why = access.refused(actor, "models.convert", m)
+    refusals = {action: access.refused(actor, action, m) for action in ACTIONS} if m is not None else {}
+    allowed = {action: m is not None and not refusals[action] for action in ACTIONS}
+    if refusals and all(refusals.values()):
+        why = refusals["models.convert"]
         detail += f"  \n🔒 {why[:1].upper()}{why[1:]}."
     return (
         detail,
