@@ -21,7 +21,7 @@ from ..errors import DiskSpaceError, HubUnavailableError
 from ..log import get_logger
 from . import auth
 from .cache import add_cached, hf_cache_dir
-from .client import hub_errors, hub_status
+from .client import REQUEST_TIMEOUT_S, hub_errors, hub_status
 from ..hub_id import split_revision
 from .search import _describe
 from .support import RepoFile, human_size, plan_download, size_of
@@ -74,7 +74,7 @@ def fetch_and_register(repo_id: str, *, revision: str | None = None, token: auth
                        event: Callable[..., None] = lambda *a, **k: None, owner: str | None = None) -> dict:
     """The body of a download job (also callable directly); registers the model for `owner`."""
     progress(0.0, f"asking the Hub about {repo_id}")
-    status = hub_status()
+    status = hub_status(timeout=REQUEST_TIMEOUT_S)   # a job may wait as long as one request; a page may not
     if not status.online:
         return _from_cache_instead(repo_id, revision, owner, HubUnavailableError(
             f"cannot download {repo_id}: {status.reason}, and no complete copy of it is in the local HF cache "
