@@ -58,6 +58,15 @@ def imgai_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (`item.rep_call`), so a fixture can tell in its
+    teardown that the test failed (the browser pages screenshot themselves then)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
 def output_dir(request) -> Path:
     """A folder kept after the run (screenshots, logs) under test-output/<test name>."""

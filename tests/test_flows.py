@@ -20,9 +20,16 @@ LONG = 300_000   # ms: a conversion or a short training on a loaded 2-core machi
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request, output_dir):
+    """A page that, when its test fails, leaves failed.png and the browser's console in output_dir."""
     page = browser.new_page(viewport=VIEWPORT)
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(output_dir / "failed.png"), full_page=True)
+        (output_dir / "console.log").write_text("\n".join(console))
     page.close()
 
 
@@ -52,6 +59,16 @@ def pick(page, label, option):
     page.get_by_role("option", name=option).first.click()
 
 
+def upload(page, *files):
+    """Give the Tag tab's Images these files and wait until each is listed (the uploaded row: the
+    name also shows, briefly, while it uploads, and a wait on that text can miss it)."""
+    from playwright.sync_api import expect
+
+    page.locator("#tag-images input[type=file]").set_input_files([str(f) for f in files])
+    for f in files:
+        expect(page.locator(f'#tag-images td.filename[aria-label="{f.name}"]')).to_be_visible(timeout=30_000)
+
+
 def shot(page, folder, name):
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -73,8 +90,7 @@ def test_first_start_tags_without_visiting_convert(app_server, page, photos, out
     go.click()
     expect(page.get_by_label("Model", exact=True)).to_have_value(
         "EfficientNet-Lite0 ImageNet (demo) (efficientnet-lite0-demo)", timeout=10_000)
-    page.locator("#tag-images input[type=file]").set_input_files(str(photos["coffee"]))
-    visible(page, "coffee.jpg").wait_for()
+    upload(page, photos["coffee"])
     page.get_by_role("button", name="Tag", exact=True).click()
     page.get_by_text("Tagged 1 of 1 images").wait_for(timeout=60_000)
     bars = page.locator("#tag-bars").first
@@ -115,8 +131,7 @@ def test_added_in_browse_reaches_convert_and_tag_without_reload(bare_server, pag
 
     tab(page, "Tag")
     expect(page.get_by_label("Model", exact=True)).to_have_value("tiny resnet (tiny-resnet)", timeout=10_000)
-    page.locator("#tag-images input[type=file]").set_input_files(str(photos["chelsea"]))
-    visible(page, "chelsea.jpg").wait_for()
+    upload(page, photos["chelsea"])
     page.get_by_role("button", name="Tag", exact=True).click()
     page.get_by_text("Tagged 1 of 1 images").wait_for(timeout=60_000)
     shot(page, output_dir, "3-tagged")
@@ -163,8 +178,7 @@ def test_train_convert_tag(bare_server, page, tmp_path, output_dir):
     tab(page, "Tag")
     expect(page.get_by_label("Model", exact=True).filter(visible=True)).to_have_value(re.compile("shapes-tagger"),
                                                                                    timeout=10_000)
-    page.locator("#tag-images input[type=file]").set_input_files(
-        [str(p) for p in sorted((data / "circle").glob("*.png"))[:2]])
+    upload(page, *sorted((data / "circle").glob("*.png"))[:2])
     page.get_by_role("button", name="Tag", exact=True).click()
     page.get_by_text("Tagged 2 of 2 images").wait_for(timeout=60_000)
     expect(page.locator("#tag-bars").first).to_contain_text(re.compile("circle|square|triangle"))
