@@ -111,3 +111,28 @@ def test_concurrent_readers_and_writers(imgai_home):
         t.join()
     assert errors == []
     assert len(registry.list_models()) == 45
+
+
+def test_what_a_model_came_from_may_be_gone(imgai_home, tmp_path):
+    """An INT8 copy whose original was removed describes itself on its card; a trained model whose data
+    pipeline was removed (or damaged) has no calibration folder; neither is an error."""
+    from imgai.classify.calibration import training_folder
+    from imgai.hub.publish import _original
+
+    copy = registry.create(name="int8 copy", source="x", architecture="resnet", library="timm",
+                           extra={"quantized_from": "removed-since"})
+    assert _original(copy) == copy
+    trained = registry.create(name="trained", source="x", architecture="resnet", library="timm",
+                              extra={"current_run": 1, "runs": {"1": {"data": "gone"}}})
+    assert training_folder(trained) is None
+    from imgai.train.data import pipelines_folder
+
+    (pipelines_folder() / "gone.json").write_text('{"not": "a pipeline"}')
+    assert training_folder(trained) is None
+
+
+def test_a_pipeline_not_in_the_local_cache_has_no_revision():
+    from imgai.diffusion.forecast import _cached_hub_revision
+
+    assert _cached_hub_revision("someone/some-pipeline@main") is None
+    assert _cached_hub_revision("not a hub id") is None

@@ -100,7 +100,7 @@ def training_folder(model: registry.Model) -> Path | None:
         from ..train.data import get_pipeline
 
         root = Path(get_pipeline(run["data"]).root)
-    except Exception:     # the data pipeline was removed since
+    except (OSError, ValueError, TypeError):     # the data pipeline was removed since, or its file is damaged
         return None
     return root if root.is_dir() else None
 

@@ -39,7 +39,7 @@ def _cached_hub_revision(spec: str) -> str | None:
     repo_id, _, revision = spec.partition("@")
     try:
         return Path(snapshot_download(repo_id, revision=revision or None, local_files_only=True)).name
-    except Exception:
+    except (OSError, ValueError):     # not cached (LocalEntryNotFoundError), or not a Hub id
         return None
 
 

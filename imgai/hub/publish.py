@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import access, registry
 from ..access import Actor
 from ..config import paths
-from ..errors import ImgaiError, StateError
+from ..errors import ImgaiError, StateError, UnknownModelError
 from ..hub_id import HUB_ID
 from ..log import get_logger
 from .push import PushResult, push_folder
@@ -124,7 +124,7 @@ def _original(model: registry.Model) -> registry.Model:
     if base:
         try:
             return registry.get(base)
-        except Exception:       # removed since: the INT8 copy describes itself
+        except UnknownModelError:       # removed since: the INT8 copy describes itself
             return model
     return model
 
