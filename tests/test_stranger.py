@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from imgai.access import VISITOR, Actor
+from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, open_tab  # noqa: F401 (fixture)
 from tests.conftest import AppServer
 from tests.factories import random_image
 from tests.train_fixtures import make_shapes
@@ -42,6 +43,7 @@ READ_HANDLERS = {
     "imgai.changes.revision", "ui.start.status", "ui.start.opening_tab", "ui.start.<lambda>", "ui.train.<lambda>",
     "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh",
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
+    "ui.quantize.access_state", "ui.train.access_state",    # which buttons the visitor's page greys
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
@@ -263,3 +265,55 @@ def test_the_convert_tab_greys_what_the_visitor_may_not_do(world):
     assert interactive(world["alices_model"], ALICE)[1][-1]                   # Remove… her own model
     assert interactive(world["shared_onnx"], LOCAL_OWNER)[1] == interactive(world["shared_onnx"], None)[1]
     assert any(interactive(world["shared_onnx"], LOCAL_OWNER)[1])
+
+
+def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
+    """As on Convert: the buttons that make something ask the policy for the visitor; the job buttons
+    ask it for the selected job as well."""
+    from imgai import jobs
+    from imgai.access import ANONYMOUS, LOCAL_OWNER
+    from ui.common import locks
+    from ui.train import CREATES, _job_buttons
+
+    stranger = Actor(ANONYMOUS, session="s1")
+    note, allowed = locks(stranger, CREATES)
+    assert not any(allowed.values()) and note.startswith("🔒 Sign in with Hugging Face to make a model to train")
+    assert locks(ALICE, CREATES) == ("", dict.fromkeys(CREATES, True))
+    note, allowed = locks(ALICE, ("quantize", "quantize.push"))
+    assert not any(allowed.values()) and note.startswith("🔒 Only the Space's owner or an admin")
+    assert all(locks(LOCAL_OWNER, ("quantize", "quantize.push"))[1].values())
+
+    def job_buttons(job_id, actor):     # Cancel, Resume, Retrain, Download
+        return [b["interactive"] for b in _job_buttons(jobs.get(job_id), actor)]
+
+    assert job_buttons(world["alices_job"], ALICE) == [False, True, True, False]     # hers, failed: resume, retrain
+    assert job_buttons(world["shared_job"], ALICE) == [False, False, False, False]   # shared: not hers to change
+    assert job_buttons(world["shared_job"], LOCAL_OWNER) == [False, True, True, False]
+    assert job_buttons(world["shared_job"], stranger) == [False, False, False, False]
+
+
+@pytest.mark.parametrize("tab, opens, buttons, lock, why", [
+    ("Train", ["2. Data pipelines"], ["Create model (untrained)", "Create data pipeline", "Delete pipeline", "Train"],
+     "#train-lock", "Sign in with Hugging Face to make a model to train"),
+    ("Quantize", [], ["Quantize", "Push to Hub"], "#quantize-lock",
+     "Only the Space's owner or an admin (IMGAI_ADMINS) can quantize")], ids=["train", "quantize"])
+@needs_chromium[0]
+@needs_chromium[1]
+def test_a_strangers_page_greys_train_and_quantize(world, browser, output_dir, tab, opens, buttons, lock, why):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(world["server"].url, wait_until="load")
+        open_tab(page, tab, showing=page.locator(lock))     # the page may first switch to its opening tab
+        expect(page.locator(lock).first).to_contain_text(why, timeout=30_000)
+        for section in opens:
+            page.get_by_text(section, exact=True).click()
+        for name in buttons:
+            expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
+        if tab == "Quantize":     # its plan names the output folder, but no path on the server
+            expect(page.get_by_text("Output folder: converted_models/")).to_be_visible()
+            assert str(world["home"]) not in page.content()
+        page.screenshot(path=str(output_dir / f"{tab.lower()}-as-a-stranger.png"), full_page=True)
+    finally:
+        page.close()

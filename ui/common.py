@@ -86,6 +86,18 @@ def acting(fn):
     return handler
 
 
+def lock_note(why: str) -> str:
+    """The policy's reason shown beside greyed buttons, as a sentence ('' when nothing is refused)."""
+    return f"🔒 {why[:1].upper()}{why[1:]}." if why else ""
+
+
+def locks(actor: Actor, actions) -> tuple[str, dict[str, bool]]:
+    """Whether the policy lets this visitor take each action (on something new or not yet chosen),
+    and the reason for the first it refuses: what a tab greys, asked of the rule its endpoints enforce."""
+    refusals = {action: access.refused(actor, action) for action in actions}
+    return lock_note(next((why for why in refusals.values() if why), "")), {a: not why for a, why in refusals.items()}
+
+
 def clicked_row_id(evt: gr.SelectData):
     """The first column of the row a visitor clicked (its id), read from the event itself (so the
     handler takes no input), or no change when the click was off the rows (a header, an emptied table)."""

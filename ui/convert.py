@@ -16,7 +16,7 @@ from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
 from imgai.guide import demo_status, next_step
 from imgai.removal import plan_removal, remove_model as remove_confirmed
 
-from .common import acting, clicked_row_id, when
+from .common import acting, clicked_row_id, lock_note, when
 from .push import build_push
 from .page import Page
 
@@ -75,8 +75,7 @@ def _action_state(model_id: str | None, actor):
     refusals = {action: access.refused(actor, action, m) for action in ACTIONS} if m is not None else {}
     allowed = {action: m is not None and not refusals[action] for action in ACTIONS}
     if refusals and all(refusals.values()):
-        why = refusals["models.convert"]
-        detail += f"  \n🔒 {why[:1].upper()}{why[1:]}."
+        detail += f"  \n{lock_note(refusals['models.convert'])}"
     return (
         detail,
         gr.update(interactive=can_convert and not hint and allowed["models.convert"]),

@@ -5,6 +5,7 @@ converted images with their scores) and push it to the Hub."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import gradio as gr
 
@@ -19,7 +20,7 @@ from imgai.diffusion.outputs import card_preview, describe_output, list_outputs
 from imgai.diffusion.targets import push_output
 from imgai.errors import ConfigError, ImgaiError
 
-from .common import acting, clicked_row_id, guard, when
+from .common import acting, clicked_row_id, guard, locks, when
 from .hub_browse import login_row
 from .page import Page
 
@@ -57,7 +58,9 @@ def preview(models, source, backend, quantization, force, check_steps, check_siz
         lines = [f"- {f.line()}" for f in forecast(request)]
     except ImgaiError as exc:
         return f"⚠️ {exc}"
-    return f"Output folder: `{request.folder}` — device {request.resolved_device}\n\n" + "\n".join(lines)
+    # a public app names no path on the server
+    where = f"`{Path(request.folder).name}/` in the app's data folder" if public() else f"`{request.folder}`"
+    return f"Output folder: {where} — device {request.resolved_device}\n\n" + "\n".join(lines)
 
 
 @acting
@@ -136,6 +139,13 @@ def push(name: str | None, org: str, private: bool, *, actor, oauth_token=None) 
     return f"Pushed **{name}** to {url} (one commit, verified file by file)"
 
 
+@acting
+def access_state(*, actor):
+    """Quantize and Push greyed, with the reason, for a visitor the policy refuses."""
+    note, allowed = locks(actor, ("quantize", "quantize.push"))
+    return note, gr.update(interactive=allowed["quantize"]), gr.update(interactive=allowed["quantize.push"])
+
+
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     gr.Markdown(INTRO)
@@ -159,6 +169,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     form = [models, source, backend, quantization, force, check_steps, check_size, push_org, private, device]
     plan_md = gr.Markdown()
     run_btn = gr.Button("Quantize", variant="primary")
+    lock_md = gr.Markdown(elem_id="quantize-lock")
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label="Quantize jobs (live)",
                               elem_classes="imgai-table", elem_id="quantize-jobs")
     with gr.Row():
@@ -190,6 +201,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     for field in form:
         field.change(preview, form, [plan_md], api_name=False, show_progress="hidden")
     demo.load(preview, form, [plan_md], api_name=False)
+    demo.load(access_state, None, [lock_md, run_btn, push_btn], api_name=False)
     page.listen(refresh, [job_id, output], [jobs_table, job_id, progress, results, output], api_name="quantize_refresh")
     page.changed(run_btn.click(start, form, [job_id, progress], api_name="quantize", show_progress_on=[progress]))
     jobs_table.select(clicked_row_id, None, [job_id], api_name=False)

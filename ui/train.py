@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai import jobs, train
+from imgai import access, jobs, train
 from imgai.access import public
 from imgai.devices import PRECISIONS
 from imgai.errors import ConfigError, ImgaiError
@@ -14,7 +14,7 @@ from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
 from . import train_views as views
-from .common import acting, clicked_row_id
+from .common import acting, clicked_row_id, locks
 from .curves import svg_chart
 from .page import Page
 
@@ -167,6 +167,28 @@ def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, op
     return f"Training job `{job.id}` for **{job.subject}** is {job.state}.", "", job.id
 
 
+# the buttons that make something new, and those that act on the selected job
+CREATES = ("train.create", "data.create", "data.remove", "train.start")
+JOB_ACTIONS = ("jobs.cancel", "train.resume", "train.retrain", "train.download")
+
+
+@acting
+def access_state(*, actor):
+    """The buttons that make something greyed, with the reason, for a visitor the policy refuses."""
+    note, allowed = locks(actor, CREATES)
+    return note, *(gr.update(interactive=allowed[action]) for action in CREATES)
+
+
+def _job_buttons(selected: jobs.Job | None, actor):
+    """Cancel, Resume, Retrain, Download: each when the job's state allows it and the policy lets
+    this visitor act on this job."""
+    state = selected.state if selected else None
+    makes_sense = {"jobs.cancel": state in jobs.ACTIVE, "train.resume": state in train.RESUMABLE,
+                   "train.retrain": selected is not None, "train.download": state == jobs.SUCCEEDED}
+    return [gr.update(interactive=makes_sense[action] and not access.refused(actor, action, selected))
+            for action in JOB_ACTIONS]
+
+
 @acting
 def refresh(job_id: str | None, plot_key, *, actor):
     tables, found = views.job_tables(actor)
@@ -181,12 +203,8 @@ def refresh(job_id: str | None, plot_key, *, actor):
     else:
         plots = (gr.update(), gr.update())
     detail, per_class, confusion = views.job_detail(job_id if selected else None, actor)
-    state = selected.state if selected else None
     return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
-            gr.update(interactive=state in jobs.ACTIVE),
-            gr.update(interactive=state in train.RESUMABLE),
-            gr.update(interactive=selected is not None),
-            gr.update(interactive=state == jobs.SUCCEEDED))
+            *_job_buttons(jobs.get(job_id) if selected else None, actor))
 
 
 @acting
@@ -222,6 +240,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     gr.Markdown("Train a tagger on your own images: **1.** create a model from an architecture, **2.** describe "
                 "your images once as a data pipeline (one folder per class), **3.** set up training and press "
                 "**Train**. The trained model appears in the **Convert** tab; convert it and it tags.")
+    lock_md = gr.Markdown(elem_id="train-lock")
     with gr.Accordion("1. Architectures", open=True):
         arch_table = gr.Dataframe(headers=views.ARCH_COLUMNS, interactive=False, label="Trainable architectures",
                                   wrap=True, column_widths=views.ARCH_WIDTHS, elem_classes="imgai-table")
@@ -326,6 +345,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.listen(load_tab, [model, data, preview_pick], [arch_table, pipelines, model, data, preview_pick, device],
                 api_name="train_load")
     page.listen(refresh, [job, plot_key], live, api_name="train_refresh")
+    demo.load(access_state, None, [lock_md, create, add, remove, start], api_name=False)
     arch_table.select(clicked_row_id, None, [arch], api_name=False)
     page.changed(create.click(create_model, [arch, name], [create_msg, model], api_name="train_create",
                               show_progress_on=[create_msg]))
