@@ -313,7 +313,9 @@ def test_a_strangers_page_greys_train_and_quantize(world, browser, output_dir, t
             expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
         if tab == "Quantize":     # its plan names the output folder, but no path on the server
             expect(page.get_by_text("Output folder: converted_models/")).to_be_visible()
-            assert str(world["home"]) not in page.content()
+        else:                     # the shared data pipeline, by its folder's name only
+            expect(page.get_by_text("shapes/ (a folder on the server)").filter(visible=True).first).to_be_visible(timeout=30_000)
+        assert str(world["home"].parent) not in page.content()
         page.screenshot(path=str(output_dir / f"{tab.lower()}-as-a-stranger.png"), full_page=True)
     finally:
         page.close()
