@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -84,6 +85,12 @@ def acting(fn):
     handler.__name__, handler.__qualname__, handler.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     handler.__module__ = fn.__module__
     return handler
+
+
+def shown_folder(path) -> str:
+    """A folder on the server as the page names it: its path locally, only its name on a public app
+    (strangers are told no path on the server)."""
+    return f"{Path(path).name}/ (a folder on the server)" if access.public() else str(path)
 
 
 def lock_note(why: str) -> str:

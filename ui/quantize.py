@@ -5,7 +5,6 @@ converted images with their scores) and push it to the Hub."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import gradio as gr
 
@@ -20,7 +19,7 @@ from imgai.diffusion.outputs import card_preview, describe_output, list_outputs
 from imgai.diffusion.targets import push_output
 from imgai.errors import ConfigError, ImgaiError
 
-from .common import acting, clicked_row_id, guard, locks, when
+from .common import acting, clicked_row_id, guard, locks, shown_folder, when
 from .hub_browse import login_row
 from .page import Page
 
@@ -58,9 +57,7 @@ def preview(models, source, backend, quantization, force, check_steps, check_siz
         lines = [f"- {f.line()}" for f in forecast(request)]
     except ImgaiError as exc:
         return f"⚠️ {exc}"
-    # a public app names no path on the server
-    where = f"`{Path(request.folder).name}/` in the app's data folder" if public() else f"`{request.folder}`"
-    return f"Output folder: {where} — device {request.resolved_device}\n\n" + "\n".join(lines)
+    return f"Output folder: `{shown_folder(request.folder)}` — device {request.resolved_device}\n\n" + "\n".join(lines)
 
 
 @acting

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from imgai import jobs, registry, train
-from imgai.access import public
 from imgai.train.models import is_trainable
 
-from .common import when
+from .common import shown_folder, when
 
 ARCH_COLUMNS = ["Architecture", "timm name", "Family", "Params (M)", "Image size", "Starts from"]
 ARCH_WIDTHS = ["15%", "17%", "10%", "9%", "9%", "40%"]
@@ -31,15 +28,8 @@ def architecture_rows() -> list[list]:
              r["starting_weights"]] for r in train.architectures_table()]
 
 
-def _where(pipeline) -> str:
-    """A pipeline's source as the table shows it: a public app names no path on the server."""
-    if pipeline.kind == "folder" and public():
-        return f"{Path(pipeline.location).name}/ (a folder on the server)"
-    return pipeline.location
-
-
 def pipeline_rows(actor) -> list[list]:
-    return [[p.name, p.kind, _where(p), p.val_split, p.image_size, ", ".join(p.augmentations) or "none"]
+    return [[p.name, p.kind, shown_folder(p.location) if p.kind == "folder" else p.location, p.val_split, p.image_size, ", ".join(p.augmentations) or "none"]
             for p in train.list_pipelines(actor=actor)]
 
 
