@@ -33,9 +33,15 @@ def _next_step(model: registry.Model) -> str:
     return ""
 
 
+# the demo's states, the words DemoStatus.state takes (the Start and Convert tabs read them)
+DEMO_OFF, DEMO_PREPARING, DEMO_READY, DEMO_FAILED, DEMO_ABSENT = "off", "preparing", "ready", "failed", "absent"
+DEMO_STATES = (DEMO_OFF, DEMO_PREPARING, DEMO_READY, DEMO_FAILED, DEMO_ABSENT)
+RESTORABLE = (DEMO_ABSENT, DEMO_FAILED)   # where "Restore the demo model" is offered
+
+
 @dataclass(frozen=True)
 class DemoStatus:
-    state: str              # off | preparing | ready | failed | absent
+    state: str              # one of DEMO_STATES
     progress: float = 0.0
     stage: str = ""
     message: str = ""
@@ -52,7 +58,7 @@ def _demo_status() -> DemoStatus:
 
     running = preparing()
     if running:
-        return DemoStatus("preparing", running.progress, running.stage or running.state,
+        return DemoStatus(DEMO_PREPARING, running.progress, running.stage or running.state,
                           f"Preparing the demo model ({NAME}): {running.progress:.0%} — "
                           f"{running.stage or running.state}. It tags as soon as this ends (under a minute).")
     try:
@@ -60,13 +66,13 @@ def _demo_status() -> DemoStatus:
     except Exception:
         model = None
     if model is not None and model.can_tag:
-        return DemoStatus("ready", 1.0, message=f"The demo model **{NAME}** is ready: tag a photo with it.")
+        return DemoStatus(DEMO_READY, 1.0, message=f"The demo model **{NAME}** is ready: tag a photo with it.")
     last = jobs.list_jobs(kind="demo", limit=1)
     if last and last[0].state == jobs.FAILED:
-        return DemoStatus("failed", message=f"Preparing the demo failed: {last[0].error}. Try again with "
+        return DemoStatus(DEMO_FAILED, message=f"Preparing the demo failed: {last[0].error}. Try again with "
                                             f"{term('restore-demo')}.")
     if demo_disabled():
-        return DemoStatus("off", message="The demo model is switched off here (IMGAI_NO_DEMO).")
+        return DemoStatus(DEMO_OFF, message="The demo model is switched off here (IMGAI_NO_DEMO).")
     if model is not None:
-        return DemoStatus("absent", message=f"The demo model is not ready to tag: {next_step(model)}.")
-    return DemoStatus("absent", message=f"The demo model was removed; bring it back with {term('restore-demo')}.")
+        return DemoStatus(DEMO_ABSENT, message=f"The demo model is not ready to tag: {next_step(model)}.")
+    return DemoStatus(DEMO_ABSENT, message=f"The demo model was removed; bring it back with {term('restore-demo')}.")

@@ -7,6 +7,7 @@ import urllib.request
 import pytest
 from gradio_client import handle_file
 
+from imgai.presentation.models import MODEL_COLUMNS
 from tests.factories import random_image
 from tests.waiting import wait_until
 
@@ -14,32 +15,35 @@ DEMO = "efficientnet-lite0-demo"
 
 
 
-def rows(client):
-    return client.predict(None, api_name="/convert_refresh")[0]["data"]
+def rows(client) -> list[dict]:
+    """The Convert tab's models table, each row by its column names."""
+    return [dict(zip(MODEL_COLUMNS, r)) for r in client.predict(None, api_name="/convert_refresh")[0]["data"]]
 
 
 def row_of(client, model_id):
-    return next((r for r in rows(client) if r[0] == model_id), None)
+    return next((r for r in rows(client) if r["ID"] == model_id), None)
 
 
 def demo_ready(client):
     """The demo is prepared in the background on first start: converted, validated, enabled, default."""
-    return wait_until(lambda: (r := row_of(client, DEMO)) and (r[3] == "Failed" or r[5] == "★") and r, 300,
+    return wait_until(lambda: (r := row_of(client, DEMO)) and (r["Conversion"] == "Failed" or r["Default"] == "★") and r, 300,
                       "the demo model", every=1)   # its job ends with it the default
 
 
 def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path, photos):
     client = app_server.client()
     row = demo_ready(client)
-    assert row[:7] == [DEMO, "EfficientNet-Lite0 ImageNet (demo)", "ONNX", "Converted", "yes", "★", row[6]]
-    assert row[6].startswith("passed")
+    assert [row[c] for c in ("ID", "Name", "Type", "Precision", "Conversion", "Enabled", "Default")] == [
+        DEMO, "EfficientNet-Lite0 ImageNet (demo)", "ONNX", "FP32", "Converted", "yes", "★"]
+    assert row["Validation"].startswith("passed")
 
     message = client.predict(str(tiny_model_cache("timm-resnet")), "tiny resnet", api_name="/add_model")
     assert "Added **tiny-resnet** as PyTorch / NotConverted" in message and "Convert" in message
     assert "queued as job" in client.predict("tiny-resnet", api_name="/convert")
-    row = wait_until(lambda: (r := row_of(client, "tiny-resnet")) and r[3] in ("Converted", "Failed") and r, 300,
+    row = wait_until(lambda: (r := row_of(client, "tiny-resnet")) and r["Conversion"] in ("Converted", "Failed") and r, 300,
                      "the conversion", every=1)
-    assert row[2:6] == ["ONNX", "Converted", "yes", ""]          # a first conversion ends enabled, not default
+    # a first conversion ends enabled, not default
+    assert [row[c] for c in ("Type", "Conversion", "Enabled", "Default")] == ["ONNX", "Converted", "yes", ""]
     choices = client.predict(None, api_name="/tag_models")[0]
     assert choices  # the dropdown update carries the choices of both models
 

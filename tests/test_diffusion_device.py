@@ -132,11 +132,10 @@ def test_model_converter_writes_to_the_working_folder_a_line_per_stage(imgai_hom
 
 
 def test_the_quantize_tab_passes_its_device_choice(imgai_home):
-    pytest.importorskip("gradio")
-    from ui.quantize import _request, preview
+    from imgai.presentation.quantize import plan_text, quantize_request
 
     form = (["sd15"], "", "pytorch", "INT8", False, 0, "", "", False)
-    assert _request(*form, "cpu").resolved_device == "cpu"
-    assert "device cpu" in preview(*form, "cpu")
+    assert quantize_request(*form, "cpu").resolved_device == "cpu"
+    assert "device cpu" in plan_text(*form, "cpu")
     if not __import__("torch").cuda.is_available():
-        assert "--device cuda was asked for" in preview(*form, "cuda")
+        assert "--device cuda was asked for" in plan_text(*form, "cuda")

@@ -78,7 +78,7 @@ def test_on_a_public_app_quantize_is_the_admins_with_hub_sources_only(imgai_home
     from imgai.access import ADMIN, ANONYMOUS, VISITOR, Actor
     from imgai.diffusion.job import submit
     from imgai.errors import ConfigError, PermissionDeniedError
-    from ui.quantize import _request
+    from imgai.presentation.quantize import quantize_request as _request
 
     monkeypatch.setenv("IMGAI_PUBLIC", "1")
     admin = Actor(ADMIN, username="owner")

@@ -128,9 +128,10 @@ def test_bare_onnx_is_added_with_assumed_preprocessing(imgai_home, tmp_path, cli
     mid = model["id"]
     assert "ASSUMED" in cli("models", "show", mid)[1]
     assert "assumed" in cli("models", "list")[1]
-    from ui.convert import models_rows
+    from imgai.presentation.models import MODEL_COLUMNS, model_rows
 
-    assert "preprocessing assumed" in next(r for r in models_rows(None) if r[0] == mid)[6]   # the Convert tab
+    shown = next(dict(zip(MODEL_COLUMNS, r)) for r in model_rows(registry.list_models()) if r[0] == mid)
+    assert "preprocessing assumed" in shown["Validation"]   # the Convert tab
     for action in ("enable", "default"):
         assert cli("models", action, mid)[0] == 0
     code, out, err = cli("tag", wd_images[1], "--format", "json")

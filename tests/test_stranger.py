@@ -248,31 +248,12 @@ def _multipart(filename: str, data: bytes) -> tuple[bytes, str]:
     return head + data + f"\r\n--{boundary}--\r\n".encode(), boundary
 
 
-def test_the_convert_tab_greys_what_the_visitor_may_not_do(world):
-    """The page asks the same policy the endpoints enforce: a stranger sees every model action greyed
-    with the reason; alice may act on her own model but not on the shared one; the owner on both."""
-    from imgai.access import ANONYMOUS, LOCAL_OWNER
-    from ui.convert import _action_state
-
-    def interactive(model_id, actor):
-        detail, *buttons = _action_state(model_id, actor)
-        return detail, [b["interactive"] for b in buttons]
-
-    detail, buttons = interactive(world["shared_onnx"], Actor(ANONYMOUS, session="s1"))
-    assert not any(buttons) and "🔒 Sign in with Hugging Face to convert a model" in detail
-    detail, buttons = interactive(world["shared_onnx"], ALICE)
-    assert not any(buttons) and "is shared" in detail
-    assert interactive(world["alices_model"], ALICE)[1][-1]                   # Remove… her own model
-    assert interactive(world["shared_onnx"], LOCAL_OWNER)[1] == interactive(world["shared_onnx"], None)[1]
-    assert any(interactive(world["shared_onnx"], LOCAL_OWNER)[1])
-
-
 def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
-    """As on Convert: the buttons that make something ask the policy for the visitor; the job buttons
-    ask it for the selected job as well."""
+    """As on Convert (tests/test_presentation.py): the buttons that make something ask the policy for
+    the visitor; the job buttons ask it for the selected job as well."""
     from imgai import jobs
     from imgai.access import ANONYMOUS, LOCAL_OWNER
-    from ui.common import locks
+    from imgai.presentation.locks import locks
     from ui.train import CREATES, _job_buttons
 
     stranger = Actor(ANONYMOUS, session="s1")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
-from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -16,6 +14,8 @@ from imgai.access import Actor
 from imgai.config import on_space
 from imgai.errors import ImgaiError
 from imgai.log import get_logger
+from imgai.presentation.jobs import when  # noqa: F401  (the tabs' time format, defined with the job rows)
+from imgai.presentation.locks import lock_note, locks, shown_folder  # noqa: F401  (the policy in words)
 
 
 def guard(fn):
@@ -35,10 +35,6 @@ def guard(fn):
             raise gr.Error(f"{type(exc).__name__}: {exc} (details in logs/imgai.log)", print_exception=False) from exc
 
     return wrapper
-
-
-def when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else ""
 
 
 def actor(request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Actor:
@@ -85,24 +81,6 @@ def acting(fn):
     handler.__name__, handler.__qualname__, handler.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     handler.__module__ = fn.__module__
     return handler
-
-
-def shown_folder(path) -> str:
-    """A folder on the server as the page names it: its path locally, only its name on a public app
-    (strangers are told no path on the server)."""
-    return f"{Path(path).name}/ (a folder on the server)" if access.public() else str(path)
-
-
-def lock_note(why: str) -> str:
-    """The policy's reason shown beside greyed buttons, as a sentence ('' when nothing is refused)."""
-    return f"🔒 {why[:1].upper()}{why[1:]}." if why else ""
-
-
-def locks(actor: Actor, actions) -> tuple[str, dict[str, bool]]:
-    """Whether the policy lets this visitor take each action (on something new or not yet chosen),
-    and the reason for the first it refuses: what a tab greys, asked of the rule its endpoints enforce."""
-    refusals = {action: access.refused(actor, action) for action in actions}
-    return lock_note(next((why for why in refusals.values() if why), "")), {a: not why for a, why in refusals.items()}
 
 
 def clicked_row_id(evt: gr.SelectData):

@@ -8,85 +8,31 @@ import functools
 
 import gradio as gr
 
-from imgai import access, jobs, registry
+from imgai import registry
 from imgai.classify.convert import submit_conversion
 from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
 from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
-from imgai.guide import demo_status, next_step
+from imgai.presentation.jobs import JOB_COLUMNS
+from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, ModelActions, convert_screen,
+                                       selected_actions)
 from imgai.removal import plan_removal, remove_model as remove_confirmed
 
-from .common import acting, clicked_row_id, lock_note, when
+from .common import acting, clicked_row_id
 from .push import build_push
 from .page import Page
 
-MODEL_COLUMNS = ["ID", "Name", "Type", "Conversion", "Enabled", "Default", "Validation", "Error"]
-JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
 
-
-def models_rows(actor) -> list[list]:
-    rows = []
-    for m in registry.list_models(actor=actor):
-        validation = "—" if m.validation is None else (
-            f"passed (Δ {m.validation['max_abs_diff']:.0e})" if m.valid and m.validation.get("max_abs_diff") is not None
-            else "passed" if m.valid else "failed")
-        if m.preprocessing_assumed:
-            validation += " · preprocessing assumed"
-        if m.vs_fp32:
-            validation += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
-        kind = m.type if m.precision == registry.FP32 else f"{m.type} {m.precision.upper()}"
-        rows.append([m.id, m.name, kind, m.conversion, "yes" if m.enabled else "no",
-                     "★" if m.default else "", validation, m.error or ""])
-    return rows
-
-
-def jobs_rows(actor) -> list[list]:
-    found = jobs.list_jobs(kind="convert", actor=actor, limit=20) + jobs.list_jobs(kind="int8", actor=actor, limit=20)
-    found.sort(key=lambda j: j.created_at, reverse=True)
-    return [[j.id, j.subject or "", f"{j.kind}: {j.state}", f"{j.progress:.0%}", j.stage,
-             when(j.started_at or j.created_at), j.error or ""] for j in found[:20]]
-
-
-# the policy's action behind each button, in the order of the buttons
-ACTIONS = ("models.convert", "models.quantize", "models.validate", "models.enable", "models.disable",
-           "models.default", "models.remove")
+def buttons(actions: ModelActions) -> tuple:
+    """The text beside the model buttons, then each button greyed or not, in ACTIONS' order."""
+    return (actions.detail, *(gr.update(interactive=actions.allowed[action]) for action in ACTIONS))
 
 
 @acting
 def action_state(model_id: str | None, *, actor):
     """Which buttons make sense for the selected model (one this visitor may see), and the one step
     that gets it tagging."""
-    return _action_state(model_id, actor)
-
-
-def _action_state(model_id: str | None, actor):
-    m = next((m for m in registry.list_models(actor=actor) if m.id == model_id), None) if model_id else None
-    hint = conversion_unavailable()
-    can_convert = bool(m and m.can_convert)
-    detail = "Select a model in the table." if m is None else f"**{m.name}** — {m.type} / {m.conversion}"
-    if m is not None:
-        step = next_step(m)
-        detail += f"  \n**Next:** {step}" if step else "  \n**Ready to tag** (Tag tab)."
-        if m.error:
-            detail += f"  \n⚠️ {m.error}"
-    if can_convert and hint:
-        detail += f"  \nConversion is unavailable here: {hint}"
-    # each button also asks the access policy (the endpoint enforces it whatever the page shows)
-    refusals = {action: access.refused(actor, action, m) for action in ACTIONS} if m is not None else {}
-    allowed = {action: m is not None and not refusals[action] for action in ACTIONS}
-    if refusals and all(refusals.values()):
-        detail += f"  \n{lock_note(refusals['models.convert'])}"
-    return (
-        detail,
-        gr.update(interactive=can_convert and not hint and allowed["models.convert"]),
-        gr.update(interactive=bool(m and m.can_tag and m.precision == registry.FP32) and allowed["models.quantize"]),
-        gr.update(interactive=bool(m and m.type == registry.ONNX) and allowed["models.validate"]),
-        gr.update(interactive=bool(m and m.type == registry.ONNX and m.valid and not m.enabled)
-                  and allowed["models.enable"]),
-        gr.update(interactive=bool(m and m.enabled) and allowed["models.disable"]),
-        gr.update(interactive=bool(m and m.can_tag and not m.default) and allowed["models.default"]),
-        gr.update(interactive=bool(m and m.conversion != registry.CONVERTING) and allowed["models.remove"]),
-    )
+    return buttons(selected_actions(model_id, actor, conversion_hint=conversion_unavailable()))
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,11 +45,9 @@ def conversion_unavailable() -> str:
 
 @acting
 def refresh(model_id: str | None, *, actor):
-    ids = [m.id for m in registry.list_models(actor=actor)]
-    selected = model_id if model_id in ids else (ids[0] if ids else None)
-    demo = demo_status()
-    return (models_rows(actor), gr.update(choices=ids, value=selected), jobs_rows(actor),
-            gr.update(visible=demo.state in ("absent", "failed")), *_action_state(selected, actor))
+    screen = convert_screen(model_id, actor, conversion_hint=conversion_unavailable())
+    return (screen.rows, gr.update(choices=screen.ids, value=screen.selected), screen.jobs,
+            gr.update(visible=screen.restore_offered), *buttons(screen.actions))
 
 
 @acting

@@ -4,22 +4,21 @@ converted images with their scores) and push it to the Hub."""
 
 from __future__ import annotations
 
-import re
-
 import gradio as gr
 
-from imgai import hub, jobs
+from imgai import hub
 from imgai.access import public
 from imgai.devices import QUANTIZE_DEVICES
-from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS, QuantizeRequest, summary_rows
-from imgai.diffusion.job import submit, target_results
-from imgai.diffusion.matrix import SUMMARY_HEADERS, parse_sources
-from imgai.diffusion.forecast import forecast
-from imgai.diffusion.outputs import card_preview, describe_output, list_outputs
+from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS
+from imgai.diffusion.job import submit
+from imgai.diffusion.matrix import SUMMARY_HEADERS
+from imgai.diffusion.outputs import list_outputs
 from imgai.diffusion.targets import push_output
-from imgai.errors import ConfigError, ImgaiError
+from imgai.errors import ConfigError
+from imgai.presentation.jobs import RUN_COLUMNS
+from imgai.presentation.quantize import output_view, plan_text, quantize_request, quantize_screen, run_status
 
-from .common import acting, clicked_row_id, guard, locks, shown_folder, when
+from .common import acting, clicked_row_id, guard, locks
 from .hub_browse import login_row
 from .page import Page
 
@@ -29,99 +28,38 @@ INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16
          ", ".join(f"`{k}` ({m.repo_id})" for k, m in MODEL_KEYS.items()) + ".")
 
 
-def _request(models, source, backend, quantization, force, check_steps, check_size, push, private,
-             device="auto") -> QuantizeRequest:
-    if not models:
-        raise ConfigError("pick at least one model key")
-    size = None
-    if check_size and str(check_size).strip():
-        m = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+))?\s*", str(check_size).lower())
-        if not m:
-            raise ConfigError(f"check size must look like 512x512, got {check_size!r}")
-        size = (int(m[1]), int(m[2] or m[1]))
-    keys = tuple(models)
-    return QuantizeRequest(model=keys, backend=backend, quantization=quantization,
-                           sources=parse_sources([source.strip()] if source and source.strip() else None, keys),
-                           force=bool(force), push=(push or "").strip() or None, private=bool(private),
-                           check_steps=int(check_steps) if check_steps else None, check_size=size,
-                           device=device or "auto")
-
-
 def preview(models, source, backend, quantization, force, check_steps, check_size, push, private,
             device="auto") -> str:
-    """What a run would do with each target: run, skip, up to date, or fail and why (a bad field is
-    said here, not raised, since this runs on every edit)."""
-    try:
-        request = _request(models, source, backend, quantization, force, check_steps, check_size, push, private,
-                           device)
-        lines = [f"- {f.line()}" for f in forecast(request)]
-    except ImgaiError as exc:
-        return f"⚠️ {exc}"
-    return f"Output folder: `{shown_folder(request.folder)}` — device {request.resolved_device}\n\n" + "\n".join(lines)
+    """What a run would do with each target: run, skip, up to date, or fail and why."""
+    return plan_text(models, source, backend, quantization, force, check_steps, check_size, push, private, device)
 
 
 @acting
 def start(models, source, backend, quantization, force, check_steps, check_size, push, private,
           device="auto", *, actor) -> tuple[str, str]:
-    job = submit(_request(models, source, backend, quantization, force, check_steps, check_size, push, private,
-                          device), actor=actor)
+    job = submit(quantize_request(models, source, backend, quantization, force, check_steps, check_size, push,
+                                  private, device), actor=actor)
     return job.id, f"Queued job `{job.id}` ({job.subject})."
-
-
-JOB_COLUMNS = ["Job", "Models", "State", "Progress", "Stage", "Started", "Error"]
-
-
-def job_rows(found) -> list[list]:
-    return [[j.id, j.subject or "", j.state, f"{j.progress:.0%}", j.stage or "", when(j.started_at or j.created_at),
-             j.error or ""] for j in found]
 
 
 @acting
 def refresh(job_id: str | None, output: str | None, *, actor):
     """Jobs, the selected job (restored after a reload: the running one, else the latest), its
     progress and per-target results, and the outputs list."""
-    found = jobs.list_jobs(kind="quantize", actor=actor, limit=30)
-    if not job_id and found:
-        job_id = next((j.id for j in found if j.state in jobs.ACTIVE), found[0].id)
-    outputs = list_outputs()
-    chosen = output if output in outputs else (outputs[0] if outputs else None)
-    return (job_rows(found), job_id or "", *_status(job_id, actor), gr.update(choices=outputs, value=chosen))
+    screen = quantize_screen(job_id, output, actor)
+    return (screen.rows, screen.job_id, screen.status, screen.results,
+            gr.update(choices=screen.outputs, value=screen.output))
 
 
 @acting
 def status(job_id: str | None, *, actor):
-    return _status(job_id, actor)
-
-
-def _status(job_id: str | None, actor):
-    """Progress of the run, and its per-target results so far."""
-    if not job_id:
-        return "No run yet: set up a run above and press **Quantize**.", []
-    try:
-        job = jobs.get(job_id, actor=actor)
-    except ImgaiError as exc:  # an unknown id typed by hand
-        return f"{exc}", []
-    text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
-    if job.error:
-        text += f"\n\n{job.error}"
-    return text, summary_rows(target_results(job.id))
+    return run_status(job_id, actor)
 
 
 @guard
 def show(name: str | None):
     """The output's file tree, quantization_info.json, card and image grid."""
-    if not name:
-        return "", None, "", [], ""
-    from PIL import Image
-
-    out = describe_output(name)
-    # handed over as pictures, not paths: the data folder may lie outside what gradio serves
-    images = [(Image.open(path).convert("RGB"), caption) for path, caption in out.images]
-    check = out.info.get("check", {})
-    scores = (f"Check: lowest PSNR **{check.get('min_psnr_db', 0):.1f} dB** (threshold "
-              f"{check.get('threshold_psnr_db', 0):.0f} dB), SSIM {min(check.get('ssim') or [0]):.4f}; "
-              f"{'passed' if check.get('passed') else 'failed'}") if check else ""
-    return out.tree, out.info, card_preview(out.card), images, scores
+    return output_view(name)
 
 
 @acting
@@ -167,7 +105,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     plan_md = gr.Markdown()
     run_btn = gr.Button("Quantize", variant="primary")
     lock_md = gr.Markdown(elem_id="quantize-lock")
-    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, label="Quantize jobs (live)",
+    jobs_table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True, label="Quantize jobs (live)",
                               elem_classes="imgai-table", elem_id="quantize-jobs")
     with gr.Row():
         job_id = gr.Textbox(label="Selected job", interactive=True, scale=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai import registry
-from imgai.guide import demo_status
+from imgai.guide import DEMO_PREPARING, DEMO_READY, demo_status
 
 from .page import Page
 
@@ -42,8 +42,8 @@ def progress_html(fraction: float) -> str:
 
 def status() -> tuple[str, str, dict]:
     s = demo_status()
-    bar = progress_html(s.progress) if s.state == "preparing" else ""
-    return bar, s.message, gr.update(interactive=s.state == "ready")
+    bar = progress_html(s.progress) if s.state == DEMO_PREPARING else ""
+    return bar, s.message, gr.update(interactive=s.state == DEMO_READY)
 
 
 def build(demo: gr.Blocks, page: Page | None = None) -> None:

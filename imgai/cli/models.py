@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import registry
+from ..presentation.models import MODEL_COLUMNS, model_lines, model_rows, preprocessing_lines, vs_fp32_line
 from .output import JSON, WAIT, follow, print_json, print_table, report_job
 
 
@@ -79,37 +80,6 @@ def _preprocess_options(args) -> dict | None:
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None} or None
 
 
-def preprocessing_lines(m: registry.Model) -> list[str]:
-    """How a ready-made ONNX model's images are prepared, where that came from, what was ignored."""
-    record = (m.extra or {}).get("preprocess")
-    if not record:
-        return []
-    state = "ASSUMED (inferred from the graph; confirm with `imgai models preprocess " + m.id + " --confirm` or " \
-            "edit it)" if record.get("assumed") else "confirmed" if record.get("confirmed") else "from the model"
-    lines = [f"{'preprocessing':13} {record.get('spec')} — {record.get('origin')}, {state}"]
-    lines += [f"{'':13} ignored {reason}" for reason in record.get("ignored") or []]
-    return lines
-
-
-def _row(m: registry.Model):
-    validation = "" if m.validation is None else ("passed" if m.valid else "failed")
-    if m.preprocessing_assumed:
-        validation += ", preprocessing assumed"
-    return (m.id, m.name, m.type, m.precision.upper(), m.conversion, "yes" if m.enabled else "no",
-            "*" if m.default else "", validation, (m.error or "")[:60])
-
-
-HEADERS = ["ID", "NAME", "TYPE", "PRECISION", "CONVERSION", "ENABLED", "DEFAULT", "VALIDATION", "ERROR"]
-
-
-def vs_fp32_line(figures: dict) -> str:
-    """An INT8 model's comparison with its FP32 original, in one line."""
-    return (f"top-1 agreement {figures['top1_agreement']:.1%} on {figures['views']} held-back views "
-            f"(bar {figures['min_top1_agreement']:.0%}), mean |Δprob| {figures['mean_abs_dprob']:.4f}, "
-            f"max {figures['max_abs_dprob']:.4f}; {figures['int8_ms_per_image']:.1f} vs "
-            f"{figures['fp32_ms_per_image']:.1f} ms/image FP32 ({figures['speedup']:.2f}x)")
-
-
 def cmd_add(args) -> int:
     from ..sources import add_model
 
@@ -127,7 +97,7 @@ def cmd_list(args) -> int:
     if args.json:
         print_json([m.to_dict() for m in models])
     else:
-        print_table([_row(m) for m in models], HEADERS)
+        print_table(model_rows(models, error_width=60), [c.upper() for c in MODEL_COLUMNS])
     return 0
 
 
@@ -136,13 +106,7 @@ def cmd_show(args) -> int:
     if args.json:
         print_json(m.to_dict())
     else:
-        for key, value in m.to_dict().items():
-            print(f"{key:13} {value}")
-        print(f"{'precision':13} {m.precision.upper()}")
-        if m.vs_fp32:
-            print(f"{'vs FP32':13} {vs_fp32_line(m.vs_fp32)}")
-        for line in preprocessing_lines(m):
-            print(line)
+        print("\n".join(model_lines(m)))
     return 0
 
 

@@ -7,17 +7,19 @@ progress bar and ends with the summary table. The exit code is 1 when any target
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from .output import JSON, WAIT, follow, print_json, print_table
 
 
 def _size(value: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)(?:x(\d+))?", value.strip().lower())
-    if not m:
-        raise argparse.ArgumentTypeError(f"--check-size takes WIDTHxHEIGHT or one number, got {value!r}")
-    return int(m[1]), int(m[2] or m[1])
+    from ..errors import ConfigError
+    from ..presentation.quantize import parse_check_size
+
+    try:
+        return parse_check_size(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(f"--check-size: {exc}") from exc
 
 
 def register(sub) -> None:

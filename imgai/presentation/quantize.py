@@ -1,0 +1,117 @@
+"""The Quantize tab and `imgai quantize` in words: the form read into a request (with the check
+size parsed once for both), the plan of a run, a run's status and its check scores."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import jobs as job_store
+from ..access import Actor
+from ..errors import ConfigError, ImgaiError
+from .jobs import job_rows, selected_job
+from .locks import shown_folder
+
+CHECK_SIZE = re.compile(r"\s*(\d+)\s*(?:x\s*(\d+))?\s*")
+
+
+def parse_check_size(text: str | None) -> tuple[int, int] | None:
+    """'512x512', '512 x 768' or one number '512' → (width, height); empty → None (the key's default)."""
+    if text is None or not str(text).strip():
+        return None
+    m = CHECK_SIZE.fullmatch(str(text).lower())
+    if not m:
+        raise ConfigError(f"check size must be WIDTHxHEIGHT like 512x512, or one number, got {text!r}")
+    return int(m[1]), int(m[2] or m[1])
+
+
+def quantize_request(models, source, backend, quantization, force, check_steps, check_size, push, private,
+                     device="auto"):
+    """The Quantize form (its fields in order) as a QuantizeRequest; a bad field is a ConfigError."""
+    from ..diffusion.matrix import QuantizeRequest, parse_sources
+
+    if not models:
+        raise ConfigError("pick at least one model key")
+    keys = tuple(models)
+    return QuantizeRequest(model=keys, backend=backend, quantization=quantization,
+                           sources=parse_sources([source.strip()] if source and source.strip() else None, keys),
+                           force=bool(force), push=(push or "").strip() or None, private=bool(private),
+                           check_steps=int(check_steps) if check_steps else None,
+                           check_size=parse_check_size(check_size), device=device or "auto")
+
+
+def plan_text(*form) -> str:
+    """What a run of the form would do with each target: run, skip, up to date, or fail and why. A
+    bad field is said here, not raised, since the page asks on every edit."""
+    from ..diffusion.forecast import forecast
+
+    try:
+        request = quantize_request(*form)
+        lines = [f"- {f.line()}" for f in forecast(request)]
+    except ImgaiError as exc:
+        return f"⚠️ {exc}"
+    return f"Output folder: `{shown_folder(request.folder)}` — device {request.resolved_device}\n\n" + "\n".join(lines)
+
+
+def run_status(job_id: str | None, actor: Actor | None) -> tuple[str, list[list]]:
+    """A run's progress in one paragraph, and its per-target result rows so far."""
+    from ..diffusion.job import target_results
+    from ..diffusion.matrix import summary_rows
+
+    if not job_id:
+        return "No run yet: set up a run above and press **Quantize**.", []
+    try:
+        job = job_store.get(job_id, actor=actor)
+    except ImgaiError as exc:  # an unknown id typed by hand
+        return f"{exc}", []
+    text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
+    if job.error:
+        text += f"\n\n{job.error}"
+    return text, summary_rows(target_results(job.id))
+
+
+def check_scores(info: dict) -> str:
+    """An output's check against the original, in one line ('' when it has none)."""
+    check = info.get("check") or {}
+    if not check:
+        return ""
+    return (f"Check: lowest PSNR **{check.get('min_psnr_db', 0):.1f} dB** (threshold "
+            f"{check.get('threshold_psnr_db', 0):.0f} dB), SSIM {min(check.get('ssim') or [0]):.4f}; "
+            f"{'passed' if check.get('passed') else 'failed'}")
+
+
+def output_view(name: str | None) -> tuple:
+    """A finished output as the tab shows it: file tree, quantization_info.json, card, the image grid
+    (pictures with captions, handed over as pictures, not paths: the data folder may lie outside what
+    the page serves) and the check scores. Nothing picked: all empty."""
+    if not name:
+        return "", None, "", [], ""
+    from PIL import Image
+
+    from ..diffusion.outputs import card_preview, describe_output
+
+    out = describe_output(name)
+    images = [(Image.open(path).convert("RGB"), caption) for path, caption in out.images]
+    return out.tree, out.info, card_preview(out.card), images, check_scores(out.info)
+
+
+@dataclass(frozen=True)
+class QuantizeScreen:
+    """The Quantize tab's live part: the runs, the selected one (restored after a reload) with its
+    status and target rows, and the finished outputs with the one picked."""
+    rows: list[list]
+    job_id: str
+    status: str
+    results: list[list]
+    outputs: list[str]
+    output: str | None
+
+
+def quantize_screen(job_id: str | None, output: str | None, actor: Actor | None) -> QuantizeScreen:
+    from ..diffusion.outputs import list_outputs
+
+    found = job_store.list_jobs(kind="quantize", actor=actor, limit=30)
+    job_id = selected_job(found, job_id)
+    outputs = list_outputs()
+    return QuantizeScreen(job_rows(found), job_id or "", *run_status(job_id, actor), outputs,
+                          output if output in outputs else (outputs[0] if outputs else None))

@@ -1,0 +1,194 @@
+"""The presentation layer (imgai/presentation/): table rows, `models show`, the Convert tab's allowed
+actions with their reasons, job rows and the Quantize form, as pure functions over models, jobs and
+the policy. What a browser or an app subprocess once had to reach, checked in-process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imgai import registry
+from imgai.access import ANONYMOUS, LOCAL_OWNER, VISITOR, Actor
+from imgai.errors import ConfigError
+from imgai.jobs import FAILED, RUNNING, SUCCEEDED, Job
+from imgai.presentation.jobs import job_rows, selected_job
+from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, model_actions, model_fields, model_lines,
+                                       model_row, validation_text)
+from imgai.presentation.quantize import check_scores, parse_check_size, plan_text, quantize_request
+
+ALICE = Actor(VISITOR, username="alice")
+STRANGER = Actor(ANONYMOUS, session="s1")
+PASSED = {"passed": True, "problems": [], "num_labels": 3, "max_abs_diff": 2e-6, "top1_agreement": 1.0,
+          "ms_per_image": 1.5, "compared_with_pytorch": True, "checked_at": 1.7e9}
+VS_FP32 = {"top1_agreement": 0.995, "views": 32, "min_top1_agreement": 0.99, "mean_abs_dprob": 0.0012,
+           "max_abs_dprob": 0.031, "int8_ms_per_image": 1.2, "fp32_ms_per_image": 2.4, "speedup": 2.0}
+
+
+def model(state: str, **fields) -> registry.Model:
+    """A registry row in one of the states the Convert tab meets, built in memory."""
+    base = dict(id=state, name=f"{state} model", source="local:x", architecture="resnet18", library="timm",
+                type=registry.PYTORCH, conversion=registry.NOT_CONVERTED, created_at=1.7e9, updated_at=1.7e9)
+    base.update({
+        "new": {},
+        "untrained": {"training": "Untrained"},
+        "converting": {"conversion": registry.CONVERTING},
+        "failed": {"conversion": registry.FAILED, "error": "export failed: opset"},
+        "invalid": {"type": registry.ONNX, "conversion": registry.CONVERTED, "validation": {"passed": False}},
+        "disabled": {"type": registry.ONNX, "conversion": registry.CONVERTED, "validation": PASSED},
+        "enabled": {"type": registry.ONNX, "conversion": registry.CONVERTED, "validation": PASSED, "enabled": True},
+        "default": {"type": registry.ONNX, "conversion": registry.CONVERTED, "validation": PASSED, "enabled": True,
+                    "default": True},
+        "int8": {"type": registry.ONNX, "conversion": registry.NOT_APPLICABLE, "validation": PASSED, "enabled": True,
+                 "extra": {"precision": registry.INT8, "vs_fp32": VS_FP32, "quantized_from": "default",
+                           "quantization": {"format": "QDQ (static)"}}},
+    }[state])
+    base.update(fields)
+    return registry.Model(**base)
+
+
+# convert, quantize, validate, enable, disable, default, remove: what the local owner may press
+ALLOWED = {
+    "new":        (1, 0, 0, 0, 0, 0, 1),
+    "untrained":  (0, 0, 0, 0, 0, 0, 1),
+    "converting": (0, 0, 0, 0, 0, 0, 0),
+    "failed":     (1, 0, 0, 0, 0, 0, 1),
+    "invalid":    (0, 0, 1, 0, 0, 0, 1),
+    "disabled":   (0, 0, 1, 1, 0, 0, 1),
+    "enabled":    (0, 1, 1, 0, 1, 1, 1),
+    "default":    (0, 1, 1, 0, 1, 0, 1),
+    "int8":       (0, 0, 1, 0, 1, 1, 1),
+}
+
+
+@pytest.mark.parametrize("state", ALLOWED)
+def test_each_model_state_allows_its_actions_and_says_why_not_the_others(state):
+    actions = model_actions(model(state), LOCAL_OWNER)
+    assert tuple(int(actions.allowed[a]) for a in ACTIONS) == ALLOWED[state]
+    for action in ACTIONS:     # a greyed button always has its reason, an enabled one none
+        assert bool(actions.reasons[action]) != actions.allowed[action], (action, actions.reasons[action])
+    assert actions.detail.startswith(f"**{state} model** — ")
+
+
+def test_the_reasons_name_the_state_and_the_next_step():
+    assert model_actions(model("converting"), None).reasons["models.remove"].startswith("it is converting")
+    assert "not trained yet" in model_actions(model("untrained"), None).reasons["models.convert"]
+    assert model_actions(model("int8"), None).reasons["models.quantize"] == "it is already INT8"
+    assert model_actions(model("default"), None).reasons["models.default"] == "it is already the default"
+    failed = model_actions(model("failed"), None).detail
+    assert "**Next:** the last conversion failed; convert it to ONNX" in failed and "⚠️ export failed: opset" in failed
+    assert "**Ready to tag**" in model_actions(model("default"), None).detail
+
+
+def test_an_installation_that_cannot_convert_greys_convert_and_says_so():
+    actions = model_actions(model("new"), None, conversion_hint="pip install imgai[convert]")
+    assert not actions.allowed["models.convert"] and actions.allowed["models.remove"]
+    assert actions.reasons["models.convert"] == "conversion is unavailable here: pip install imgai[convert]"
+    assert "Conversion is unavailable here: pip install imgai[convert]" in actions.detail
+
+
+def test_no_selection_allows_nothing():
+    actions = model_actions(None, LOCAL_OWNER)
+    assert actions.detail == "Select a model in the table." and not any(actions.allowed.values())
+
+
+def test_the_policy_greys_before_the_state_with_its_own_reason():
+    """The same rule the endpoints enforce: a stranger may do nothing, alice only to her own model
+    (never choose the default), the owner everything the state allows."""
+    shared, hers = model("enabled"), model("enabled", id="hers", owner="alice")
+    stranger = model_actions(shared, STRANGER)
+    assert not any(stranger.allowed.values())
+    assert "🔒 Sign in with Hugging Face to convert a model" in stranger.detail
+    assert stranger.reasons["models.remove"].startswith("sign in with Hugging Face to remove a model")
+    alice = model_actions(shared, ALICE)
+    assert not any(alice.allowed.values()) and "is shared" in alice.detail
+    own = model_actions(hers, ALICE)
+    assert [a for a in ACTIONS if own.allowed[a]] == ["models.quantize", "models.validate", "models.disable",
+                                                      "models.remove"]
+    assert "only the Space's owner" in own.reasons["models.default"] and "🔒" not in own.detail
+    assert model_actions(shared, LOCAL_OWNER) == model_actions(shared, None)
+
+
+def test_model_rows_are_one_shape_for_the_app_and_the_cli():
+    row = dict(zip(MODEL_COLUMNS, model_row(model("int8"))))
+    assert row == {"ID": "int8", "Name": "int8 model", "Type": "ONNX", "Precision": "INT8", "Conversion": "N/A",
+                   "Enabled": "yes", "Default": "", "Validation": "passed (Δ 2e-06), top-1 vs FP32 99.5%", "Error": ""}
+    assert model_row(model("default"))[6] == "★"
+    assert validation_text(model("new")) == "—" and validation_text(model("invalid")) == "failed"
+    assumed = model("disabled", validation={"passed": True}, extra={"preprocess": {"assumed": True}})
+    assert validation_text(assumed) == "passed · preprocessing assumed"
+    long = model("failed", error="x" * 100)
+    assert model_row(long)[-1] == "x" * 100 and model_row(long, error_width=60)[-1] == "x" * 59 + "…"
+
+
+def test_models_show_is_words_not_python_dicts():
+    lines = model_lines(model("int8"))
+    text = "\n".join(lines)
+    assert "{" not in text and "[" not in text and "None" not in text
+    assert "precision     INT8" in lines and "state         enabled" in lines
+    assert "validation    passed, 3 labels, max |Δlogit| vs PyTorch 2.0e-06, top-1 100%, 1.5 ms/image" in text
+    assert ("vs FP32       top-1 agreement 99.5% on 32 held-back views (bar 99%), mean |Δprob| 0.0012, max 0.0310; "
+            "1.2 vs 2.4 ms/image FP32 (2.00x)") in lines
+    assert "quantized from default (QDQ (static))" in text and "owner         shared" in lines
+    fields = dict(model_fields(model("new")))
+    assert fields["validation"] == "not validated yet" and "error" not in fields
+    assert fields["next step"].startswith("convert it to ONNX")
+
+
+def test_cli_models_show_prints_the_fields(imgai_home, cli):
+    made = registry.create(name="A model", source="local:a", architecture="resnet18", library="timm")
+    code, out, _ = cli("models", "show", made.id)
+    assert code == 0 and out.splitlines()[:2] == [f"id            {made.id}", "name          A model"]
+    assert "{" not in out and "conversion    NotConverted" in out
+    code, out, _ = cli("models", "list")
+    assert out.split()[:len(MODEL_COLUMNS)] == [c.upper() for c in MODEL_COLUMNS]
+    assert json.loads(cli("models", "show", made.id, "--json")[1])["extra"] == {}   # JSON stays the record
+
+
+def job(job_id: str, state: str, *, kind: str = "convert", created: float = 0.0, **fields) -> Job:
+    base = dict(id=job_id, kind=kind, subject="m1", params={}, state=state, progress=0.5, stage="exporting",
+                error=None, result=None, owner=None, pid=None, pid_started=None, created_at=created,
+                started_at=None, ended_at=None)
+    return Job(**{**base, **fields})
+
+
+def test_job_rows_and_the_job_a_reload_restores():
+    rows = job_rows([job("j1", FAILED, error="disk full", stage="")], with_kind=True)
+    assert rows == [["j1", "m1", "convert: failed", "50%", "", "", "disk full"]]
+    assert job_rows([job("j2", SUCCEEDED, kind="quantize", progress=1.0)])[0][2:4] == ["succeeded", "100%"]
+    found = [job("new", SUCCEEDED), job("run", RUNNING), job("old", FAILED)]
+    assert selected_job(found, None) == "run" and selected_job(found, "old") == "old"
+    assert selected_job(found[:1], None) == "new" and selected_job([], None) is None
+
+
+@pytest.mark.parametrize("text, size", [("512x512", (512, 512)), (" 512 X 768 ", (512, 768)), ("64", (64, 64)),
+                                        ("", None), (None, None), ("  ", None)])
+def test_check_size_reads_width_by_height_or_one_number(text, size):
+    assert parse_check_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["512x", "x512", "big", "512x512x3", "-1"])
+def test_a_bad_check_size_is_refused_with_its_value(text):
+    with pytest.raises(ConfigError, match=f"got {text!r}"):
+        parse_check_size(text)
+
+
+def test_the_cli_and_the_form_read_the_check_size_alike(imgai_home, cli):
+    code, _, err = cli("quantize", "--model", "sd15", "--check-size", "big")
+    assert code == 2 and "--check-size: check size must be WIDTHxHEIGHT like 512x512" in err
+    request = quantize_request(["sd15"], "", "pytorch", "INT8", False, 0, "32 x 48", "", False, "cpu")
+    assert request.check_size == (32, 48) and request.resolved_device == "cpu"
+    with pytest.raises(ConfigError, match="pick at least one model key"):
+        quantize_request([], "", "pytorch", "INT8", False, 0, "", "", False)
+
+
+def test_the_plan_says_a_bad_field_instead_of_raising(imgai_home):
+    assert plan_text(["sd15"], "", "pytorch", "INT8", False, 0, "big", "", False, "cpu").startswith(
+        "⚠️ check size must be WIDTHxHEIGHT")
+    assert "device cpu" in plan_text(["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "cpu")
+
+
+def test_check_scores_in_one_line():
+    info = {"check": {"min_psnr_db": 31.26, "threshold_psnr_db": 25, "ssim": [0.98, 0.951], "passed": True}}
+    assert check_scores(info) == "Check: lowest PSNR **31.3 dB** (threshold 25 dB), SSIM 0.9510; passed"
+    assert check_scores({}) == ""
