@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test venv chromium clean bench bench-ray gpu-wheels
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-ray.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -43,7 +43,7 @@ def main() -> None:
 
     from starlette.middleware import Middleware
 
-    from imgai import files, startup
+    from imgai import files, settings, startup
     from ui.security import RefuseFileRedirects
 
     startup.prepare()
@@ -56,7 +56,7 @@ def main() -> None:
         allowed_paths=[str(files.root())],   # visitors' result files; never served by path (ui/security.py)
         css=CSS,
         show_error=True,
-        max_file_size=os.environ.get("IMGAI_MAX_UPLOAD", "50mb"),   # a bad upload cannot fill the disk
+        max_file_size=settings.get("IMGAI_MAX_UPLOAD"),   # a bad upload cannot fill the disk
     )
 
 

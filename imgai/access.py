@@ -24,6 +24,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from . import settings
 from .config import on_space
 from .errors import PermissionDeniedError
 
@@ -124,12 +125,12 @@ def _truthy(name: str) -> bool:
 def public() -> bool:
     """Strangers can reach this app: on a Space (gradio's rule: `SYSTEM=spaces` and `SPACE_ID`),
     with `IMGAI_PUBLIC=1`, or launched with a share link (`GRADIO_SHARE=true`)."""
-    return on_space() or _truthy("IMGAI_PUBLIC") or _truthy("GRADIO_SHARE")
+    return on_space() or settings.get("IMGAI_PUBLIC") or _truthy("GRADIO_SHARE")
 
 
 def admins() -> frozenset[str]:
     """Hugging Face usernames that manage the shared catalogue (compared case-insensitively)."""
-    names = [os.environ.get("SPACE_AUTHOR_NAME", ""), *os.environ.get("IMGAI_ADMINS", "").split(",")]
+    names = [os.environ.get("SPACE_AUTHOR_NAME", ""), *settings.get("IMGAI_ADMINS")]
     return frozenset(n.strip().lower() for n in names if n.strip())
 
 

@@ -1,5 +1,6 @@
-"""Model cards: a Jinja2 template from imgai/templates/ (package data, so an installed imgai has
-them too) rendered through huggingface_hub's ModelCard; and the metadata of a card read back."""
+"""Model cards: a Jinja2 template from templates/ (the top-level folder a Space's owner edits; a wheel
+carries it as imgai/templates/, mapped there by pyproject.toml) rendered through huggingface_hub's
+ModelCard; and the metadata of a card read back."""
 
 from __future__ import annotations
 
@@ -7,18 +8,34 @@ from pathlib import Path
 
 from .log import get_logger
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+PACKAGED = Path(__file__).resolve().parent / "templates"          # an installed imgai (the wheel's copy)
+CHECKOUT = Path(__file__).resolve().parent.parent / "templates"   # a source checkout, a Space
 LOG = get_logger("imgai.cards")
 
 
+def templates_folder() -> Path:
+    """Where the card templates are read from: IMGAI_TEMPLATES when set, else the installed package's
+    copy, else the checkout's top-level templates/ (one source: the wheel is built from it)."""
+    from . import settings
+
+    chosen = settings.get("IMGAI_TEMPLATES")
+    if chosen is not None:
+        return chosen
+    return PACKAGED if PACKAGED.is_dir() else CHECKOUT
+
+
 def render_card(template: str, *, card_data: dict, **context):
-    """Render `imgai/templates/<template>` with `card_data` as the card's YAML metadata
-    (a `huggingface_hub.ModelCardData`) and `context` as template variables."""
+    """Render `templates/<template>` (see templates_folder) with `card_data` as the card's YAML
+    metadata (a `huggingface_hub.ModelCardData`) and `context` as template variables."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    path = TEMPLATES / template
+    from .errors import ConfigError
+
+    folder = templates_folder()
+    path = folder / template
     if not path.is_file():
-        raise FileNotFoundError(f"no card template {template!r} in {TEMPLATES}")
+        raise ConfigError(f"no card template {template!r} in {folder}; put it back from imgai's templates/, "
+                          "or unset IMGAI_TEMPLATES")
     data = ModelCardData(**{k: v for k, v in card_data.items() if v is not None})
     return ModelCard.from_template(data, template_path=str(path), **context)
 

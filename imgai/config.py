@@ -6,14 +6,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
+
 
 # Where a Hugging Face Space mounts its persistent storage, when the Space has bought some.
 PERSISTENT_STORAGE = Path("/data")
 
 
 def _default_home() -> Path:
-    if os.environ.get("IMGAI_HOME"):
-        return Path(os.environ["IMGAI_HOME"])
+    home = settings.get("IMGAI_HOME")
+    if home is not None:
+        return home
     # On a Space the app's own folder is wiped at every restart; /data survives it.
     if on_space() and PERSISTENT_STORAGE.is_dir() and os.access(PERSISTENT_STORAGE, os.W_OK):
         return PERSISTENT_STORAGE / "imgai"
@@ -65,13 +68,10 @@ def on_space() -> bool:
 
 
 def max_parallel_jobs() -> int:
-    return max(1, int(os.environ.get("IMGAI_MAX_JOBS", "1")))
+    return settings.get("IMGAI_MAX_JOBS")
 
 
 def job_niceness() -> int:
     """How much lower than the app a job's worker runs (`IMGAI_JOB_NICE`, 0–19, default 10), so a
     training run yields the cores to visitors' tag calls and page refreshes."""
-    raw = os.environ.get("IMGAI_JOB_NICE", "10")
-    if not raw.strip().isdigit() or int(raw) > 19:
-        raise ValueError(f"IMGAI_JOB_NICE={raw!r} must be a whole number from 0 to 19 (default 10)")
-    return int(raw)
+    return settings.get("IMGAI_JOB_NICE")

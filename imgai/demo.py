@@ -112,8 +112,10 @@ def _marker() -> Path:
 
 
 def demo_disabled() -> bool:
-    """IMGAI_NO_DEMO=1 keeps the demo off (the tests set it)."""
-    return bool(os.environ.get("IMGAI_NO_DEMO"))
+    """IMGAI_NO_DEMO=1 keeps the demo off (the tests set it); 0 or unset leaves it on."""
+    from . import settings
+
+    return settings.get("IMGAI_NO_DEMO")
 
 
 def preparing() -> "jobs.Job | None":

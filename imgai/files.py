@@ -22,11 +22,12 @@ from .access import LOCAL, Actor, resolve
 from .errors import PermissionDeniedError
 from .config import paths
 
-DEFAULT_TTL_S = 3 * 3600
 
 
 def ttl_s() -> int:
-    return int(os.environ.get("IMGAI_FILES_TTL", DEFAULT_TTL_S))
+    from . import settings
+
+    return settings.get("IMGAI_FILES_TTL")
 
 
 def cache_schedule() -> tuple[int, int]:

@@ -1,5 +1,6 @@
-"""README's tables of diffusion keys and trainable architectures, generated from the registries
-(`imgai.diffusion.keys.MODEL_KEYS`, `imgai.train.architectures.ARCHITECTURES`).
+"""README's tables of diffusion keys, trainable architectures, settings and visitor limits, generated
+from the registries (`imgai.diffusion.keys.MODEL_KEYS`, `imgai.train.architectures.ARCHITECTURES`,
+`imgai.settings.SETTINGS`, `imgai.limits.LIMITS`).
 
     python -m tests.readme_tables --write     # rewrite them in README.md
     pytest tests/test_readme.py                # fails when README.md is stale
@@ -34,7 +35,25 @@ def architectures_table() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"diffusion-keys": diffusion_keys_table, "train-architectures": architectures_table}
+def settings_table() -> str:
+    from imgai.settings import SETTINGS
+
+    rows = ["| variable | type | default | what it does |", "|---|---|---|---|"]
+    rows += [f"| `{s.name}` | {s.kind} | {f'`{s.default}`' if s.default else '—'} | {s.help} |"
+             for s in SETTINGS.values() if not s.internal]
+    return "\n".join(rows)
+
+
+def limits_table() -> str:
+    from imgai.limits import LIMITS
+
+    rows = ["| limit | variable | default |", "|---|---|---|"]
+    rows += [f"| {lim.what} | `{lim.env}` | {lim.default} |" for lim in LIMITS.values()]
+    return "\n".join(rows)
+
+
+TABLES = {"diffusion-keys": diffusion_keys_table, "train-architectures": architectures_table,
+          "settings": settings_table, "visitor-limits": limits_table}
 
 
 def _block(name: str) -> re.Pattern:

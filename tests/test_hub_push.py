@@ -140,3 +140,26 @@ def test_push_refusals(fake_hub, tmp_path, monkeypatch):
 
     with pytest.raises(HubAccessError, match="sign in with the Hugging Face button"):
         push_folder(folder, "alice/anything", token=visitor_token(None))
+
+
+def test_an_edited_template_changes_the_card_written_and_pushed(fake_hub, tmp_path, monkeypatch):
+    """A Space's owner edits templates/classifier.md.j2 (here a copy, named by IMGAI_TEMPLATES): the
+    card written next to the model and the one on the Hub are the edited one."""
+    import shutil
+
+    from huggingface_hub import hf_hub_download
+
+    from imgai.sources import add_model
+    from tests.onnx_factories import make_bare_onnx
+
+    templates = shutil.copytree(Path(__file__).resolve().parent.parent / "templates", tmp_path / "templates")
+    template = templates / "classifier.md.j2"
+    template.write_text(template.read_text().replace("## Labels", "## Labels (from our own card template)"))
+    monkeypatch.setenv("IMGAI_TEMPLATES", str(templates))
+    model = add_model(str(make_bare_onnx(tmp_path / "bare", ["apple", "pear", "plum"], size=24)))
+
+    push_model(model.id, "alice/edited-card")
+    local = (Path(model.onnx_path).parent / "README.md").read_text()
+    remote = Path(hf_hub_download("alice/edited-card", "README.md")).read_text()
+    assert "## Labels (from our own card template)" in local and local == remote
+    assert "`apple`, `pear`, `plum`" in remote

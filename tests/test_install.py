@@ -1,5 +1,5 @@
-"""imgai as users install it, not as this checkout runs it: a non-editable `pip install .` has its
-card templates (package data), and the tag-only install (`requirements-tag.txt` + `pip install
+"""imgai as users install it, not as this checkout runs it: a non-editable `pip install .` has every
+module and the card templates (the top-level templates/, installed as imgai/templates/), and the tag-only install (`requirements-tag.txt` + `pip install
 --no-deps .`, no torch) adds, validates and tags a ready ONNX model. Each builds its own venv in
 a temp folder and runs from outside the source tree."""
 
@@ -34,13 +34,15 @@ def _clean_env(**extra) -> dict:
 
 @pytest.fixture(scope="module")
 def imgai_wheel(tmp_path_factory) -> Path:
-    """imgai built as a wheel (as `pip install .` builds it) from a copy of pyproject.toml + imgai/, so
-    the build writes nothing into the checkout."""
+    """imgai built as a wheel (as `pip install .` builds it) from a copy of the build files, imgai/ and
+    templates/, so the build writes nothing into the checkout."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     src.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", src)
-    shutil.copytree(ROOT / "imgai", src / "imgai", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "setup.py"):
+        shutil.copy(ROOT / name, src)
+    for name in ("imgai", "templates"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", src],
          env=_clean_env(), cwd=tmp)
     shutil.rmtree(src)
@@ -57,6 +59,15 @@ def _venv(path: Path, *, see_packages_of_this_venv: bool) -> Path:
     return python
 
 
+def test_the_wheel_holds_every_module_and_the_templates(imgai_wheel):
+    import zipfile
+
+    held = set(zipfile.ZipFile(imgai_wheel).namelist())
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "imgai").rglob("*.py")}
+    templates = {f"imgai/templates/{p.name}" for p in (ROOT / "templates").glob("*.j2")}
+    assert templates and not modules - held and not templates - held, sorted((modules | templates) - held)
+
+
 def test_a_non_editable_install_renders_a_card_from_its_own_templates(imgai_wheel, tmp_path):
     python = _venv(tmp_path / "venv", see_packages_of_this_venv=True)
     _run([python, "-m", "pip", "install", "-q", "--no-deps", imgai_wheel], env=_clean_env(), cwd=tmp_path)
@@ -64,18 +75,20 @@ def test_a_non_editable_install_renders_a_card_from_its_own_templates(imgai_whee
         import json, sys
         from pathlib import Path
         import imgai
-        from imgai.cards import TEMPLATES, render_card
+        from imgai.cards import render_card, templates_folder
         from imgai.classify.preprocess import PreprocessSpec
 
         spec = PreprocessSpec(resize={"shortest_edge": 8}, crop={"height": 8, "width": 8})
         card = render_card("classifier.md.j2", card_data={"license": "apache-2.0", "library_name": "onnx"},
                            model_name="Tiny tagger", num_labels=3, labels_preview=["cat", "dog", "fox"],
                            preprocess=spec.to_dict(), architecture="onnx", library="onnx", source="local")
-        print(json.dumps({"imgai": imgai.__file__, "templates": sorted(p.name for p in TEMPLATES.iterdir()),
+        folder = templates_folder()
+        print(json.dumps({"imgai": imgai.__file__, "folder": str(folder), "templates": sorted(p.name for p in folder.iterdir()),
                           "card": str(card)}))
     """)
     out = json.loads(_run([python, "-c", script], env=_clean_env(), cwd=tmp_path).stdout)
     assert Path(out["imgai"]).is_relative_to(tmp_path / "venv"), out["imgai"]
+    assert Path(out["folder"]).is_relative_to(tmp_path / "venv"), out["folder"]     # the wheel's own copy
     assert out["templates"] == ["classifier.md.j2", "diffusion.md.j2"]
     assert "# Tiny tagger (ONNX)" in out["card"] and "license: apache-2.0" in out["card"]
     assert "`cat`, `dog`, `fox`" in out["card"]

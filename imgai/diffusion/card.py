@@ -1,4 +1,4 @@
-"""The model card (`README.md`) of a converted pipeline, rendered from imgai/templates/diffusion.md.j2
+"""The model card (`README.md`) of a converted pipeline, rendered from templates/diffusion.md.j2
 through `huggingface_hub.ModelCard.from_template` with `ModelCardData` metadata.
 
 Everything it states comes from `quantization_info.json`, so a card can be re-rendered at any

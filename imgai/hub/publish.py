@@ -1,7 +1,7 @@
 """Push a converted classifier to the Hub: `model.onnx`, `labels.json`, `preprocess.json` and a
 generated `README.md` card, in one commit through `push_folder`.
 
-The card is rendered from `imgai/templates/classifier.md.j2` (metadata through `ModelCardData`) and
+The card is rendered from `templates/classifier.md.j2` (metadata through `ModelCardData`) and
 written next to the local model first, so the local copy and the Hub copy carry the same card.
 """
 

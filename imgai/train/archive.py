@@ -14,16 +14,16 @@ from pathlib import Path, PurePosixPath
 from ..errors import UnsafeFileError
 
 
-def _limit(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
 def max_zip_bytes() -> int:
-    return _limit("IMGAI_MAX_ZIP_BYTES", 4 * 1024**3)      # uncompressed total
+    from .. import settings
+
+    return settings.get("IMGAI_MAX_ZIP_BYTES")      # uncompressed total
 
 
 def max_zip_files() -> int:
-    return _limit("IMGAI_MAX_ZIP_FILES", 200_000)
+    from .. import settings
+
+    return settings.get("IMGAI_MAX_ZIP_FILES")
 
 
 MAX_RATIO = 200   # a member that expands more than this is treated as a zip bomb
