@@ -16,7 +16,7 @@ def next_step(model: registry.Model) -> str:
 
 
 def _next_step(model: registry.Model) -> str:
-    if model.training not in (None, "Trained"):
+    if model.training not in (None, registry.TRAINED):
         return f"not trained yet: train it first ({term('train')}); the trained model can then be converted"
     if model.conversion == registry.CONVERTING:
         return "converting: it is offered in Tag as soon as the conversion ends"

@@ -232,9 +232,9 @@ def _finish(job_id: str, state: str, *, error: str | None = None, result: Any = 
         if row is None or row["state"] not in only_from:
             return False
         conn.execute("UPDATE jobs SET state = ?, error = ?, result = ?, ended_at = ?, "
-                     "progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END WHERE id = ?",
+                     "progress = CASE WHEN ? THEN 1 ELSE progress END WHERE id = ?",
                      (state, error, json.dumps(result) if result is not None else None, db.now(),
-                      state, job_id))
+                      state == SUCCEEDED, job_id))
         _event(conn, job_id, "error" if state == FAILED else "info",
                f"{state}" + (f": {error}" if error else ""))
     get_logger("imgai.jobs").info("job %s %s%s", job_id, state, f": {error}" if error else "")

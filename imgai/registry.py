@@ -24,6 +24,7 @@ from .words import render, term
 PYTORCH, ONNX = "PyTorch", "ONNX"
 NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
     "NotConverted", "Converting", "Converted", "Failed", "N/A")
+TRAINED = "Trained"                  # the training state in which a trained model may convert (imgai/train/models.py)
 FP32, INT8 = "fp32", "int8"          # precisions (extra["precision"]; FP32 when absent)
 MIN_INT8_AGREEMENT = 0.99            # an INT8 model agreeing less with its FP32 original is enabled only by force
 
@@ -58,7 +59,7 @@ class Model:
     @property
     def can_convert(self) -> bool:
         return (self.type == PYTORCH and self.conversion in (NOT_CONVERTED, FAILED)
-                and self.training in (None, "Trained"))
+                and self.training in (None, TRAINED))
 
     @property
     def preprocessing_assumed(self) -> bool:
@@ -191,7 +192,7 @@ def start_conversion(model_id: str, job_id: str | None = None) -> Model:
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
         if not m.can_convert:
-            why = (f"it is {m.type} / {m.conversion}" if m.training in (None, "Trained")
+            why = (f"it is {m.type} / {m.conversion}" if m.training in (None, TRAINED)
                    else f"it has not been trained yet (training: {m.training})")
             raise StateError(f"cannot convert {model_id!r}: {why}; only an unconverted or failed "
                              "PyTorch model can be converted")

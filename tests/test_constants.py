@@ -50,3 +50,33 @@ def test_one_hub_id_syntax():
     for bad in ("name", "/abs/path", "org/name@", "a/b/c"):
         with pytest.raises(ConfigError, match=re.escape(repr(bad))):
             split_revision(bad)
+
+
+# each family of status words: its definition, written once (the others import the names)
+DEFINED_ONCE.update({
+    "the target statuses": (r"""["']done["'],\s*["']skipped["'],\s*["']failed["']""", "imgai/diffusion/targets.py"),
+    "the demo states": (r"""["']preparing["'],\s*["']ready["'],\s*["']failed["']""", "imgai/guide.py"),
+    "the conversion states": (r"""["']NotConverted["'],\s*["']Converting["']""", "imgai/registry.py"),
+    "the training states": (r"""["']Untrained["'],\s*["']Training["']""", "imgai/train/models.py"),
+})
+
+# a status compared or set by its literal word, instead of the name it is defined under
+STATUS_LITERAL = re.compile(
+    r"""(?:status|state|conversion|training)["'\]]*\s*(?:[!=]=|=|\bin\b\s*\()\s*["'](?:done|skipped|failed|Failed|"""
+    r"""succeeded|cancelled|queued|running|preparing|ready|absent|off|Trained|Untrained|Converting|Converted)["']"""
+    r"""|=\s*'(?:queued|starting|running|succeeded|failed|cancelled)'""")     # … and in SQL
+
+
+def test_status_words_are_used_by_name():
+    found = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in SOURCES
+             for n, line in enumerate(p.read_text().splitlines(), 1) if STATUS_LITERAL.search(line)]
+    assert found == [], "use the status's name (registry, jobs, guide, diffusion.targets):\n" + "\n".join(found)
+
+
+def test_the_target_statuses_are_what_the_summary_counts():
+    from imgai.diffusion.matrix import summary_line
+    from imgai.diffusion.targets import TARGET_STATUSES, TargetResult
+
+    results = [TargetResult(name=s, key="sd15", backend="pytorch", quantization="INT8", status=s)
+               for s in TARGET_STATUSES]
+    assert summary_line(results) == "1 done, 1 skipped, 1 failed"

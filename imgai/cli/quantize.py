@@ -64,6 +64,7 @@ def cmd_quantize(args) -> int:
     from ..diffusion.job import submit, target_results
     from ..diffusion.keys import expand_models
     from ..diffusion.matrix import SUMMARY_HEADERS, summary_rows
+    from ..diffusion.targets import FAILED
     from ..engines import EngineOptions
 
     if args.list:
@@ -103,5 +104,5 @@ def cmd_quantize(args) -> int:
         print_json({"job_id": job.id, "output_dir": str(request.folder), "targets": results})
     else:
         print_table(summary_rows(results), SUMMARY_HEADERS)
-    failed = sum(1 for r in results if r["status"] == "failed")
+    failed = sum(1 for r in results if r["status"] == FAILED)
     return 1 if failed or job.state != jobs.SUCCEEDED else 0

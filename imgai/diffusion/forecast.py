@@ -11,8 +11,10 @@ from pathlib import Path
 from ..words import render, term
 from .keys import get_model_key
 from .matrix import QuantizeRequest, plan
+from .targets import SKIPPED
 
-RUN, SKIP, UP_TO_DATE, FAIL = "will run", "skipped", "up to date", "will fail"
+RUN, UP_TO_DATE, FAIL = "will run", "up to date", "will fail"
+SKIP = SKIPPED      # a target the run skips is forecast in the word its result will carry
 
 
 @dataclass(frozen=True)

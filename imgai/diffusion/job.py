@@ -14,7 +14,7 @@ from .. import access, jobs
 from ..access import Actor
 from ..errors import ConfigError, ConversionError
 from .matrix import QuantizeRequest, run
-from .targets import STAGING_PREFIX, TargetResult
+from .targets import FAILED, STAGING_PREFIX, TargetResult
 
 KIND = "quantize"
 
@@ -44,11 +44,11 @@ def quantize_job(ctx: jobs.JobContext) -> dict:
 
     def on_result(result: TargetResult) -> None:
         text = f"{result.name}: {result.status}" + (f" ({result.reason})" if result.reason else "")
-        ctx.event(text, level="error" if result.status == "failed" else "info", data={"target": result.to_dict()})
+        ctx.event(text, level="error" if result.status == FAILED else "info", data={"target": result.to_dict()})
 
     results = run(request, on_progress=ctx.progress, on_result=on_result,
                   on_warning=lambda message: ctx.event(message, level="warning"), run_id=ctx.id)
-    failed = [r for r in results if r.status == "failed"]
+    failed = [r for r in results if r.status == FAILED]
     if failed:
         raise ConversionError(f"{len(failed)} of {len(results)} targets failed: " +
                               "; ".join(f"{r.name}: {r.reason}" for r in failed))

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from .checks import PROMPTS, CheckConfig
 from .keys import (MODEL_KEYS, check_quantization, expand_backends, expand_models, skip_reason,
                    target_name)
-from .targets import RunContext, TargetResult, convert_target
+from .targets import TARGET_STATUSES, RunContext, TargetResult, convert_target
 from ..words import render, term
 
 ORG = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
@@ -185,5 +185,4 @@ def summary_rows(results: list[TargetResult | dict]) -> list[list]:
 
 
 def summary_line(results: list[TargetResult]) -> str:
-    counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "skipped", "failed")}
-    return f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+    return ", ".join(f"{sum(1 for r in results if r.status == s)} {s}" for s in TARGET_STATUSES)

@@ -35,13 +35,18 @@ STAGES = {"load": (0.0, 0.2), "convert": (0.2, 0.6), "check": (0.6, 0.9), "card"
 OnStage = Callable[[float, str], None]
 
 
+# what became of a target (TargetResult.status): the summary line, the job and the CLI's exit code read these
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+TARGET_STATUSES = (DONE, SKIPPED, FAILED)
+
+
 @dataclass
 class TargetResult:
     name: str
     key: str
     backend: str
     quantization: str
-    status: str                      # done | skipped | failed
+    status: str                      # one of TARGET_STATUSES
     reason: str = ""
     path: str | None = None
     psnr_db: float | None = None     # the lowest over the check's prompts
@@ -95,10 +100,10 @@ def convert_target(key: str, backend: str, quantization: str, *, ctx: RunContext
     """Produce one target; never raises for an expected failure (the result says `failed`)."""
     model_key = get_model_key(key)
     name = target_name(key, backend, quantization)
-    result = TargetResult(name=name, key=key, backend=backend, quantization=quantization, status="failed")
+    result = TargetResult(name=name, key=key, backend=backend, quantization=quantization, status=FAILED)
     reason = skip_reason(backend, quantization)
     if reason:
-        result.status, result.reason = "skipped", reason
+        result.status, result.reason = SKIPPED, reason
         return result
     t0 = time.perf_counter()
     device = target_device(ctx, backend)
@@ -122,10 +127,10 @@ def convert_target(key: str, backend: str, quantization: str, *, ctx: RunContext
         else:
             LOG.exception("target %s failed", name)
             result.reason = f"{type(exc).__name__}: {exc}"
-        result.status = "failed"
+        result.status = FAILED
     finally:
         result.seconds = round(time.perf_counter() - t0, 2)
-    if result.status == "failed":
+    if result.status == FAILED:
         _release_device(device)      # a failed target's tensors (held by its traceback) are gone now
     return result
 
@@ -166,7 +171,7 @@ def _run(model_key, backend, quantization, name, ctx: RunContext, source_spec, o
     settings = settings_for(model_key.key, backend, quantization, check_settings, device=device)
     if not ctx.force and is_up_to_date(final, revision=source.revision, settings=settings):
         info = read_info(final)
-        result.status, result.path = "skipped", str(final)
+        result.status, result.path = SKIPPED, str(final)
         result.reason = (f"up to date: {final.name} was made from {source.revision[:19]} with the same settings "
                          f"({term('force')} redoes it)")
         result.psnr_db, result.ssim = info["check"]["min_psnr_db"], min(info["check"]["ssim"])
@@ -234,7 +239,7 @@ def _run(model_key, backend, quantization, name, ctx: RunContext, source_spec, o
         replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result.status, result.path = "done", str(final)
+    result.status, result.path = DONE, str(final)
     LOG.info("%s done: PSNR %.1f dB, size ratio %s", name, scores.min_psnr_db, info["size"]["ratio"])
     if ctx.push:
         _stage(on_stage, "upload", name)

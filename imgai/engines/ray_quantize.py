@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..diffusion.keys import get_model_key
 from ..diffusion.matrix import QuantizeRequest, plan, summary_line
-from ..diffusion.targets import RunContext, TargetResult, convert_target
+from ..diffusion.targets import FAILED, RunContext, TargetResult, convert_target
 from ..errors import InsufficientResourcesError
 from ..log import get_logger
 from .ray_session import ray_session, require_ray
@@ -79,7 +79,7 @@ def run_on_ray(request: QuantizeRequest, *, on_progress: Callable[[float, str], 
             if memory > largest:
                 if not request.force:
                     finish(i, TargetResult(name=t.name, key=t.key, backend=t.backend, quantization=t.quantization,
-                                           status="failed", reason=str(InsufficientResourcesError(
+                                           status=FAILED, reason=str(InsufficientResourcesError(
                                                f"{t.name} needs about {memory / 2**30:.1f} GiB of memory but the "
                                                f"largest Ray node offers {largest / 2**30:.1f} GiB; add a bigger node "
                                                f"or try anyway with {term('force')}"))))
@@ -100,7 +100,7 @@ def run_on_ray(request: QuantizeRequest, *, on_progress: Callable[[float, str], 
             except ray.exceptions.RayError as exc:   # the task's process died (out of memory, a lost node)
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                 result = TargetResult(name=t.name, key=t.key, backend=t.backend, quantization=t.quantization,
-                                      status="failed", reason=f"its Ray task died: {reason}")
+                                      status=FAILED, reason=f"its Ray task died: {reason}")
             finish(i, result)
     ordered = [results[i] for i in range(len(targets))]
     on_progress(1.0, summary_line(ordered))

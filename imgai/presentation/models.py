@@ -129,7 +129,7 @@ def _state_reason(m: registry.Model, action: str, conversion_hint: str) -> str:
     """Why the model's own state rules `action` out ('' when it does not)."""
     if action == "models.convert":
         if not m.can_convert:
-            return (f"it is not trained yet (training: {m.training})" if m.training not in (None, "Trained")
+            return (f"it is not trained yet (training: {m.training})" if m.training not in (None, registry.TRAINED)
                     else f"it is {m.type} / {m.conversion}: only an unconverted or failed PyTorch model converts")
         return f"conversion is unavailable here: {conversion_hint}" if conversion_hint else ""
     if action == "models.quantize":

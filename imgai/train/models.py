@@ -24,7 +24,9 @@ from .architectures import get_architecture
 from .images import CROP_PCT, INTERPOLATION
 
 SOURCE_PREFIX = "trained:"
-UNTRAINED, TRAINING, TRAINED, FAILED = "Untrained", "Training", "Trained", "Failed"
+UNTRAINED, TRAINING = "Untrained", "Training"
+TRAINED = registry.TRAINED    # the one state in which the registry lets a trained model convert
+FAILED = registry.FAILED      # a training that failed reads as a failed conversion does: "Failed"
 
 
 def is_trainable(model: Model) -> bool:
