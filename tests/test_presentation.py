@@ -192,3 +192,21 @@ def test_check_scores_in_one_line():
     info = {"check": {"min_psnr_db": 31.26, "threshold_psnr_db": 25, "ssim": [0.98, 0.951], "passed": True}}
     assert check_scores(info) == "Check: lowest PSNR **31.3 dB** (threshold 25 dB), SSIM 0.9510; passed"
     assert check_scores({}) == ""
+
+
+def test_the_tabs_hand_the_screens_to_gradio_unchanged(imgai_home):
+    """The Convert and Quantize handlers, called in-process as gradio calls them: each passes what
+    the presentation computed, in the order the tab's outputs are wired."""
+    pytest.importorskip("gradio")
+    from imgai.presentation.models import convert_screen
+    from ui import convert, quantize
+
+    made = registry.create(name="A model", source="local:a", architecture="resnet18", library="timm")
+    rows, picker, job_table, restore, detail, *buttons = convert.refresh(None)
+    screen = convert_screen(None, None, conversion_hint=convert.conversion_unavailable())
+    assert rows == screen.rows and picker["value"] == made.id and job_table == [] and not restore["visible"]
+    assert detail == screen.actions.detail
+    assert [b["interactive"] for b in buttons] == [screen.actions.allowed[a] for a in ACTIONS]
+    assert [b["interactive"] for b in convert.action_state(made.id)[1:]] == [b["interactive"] for b in buttons]
+    assert quantize.refresh(None, None)[:4] == ([], "", "No run yet: set up a run above and press **Quantize**.", [])
+    assert quantize.show(None) == ("", None, "", [], "")
