@@ -138,3 +138,26 @@ def test_timm_crop_modes_imgai_cannot_reproduce_are_refused():
 
     with pytest.raises(ConfigError, match="timm crop_mode 'random' is not one of center, squash, border"):
         PreprocessSpec.from_timm({"input_size": (3, 224, 224), "crop_mode": "random"})
+
+
+def test_a_processor_size_the_network_refuses_is_named_with_both_values():
+    """The check load_model runs: a ViT's position embeddings fix its size; a DINOv2 interpolates."""
+    import timm
+    import torch
+
+    from imgai.classify.load import check_input_size
+    from imgai.classify.preprocess import PreprocessSpec
+    from imgai.errors import UnsupportedModelError
+
+    torch.manual_seed(0)
+    spec = PreprocessSpec.from_transformers({"image_processor_type": "ViTImageProcessor", "size": 48})
+    vit, _ = pf._tiny("ViT")          # image_size 32
+    with pytest.raises(UnsupportedModelError, match="preprocessor_config.json makes 48×48 images but config.json's "
+                                                    "image_size is 32×32 and the network refuses other sizes"):
+        check_input_size(lambda x: vit(pixel_values=x), spec, (32, 32), "preprocessor_config.json",
+                         "config.json's image_size")
+    dinov2, _ = pf._tiny("DINOv2")
+    check_input_size(lambda x: dinov2(pixel_values=x), spec, (32, 32), "preprocessor_config.json", "config.json")
+    timm_vit = timm.create_model("vit_tiny_patch16_224", img_size=32, depth=1, num_classes=3).eval()
+    with pytest.raises(UnsupportedModelError, match="makes 48×48 images but the network .* is 32×32"):
+        check_input_size(timm_vit, spec, timm_vit.patch_embed.img_size, "pretrained_cfg", "the network (img_size)")
