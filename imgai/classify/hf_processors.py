@@ -12,7 +12,9 @@ timm: a `pretrained_cfg` resolved as `timm.data.resolve_data_config` does (input
 interpolation, mean/std, crop_pct, crop_mode center/squash/border; `use_test_size` takes
 `test_input_size`/`test_crop_pct`), turned into the steps of `transforms_imagenet_eval`.
 
-No library is imported here: a tag-only install reads these files too.
+Each function returns PreprocessSpec's keyword arguments (PreprocessSpec.from_transformers and
+.from_timm build the spec, which validates them). No library is imported here: a tag-only
+install reads these files too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import math
 
 from ..errors import ConfigError
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD
-from .preprocess import PreprocessSpec
 
 # PIL's resample numbers, as transformers stores them in preprocessor_config.json
 PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
@@ -92,7 +93,7 @@ def _size_dict(value, *, square: bool, what: str) -> dict:
                       "{'shortest_edge': N} or {'height': H, 'width': W}")
 
 
-def spec_from_processor(processor: dict, *, multi_label: bool = False) -> PreprocessSpec:
+def processor_args(processor: dict) -> dict:
     """The spec a transformers image processor config describes (see the module's docstring)."""
     kind, fast = processor_kind(processor)
     defaults = PROCESSORS.get(kind, PROCESSORS["ViT"] if "size" in processor else None)
@@ -143,9 +144,8 @@ def spec_from_processor(processor: dict, *, multi_label: bool = False) -> Prepro
         if processor.get("include_top", True):   # a second normalize, by image_std with mean 0
             std = [a * b for a, b in zip(std, get("image_std"))]
     channel_order = "BGR" if kind == "MobileViT" and get("do_flip_channel_order") else "RGB"
-    return PreprocessSpec(resize=size, crop=crop, interpolation=interpolation, crop_rounding=rounding,
-                          rescale_factor=scale, mean=mean, std=std, channel_order=channel_order,
-                          multi_label=multi_label, resize_backend="torch" if fast else "pil")
+    return dict(resize=size, crop=crop, interpolation=interpolation, crop_rounding=rounding, rescale_factor=scale,
+                mean=mean, std=std, channel_order=channel_order, resize_backend="torch" if fast else "pil")
 
 
 def resolve_timm(cfg: dict, *, use_test_size: bool = False) -> dict:
@@ -162,7 +162,7 @@ def resolve_timm(cfg: dict, *, use_test_size: bool = False) -> dict:
             "crop_pct": crop_pct or 0.875, "crop_mode": cfg.get("crop_mode") or "center"}
 
 
-def spec_from_timm(cfg: dict, *, use_test_size: bool = False) -> PreprocessSpec:
+def timm_args(cfg: dict, *, use_test_size: bool = False) -> dict:
     """The spec of timm's eval transform (`transforms_imagenet_eval`) for a pretrained_cfg."""
     data = resolve_timm(cfg, use_test_size=use_test_size)
     _, h, w = data["input_size"]
@@ -184,6 +184,6 @@ def spec_from_timm(cfg: dict, *, use_test_size: bool = False) -> PreprocessSpec:
     interpolation = data["interpolation"]
     if interpolation not in PIL_RESAMPLE.values():
         raise ConfigError(f"timm interpolation {interpolation!r} is not one of {', '.join(PIL_RESAMPLE.values())}")
-    return PreprocessSpec(resize=resize, crop=_HW(h) if h == w else {"height": h, "width": w},
-                          interpolation=interpolation, crop_rounding="round", rescale_factor=1 / 255,
-                          mean=list(data["mean"]), std=list(data["std"]), keep_ratio=keep_ratio, crop_fill=fill)
+    return dict(resize=resize, crop=_HW(h) if h == w else {"height": h, "width": w}, interpolation=interpolation,
+                crop_rounding="round", rescale_factor=1 / 255, mean=list(data["mean"]), std=list(data["std"]),
+                keep_ratio=keep_ratio, crop_fill=fill)

@@ -162,17 +162,18 @@ class PreprocessSpec:
 
     @classmethod
     def from_transformers(cls, processor: dict, *, multi_label: bool = False) -> "PreprocessSpec":
-        """From a transformers preprocessor_config.json (hf_processors.spec_from_processor)."""
-        from .hf_processors import spec_from_processor
+        """From a transformers preprocessor_config.json, as its image processor applies it
+        (hf_processors.processor_args)."""
+        from .hf_processors import processor_args
 
-        return spec_from_processor(processor, multi_label=multi_label)
+        return cls(**processor_args(processor), multi_label=multi_label)
 
     @classmethod
     def from_timm(cls, cfg: dict, *, use_test_size: bool = False) -> "PreprocessSpec":
-        """From a timm pretrained_cfg (hf_processors.spec_from_timm)."""
-        from .hf_processors import spec_from_timm
+        """From a timm pretrained_cfg, as timm's eval transform applies it (hf_processors.timm_args)."""
+        from .hf_processors import timm_args
 
-        return spec_from_timm(cfg, use_test_size=use_test_size)
+        return cls(**timm_args(cfg, use_test_size=use_test_size))
 
     # -- apply -----------------------------------------------------------------------------
 
