@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # key → timm architecture (bench/tag_ray.py reads it too)
 MODELS = {"resnet50": "resnet50", "mobilenetv3": "mobilenetv3_large_100", "vit_b16": "vit_base_patch16_224",
           "convnext_t": "convnext_tiny"}
-# key → (batch sizes, also torch.compile, INT8 methods)
+# key → (batch sizes (--quick: the second), also torch.compile, INT8 methods)
 ROWS = {
-    "resnet50": ((1, 32), True, ("static",)),
-    "mobilenetv3": ((1, 32), True, ("static",)),
-    "vit_b16": ((1, 16), False, ("static", "dynamic")),
-    "convnext_t": ((1, 16), False, ("static", "dynamic")),
+    "resnet50": (((1, 32), (1, 32)), True, ("static",)),
+    "mobilenetv3": (((1, 32), (1, 32)), True, ("static",)),
+    "vit_b16": (((1, 16), (1, 8)), False, ("static", "dynamic")),
+    "convnext_t": (((1, 16), (1, 8)), False, ("static", "dynamic")),
 }
 
 
@@ -125,7 +125,7 @@ def agreement(fp32, int8, views: np.ndarray) -> dict:
 
 
 def bench_models(workdir: Path, min_time: float, photos: list[Path], keys, held_back: list[Path],
-                 views_per_photo: int) -> tuple[dict, dict]:
+                 views_per_photo: int, *, quick: bool = False) -> tuple[dict, dict]:
     """Images per second per (model, batch), and per (model, INT8 method) the agreement with FP32
     on views of the held-back photos."""
     import torch
@@ -140,6 +140,7 @@ def bench_models(workdir: Path, min_time: float, photos: list[Path], keys, held_
     out, agreements = {}, {}
     for key in keys:
         batches, with_compile, methods = ROWS[key]
+        batches = batches[quick]
         model = build(MODELS[key])
         folder = export(model, workdir / key)
         session = create_session(folder / "model.onnx")
@@ -147,7 +148,9 @@ def bench_models(workdir: Path, min_time: float, photos: list[Path], keys, held_
         views = calibration.load_views([str(p) for p in held_back], PreprocessSpec.load(folder / "preprocess.json"),
                                        per_image=views_per_photo)
         for m, int8 in int8s.items():
-            agreements[(key, m)] = agreement(session, int8, views)
+            agreements[(key, m)] = a = agreement(session, int8, views)
+            print(f"  {key} INT8 {m}: top-1 agreement {a['top1']:.1%} on {a['views']} views, mean |Δprob| "
+                  f"{a['mean_abs_dprob']:.5f}", flush=True)
         macs = macs_per_image(folder / "model.onnx")
         name = session.get_inputs()[0].name
         compiled = torch.compile(model) if with_compile else None
@@ -265,8 +268,9 @@ def main() -> None:
               f"x{cpu.fma_units} FMA units, {cpu.int8_verdict}; timing ≥{min_time:.0f}s per cell (median)", flush=True)
         print(f"uptime before: {before}", flush=True)
         photos = make_photos(workdir / "photos", 128 if not args.quick else 64)
-        views = 4 if args.quick else calibration.VALIDATION_VIEWS
-        models, agreements = bench_models(workdir, min_time, photos[:16], keys, photos[16:24], views)
+        calibrate = photos[:8] if args.quick else photos[:16]
+        views = 2 if args.quick else calibration.VALIDATION_VIEWS
+        models, agreements = bench_models(workdir, min_time, calibrate, keys, photos[16:24], views, quick=args.quick)
         e2e = bench_end_to_end(workdir, photos, min_time) if "resnet50" in keys and not args.only else None
         lite0 = lite0_agreement(workdir) if not args.only else None
     after = uptime()
@@ -307,7 +311,7 @@ def main() -> None:
     print(f"uptime after: {after}")
     figures = {}
     for key in keys:
-        batch = ROWS[key][0][-1]
+        batch = ROWS[key][0][args.quick][-1]
         big = models[(key, batch)]
         figures[f"{key}_b{batch}_vs_eager"] = big["onnxruntime"] / big["eager"]
         figures[f"{key}_b{batch}_int8_vs_fp32"] = big["int8"] / big["onnxruntime"]
