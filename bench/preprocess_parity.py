@@ -39,7 +39,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photos = pf.photo_paths(tmp / "photos")
-        print(f"photos: {', '.join(f'{n} ({decode_image(p).size[0]}x{decode_image(p).size[1]})' for n, p in photos.items())}")
+        sizes = {name: decode_image(path).size for name, path in photos.items()}
+        print("photos: " + ", ".join(f"{name} ({w}x{h})" for name, (w, h) in sizes.items()))
 
         print(f"\n{'transformers processor':<32}{'resize':>8}{'max |Δ| tensor':>16}{'with PIL resize':>17}")
         for name in [*pf.PROCESSORS, "ViT (legacy feature extractor)"]:

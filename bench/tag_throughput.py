@@ -322,7 +322,8 @@ def main() -> None:
         figures["mobilenetv3_b1_vs_eager"] = (models[("mobilenetv3", 1)]["onnxruntime"]
                                               / models[("mobilenetv3", 1)]["eager"])
     if "resnet50" in keys:
-        figures["resnet50_b32_vs_compile"] = models[("resnet50", 32)]["onnxruntime"] / models[("resnet50", 32)]["compile"]
+        r50 = models[("resnet50", 32)]
+        figures["resnet50_b32_vs_compile"] = r50["onnxruntime"] / r50["compile"]
     if e2e:
         figures["e2e_vs_model"] = e2e["end_to_end"] / e2e["model_only"]
     if lite0:

@@ -120,6 +120,8 @@ def test_bad_spec_fields_are_named(change, match):
 @pytest.mark.parametrize("processor, match", [
     ({"image_processor_type": "DPTImageProcessor", "size": 384, "keep_aspect_ratio": True},
      "sets keep_aspect_ratio=True; imgai reproduces resize, center crop"),
+    ({"image_processor_type": "ImageGPTImageProcessor", "size": 32, "do_color_quantize": True},
+     "sets do_color_quantize=True"),
     ({"image_processor_type": "ViTImageProcessor", "do_resize": False}, "do_resize false"),
     ({"image_processor_type": "FooImageProcessor"}, "names image processor 'Foo' and no size"),
     ({"image_processor_type": "ViTImageProcessor", "size": {"longest_edge": 512}}, "size {'longest_edge': 512}"),

@@ -65,7 +65,7 @@ PROCESSORS: dict[str, dict] = {
 }
 # keys that would change the pixels in ways imgai does not reproduce (when switched on)
 _UNSUPPORTED_KEYS = ("do_pad", "keep_aspect_ratio", "size_divisor", "ensure_multiple_of", "do_image_splitting",
-                     "max_num_patches")
+                     "do_color_quantize", "max_num_patches")
 
 
 def processor_kind(processor: dict) -> tuple[str, bool]:
