@@ -163,3 +163,30 @@ def test_a_processor_size_the_network_refuses_is_named_with_both_values():
     timm_vit = timm.create_model("vit_tiny_patch16_224", img_size=32, depth=1, num_classes=3).eval()
     with pytest.raises(UnsupportedModelError, match="makes 48×48 images but the network .* is 32×32"):
         check_input_size(timm_vit, spec, timm_vit.patch_embed.img_size, "pretrained_cfg", "the network (img_size)")
+
+
+def test_a_fast_processor_spec_is_stored_with_the_model_and_used_by_tag(imgai_home, tmp_path, photos):
+    """Through imgai's own path (add → convert → tag) a model whose Hub folder carries a …Fast
+    processor tags with the scores of transformers' pipeline: preprocess.json keeps the torch resize."""
+    import json as _json
+
+    from transformers import ConvNextImageProcessorFast, pipeline
+
+    from imgai import registry
+    from imgai.classify.convert import convert
+    from imgai.classify.tag import TagOptions, tag
+    from imgai.sources import add_model
+    from tests.factories import make_transformers_model
+
+    folder = make_transformers_model(tmp_path / "resnet-fast", "resnet")
+    ConvNextImageProcessorFast(size={"shortest_edge": 64}, crop_pct=0.875).save_pretrained(folder)
+    model = convert(add_model(str(folder), name="fast").id)
+    stored = _json.loads((imgai_home / "models" / model.id / "onnx" / "preprocess.json").read_text())
+    assert stored["resize_backend"] == "torch" and stored["crop_rounding"] == "round"
+    registry.set_enabled(model.id, True)
+    classify = pipeline("image-classification", model=str(folder), device="cpu")
+    for photo in photos.values():
+        ours = {t.label: t.score for t in tag([photo], model_id=model.id, options=TagOptions(top_k=3))[0].tags}
+        theirs = {r["label"]: r["score"] for r in classify(str(photo), top_k=3)}
+        assert ours.keys() == theirs.keys() and max(theirs.values()) - min(theirs.values()) > 0.01
+        assert max(abs(ours[k] - theirs[k]) for k in ours) <= TOLERANCE, photo.name
