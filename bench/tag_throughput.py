@@ -242,8 +242,8 @@ def peak_table(models: dict, cpu) -> list[str]:
     return lines
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _fmt(value, spec: str, unit: str = "") -> str:
+    return "-" if value is None else format(value, spec) + unit
 
 
 def main() -> None:
@@ -282,9 +282,9 @@ def main() -> None:
         comp = r.get("compile")
         print(f"{key:<14}{batch:>6}{r['onnxruntime']:>14.1f}{r['int8']:>9.1f}{_fmt(r.get('int8_dynamic'), '.1f'):>10}"
               f"{r['eager']:>10.1f}{_fmt(comp, '.1f'):>10}{r['onnxruntime'] / r['eager']:>10.2f}x"
-              f"{_fmt(comp and r['onnxruntime'] / comp, '.2f'):>12}x{r['int8'] / r['onnxruntime']:>10.2f}x")
+              f"{_fmt(comp and r['onnxruntime'] / comp, '.2f', 'x'):>13}{r['int8'] / r['onnxruntime']:>10.2f}x")
     compiled = [(k, b, r["compile_s"]) for (k, b), r in models.items() if r["compile_s"] is not None]
-    print("(images per second; torch.compile time excluded: "
+    print("(images per second" + ("; torch.compile time excluded: " if compiled else "")
           + ", ".join(f"{k} b{b} {s:.0f}s" for k, b, s in compiled) + ")")
     print("\nINT8 vs FP32 on views of 8 held-back real photos (random weights):")
     print(f"{'model':<14}{'method':>9}{'top-1 agreement':>17}{'mean |Δprob|':>14}")
