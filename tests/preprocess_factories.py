@@ -103,6 +103,11 @@ def _vit_like(**extra) -> dict:
             "intermediate_size": 64, **extra}
 
 
+# CLIP and SigLIP classifiers carry a (unused) text tower in their config
+_TINY_TEXT = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+              "vocab_size": 64}
+
+
 def _tiny(family: str):
     """(model, processor) of `family`, tiny and seeded."""
     import transformers as tf
@@ -135,15 +140,11 @@ def _tiny(family: str):
         return tf.BitForImageClassification(config), \
             tf.BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32})
     if family == "CLIP":
-        config = tf.CLIPConfig(text_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                            "intermediate_size": 32, "vocab_size": 64},
-                               vision_config=_vit_like(), **_labels())
+        config = tf.CLIPConfig(text_config=_TINY_TEXT, vision_config=_vit_like(), **_labels())
         return tf.CLIPForImageClassification(config), \
             tf.CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32})
     if family == "SigLIP":
-        config = tf.SiglipConfig(text_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                              "intermediate_size": 32, "vocab_size": 64},
-                                 vision_config=_vit_like(), **_labels())
+        config = tf.SiglipConfig(text_config=_TINY_TEXT, vision_config=_vit_like(), **_labels())
         return tf.SiglipForImageClassification(config), tf.SiglipImageProcessor(size={"height": 32, "width": 32})
     raise ValueError(family)
 
