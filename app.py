@@ -33,7 +33,18 @@ def build_app() -> gr.Blocks:
             for title, module in TABS:
                 with gr.Tab(title, id=title.lower()):
                     module.build(demo, page)
-        demo.load(start.opening_tab, None, [tabs], api_name=False, queue=False)   # at once: before a click
+        # a reload comes back to the tab the visitor was on (kept in the browser, as the Convert selection)
+        last_tab = gr.BrowserState("", storage_key="imgai-tab")
+        ids = [title.lower() for title, _ in TABS]
+
+        def remember_tab(evt: gr.SelectData) -> str:
+            return start.remember_tab(evt, ids)
+
+        def opening_tab(last: str | None) -> gr.Tabs:
+            return start.opening_tab(last, ids)
+
+        tabs.select(remember_tab, None, [last_tab], api_name=False, queue=False, show_progress="hidden")
+        demo.load(opening_tab, [last_tab], [tabs], api_name=False, queue=False)   # at once: before a click
         page.start()
     return demo
 

@@ -210,3 +210,95 @@ def test_the_tabs_hand_the_screens_to_gradio_unchanged(imgai_home):
     assert [b["interactive"] for b in convert.action_state(made.id)[1:]] == [b["interactive"] for b in buttons]
     assert quantize.refresh(None, None)[:4] == ([], "", "No run yet: set up a run above and press **Quantize**.", [])
     assert quantize.show(None) == ("", None, "", [], "")
+
+
+# -- issue 23: what a first-time user tripped on --------------------------------------------------
+
+def test_tag_is_greyed_with_what_the_visitor_waits_for(imgai_home):
+    from imgai import jobs
+    from imgai.presentation.tag import tag_readiness
+
+    made = registry.create(name="Demo", source="local:a", architecture="resnet18", library="timm")
+    job_id = jobs.submit("demo", {}, subject=made.id, start=False).id   # no worker: this test drives it
+    import os
+
+    with jobs.db.transaction() as conn:     # the demo's job, running (in this process) and half way
+        conn.execute("UPDATE jobs SET state = ?, progress = 0.5, started_at = ?, pid = ?, pid_started = NULL "
+                     "WHERE id = ?", (RUNNING, jobs.db.now() - 10, os.getpid(), job_id))
+    waiting = tag_readiness(None, None)
+    assert not waiting.ready and waiting.choices == [] and waiting.value is None
+    assert "being prepared, ready in about 10 s" in waiting.note and "no default" not in waiting.note
+    with jobs.db.transaction() as conn:
+        conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (FAILED, job_id))
+    idle = tag_readiness(None, None)       # nothing in progress: no word of progress, and no markup
+    assert not idle.ready and "prepar" not in idle.note.replace("Preparing the demo failed", "")
+    assert "Start tab shows its progress" not in idle.note and "**" not in idle.note
+
+
+def test_the_bars_name_their_image_and_follow_the_table(imgai_home):
+    from imgai.classify.report import TagReport
+    from imgai.classify.tag import Tag, TagResult
+    from imgai.presentation.tag import bars_title, fresh_upload, image_at, image_of_row, tag_screen
+
+    results = [TagResult("horse.jpg", [Tag("sorrel", 0.9)]), TagResult("bad.jpg", error="not an image"),
+               TagResult("coffee.jpg", [Tag("espresso", 0.8), Tag("cup", 0.1)])]
+    report = TagReport(results, imgai_home / "r.json", imgai_home / "r.csv", "m",
+                       files=["/up/horse.jpg", "/up/bad.jpg", "/up/coffee.jpg"])
+    screen = tag_screen(report)
+    assert [i.name for i in screen.images] == ["horse.jpg", "coffee.jpg"]      # the gallery: what was read
+    assert screen.rows[1] == ["bad.jpg", "could not be read: not an image"]
+    assert bars_title(image_at(screen.images, 1)) == "Tags of coffee.jpg"
+    assert image_at(screen.images, 1).bars == {"espresso": 0.8, "cup": 0.1}
+    assert image_of_row(screen.images, 2) == 1 and image_of_row(screen.images, 1) is None
+    assert bars_title(image_at(screen.images, 5)) == "Tags of the selected image"
+    assert "Tagged 2 of 3 images with m." in screen.summary and "**" not in screen.summary
+    # a new upload drops the images the last run tagged (gradio keeps adding uploads to the field)
+    assert fresh_upload(["/up/horse.jpg", "/up/coffee.jpg", "/up/rocket.jpg"], report.files) == ["/up/rocket.jpg"]
+
+
+def test_enable_brings_back_the_default_that_disable_dropped(imgai_home, cli):
+    from imgai.presentation.models import enabled_message
+
+    made = registry.create(name="A", source="local:a", architecture="resnet18", library="onnx", type=registry.ONNX,
+                           conversion=registry.CONVERTED)
+    registry.record_validation(made.id, PASSED)
+    registry.set_enabled(made.id, True)
+    registry.set_default(made.id)
+    off = registry.set_enabled(made.id, False)
+    assert not off.default and "no longer the default" in enabled_message(off)
+    on = registry.set_enabled(made.id, True)
+    assert on.default and "again, as the default" in enabled_message(on)
+    # another default meanwhile wins: enabling does not take it away
+    other = registry.create(name="B", source="local:b", architecture="resnet18", library="onnx",
+                            type=registry.ONNX, conversion=registry.CONVERTED)
+    registry.record_validation(other.id, PASSED)
+    registry.set_enabled(made.id, False)
+    registry.set_enabled(other.id, True)
+    registry.set_default(other.id)
+    assert not registry.set_enabled(made.id, True).default and registry.get(other.id).default
+    code, out, _ = cli("models", "disable", other.id)
+    assert code == 0 and "no longer the default" in out and "**" not in out
+
+
+def test_job_tables_show_words_not_markup_and_the_demo_job():
+    from imgai.presentation.jobs import MODEL_JOB_KINDS
+
+    row = job_rows([job("j1", FAILED, error="pick one in the **Model** field", stage="`x` done")])[0]
+    assert row[4] == "x done" and row[6] == "pick one in the Model field"
+    assert "demo" in MODEL_JOB_KINDS      # Restore the demo model shows in Conversion jobs (live)
+
+
+def test_quantize_is_greyed_when_every_target_will_fail(imgai_home, monkeypatch):
+    from imgai.diffusion import forecast as forecasts
+    from imgai.presentation.quantize import progress_words, quantize_plan
+
+    form = (["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "cpu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")     # no pipeline in the cache, no Hub: every target will fail
+    plan = quantize_plan(*form)
+    assert all(line.startswith("- `") for line in plan.text.splitlines()[2:])
+    assert forecasts.FAIL in plan.text and not plan.can_start and "Every target will fail" in plan.note
+    assert not quantize_plan(*form, actor=STRANGER).can_start
+    assert "🔒" in quantize_plan(*form, actor=STRANGER).note
+    failed = job("q", FAILED, kind="quantize", progress=1.0)
+    assert progress_words(failed, [{"status": "failed"}, {"status": "done"}]) == "1 of 2 targets done"
+    assert progress_words(job("r", RUNNING, progress=0.25), []) == "25%"

@@ -29,10 +29,21 @@ enabled — so you can tag a photo within the first minute.
 """
 
 
-def opening_tab() -> gr.Tabs:
-    """Tag when a model is ready to tag, else Start."""
+def opening_tab(last: str | None = None, ids=()) -> gr.Tabs:
+    """The tab this browser was on before a reload (one of the page's tab `ids`); on a first visit
+    Tag when a model is ready to tag, else Start."""
+    if last and last in ids:
+        return gr.Tabs(selected=last)
     ready = any(m.can_tag for m in registry.list_models())
     return gr.Tabs(selected="tag" if ready else "start")
+
+
+def remember_tab(evt: gr.SelectData, ids=()) -> str:
+    """The id of the tab just opened, of the page's tab `ids` in order (kept in the browser, read
+    back by opening_tab)."""
+    if isinstance(evt.value, str) and evt.value.lower() in ids:
+        return evt.value.lower()
+    return ids[evt.index] if isinstance(evt.index, int) and 0 <= evt.index < len(ids) else ""
 
 
 def progress_html(fraction: float) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import registry
-from ..presentation.models import MODEL_COLUMNS, model_lines, model_rows, preprocessing_lines, vs_fp32_line
+from ..presentation.models import MODEL_COLUMNS, enabled_message, model_lines, model_rows, preprocessing_lines, vs_fp32_line
+from ..words import plain
 from .output import JSON, WAIT, follow, print_json, print_table, report_job
 
 
@@ -191,6 +192,8 @@ def cmd_state(args) -> int:
     model = actions[args.action](args.model_id)
     if args.json:
         print_json(model.to_dict() if model else {"id": args.model_id, "removed": True})
+    elif args.action in ("enable", "disable"):
+        print(plain(enabled_message(model)))
     else:
         print(f"{args.model_id}: {args.action} done")
     return 0

@@ -114,6 +114,16 @@ def model_lines(m: registry.Model) -> list[str]:
     return [f"{label:13} {value}" for label, value in model_fields(m)] + preprocessing_lines(m)
 
 
+def enabled_message(m: registry.Model) -> str:
+    """What Enable or Disable did to `m`, the default included."""
+    if m.enabled:
+        return f"**{m.id}** enabled: it is offered for tagging" + (" again, as the default." if m.default else ".")
+    if (m.extra or {}).get(registry.WAS_DEFAULT):
+        return (f"**{m.id}** disabled: it is no longer offered for tagging, and no longer the default (no model "
+                "is until you enable it again, which makes it the default again, or set another as the default).")
+    return f"**{m.id}** disabled: it is no longer offered for tagging."
+
+
 # -- the Convert tab's buttons ------------------------------------------------------------------
 
 @dataclass(frozen=True)
