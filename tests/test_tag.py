@@ -175,3 +175,24 @@ def test_a_loaded_model_is_shared_by_concurrent_calls_until_its_files_change(tag
     labels = Path(tagging_model.onnx_path).parent / "labels.json"
     os.utime(labels, ns=(labels.stat().st_atime_ns, labels.stat().st_mtime_ns + 10**9))   # files changed
     assert Tagger.for_model(tagging_model.id) is not taggers[0]
+
+
+def test_cli_gaps_a_first_user_met(tagging_model, tmp_path, cli, monkeypatch):
+    """issue 23 item 7: one-line errors, no silent empty run, a suggestion for a misspelled option,
+    and a table with a header and the paths as given."""
+    img = random_image(tmp_path / "x.png")
+    code, out, err = cli("tag", img, "--output", tmp_path / "nonexistent" / "dir" / "out.csv")
+    assert code == 1 and err.startswith("error: --output") and "does not exist" in err and "Traceback" not in err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no image here")
+    code, out, err = cli("tag", tmp_path / "empty")
+    assert code == 1 and "no images in" in err and out == ""
+    code, _, err = cli("tag", img, "--top_k", "3")
+    assert code == 2 and "did you mean --top-k?" in err and "usage: imgai tag" in err
+    monkeypatch.chdir(tmp_path)
+    random_image(tmp_path / "a-longer-name.png", seed=3)
+    code, out, _ = cli("tag", "x.png", "a-longer-name.png", "--top-k", "1")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["IMAGE", "TAGS"] and len(lines) == 3
+    assert lines[1].startswith("x.png ") and lines[2].startswith("a-longer-name.png  ")
+    assert lines[0].index("TAGS") == lines[1].index(lines[1].split()[1]) == len("a-longer-name.png  ")

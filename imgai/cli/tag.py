@@ -1,12 +1,14 @@
 """`imgai tag PATH... [--model ID] [--top-k] [--threshold] [--format] [--output] [--sidecar]
 [--engine local|ray [--address ADDRESS] [--actors N]]`
 
-Exit code 0 when every file was tagged, 1 when some failed or a setting is bad, 2 for a usage error.
+Exit code 0 when every file was tagged, 1 when some failed, none was an image, or a setting is bad,
+2 for a usage error.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .output import JSON
 
@@ -44,11 +46,16 @@ def cmd_tag(args) -> int:
     from tqdm import tqdm
 
     from ..classify.outputs import write_sidecars
-    from ..classify.tag import TagOptions, model_note
+    from ..classify.tag import IMAGE_SUFFIXES, TagOptions, model_note
     from ..classify.writers import ResultFile
     from ..engines import EngineOptions, tag_stream
     from ..errors import ConfigError
 
+    if args.output and "://" not in args.output:
+        folder = Path(args.output).expanduser().parent
+        if not folder.is_dir():
+            raise ConfigError(f"--output {args.output}: the folder {folder} does not exist; create it, or write "
+                              "the results elsewhere")
     if not args.model:
         from .. import jobs
         from ..demo import first_use
@@ -74,6 +81,10 @@ def cmd_tag(args) -> int:
         raise ConfigError("--sidecar writes next to local images; it cannot be used with URIs")
     output = ResultFile(args.format, args.output)
     stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
+    if len(stream) == 0:
+        stream.close()
+        raise ConfigError(f"no images in {', '.join(map(str, args.paths))} (looked for "
+                          f"{', '.join(sorted(IMAGE_SUFFIXES))} files, folders searched recursively)")
     note = model_note(args.model)
     if note:
         print(note, file=sys.stderr)
