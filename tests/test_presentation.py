@@ -13,6 +13,7 @@ from imgai.access import ANONYMOUS, LOCAL_OWNER, VISITOR, Actor
 from imgai.errors import ConfigError
 from imgai.jobs import FAILED, RUNNING, SUCCEEDED, Job
 from imgai.presentation.jobs import job_rows, selected_job
+from imgai.presentation.locks import locks
 from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, model_actions, model_fields, model_lines,
                                        model_row, validation_text)
 from imgai.presentation.quantize import check_scores, parse_check_size, plan_text, quantize_request
@@ -98,8 +99,8 @@ def test_the_policy_greys_before_the_state_with_its_own_reason():
     shared, hers = model("enabled"), model("enabled", id="hers", owner="alice")
     stranger = model_actions(shared, STRANGER)
     assert not any(stranger.allowed.values())
-    assert "🔒 Sign in with Hugging Face to convert a model" in stranger.detail
-    assert stranger.reasons["models.remove"].startswith("sign in with Hugging Face to remove a model")
+    assert "🔒 Visitors cannot convert a model here: this app offers no sign-in" in stranger.detail
+    assert stranger.reasons["models.remove"].startswith("visitors cannot remove a model here")
     alice = model_actions(shared, ALICE)
     assert not any(alice.allowed.values()) and "is shared" in alice.detail
     own = model_actions(hers, ALICE)
@@ -302,3 +303,35 @@ def test_quantize_is_greyed_when_every_target_will_fail(imgai_home, monkeypatch)
     failed = job("q", FAILED, kind="quantize", progress=1.0)
     assert progress_words(failed, [{"status": "failed"}, {"status": "done"}]) == "1 of 2 targets done"
     assert progress_words(job("r", RUNNING, progress=0.25), []) == "25%"
+
+
+def test_a_public_apps_visitor_gets_one_wording_and_no_owner_advice(imgai_home, monkeypatch):
+    pytest.importorskip("gradio")
+    from imgai.hub.auth import whoami
+    from ui.start import intro
+
+    assert "(or name a folder)" in intro() and "from a folder" in intro()
+    monkeypatch.setenv("IMGAI_PUBLIC", "1")
+    assert whoami(False).message == "not signed in (this app offers no sign-in)"
+    assert "name a folder" not in intro() and "from a folder" not in intro()
+    note, allowed = locks(STRANGER, ("models.add", "hub.download"))
+    assert not any(allowed.values()) and note.startswith("🔒 Visitors cannot add a model here")
+    assert "Sign in" not in note
+
+
+def test_an_offline_search_says_that_the_cache_has_nothing(imgai_home, monkeypatch, tmp_path):
+    from imgai import hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    assert hub.search("resnet").message.endswith("No models in the local cache match 'resnet'.")
+    assert hub.landing().message.endswith("No models in the local cache.")
+
+
+def test_no_symbol_that_a_plain_debian_font_draws_as_a_box():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for path in [*root.glob("ui/*.py"), *root.glob("imgai/**/*.py"), root / "app.py"]:
+        text = path.read_text(encoding="utf-8")
+        assert not any(symbol in text for symbol in "⏳✅❌"), f"{path.name}: use words (or ★ ⚠ 🔒)"

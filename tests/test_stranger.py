@@ -45,6 +45,7 @@ READ_HANDLERS = {
     "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh",
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
     "ui.quantize.access_state", "ui.train.access_state",    # which buttons the visitor's page greys
+    "ui.browse.access_state", "ui.hub_browse.access_state",
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
@@ -259,7 +260,7 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
 
     stranger = Actor(ANONYMOUS, session="s1")
     note, allowed = locks(stranger, CREATES)
-    assert not any(allowed.values()) and note.startswith("🔒 Sign in with Hugging Face to make a model to train")
+    assert not any(allowed.values()) and note.startswith("🔒 Visitors cannot make a model to train here: this app offers no sign-in")
     assert locks(ALICE, CREATES) == ("", dict.fromkeys(CREATES, True))
     note, allowed = locks(ALICE, ("quantize", "quantize.push"))
     assert not any(allowed.values()) and note.startswith("🔒 Only the Space's owner or an admin")
@@ -276,9 +277,11 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
 
 @pytest.mark.parametrize("tab, opens, buttons, lock, why", [
     ("Train", ["2. Data pipelines"], ["Create model (untrained)", "Create data pipeline", "Delete pipeline", "Train"],
-     "#train-lock", "Sign in with Hugging Face to make a model to train"),
+     "#train-lock", "Visitors cannot make a model to train here: this app offers no sign-in"),
     ("Quantize", [], ["Quantize", "Push to Hub"], "#quantize-lock",
-     "Only the Space's owner or an admin (IMGAI_ADMINS) can quantize")], ids=["train", "quantize"])
+     "Only the Space's owner or an admin (IMGAI_ADMINS) can quantize"),
+    ("Browse", [], ["Add model", "Download"], "#browse-add-lock", "Visitors cannot add a model here"),
+], ids=["train", "quantize", "browse"])
 @needs_chromium[0]
 @needs_chromium[1]
 def test_a_strangers_page_greys_train_and_quantize(world, browser, output_dir, tab, opens, buttons, lock, why):
@@ -295,6 +298,9 @@ def test_a_strangers_page_greys_train_and_quantize(world, browser, output_dir, t
             expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
         if tab == "Quantize":     # its plan names the output folder, but no path on the server
             expect(page.get_by_text("Output folder: converted_models/")).to_be_visible()
+        elif tab == "Browse":     # one policy, one wording: no owner advice, no folder field named
+            expect(page.locator("#browse-download-lock").first).to_contain_text("Visitors cannot download a model")
+            assert "HF_TOKEN" not in page.content() and "or folder" not in page.content()
         else:                     # the shared data pipeline, by its folder's name only
             expect(page.get_by_text("shapes/ (a folder on the server)").filter(visible=True).first).to_be_visible(timeout=30_000)
         assert str(world["home"].parent) not in page.content()

@@ -89,7 +89,7 @@ def job_detail(job_id: str | None, actor) -> tuple[str, list[list], dict]:
     warnings = job.params.get("data_warnings") or []
     lines += [f"⚠️ {w}" for w in warnings[:3]]
     if v.error:
-        lines.append(f"❌ **Error:** {v.error}")
+        lines.append(f"**Error:** {v.error}")
     result = job.result or {}
     if result.get("pytorch_path"):
         lines.append(f"Saved as run {result['run']} of **{result['model_id']}** — convert it in the Convert tab.")
@@ -106,9 +106,9 @@ def report_markdown(report) -> str:
     lines = [f"**{report.images} images in {len(report.labels)} classes** — "
              + ", ".join(f"{k}: {n}" for k, n in report.counts.items())]
     lines += [f"⚠️ {w}" for w in report.warnings]
-    lines += [f"❌ {p}" for p in report.problems]
+    lines += [f"Problem: {p}" for p in report.problems]
     if report.ok:
-        lines.append("✅ Ready to train.")
+        lines.append("Ready to train.")
     return "  \n".join(lines)
 
 
