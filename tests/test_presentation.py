@@ -112,7 +112,7 @@ def test_the_policy_greys_before_the_state_with_its_own_reason():
 
 def test_model_rows_are_one_shape_for_the_app_and_the_cli():
     row = dict(zip(MODEL_COLUMNS, model_row(model("int8"))))
-    assert row == {"ID": "int8", "Name": "int8 model", "Type": "ONNX", "Precision": "INT8", "Conversion": "N/A",
+    assert row == {"ID": "int8", "Name": "int8 model", "Type": "ONNX", "Precision": "INT8", "Conversion": "INT8 of default",
                    "Enabled": "yes", "Default": "", "Validation": "passed (Δ 2e-06), top-1 vs FP32 99.5%", "Error": ""}
     assert model_row(model("default"))[6] == "★"
     assert validation_text(model("new")) == "—" and validation_text(model("invalid")) == "failed"
@@ -130,7 +130,12 @@ def test_models_show_is_words_not_python_dicts():
     assert "validation    passed, 3 labels, max |Δlogit| vs PyTorch 2.0e-06, top-1 100%, 1.5 ms/image" in text
     assert ("vs FP32       top-1 agreement 99.5% on 32 held-back views (bar 99%), mean |Δprob| 0.0012, max 0.0310; "
             "1.2 vs 2.4 ms/image FP32 (2.00x)") in lines
-    assert "quantized from default (QDQ (static))" in text and "owner         shared" in lines
+    assert "quantized from default" in lines and "quantization  QDQ (static)" in lines and "owner         shared" in lines
+    calibrated = model("int8", extra={**model("int8").extra, "quantization": {
+        "format": "QDQ (static)", "per_channel": True, "calibration": "built-in photos", "calibration_images": 48,
+        "held_back_images": 16, "onnxruntime": "1.20", "seconds": 3.2}})
+    assert ("quantization  QDQ (static), int8 weights per channel, calibrated on 48 images (built-in photos), 16 held "
+            "back for the comparison, onnxruntime 1.20, 3.2 s") in model_lines(calibrated)
     fields = dict(model_fields(model("new")))
     assert fields["validation"] == "not validated yet" and "error" not in fields
     assert fields["next step"].startswith("convert it to ONNX")
@@ -335,3 +340,20 @@ def test_no_symbol_that_a_plain_debian_font_draws_as_a_box():
     for path in [*root.glob("ui/*.py"), *root.glob("imgai/**/*.py"), root / "app.py"]:
         text = path.read_text(encoding="utf-8")
         assert not any(symbol in text for symbol in "⏳✅❌"), f"{path.name}: use words (or ★ ⚠ 🔒)"
+
+
+def test_the_train_tab_starts_from_weights_at_hand_and_says_when_a_run_looks_unfinished():
+    from imgai.presentation.train import architecture_order, default_architecture, unfinished_note
+
+    rows = [{"architecture": "resnet18", "pretrained": False}, {"architecture": "resnet34", "pretrained": False},
+            {"architecture": "efficientnet_lite0", "pretrained": True}]
+    assert default_architecture(rows) == "efficientnet_lite0"
+    assert [r["architecture"] for r in architecture_order(rows)] == ["efficientnet_lite0", "resnet18", "resnet34"]
+    assert default_architecture(rows[:2]) == "resnet18"      # nothing at hand: the table's first
+    # the run the issue saw: 3 epochs, validation loss 14.4, 16 of its 24 training images right
+    seen = [{"epoch": 3, "train_loss": 1.1, "train_accuracy": 16 / 24, "val_loss": 14.4, "val_accuracy": 0.5}]
+    note = unfinished_note(seen, classes=3)
+    assert note.startswith("This run looks unfinished: its validation loss 14.40 is far above guessing (1.10")
+    assert "only 67% of its own training images right after 3 epochs" in note
+    done = [{"epoch": 10, "train_loss": 0.05, "train_accuracy": 1.0, "val_loss": 0.1, "val_accuracy": 1.0}]
+    assert unfinished_note(done, classes=3) == "" and unfinished_note([], classes=3) == ""

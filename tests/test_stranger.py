@@ -45,7 +45,7 @@ READ_HANDLERS = {
     "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh",
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
     "ui.quantize.access_state", "ui.train.access_state",    # which buttons the visitor's page greys
-    "ui.browse.access_state", "ui.hub_browse.access_state",
+    "ui.browse.access_state", "ui.hub_browse.access_state", "ui.train.starting_architecture",
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",

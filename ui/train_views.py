@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from imgai import jobs, registry, train
+from imgai.presentation.train import architecture_order, unfinished_note
 from imgai.train.models import is_trainable
 
 from .common import shown_folder, when
@@ -24,8 +25,9 @@ TABLES = {   # table → the job states it lists
 
 
 def architecture_rows() -> list[list]:
+    """The architectures, those whose ImageNet weights are at hand first (the table's first rows show)."""
     return [[r["architecture"], r["timm_name"], r["family"], r["params_m"], r["image_size"],
-             r["starting_weights"]] for r in train.architectures_table()]
+             r["starting_weights"]] for r in architecture_order(train.architectures_table())]
 
 
 def pipeline_rows(actor) -> list[list]:
@@ -91,6 +93,11 @@ def job_detail(job_id: str | None, actor) -> tuple[str, list[list], dict]:
     if v.error:
         lines.append(f"**Error:** {v.error}")
     result = job.result or {}
+    if job.state == jobs.SUCCEEDED and result.get("labels"):
+        note = unfinished_note(train.curves(job.id), classes=len(result["labels"]),
+                               loss=(job.params.get("config") or {}).get("loss", "cross_entropy"))
+        if note:
+            lines.append(f"⚠️ {note}")
     if result.get("pytorch_path"):
         lines.append(f"Saved as run {result['run']} of **{result['model_id']}** — convert it in the Convert tab.")
     per_class = [[label, _pct(acc)] for label, acc in (result.get("per_class_accuracy") or {}).items()]

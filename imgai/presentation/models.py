@@ -36,12 +36,35 @@ def validation_text(m: registry.Model) -> str:
     return text
 
 
+def conversion_text(m: registry.Model) -> str:
+    """The Conversion cell: an INT8 copy says what it was quantized from (not "N/A")."""
+    source = (m.extra or {}).get("quantized_from")
+    return f"INT8 of {source}" if source else m.conversion
+
+
+def quantization_text(settings: dict) -> str:
+    """How an INT8 copy was made, in words (not the settings dict)."""
+    parts = [settings.get("format") or settings.get("method") or "INT8"]
+    if settings.get("per_channel"):
+        parts.append("int8 weights per channel")
+    if settings.get("calibration_images"):
+        parts.append(f"calibrated on {settings['calibration_images']} images"
+                     + (f" ({settings['calibration']})" if settings.get("calibration") else ""))
+    if settings.get("held_back_images"):
+        parts.append(f"{settings['held_back_images']} held back for the comparison")
+    if settings.get("onnxruntime"):
+        parts.append(f"onnxruntime {settings['onnxruntime']}")
+    if settings.get("seconds") is not None:
+        parts.append(f"{settings['seconds']} s")
+    return ", ".join(parts)
+
+
 def model_row(m: registry.Model, *, error_width: int | None = None) -> list:
     """A model as one table row (MODEL_COLUMNS); `error_width` cuts a long error (a terminal's table)."""
     error = m.error or ""
     if error_width is not None and len(error) > error_width:
         error = error[:error_width - 1] + "…"
-    return [m.id, m.name, m.type, m.precision.upper(), m.conversion, "yes" if m.enabled else "no",
+    return [m.id, m.name, m.type, m.precision.upper(), conversion_text(m), "yes" if m.enabled else "no",
             "★" if m.default else "", validation_text(m), error]
 
 
@@ -88,7 +111,7 @@ def model_fields(m: registry.Model) -> list[tuple[str, str]]:
     fields_ = [("id", m.id), ("name", m.name), ("source", m.source),
                ("architecture", f"{m.architecture} ({m.library})"),
                ("type", m.type), ("precision", m.precision.upper()),
-               ("conversion", m.conversion), ("training", m.training or ""),
+               ("conversion", conversion_text(m)), ("training", m.training or ""),
                ("state", state + (", the default" if m.default else "")),
                ("next step", next_step(m) or "ready to tag"),
                ("validation", _validation_detail(m.validation) if m.validation else "not validated yet")]
@@ -96,8 +119,9 @@ def model_fields(m: registry.Model) -> list[tuple[str, str]]:
         fields_.append(("vs FP32", vs_fp32_line(m.vs_fp32)))
     quantization = (m.extra or {}).get("quantization") or {}
     if (m.extra or {}).get("quantized_from"):
-        fields_.append(("quantized from", f"{m.extra['quantized_from']}"
-                        + (f" ({quantization['format']})" if quantization.get("format") else "")))
+        fields_.append(("quantized from", f"{m.extra['quantized_from']}"))
+        if quantization:
+            fields_.append(("quantization", quantization_text(quantization)))
     exporter = (m.extra or {}).get("exporter")
     if exporter:
         fields_.append(("exported by", f"{exporter}" + (f", opset {m.extra['opset']}" if m.extra.get("opset") else "")))
