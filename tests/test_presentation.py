@@ -292,6 +292,7 @@ def test_job_tables_show_words_not_markup_and_the_demo_job():
     row = job_rows([job("j1", FAILED, error="pick one in the **Model** field", stage="`x` done")])[0]
     assert row[4] == "x done" and row[6] == "pick one in the Model field"
     assert "demo" in MODEL_JOB_KINDS      # Restore the demo model shows in Conversion jobs (live)
+    assert model_row(model("failed", error="convert it with **Convert to ONNX**"))[-1] == "convert it with Convert to ONNX"
 
 
 def test_quantize_is_greyed_when_every_target_will_fail(imgai_home, monkeypatch):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from .. import access, registry
 from ..access import Actor
 from ..guide import RESTORABLE, demo_status, next_step
+from ..words import plain
 from .jobs import job_rows, model_jobs, when
 from .locks import lock_note
 
@@ -61,7 +62,7 @@ def quantization_text(settings: dict) -> str:
 
 def model_row(m: registry.Model, *, error_width: int | None = None) -> list:
     """A model as one table row (MODEL_COLUMNS); `error_width` cuts a long error (a terminal's table)."""
-    error = m.error or ""
+    error = plain(m.error) or ""    # a table cell shows text as it is: words, no markup
     if error_width is not None and len(error) > error_width:
         error = error[:error_width - 1] + "…"
     return [m.id, m.name, m.type, m.precision.upper(), conversion_text(m), "yes" if m.enabled else "no",
