@@ -20,6 +20,14 @@ CSS = """
 """
 
 
+def remembering(tab_id: str):
+    """The handler of a tab's select event: the tab's id, kept in the browser (start.opening_tab)."""
+    def remember_tab() -> str:
+        return tab_id
+
+    return remember_tab
+
+
 def build_app() -> gr.Blocks:
     from imgai import files, words
 
@@ -28,22 +36,20 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="imgai", delete_cache=files.cache_schedule()) as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
         page = Page(demo)
-        with gr.Tabs() as tabs:
-            page.tabs = tabs
-            for title, module in TABS:
-                with gr.Tab(title, id=title.lower()):
-                    module.build(demo, page)
         # a reload comes back to the tab the visitor was on (kept in the browser, as the Convert selection)
         last_tab = gr.BrowserState("", storage_key="imgai-tab")
         ids = [title.lower() for title, _ in TABS]
-
-        def remember_tab(evt: gr.SelectData) -> str:
-            return start.remember_tab(evt, ids)
+        with gr.Tabs() as tabs:
+            page.tabs = tabs
+            for title, module in TABS:
+                with gr.Tab(title, id=title.lower()) as tab:
+                    module.build(demo, page)
+                tab.select(remembering(title.lower()), None, [last_tab], api_name=False, queue=False,
+                           show_progress="hidden")
 
         def opening_tab(last: str | None) -> gr.Tabs:
             return start.opening_tab(last, ids)
 
-        tabs.select(remember_tab, None, [last_tab], api_name=False, queue=False, show_progress="hidden")
         demo.load(opening_tab, [last_tab], [tabs], api_name=False, queue=False)   # at once: before a click
         page.start()
     return demo

@@ -46,14 +46,6 @@ def opening_tab(last: str | None = None, ids=()) -> gr.Tabs:
     return gr.Tabs(selected="tag" if ready else "start")
 
 
-def remember_tab(evt: gr.SelectData, ids=()) -> str:
-    """The id of the tab just opened, of the page's tab `ids` in order (kept in the browser, read
-    back by opening_tab)."""
-    if isinstance(evt.value, str) and evt.value.lower() in ids:
-        return evt.value.lower()
-    return ids[evt.index] if isinstance(evt.index, int) and 0 <= evt.index < len(ids) else ""
-
-
 def progress_html(fraction: float) -> str:
     return (f'<progress value="{max(0.0, min(1.0, fraction)):.3f}" max="1" '
             'style="width:100%;height:14px;accent-color:#f97316"></progress>')
