@@ -149,13 +149,15 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
 
     buttons = [convert_btn, int8_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
     pending = gr.State(None)   # the model whose removal plan was shown
-    remembered = gr.BrowserState("", storage_key="imgai-convert-model")   # a reload keeps the selection
-    page.restore(lambda model_id: model_id or None, [remembered], [selected])
+    remembered = page.memory   # a reload keeps the selection
+    page.restore(lambda memory: (memory or {}).get("convert") or None, [remembered], [selected])
     page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
                 api_name="convert_refresh")
-    selected.input(lambda model_id: model_id or "", [selected], [remembered], api_name=False, queue=False)
+    selected.input(lambda model_id, memory: {**(memory or {}), "convert": model_id or ""}, [selected, remembered],
+                   [remembered], api_name=False, queue=False)
     models.select(clicked_row_id, None, [selected], api_name=False).then(
-        lambda model_id: model_id or "", [selected], [remembered], api_name=False, queue=False)
+        lambda model_id, memory: {**(memory or {}), "convert": model_id or ""}, [selected, remembered], [remembered],
+        api_name=False, queue=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
     for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),

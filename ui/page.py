@@ -22,6 +22,9 @@ class Page:
         self.revision = gr.State("")
         self.tabs: gr.Tabs | None = None
         self._restores: list[tuple] = []
+        # what the visitor picked, kept in the browser across reloads ({"convert": model id, …}); made
+        # here, outside the tabs, so it is mounted (and read) before the page's first load events
+        self.memory = gr.BrowserState({}, storage_key="imgai-page")
         if standalone:
             self.start()
 
