@@ -184,6 +184,38 @@ def bench_end_to_end(workdir: Path, paths: list[Path], min_time: float) -> dict:
     return rates({"model_only": model_only, "end_to_end": end_to_end}, n, min_time=min_time, min_rounds=2)
 
 
+def bench_one_image_start(workdir: Path, photo: Path, rounds: int) -> dict:
+    """A one-image `imgai tag` as a whole process (interpreter, imports, registry, session, one photo)
+    with ResNet-50: the ONNX file already checked when it was added (the fingerprint cache holds it)
+    vs the same command with the cache removed first, which is what every start paid before."""
+    from imgai.classify.onnx_file import CHECKED_FILE
+
+    home = workdir / "start-home"
+    env = {**os.environ, "IMGAI_HOME": str(home), "IMGAI_NO_DEMO": "1"}
+    cli = [sys.executable, "-m", "imgai"]
+    added = subprocess.run(cli + ["models", "add", str(workdir / "resnet50"), "--json"], env=env, check=True,
+                           capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    import json
+
+    model_id = json.loads(added.stdout)["id"]
+    subprocess.run(cli + ["models", "enable", model_id], env=env, check=True, capture_output=True)
+
+    def run(cold: bool) -> float:
+        if cold:
+            (home / CHECKED_FILE).unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        subprocess.run(cli + ["tag", str(photo), "--model", model_id, "--format", "json"], env=env, check=True,
+                       capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+        return time.perf_counter() - t0
+
+    run(False)                                    # warm the page cache once
+    times = {"checked_every_start": [], "fingerprint_cache": []}
+    for _ in range(rounds):                       # in turns, so a load change hits both alike
+        times["checked_every_start"].append(run(True))
+        times["fingerprint_cache"].append(run(False))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def peak_table(models: dict, cpu) -> list[str]:
     """Achieved GFLOP/s (FP32) and GOP/s (INT8) next to the machine's peaks."""
     lines = [f"{'model':<14}{'batch':>6}{'FP32 GFLOP/s':>14}{'of peak':>9}{'INT8 GOP/s':>12}{'of VNNI peak':>14}"
@@ -215,6 +247,7 @@ def main() -> None:
         photos = make_photos(workdir / "photos", 128 if not args.quick else 64)
         models = bench_models(workdir, min_time, photos[:16])
         e2e = bench_end_to_end(workdir, photos, min_time)
+        start = bench_one_image_start(workdir, photos[0], 3 if args.quick else 5)
         lite0 = lite0_agreement(workdir)
     after = uptime()
 
@@ -239,6 +272,9 @@ def main() -> None:
     print(f"\nend-to-end folder tagging (ResNet-50, b32, JPEG 640x480 decode + preprocess): "
           f"{e2e['end_to_end']:.1f} img/s vs model-only {e2e['model_only']:.1f} img/s "
           f"= {e2e['end_to_end'] / e2e['model_only']:.2f}")
+    print(f"one-image `imgai tag` as a whole process (ResNet-50): {start['fingerprint_cache']:.2f} s with the "
+          f"ONNX check remembered vs {start['checked_every_start']:.2f} s checking it at every start "
+          f"= {start['checked_every_start'] / start['fingerprint_cache']:.2f}x")
     print(f"EfficientNet-Lite0 (demo, ImageNet weights) INT8 vs FP32 on {lite0['views']} views of held-back real "
           f"photos: top-1 agreement {lite0['top1_agreement']:.1%}, mean |Δprob| {lite0['mean_abs_dprob']:.4f}, "
           f"{lite0['int8_ms_per_image']:.1f} vs {lite0['fp32_ms_per_image']:.1f} ms/image")
@@ -249,6 +285,7 @@ def main() -> None:
         "resnet50_b32_vs_compile": r50["onnxruntime"] / r50["compile"],
         "mobilenetv3_b1_vs_eager": models[("mobilenetv3", 1)]["onnxruntime"] / models[("mobilenetv3", 1)]["eager"],
         "e2e_vs_model": e2e["end_to_end"] / e2e["model_only"],
+        "tag_start_checked_vs_cached": start["checked_every_start"] / start["fingerprint_cache"],
         "resnet50_b32_int8_vs_fp32": r50["int8"] / r50["onnxruntime"],
         "resnet50_b32_fp32_vs_peak": (r50["onnxruntime"] * 2 * r50["macs"] / 1e9 / cpu.peak_fp32_gflops
                                       if cpu.peak_fp32_gflops else float("nan")),

@@ -163,6 +163,16 @@ def list_jobs(*, kind: str | None = None, states: tuple[str, ...] | None = None,
     return [_to_job(r) for r in db.query(sql, tuple(args))]
 
 
+def active_job(subject: str, *kinds: str) -> Job | None:
+    """The newest queued or running job of one of `kinds` on `subject` (a model id, a run's
+    description), or None."""
+    recover()
+    rows = db.query(f"SELECT * FROM jobs WHERE subject = ? AND kind IN ({','.join('?' * len(kinds))}) "
+                    f"AND state IN ({','.join('?' * len(ACTIVE))}) ORDER BY created_at DESC LIMIT 1",
+                    (subject, *kinds, *ACTIVE))
+    return _to_job(rows[0]) if rows else None
+
+
 STAGE_PROGRESS = "progress"   # the data key of a stage event: the job's progress when the stage began
 
 

@@ -23,10 +23,7 @@ RESUMABLE = (jobs.FAILED, jobs.CANCELLED)      # the states a training job can b
 
 
 def _active_job_for(model_id: str) -> Job | None:
-    for job in jobs.list_jobs(kind=KIND, states=jobs.ACTIVE):
-        if job.subject == model_id:
-            return job
-    return None
+    return jobs.active_job(model_id, KIND)
 
 
 def _checked(pipeline: DataPipeline, config: TrainConfig) -> DataReport:
