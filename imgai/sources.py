@@ -7,9 +7,7 @@ before it is registered, and nothing is half-registered.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from . import access, registry
@@ -24,6 +22,7 @@ from .errors import (ConfigError, HubUnavailableError, StateError, UnknownModelE
                      ValidationError)
 from .hub_id import HUB_ID
 from .log import get_logger
+from .staging import move_into_place, staging_folder
 from .words import term
 
 # The files a PyTorch model needs; pickles are fetched only when no safetensors exist.
@@ -110,27 +109,27 @@ def add_folder(folder: Path, *, source: str, name: str | None = None, model_id: 
                                 owner=owner)
         LOG.info("added %s from %s (%s %s)", model.id, source, detected.library, detected.architecture)
         return model
-    staging = _staging()
-    try:
+    with staging_folder(paths().tmp, prefix="add-") as staging:
         _copy_needed(folder, staging)
         model = registry.create(name=name, source=source, architecture=detected.architecture,
                                 library=detected.library, model_id=model_id, owner=owner)
-        target = paths().model_dir(model.id) / "pytorch"
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, target)
-            model = registry.update(model.id, pytorch_path=str(target))
-        except BaseException:
-            registry.remove(model.id)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        model = _move_in(model, staging, "pytorch")
     LOG.info("added %s from %s (%s %s)", model.id, source, detected.library, detected.architecture)
     return model
 
 
-def _staging() -> Path:
-    return Path(tempfile.mkdtemp(dir=paths().tmp, prefix="add-"))
+def _move_in(model: registry.Model, staging: Path, kind: str) -> registry.Model:
+    """The new model's files into `models/<id>/<kind>/` and the row pointed at them; if either
+    fails, the row goes too (the registry never lists a model without its files)."""
+    target = paths().model_dir(model.id) / kind
+    try:
+        move_into_place(staging, target)
+        if kind == "pytorch":
+            return registry.update(model.id, pytorch_path=str(target))
+        return registry.update(model.id, onnx_path=str(target / "model.onnx"))
+    except BaseException:
+        registry.remove(model.id)
+        raise
 
 
 def _check_pytorch_folder(folder: Path, detected: Detected) -> None:
@@ -189,8 +188,7 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
         raise ValidationError(f"{label_file.name} has {len(labels)} tags but {onnx_files[0].name} outputs "
                               f"{graph.output_size} scores; they must be the same list")
     choice = _onnx_preprocess(folder, graph, preprocess, preprocess_options, label_file, tagger=categories is not None)
-    staging = _staging()
-    try:
+    with staging_folder(paths().tmp, prefix="add-") as staging:
         shutil.copyfile(onnx_files[0], staging / "model.onnx")
         for extra in external_data_files(onnx_files[0]):
             shutil.copyfile(extra, staging / extra.relative_to(folder.resolve()))
@@ -201,16 +199,7 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
         model = registry.create(name=name, source=source, architecture="onnx", library="onnx",
                                 type=registry.ONNX, conversion=registry.NOT_APPLICABLE, model_id=model_id,
                                 owner=owner, extra={"preprocess": choice.to_dict(), "graph": graph.to_dict()})
-        target = paths().model_dir(model.id) / "onnx"
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, target)
-            registry.update(model.id, onnx_path=str(target / "model.onnx"))
-        except BaseException:
-            registry.remove(model.id)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        model = _move_in(model, staging, "onnx")
     LOG.info("added ready-made ONNX model %s from %s (%s; preprocessing: %s from %s%s)", model.id, source,
              graph.describe(), choice.spec.describe(), choice.origin, ", assumed" if choice.assumed else "")
     for reason in choice.ignored:

@@ -18,6 +18,7 @@ from ..access import Actor
 from ..config import paths
 from ..errors import ConversionError, ImgaiError, require
 from ..log import get_logger
+from ..staging import move_into_place
 from .labels import write_labels
 from .load import LoadedModel, load_model
 from .validate import validate_files
@@ -126,11 +127,4 @@ def _run(model_id: str, progress) -> registry.Model:
 
 def _replace_dir(new: Path, target: Path) -> None:
     """Put `new` at `target` with renames only; an old version is removed afterwards."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}-old-{os.getpid()}-{time.time_ns()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    move_into_place(new, target, replace=True)

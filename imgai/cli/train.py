@@ -232,9 +232,10 @@ def cmd_list(args) -> int:
     if args.json:
         print_json([v.to_dict() for v in views])
     else:
-        print_table([(v.job_id, v.model_id, v.architecture, v.data, v.state, v.epoch_ratio, _pct(v.val_accuracy),
-                      f"{v.samples_per_s:.0f}/s" if v.samples_per_s else "", (v.error or "")[:50]) for v in views],
-                    ["JOB", "MODEL", "ARCH", "DATA", "STATE", "EPOCH", "VAL ACC", "SPEED", "ERROR"])
+        print_table([(v.job_id, v.model_id, v.architecture, v.starting_weights, v.data, v.state, v.epoch_ratio,
+                      _pct(v.val_accuracy), f"{v.samples_per_s:.0f}/s" if v.samples_per_s else "", (v.error or "")[:50])
+                     for v in views],
+                    ["JOB", "MODEL", "ARCH", "WEIGHTS", "DATA", "STATE", "EPOCH", "VAL ACC", "SPEED", "ERROR"])
     return 0
 
 
