@@ -18,8 +18,7 @@ from .classify.labels import (TAGS_FILE, find_label_file, is_multi_label_file, r
 from .classify.load import load_pickle_weights, weights_file
 from .classify.preprocess import PreprocessSpec
 from .config import paths
-from .errors import (ConfigError, HubUnavailableError, StateError, UnknownModelError, UnsupportedModelError,
-                     ValidationError)
+from .errors import ConfigError, StateError, UnsupportedModelError, ValidationError
 from .hub_id import HUB_ID
 from .log import get_logger
 from .staging import move_into_place, staging_folder
@@ -66,25 +65,17 @@ def add_model(source: str, *, name: str | None = None, preprocess: Path | None =
 
 
 def download_snapshot(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
-    """The model's files in the standard HF cache (no pickle when safetensors exist)."""
+    """The model's files in the standard HF cache (no pickle when safetensors exist). Hub failures
+    are imgai's typed errors (hub.client.translate): a missing repo is HubNotFoundError."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
 
-    try:
+    from .hub.client import hub_errors
+
+    with hub_errors(repo_id, revision=revision, action="download"):
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=NEEDED_FILES, token=token))
         if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.onnx")):
             folder = Path(snapshot_download(repo_id, revision=revision, token=token,
                                             allow_patterns=NEEDED_FILES + ["pytorch_model.bin"]))
-    except GatedRepoError as exc:
-        raise HubUnavailableError(f"{repo_id} is gated: accept its terms on the Hub and sign in") from exc
-    except RepositoryNotFoundError as exc:
-        raise UnknownModelError(f"no Hub repo {repo_id!r} (or it is private: sign in)") from exc
-    except RevisionNotFoundError as exc:
-        raise UnknownModelError(f"{repo_id} has no revision {revision!r}") from exc
-    except LocalEntryNotFoundError as exc:
-        raise HubUnavailableError(f"the Hub cannot be reached and {repo_id} is not in the local cache; "
-                                  "connect, or add a local folder instead") from exc
     return folder
 
 
