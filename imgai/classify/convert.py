@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..job_context import JobContext
 from .. import access, jobs, quotas, registry
 from ..access import Actor
 from ..config import paths
@@ -69,7 +70,7 @@ def submit_conversion(model_id: str, *, actor: Actor | None = None, dispatch: bo
                        before_queue=lambda job_id: registry.start_conversion(model_id, job_id))
 
 
-def convert_job(ctx: jobs.JobContext) -> dict:
+def convert_job(ctx: JobContext) -> dict:
     model = _run(ctx.params["model_id"], ctx.progress)
     return {"model_id": model.id, "onnx_path": model.onnx_path, "validation": model.validation}
 
