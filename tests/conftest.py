@@ -50,12 +50,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def imgai_home(tmp_path, monkeypatch) -> Path:
+def imgai_home(tmp_path, monkeypatch):
     """A fresh, private IMGAI_HOME for one test."""
     home = tmp_path / "imgai_home"
     monkeypatch.setenv("IMGAI_HOME", str(home))
     monkeypatch.setenv("IMGAI_NO_DEMO", "1")
-    return home
+    yield home
+    stop_job_workers(home)          # a job the test left running must not slow the next one down
 
 
 @pytest.hookimpl(wrapper=True)
@@ -124,6 +125,35 @@ class AppServer:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        stop_job_workers(self.home)
+
+
+def stop_job_workers(home: Path) -> list[int]:
+    """Kill the job workers of the data folder `home` (each leads its own session, so its process
+    group goes: a conversion's or the demo's worker outlives the app that started it, by design,
+    and would go on taking the CPU from the next test). Returns their pids."""
+    import signal
+
+    import psutil
+
+    home = str(Path(home).resolve())
+    stopped = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if "imgai.worker" not in (proc.info["cmdline"] or []):
+                continue
+            if str(Path(proc.environ().get("IMGAI_HOME", "")).resolve()) != home:
+                continue
+            os.killpg(proc.pid, signal.SIGKILL)
+            stopped.append(proc.pid)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    for pid in stopped:
+        try:
+            psutil.Process(pid).wait(10)
+        except (psutil.Error, ChildProcessError):
+            pass
+    return stopped
 
 
 @pytest.fixture
