@@ -46,6 +46,7 @@ class Item:
 @dataclass
 class Plan:
     fingerprint: str
+    listed: list[str] = field(default_factory=list)          # every file found, in listing order
     to_tag: list[Item] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)        # image ids, ok
     unreadable: list[int] = field(default_factory=list)       # image ids, error kept (file unchanged)
@@ -106,7 +107,7 @@ def make_plan(conn, roots: list[Path], files: list[Path], fingerprint: str, *, f
         if row:
             known[row[1]] = tuple(row)
 
-    plan = Plan(fingerprint)
+    plan = Plan(fingerprint, list(on_disk))
     to_hash: list[tuple[str, os.stat_result, tuple | None]] = []
     for path, st in on_disk.items():
         row = known.get(path)

@@ -262,10 +262,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def as_requested(result, options):
+    """A result scored down to the floor, cut to what `options` ask (thresholds per category, top-k,
+    excluded tags, underscores), as `Tagger.select` cuts fresh scores."""
+    from ..classify.labels import display_name
+    from ..classify.tag import CLASSIFIER_TOP_K, Tag, TagResult
+
+    if result.error:
+        return result
+    has_categories = any(t.category is not None for t in result.tags) or result.rating is not None
+    limit = options.top_k or (len(result.tags) if has_categories else CLASSIFIER_TOP_K)
+    excluded = set(options.exclude_tags) | {display_name(t, underscores_to_spaces=True) for t in options.exclude_tags}
+    tags = []
+    for tag in sorted(result.tags, key=lambda t: -t.score):
+        if tag.score < options.threshold_for(tag.category) or tag.label in excluded \
+                or display_name(tag.label, underscores_to_spaces=True) in excluded:
+            continue
+        tags.append(Tag(display_name(tag.label, underscores_to_spaces=options.underscores_to_spaces), tag.score,
+                        tag.category))
+        if len(tags) == limit:
+            break
+    rating = result.rating and Tag(display_name(result.rating.label, underscores_to_spaces=options.underscores_to_spaces),
+                                   result.rating.score, result.rating.category)
+    return TagResult(result.path, tags, None, rating)
+
+
 # -- reading results back --------------------------------------------------------------------
 
-def stored_results(paths: list[str], fingerprint: str) -> Iterator[tuple[str, list, str | None]]:
-    """(path, [(label, score, category)], error) for images in the index, as the model scored them."""
+def stored_results(paths: list[str], fingerprint: str) -> Iterator:
+    """TagResults for images in the index, as the model scored them (down to the floor)."""
+    from ..classify.tag import Tag, TagResult
+
     conn = connect()
     try:
         for path in paths:
@@ -273,11 +300,13 @@ def stored_results(paths: list[str], fingerprint: str) -> Iterator[tuple[str, li
             if row is None:
                 continue
             if row["status"] == ERROR:
-                yield path, [], row["error"]
+                yield TagResult(path, [], row["error"])
                 continue
             scores = conn.execute("SELECT t.label, s.score, t.category FROM scores s JOIN tags t ON t.id=s.tag_id "
                                   "WHERE s.image_id=? AND t.fingerprint=? ORDER BY s.score DESC",
                                   (row["id"], fingerprint)).fetchall()
-            yield path, [(r[0], from_score(r[1]), r[2]) for r in scores], None
+            tags = [Tag(r[0], from_score(r[1]), r[2]) for r in scores]
+            rating = next((t for t in tags if t.category == "rating"), None)
+            yield TagResult(path, [t for t in tags if t.category != "rating"], None, rating)
     finally:
         conn.close()
