@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,7 +25,8 @@ from .index import (DONE, ERROR, FAILED, MISSING, OK, RUNNING, SCORE_FLOOR, Libr
                     to_score, from_score, transaction)
 from .plan import Item, Plan, make_plan
 
-WRITE_BATCH = 64          # results per transaction
+WRITE_BATCH = 64          # results per transaction …
+WRITE_EVERY_S = 1.0       # … or fewer, at least once a second (a killed run loses at most that)
 ALL_SCORES = 1_000_000    # top-k large enough to keep every score above the floor
 
 log = get_logger("library")
@@ -123,6 +125,7 @@ def tag_into_library(paths, *, model_id: str | None = None, options=None, engine
         tagged = failed = 0
         pending: list[tuple[Item, object]] = []
         items = {i.path: i for i in plan.to_tag}
+        flushed = time.monotonic()
         try:
             if items:
                 stream = tag_stream(list(items), model_id=model_id, options=scan, engine=engine)
@@ -136,9 +139,9 @@ def tag_into_library(paths, *, model_id: str | None = None, options=None, engine
                             tagged += 1
                         if on_result:
                             on_result(result)
-                        if len(pending) >= WRITE_BATCH:
+                        if len(pending) >= WRITE_BATCH or time.monotonic() - flushed > WRITE_EVERY_S:
                             write_batch(conn, pending, fingerprint)
-                            pending = []
+                            pending, flushed = [], time.monotonic()
                 finally:
                     stream.close()
                 write_batch(conn, pending, fingerprint)
