@@ -116,35 +116,26 @@ def _tag_into_library(args, options, engine, output) -> int:
     from tqdm import tqdm
 
     from ..classify.outputs import write_sidecars
-    from ..library.run import as_requested, stored_results, tag_into_library
+    from ..library.run import tag_and_list
 
-    failed, kept, fresh = [], 0, set()
-    plan_seen = []
+    failed, kept = [], 0
     with tqdm(unit="img", file=sys.stderr, disable=None) as bar, output as writer:
-        def emit(result):
-            nonlocal kept
-            shown = as_requested(result, options)
-            writer.write(shown)
-            if shown.error:
-                failed.append(shown)
-            elif args.sidecar:
-                outcome = write_sidecars([shown], args.sidecar, overwrite=args.overwrite)
-                kept += sum(1 for v in outcome.values() if v == "kept existing")
-
         def on_plan(plan):
-            plan_seen.append(plan)
             print(f"library: {plan.summary()}", file=sys.stderr)
             bar.reset(total=len(plan.to_tag))
 
         def on_result(result):
-            fresh.add(str(result.path))
+            nonlocal kept
             bar.update(1)
-            emit(result)
+            writer.write(result)
+            if result.error:
+                failed.append(result)
+            elif args.sidecar:
+                outcome = write_sidecars([result], args.sidecar, overwrite=args.overwrite)
+                kept += sum(1 for v in outcome.values() if v == "kept existing")
 
-        report = tag_into_library(args.paths, model_id=args.model, options=options, engine=engine, force=args.force,
-                                  on_plan=on_plan, on_result=on_result)
-        for result in stored_results([p for p in plan_seen[0].listed if p not in fresh], report.fingerprint):
-            emit(result)
+        tag_and_list(args.paths, model_id=args.model, options=options, engine=engine, force=args.force,
+                     on_plan=on_plan, on_result=on_result)
     if kept:
         print(f"kept {kept} existing .{args.sidecar} sidecar(s); pass --overwrite to replace them", file=sys.stderr)
     for r in failed:

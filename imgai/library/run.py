@@ -265,6 +265,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def tag_and_list(paths, *, model_id: str | None = None, options=None, engine=None, force: bool = False,
+                 on_plan: Callable[[Plan], None] | None = None, on_result: Callable[[object], None] | None = None,
+                 actor=None) -> tuple[RunReport, list]:
+    """Tag into the library and list every file found, cut to `options` as a plain tag run would:
+    freshly tagged ones as they finish, then the unchanged ones from the index. `on_result` gets
+    each listed result (fresh or stored) as it is known."""
+    from ..classify.tag import TagOptions
+
+    options = options or TagOptions()
+    listed, fresh, plans = [], set(), []
+
+    def keep(result):
+        shown = as_requested(result, options)
+        listed.append(shown)
+        if on_result:
+            on_result(shown)
+
+    def fresh_result(result):
+        fresh.add(str(result.path))
+        keep(result)
+
+    def planned(plan):
+        plans.append(plan)
+        if on_plan:
+            on_plan(plan)
+
+    report = tag_into_library(paths, model_id=model_id, options=options, engine=engine, force=force,
+                              on_plan=planned, on_result=fresh_result, actor=actor)
+    for result in stored_results([p for p in plans[0].listed if p not in fresh], report.fingerprint):
+        keep(result)
+    return report, listed
+
+
 def as_requested(result, options):
     """A result scored down to the floor, cut to what `options` ask (thresholds per category, top-k,
     excluded tags, underscores), as `Tagger.select` cuts fresh scores."""
