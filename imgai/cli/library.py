@@ -218,7 +218,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_rebuild(args) -> int:
-    from ..library.index import rebuild
+    from ..library.repair import rebuild
 
     outcome = rebuild(decisions_file=args.decisions)
     if args.json:

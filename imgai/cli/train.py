@@ -326,17 +326,14 @@ def _one_source(args) -> str:
 def _tag_pipeline(args, settings):
     """A pipeline from the library's tags or from .txt captions (single- or multi-label by the data)."""
     from ..errors import ConfigError
-    from ..library.training import add_tag_pipeline, caption_samples, library_samples
+    from ..library.training import add_pipeline_from_tags
 
     if args.source or (args.from_library and args.from_captions):
         raise ConfigError("give one source: SOURCE, --from-library FOLDER or --from-captions FOLDER")
-    if args.from_library:
-        samples = library_samples(args.from_library, reviewed_only=args.reviewed_only,
-                                  min_images_per_tag=args.min_images_per_tag)
-    else:
-        samples = caption_samples(args.from_captions, min_images_per_tag=args.min_images_per_tag)
-    pipeline = add_tag_pipeline(args.name, samples, **settings)
-    print(f"{len(samples)} image(s) with tags; {'multi-label (bce)' if pipeline.multi_label else 'single-label'}",
+    source, folder = ("library", args.from_library) if args.from_library else ("captions", args.from_captions)
+    pipeline, images = add_pipeline_from_tags(source, args.name, folder, reviewed_only=args.reviewed_only,
+                                              min_images_per_tag=args.min_images_per_tag, **settings)
+    print(f"{images} image(s) with tags; {'multi-label (bce)' if pipeline.multi_label else 'single-label'}",
           file=sys.stderr)
     return pipeline
 

@@ -7,6 +7,7 @@
     search.py     the query language ("cat -dog") over the index
     export.py     CSV / JSON with scores and review state, .txt captions, merged XMP sidecars
     training.py   data pipelines from the library or from a folder of .txt captions
+    repair.py     rebuilding a damaged index, keeping the decisions
 
 Tagging writes into it; nothing below it knows it exists. Who may use it: the local user and a
 Space's owner and admins (`library` in imgai/access.py); visitors keep upload tagging.

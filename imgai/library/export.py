@@ -21,7 +21,7 @@ from .. import access
 from ..classify.labels import display_name
 from ..errors import ConfigError
 from .index import OK, reading
-from .review import KEPT, image_tags, thresholds
+from .review import KEPT, image_tags
 
 FORMATS = ("csv", "json", "txt", "xmp")
 CSV_HEADER = ["path", "label", "category", "score", "state", "changed"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import access
 from ..classify.tag import CHARACTER_THRESHOLD, GENERAL_THRESHOLD
 from ..errors import ConfigError
-from .index import (ACCEPT, ADD, DECISIONS, MISSING, REJECT, LibraryError, connect, from_score, get_setting, now,
+from .index import (ACCEPT, ADD, DECISIONS, MISSING, REJECT, LibraryError, from_score, get_setting, now,
                     reading, set_settings, to_score, transaction)
 
 # category → (review floor, accept threshold); None is a plain classifier's classes

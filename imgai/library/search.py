@@ -10,7 +10,7 @@ of the scores.
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from .. import access
 from ..errors import ConfigError

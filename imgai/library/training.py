@@ -105,3 +105,20 @@ def add_tag_pipeline(name: str, samples: list[tuple[str, list[str]]], *, overwri
     folder = materialize(slugify(name), samples)
     return add_pipeline(name, folder, kind="folder", multi_label=multi_label, overwrite=overwrite, actor=actor,
                         **settings)
+
+
+TAG_SOURCES = ("library", "captions")     # data pipelines whose labels are tags (UI and CLI)
+
+
+def add_pipeline_from_tags(source: str, name: str, folder: str | Path, *, reviewed_only: bool = False,
+                           min_images_per_tag: int = 1, actor=None, **settings):
+    """`source` "library" (the library's tags of the images under `folder`) or "captions" (a folder
+    of images with .txt sidecars) → a data pipeline. Returns (DataPipeline, number of images)."""
+    access.check(actor, "library")
+    if source == "library":
+        samples = library_samples(folder, reviewed_only=reviewed_only, min_images_per_tag=min_images_per_tag)
+    elif source == "captions":
+        samples = caption_samples(folder, min_images_per_tag=min_images_per_tag)
+    else:
+        raise ConfigError(f"tag source {source!r} is not one of {', '.join(TAG_SOURCES)}")
+    return add_tag_pipeline(name, samples, actor=actor, **settings), len(samples)
