@@ -7,6 +7,8 @@ asks imgai, so a stranger calling an endpoint is refused there."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from imgai import access
@@ -47,12 +49,12 @@ def load_review(label, *, actor):
     why = access.refused(actor, "library")
     if why:
         return [], [], f"🔒 {why}; upload tagging stays in the **Tag** tab.", gr.update(choices=[])
-    queue = shown.review_queue(label=label or None, actor=actor)
     labels = shown.pending_labels(actor=actor)
+    label = label if label in [name for name, _ in labels] else None     # nothing of it left: every tag
+    queue = shown.review_queue(label=label, actor=actor)
     return (shown.gallery([(i.path, i.caption) for i in queue]), [i.path for i in queue],
             shown.progress_line(actor=actor),
-            gr.update(choices=[(f"{name} ({n})", name) for name, n in labels],
-                      value=label if label in [n for n, _ in labels] else None))
+            gr.update(choices=[(f"{name} ({n})", name) for name, n in labels], value=label))
 
 
 @acting
@@ -62,7 +64,7 @@ def image_tags(path, *, actor):
         return "Select an image above.", []
     rows = [[p.label, round(p.score, 3), ACCEPT_CELL, REJECT_CELL]
             for p in review.pending(actor=actor) if p.path == path]
-    note = f"`{path}`: {len(rows)} tag(s) to review — click ✓ or ✗ (Tab and Enter work too)."
+    note = f"**{len(rows)} tag(s) to review** in `{Path(path).name}` — click ✓ or ✗ (arrow keys and Enter work too)."
     return note, rows
 
 
@@ -170,7 +172,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         decide_clicked, [current, clicked], [progress_md], api_name="library_decide").then(
         image_tags, [current], [image_note, tags], api_name=False)
     accept_button.click(accept_all, [only, min_score], [accept_note], api_name="library_accept_all").then(
-        load_review, refresh_inputs, refresh_outputs, api_name=False)
+        load_review, refresh_inputs, refresh_outputs, api_name=False).then(
+        image_tags, [current], [image_note, tags], api_name=False)
     category.change(show_thresholds, [category], [review_floor, accept], api_name=False)
     demo.load(show_thresholds, [category], [review_floor, accept], api_name=False)
     save.click(save_thresholds, [category, review_floor, accept], [thresholds_note],
