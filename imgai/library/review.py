@@ -105,6 +105,8 @@ def image_tags(conn, image_ids: list[int], *, model_id: str | None = None, limit
     out: dict[int, dict[str, TagState]] = {i: {} for i in image_ids}
     model_filter, args = ("AND t.fingerprint IN (SELECT fingerprint FROM models WHERE model_id=?)", [model_id]) \
         if model_id else ("", [])
+    if not include_below:          # below every review floor: never shown, not even read
+        model_filter += f" AND s.score >= {to_score(min(r for r, _ in limits.values.values()))}"
     for chunk in _chunks(image_ids):
         marks = ",".join("?" * len(chunk))
         for image_id, label, category, score in conn.execute(

@@ -204,15 +204,14 @@ def _upsert_image(conn, path, size, mtime, digest, status, error, t) -> int:
         "seen_at=excluded.seen_at RETURNING id", (path, size, mtime, digest, status, error, t)).fetchone()[0]
 
 
-def tag_ids(conn, fingerprint: str, tags) -> dict[str, int]:
-    """Ids of (fingerprint, label) rows, made on first sight, for the labels in `tags`."""
-    labels = {t.label: t.category for t in tags}
-    known = {}
-    for label, category in labels.items():
-        row = conn.execute("INSERT INTO tags(fingerprint, label, category) VALUES (?, ?, ?) "
-                           "ON CONFLICT(fingerprint, label) DO UPDATE SET category=excluded.category RETURNING id",
-                           (fingerprint, label, category)).fetchone()
-        known[label] = row[0]
+def tag_ids(conn, fingerprint: str, tags, known: dict[str, int]) -> dict[str, int]:
+    """Ids of (fingerprint, label) rows for the labels in `tags`, made on first sight; `known`
+    (label → id, kept for the run) saves asking again."""
+    for tag in tags:
+        if tag.label not in known:
+            known[tag.label] = conn.execute(
+                "INSERT INTO tags(fingerprint, label, category) VALUES (?, ?, ?) ON CONFLICT(fingerprint, label) "
+                "DO UPDATE SET category=excluded.category RETURNING id", (fingerprint, tag.label, tag.category)).fetchone()[0]
     return known
 
 
@@ -221,6 +220,7 @@ def write_batch(conn, batch: list[tuple[Item, object]], fingerprint: str) -> Non
     if not batch:
         return
     t = now()
+    known = dict(conn.execute("SELECT label, id FROM tags WHERE fingerprint=?", (fingerprint,)).fetchall())
     with transaction(conn):
         for item, result in batch:
             if result.error:
@@ -231,7 +231,7 @@ def write_batch(conn, batch: list[tuple[Item, object]], fingerprint: str) -> Non
                 continue
             image_id = _upsert_image(conn, item.path, item.size, item.mtime_ns, item.hash, OK, None, t)
             tags = list(result.tags) + ([result.rating] if result.rating else [])
-            ids = tag_ids(conn, fingerprint, tags)
+            ids = tag_ids(conn, fingerprint, tags, known)
             conn.execute("DELETE FROM scores WHERE image_id=? AND tag_id IN (SELECT id FROM tags WHERE fingerprint=?)",
                          (image_id, fingerprint))
             conn.executemany("INSERT OR REPLACE INTO scores(image_id, tag_id, score) VALUES (?, ?, ?)",

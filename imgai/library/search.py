@@ -73,18 +73,22 @@ def search(text: str, *, min_score: float | None = None, model_id: str | None = 
     query = Query.parse(text)
     with reading() as conn:
         limits = thresholds(conn)
-        parts, args = [], []
+        args: list = []
+        selects = []
         for term in query.include:
             sql, a = _term_sql(conn, term, min_score, model_id, limits)
-            parts.append(f"i.id IN ({sql})")
+            selects.append(f"SELECT image_id FROM ({sql})")
             args += a
+        if not selects:                          # only exclusions: every image, less those
+            selects.append("SELECT id AS image_id FROM images")
+        compound = " INTERSECT ".join(selects)
         for term in query.exclude:
             sql, a = _term_sql(conn, term, min_score, model_id, limits)
-            parts.append(f"i.id NOT IN ({sql})")
+            compound += f" EXCEPT SELECT image_id FROM ({sql})"
             args += a
-        where = " AND ".join(parts)
-        ids = [r[0] for r in conn.execute(f"SELECT i.id FROM images i WHERE i.status = ? AND {where} "
-                                          "ORDER BY i.path", [OK, *args])]
+        # in the index's order (the order images were first tagged): no sort of every match by path
+        ids = [r[0] for r in conn.execute(f"SELECT c.image_id FROM ({compound}) c JOIN images i ON i.id = c.image_id "
+                                          "WHERE i.status = ?", [*args, OK])]
         shown = ids[:limit]
         paths = dict(conn.execute(f"SELECT id, path FROM images WHERE id IN ({','.join('?' * len(shown))})", shown)) \
             if shown else {}
@@ -104,10 +108,10 @@ def _term_sql(conn, term: str, min_score, model_id, limits) -> tuple[str, list]:
     branches, out = [], []
     for tag_id, label, category in tags:
         floor = min_score if min_score is not None else limits.accept(category)
-        branches.append("SELECT s.image_id FROM scores s WHERE s.tag_id = ? AND s.score >= ? AND NOT EXISTS "
+        branches.append("SELECT s.image_id AS image_id FROM scores s WHERE s.tag_id = ? AND s.score >= ? AND NOT EXISTS "
                         "(SELECT 1 FROM decisions d WHERE d.image_id = s.image_id AND d.label = ? AND d.action = ?)")
         out += [tag_id, to_score(floor), label, REJECT]
-    branches.append("SELECT image_id FROM decisions WHERE lower(replace(label, '_', ' ')) = ? AND action IN (?, ?)")
+    branches.append("SELECT image_id AS image_id FROM decisions WHERE lower(replace(label, '_', ' ')) = ? AND action IN (?, ?)")
     out += [term, ACCEPT, ADD]
     return " UNION ".join(branches), out
 
