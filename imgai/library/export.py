@@ -30,7 +30,7 @@ NS = {"x": "adobe:ns:meta/", "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#
       "dc": "http://purl.org/dc/elements/1.1/", "lr": "http://ns.adobe.com/lightroom/1.0/"}
 XPACKET_BEGIN = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
 XPACKET_END = '\n<?xpacket end="w"?>\n'
-KEYWORD_ROOT = "imgai"     # lr:hierarchicalSubject entries: imgai|<category>|<tag>
+KEYWORD_ROOT = "imgai"     # lr:hierarchicalSubject entries: imgai|<category>|<tag> (imgai|<tag> without one)
 
 
 def _images(conn, folder: str | None) -> list[tuple[int, str]]:
@@ -117,7 +117,7 @@ def export(fmt: str, *, output: str | Path | None = None, folder: str | None = N
         else:
             labels = [display_name(t.label, underscores_to_spaces=underscores_to_spaces) for t in tags
                       if t.category != "rating"]
-            hierarchy = [f"{KEYWORD_ROOT}|{t.category or 'class'}|{name}"
+            hierarchy = ["|".join([KEYWORD_ROOT, *([t.category] if t.category else []), name])
                          for t, name in zip([t for t in tags if t.category != "rating"], labels)]
             text = merge_xmp(target.read_text(encoding="utf-8") if target.exists() else None, labels, hierarchy)
         _write_atomic(target, text)

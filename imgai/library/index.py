@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS images (
     seen_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
+CREATE INDEX IF NOT EXISTS images_status ON images(status);
 CREATE TABLE IF NOT EXISTS models (
     fingerprint TEXT PRIMARY KEY,
     model_id TEXT NOT NULL,

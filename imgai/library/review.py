@@ -98,7 +98,7 @@ class TagState:
 
 
 def image_tags(conn, image_ids: list[int], *, model_id: str | None = None, limits: Thresholds | None = None,
-               include_below: bool = False) -> dict[int, list[TagState]]:
+               include_below: bool = False, top: int | None = None) -> dict[int, list[TagState]]:
     """Each image's tags with their state, best score per label (over the models that tagged it,
     or only `model_id`'s); a person's decision wins; tags below the review floor left out unless asked."""
     limits = limits or thresholds(conn)
@@ -109,9 +109,12 @@ def image_tags(conn, image_ids: list[int], *, model_id: str | None = None, limit
         model_filter += f" AND s.score >= {to_score(min(r for r, _ in limits.values.values()))}"
     for chunk in _chunks(image_ids):
         marks = ",".join("?" * len(chunk))
-        for image_id, label, category, score in conn.execute(
-                f"SELECT s.image_id, t.label, t.category, s.score FROM scores s JOIN tags t ON t.id = s.tag_id "
-                f"WHERE s.image_id IN ({marks}) {model_filter} ORDER BY s.score DESC", [*chunk, *args]):
+        scored = (f"SELECT s.image_id, t.label, t.category, s.score FROM scores s JOIN tags t ON t.id = s.tag_id "
+                  f"WHERE s.image_id IN ({marks}) {model_filter}")
+        if top:          # each image's best `top` scores only
+            scored = (f"SELECT image_id, label, category, score FROM (SELECT *, row_number() OVER "
+                      f"(PARTITION BY image_id ORDER BY score DESC) AS rank FROM ({scored})) WHERE rank <= {int(top)}")
+        for image_id, label, category, score in conn.execute(scored + " ORDER BY score DESC", [*chunk, *args]):
             if label not in out[image_id]:
                 value = from_score(score)
                 out[image_id][label] = TagState(label, category, value, limits.state(value, category))

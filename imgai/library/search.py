@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 from .. import access
 from ..errors import ConfigError
-from .index import ACCEPT, ADD, OK, REJECT, reading, to_score
+from .index import ACCEPT, ADD, ERROR, MISSING, REJECT, reading, to_score
 from .review import BY_PERSON, TagState, image_tags, thresholds
 
 SEARCH_LIMIT = 100     # images whose tags come back with a search (the count covers every match)
+HIT_TAGS = 12          # … each with its best tags, a person's decisions included
 
 
 @dataclass
@@ -73,47 +74,70 @@ def search(text: str, *, min_score: float | None = None, model_id: str | None = 
     query = Query.parse(text)
     with reading() as conn:
         limits = thresholds(conn)
-        args: list = []
-        selects = []
-        for term in query.include:
-            sql, a = _term_sql(conn, term, min_score, model_id, limits)
+        include = [_Term.resolve(conn, t, min_score, model_id, limits) for t in query.include]
+        exclude = [_Term.resolve(conn, t, min_score, model_id, limits) for t in query.exclude]
+        # each tag is a range of the scores_by_tag index; the ranges meet in INTERSECT / EXCEPT
+        # (measured faster than a lookup per candidate), then the few images not ok are left out
+        selects, args = [], []
+        for term in include:
+            sql, a = term.select()
             selects.append(f"SELECT image_id FROM ({sql})")
             args += a
-        if not selects:                          # only exclusions: every image, less those
-            selects.append("SELECT id AS image_id FROM images")
-        compound = " INTERSECT ".join(selects)
-        for term in query.exclude:
-            sql, a = _term_sql(conn, term, min_score, model_id, limits)
+        compound = " INTERSECT ".join(selects) or "SELECT id AS image_id FROM images"
+        for term in exclude:
+            sql, a = term.select()
             compound += f" EXCEPT SELECT image_id FROM ({sql})"
             args += a
         # in the index's order (the order images were first tagged): no sort of every match by path
-        ids = [r[0] for r in conn.execute(f"SELECT c.image_id FROM ({compound}) c JOIN images i ON i.id = c.image_id "
-                                          "WHERE i.status = ?", [*args, OK])]
+        ids = [r[0] for r in conn.execute(f"SELECT image_id FROM ({compound}) WHERE image_id NOT IN "
+                                          "(SELECT id FROM images WHERE status IN (?, ?))", [*args, ERROR, MISSING])]
         shown = ids[:limit]
         paths = dict(conn.execute(f"SELECT id, path FROM images WHERE id IN ({','.join('?' * len(shown))})", shown)) \
             if shown else {}
-        tags = image_tags(conn, shown, model_id=model_id, limits=limits)
+        tags = image_tags(conn, shown, model_id=model_id, limits=limits, top=HIT_TAGS)
     return SearchResult(text, len(ids), [Hit(paths[i], [t for t in tags[i] if t.state != BY_PERSON[REJECT]])
                                          for i in shown])
 
 
-def _term_sql(conn, term: str, min_score, model_id, limits) -> tuple[str, list]:
-    """SQL selecting the ids of images that have `term`, and its arguments."""
-    sql = "SELECT id, label, category FROM tags WHERE lower(replace(label, '_', ' ')) = ?"
-    args: list = [term]
-    if model_id:
-        sql += " AND fingerprint IN (SELECT fingerprint FROM models WHERE model_id = ?)"
-        args.append(model_id)
-    tags = conn.execute(sql, args).fetchall()
-    branches, out = [], []
-    for tag_id, label, category in tags:
-        floor = min_score if min_score is not None else limits.accept(category)
-        branches.append("SELECT s.image_id AS image_id FROM scores s WHERE s.tag_id = ? AND s.score >= ? AND NOT EXISTS "
-                        "(SELECT 1 FROM decisions d WHERE d.image_id = s.image_id AND d.label = ? AND d.action = ?)")
-        out += [tag_id, to_score(floor), label, REJECT]
-    branches.append("SELECT image_id AS image_id FROM decisions WHERE lower(replace(label, '_', ' ')) = ? AND action IN (?, ?)")
-    out += [term, ACCEPT, ADD]
-    return " UNION ".join(branches), out
+@dataclass
+class _Term:
+    """One search term resolved against the index: its (tag id, floor) pairs and which decisions exist."""
+    text: str
+    tags: list[tuple[int, str, int]]     # (tag id, label, floor as stored)
+    rejected: set[str]                   # labels some image has a reject decision for
+    kept: bool                           # some image has it accepted or added by a person
+
+    @classmethod
+    def resolve(cls, conn, text: str, min_score, model_id, limits) -> "_Term":
+        sql, args = "SELECT id, label, category FROM tags WHERE lower(replace(label, '_', ' ')) = ?", [text]
+        if model_id:
+            sql += " AND fingerprint IN (SELECT fingerprint FROM models WHERE model_id = ?)"
+            args.append(model_id)
+        tags = [(tag_id, label, to_score(min_score if min_score is not None else limits.accept(category)))
+                for tag_id, label, category in conn.execute(sql, args)]
+        actions = {(label, action) for label, action in conn.execute(
+            "SELECT DISTINCT label, action FROM decisions WHERE lower(replace(label, '_', ' ')) = ?", (text,))}
+        return cls(text, tags, {label for label, action in actions if action == REJECT},
+                   any(action in (ACCEPT, ADD) for _, action in actions))
+
+    def _not_rejected(self, label: str, column: str) -> tuple[str, list]:
+        if label not in self.rejected:
+            return "", []
+        return (f" AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.image_id = {column} AND d.label = ? "
+                "AND d.action = ?)", [label, REJECT])
+
+    def select(self) -> tuple[str, list]:
+        """SQL selecting the ids (as image_id) of the images that have this term."""
+        branches, args = [], []
+        for tag_id, label, floor in self.tags:
+            extra, a = self._not_rejected(label, "s.image_id")
+            branches.append(f"SELECT s.image_id AS image_id FROM scores s WHERE s.tag_id = ? AND s.score >= ?{extra}")
+            args += [tag_id, floor, *a]
+        if self.kept or not branches:
+            branches.append("SELECT image_id AS image_id FROM decisions WHERE action IN (?, ?) "
+                            "AND lower(replace(label, '_', ' ')) = ?")
+            args += [ACCEPT, ADD, self.text]
+        return " UNION ".join(branches), args
 
 
 def status(*, actor=None) -> dict:
