@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..config import paths
+from ..db import immediate
 from ..errors import ImgaiError
 
 SCORE_FLOOR = 0.02        # scores below this are not kept (100k images × ~50 scores ≈ 150 MB)
@@ -146,34 +147,21 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
 
 
 def _create(conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with immediate(conn):        # the tables appear together (a second process waits, then finds them)
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 @contextmanager
 def transaction(conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-    """One write transaction (all of it lands or none of it); one writer at a time (BEGIN IMMEDIATE)."""
+    """One write transaction on the index (all of it lands or none of it; one writer at a time),
+    on `conn` or on a connection of its own."""
     own = conn is None
     conn = conn or connect()
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-        raise
+        with immediate(conn):
+            yield conn
     finally:
         if own:
             conn.close()
