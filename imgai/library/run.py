@@ -28,6 +28,7 @@ from .plan import Item, Plan, make_plan
 WRITE_BATCH = 64          # results per transaction …
 WRITE_EVERY_S = 1.0       # … or fewer, at least once a second (a killed run loses at most that)
 ALL_SCORES = 1_000_000    # top-k large enough to keep every score above the floor
+CLASSIFIER_KEPT = 20      # a plain classifier's classes kept per image (best first), above the floor or not
 
 log = get_logger("library")
 
@@ -102,8 +103,13 @@ def tag_into_library(paths, *, model_id: str | None = None, options=None, engine
     roots, files = split_inputs(paths)
     folder, model_id = tagging_folder(model_id)
     fingerprint = model_fingerprint(folder)
-    floor = min(SCORE_FLOOR, _lowest_threshold(options))
-    force = force or floor < SCORE_FLOOR     # scores under the floor were never kept: tag again
+    from ..classify.labels import TAGS_FILE
+
+    tagger = (folder / TAGS_FILE).is_file()       # categories: every score above the floor counts
+    floor = min(SCORE_FLOOR, _lowest_threshold(options)) if tagger else 0.0
+    # a plain classifier keeps its best CLASSIFIER_KEPT classes whatever their score (its top-k asks for them)
+    top = ALL_SCORES if tagger else max(CLASSIFIER_KEPT, options.top_k or 0)
+    force = force or (tagger and floor < SCORE_FLOOR)     # scores under the floor were never kept: tag again
 
     conn = connect()
     try:
@@ -121,7 +127,7 @@ def tag_into_library(paths, *, model_id: str | None = None, options=None, engine
         if on_plan:
             on_plan(plan)
         _apply_plan(conn, plan, fingerprint)
-        scan = TagOptions(threshold=floor, top_k=ALL_SCORES, batch_size=options.batch_size, workers=options.workers)
+        scan = TagOptions(threshold=floor, top_k=top, batch_size=options.batch_size, workers=options.workers)
         tagged = failed = 0
         pending: list[tuple[Item, object]] = []
         items = {i.path: i for i in plan.to_tag}
