@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import browse, convert, quantize, start, tag, train
+from ui import browse, convert, library, quantize, start, tag, train
 from ui.page import Page
 
 # The tabs, in the order a user meets them. Each module has `build(demo, page)`.
-TABS = [("Start", start), ("Tag", tag), ("Browse", browse), ("Convert", convert), ("Train", train),
+TABS = [("Start", start), ("Tag", tag), ("Library", library), ("Browse", browse), ("Convert", convert), ("Train", train),
         ("Quantize", quantize)]
 
 CSS = """

@@ -75,6 +75,7 @@ POLICY: dict[str, Rule] = {
     "data.remove":     Rule("remove a data pipeline",             ANY, OWN, NO),
     "jobs.cancel":     Rule("cancel a job",                       ANY, OWN, NO),
     "files.read":      Rule("download result files",              ANY, OWN, OWN),
+    "library":         Rule("tag, review and export a photo library (folders on the server)", ANY, NO, NO),
 }
 ACTIONS = tuple(POLICY)
 

@@ -25,7 +25,8 @@ REFUSED = r"sign in with Hugging Face|only the Space's owner|only the app's owne
 READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download_status", "/convert_refresh",
          "/push_whoami", "/push_models", "/quantize_status", "/quantize_show", "/quantize_whoami", "/train_load",
          "/train_refresh", "/train_data_preview", "/train_retrain", "/tag_models", "/tag",
-         "/demo_status", "/quantize_refresh", "/remove_plan", "/train_defaults",   # remove_plan only says what Remove would delete
+         "/demo_status", "/quantize_refresh", "/remove_plan", "/train_defaults",
+         "/library_review",   # a stranger gets why the library is not theirs, not its contents   # remove_plan only says what Remove would delete
          "/False"}   # gradio 6.17.3 names the first api_name=False event so (all of them are reads)
 
 
@@ -46,6 +47,8 @@ READ_HANDLERS = {
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
     "ui.quantize.access_state", "ui.train.access_state",    # which buttons the visitor's page greys
     "ui.browse.access_state", "ui.hub_browse.access_state", "ui.train.starting_architecture",
+    "ui.library.load_review", "ui.library.image_tags", "ui.library.select_image", "ui.library.clicked_cell",
+    "ui.library.show_thresholds",    # the library's reads ask imgai too (access `library`)
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
@@ -57,6 +60,9 @@ CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_ref
     "ui.train.create_model": "/train_create", "ui.train.download_model": "/train_download",
     "ui.train.resume_job": "/train_resume", "ui.train.start_training": "/train_start",
     "ui.convert.restore": "/restore_demo", "ui.train.remove_data": "/train_data_remove",
+    "ui.library.tag_folder": "/library_tag", "ui.library.decide_clicked": "/library_decide",
+    "ui.library.accept_all": "/library_accept_all", "ui.library.save_thresholds": "/library_thresholds",
+    "ui.library.search_library": "/library_search",   # a library's contents are its owner's, searching included
 }
 
 
@@ -104,6 +110,9 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
                          (w["alices_model"], "shapes", *form, ""),
                          (w["shared_trainable"], "shapes", *form, w["alices_job"])],
         "/train_cancel": jobs, "/train_resume": jobs, "/train_download": jobs,
+        "/library_tag": [(str(w["folder"]),)], "/library_decide": [(str(w["folder"] / "a.png"), ["cat", "accept"])],
+        "/library_accept_all": [("cat", 0.0)], "/library_thresholds": [("general", 0.1, 0.5)],
+        "/library_search": [("cat", 0.0)],
     }
 
 
@@ -115,7 +124,8 @@ def _snapshot(home: Path) -> dict:
     return {"models": [m.to_dict() for m in registry.list_models()],
             "jobs": [(j.id, j.state, j.owner) for j in jobs.list_jobs()],
             "pipelines": [p.to_dict() for p in list_pipelines()],
-            "folders": sorted(str(p.relative_to(home)) for p in (home / "models").rglob("*"))}
+            "folders": sorted(str(p.relative_to(home)) for p in (home / "models").rglob("*")),
+            "library": (home / "library.sqlite").exists()}     # never made by a stranger's call
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from imgai import access, jobs, train
 from imgai.access import public
 from imgai.devices import PRECISIONS
 from imgai.errors import ConfigError, ImgaiError
+from imgai.library.training import TAG_SOURCES, add_pipeline_from_tags
 from imgai.presentation.train import default_architecture
 from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
@@ -19,7 +20,9 @@ from .common import acting, clicked_row_id, locks
 from .curves import svg_chart
 from .page import Page
 
-KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub"}
+KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub",
+         "Photo library (its tags)": "library", "Images with .txt captions": "captions"}
+SERVER_KINDS = ("folder", "library", "captions")     # read folders on the server: not on a public app
 AUGMENTATIONS = {"flip": "flip", "crop": "crop", "colour jitter": "color_jitter"}
 DEFAULTS = {name: f.default for name, f in train.TrainConfig.__dataclass_fields__.items()}
 
@@ -62,10 +65,15 @@ def add_data(kind: str, name: str, folder: str, upload, hub_id: str, val_split: 
              augment: list[str], *, actor):
     kind = KINDS.get(kind, kind)
     source = {"folder": (folder or "").strip(), "zip": upload if isinstance(upload, str) else getattr(upload, "name", None),
-              "hub": (hub_id or "").strip()}[kind]
+              "hub": (hub_id or "").strip(), "library": (folder or "").strip(), "captions": (folder or "").strip()}[kind]
     if not source:
-        raise ConfigError(f"give the {'folder path' if kind == 'folder' else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
+        raise ConfigError(f"give the {'folder path' if kind in SERVER_KINDS else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
     chosen = {AUGMENTATIONS[a]: True for a in augment or []}
+    if kind in TAG_SOURCES:
+        pipeline, images = add_pipeline_from_tags(kind, name or "", source, val_split=float(val_split),
+                                                  image_size=int(image_size), actor=actor, **chosen)
+        return (f"Data pipeline **{pipeline.name}**: {images} images, "
+                f"{'multi-label (trains with bce)' if pipeline.multi_label else 'single-label'}."), pipeline.name
     pipeline = train.add_pipeline(name or "", source, kind=kind, val_split=float(val_split),
                                   image_size=int(image_size), actor=actor, **chosen)
     return f"Data pipeline **{pipeline.name}** reads `{pipeline.root}`.", pipeline.name
@@ -90,7 +98,7 @@ def remove_data(name: str, *, actor):
 def source_fields(kind: str):
     """Show only the input of the chosen source."""
     kind = KINDS.get(kind, kind)
-    return (gr.update(visible=kind == "folder" and not public()), gr.update(visible=kind == "zip"),
+    return (gr.update(visible=kind in SERVER_KINDS and not public()), gr.update(visible=kind == "zip"),
             gr.update(visible=kind == "hub"))
 
 
@@ -259,7 +267,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         create_msg = gr.Markdown()
     with gr.Accordion("2. Data pipelines", open=False):
         with gr.Row():
-            kinds = list(KINDS) if not public() else list(KINDS)[1:]
+            kinds = list(KINDS) if not public() else [k for k, v in KINDS.items() if v not in SERVER_KINDS]
             kind = gr.Radio(kinds, label="Source", value=kinds[0])
             data_name = gr.Textbox(label="Pipeline name", placeholder="my-photos")
         with gr.Row():

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "imgai.cli.hub",
     "imgai.cli.train",
     "imgai.cli.quantize",
+    "imgai.cli.library",
 ]
 
 

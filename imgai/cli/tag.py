@@ -37,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing sidecars")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local: this process; ray: a Ray cluster (results in the order they finish)")
+    p.add_argument("--force", action="store_true", help="library: tag again even what is unchanged")
+    p.add_argument("--no-library", action="store_true",
+                   help="do not record into the photo library (folders are recorded by default; see `imgai library`)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
     p.add_argument("--actors", type=int, help="ray: inference actors (default: one per node)")
     p.set_defaults(func=cmd_tag)
@@ -80,6 +83,8 @@ def cmd_tag(args) -> int:
     if args.sidecar and any("://" in str(p) for p in args.paths):
         raise ConfigError("--sidecar writes next to local images; it cannot be used with URIs")
     output = ResultFile(args.format, args.output)
+    if _records_into_library(args):
+        return _tag_into_library(args, options, engine, output)
     stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
     if len(stream) == 0:
         stream.close()
@@ -101,6 +106,47 @@ def cmd_tag(args) -> int:
                     kept += sum(1 for v in outcome.values() if v == "kept existing")
         finally:
             stream.close()
+    if kept:
+        print(f"kept {kept} existing .{args.sidecar} sidecar(s); pass --overwrite to replace them", file=sys.stderr)
+    for r in failed:
+        print(f"failed: {r.path}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _records_into_library(args) -> bool:
+    """Local folders go into the photo library (incremental), unless --no-library."""
+    from pathlib import Path
+
+    local = not any("://" in str(p) for p in args.paths)
+    return local and not args.no_library and any(Path(p).expanduser().is_dir() for p in args.paths)
+
+
+def _tag_into_library(args, options, engine, output) -> int:
+    """`imgai tag FOLDER`: unchanged files come from the index, the rest is tagged and recorded;
+    the output lists every file either way, cut to the options asked."""
+    from tqdm import tqdm
+
+    from ..classify.outputs import write_sidecars
+    from ..library.run import tag_and_list
+
+    failed, kept = [], 0
+    with tqdm(unit="img", file=sys.stderr, disable=None) as bar, output as writer:
+        def on_plan(plan):
+            print(f"library: {plan.summary()}", file=sys.stderr)
+            bar.reset(total=len(plan.to_tag))
+
+        def on_result(result):
+            nonlocal kept
+            bar.update(1)
+            writer.write(result)
+            if result.error:
+                failed.append(result)
+            elif args.sidecar:
+                outcome = write_sidecars([result], args.sidecar, overwrite=args.overwrite)
+                kept += sum(1 for v in outcome.values() if v == "kept existing")
+
+        tag_and_list(args.paths, model_id=args.model, options=options, engine=engine, force=args.force,
+                     on_plan=on_plan, on_result=on_result)
     if kept:
         print(f"kept {kept} existing .{args.sidecar} sidecar(s); pass --overwrite to replace them", file=sys.stderr)
     for r in failed:

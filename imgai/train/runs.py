@@ -4,6 +4,8 @@ here, before anything is queued."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,8 @@ def start(model: str, *, data: str | Path | DataPipeline, config: TrainConfig | 
     config = config or TrainConfig()
     pipeline = data if isinstance(data, DataPipeline) else resolve_data(data, actor=actor)
     access.check(actor, "data.use", pipeline)
+    if pipeline.multi_label and config.loss == "cross_entropy":    # tags from a library or captions
+        config = dataclasses.replace(config, loss="bce")
     limits = quotas.training_limits(target.owner, config.epochs)
     quotas.ensure_room(target.owner, 0, what=f"training {target.id}")
     report = _checked(pipeline, config)
