@@ -25,8 +25,8 @@ REFUSED = r"sign in with Hugging Face|only the Space's owner|only the app's owne
 READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download_status", "/convert_refresh",
          "/push_whoami", "/push_models", "/quantize_status", "/quantize_show", "/quantize_whoami", "/train_load",
          "/train_refresh", "/train_data_preview", "/train_retrain", "/tag_models", "/tag",
-         "/demo_status", "/quantize_refresh", "/remove_plan", "/train_defaults",
-         "/library_review",   # a stranger gets why the library is not theirs, not its contents   # remove_plan only says what Remove would delete
+         "/demo_status", "/quantize_refresh", "/remove_plan", "/train_defaults",   # remove_plan only says what Remove would delete
+         "/library_review",   # a stranger gets why the library is not theirs, not its contents
          "/False"}   # gradio 6.17.3 names the first api_name=False event so (all of them are reads)
 
 
