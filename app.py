@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import browse, convert, quantize, start, tag, train
+from ui import browse, convert, library, quantize, start, tag, train
 from ui.page import Page
 
 # The tabs, in the order a user meets them. Each module has `build(demo, page)`.
-TABS = [("Start", start), ("Tag", tag), ("Browse", browse), ("Convert", convert), ("Train", train),
+TABS = [("Start", start), ("Tag", tag), ("Library", library), ("Browse", browse), ("Convert", convert), ("Train", train),
         ("Quantize", quantize)]
 
 CSS = """
 .imgai-header {margin-bottom: 0.25rem}
 .imgai-table th, .imgai-table th * {word-break: normal !important; overflow-wrap: normal !important; hyphens: none}
 """
+
+
+def remembering(tab_id: str):
+    """The handler of a tab's select event: the tab's id, kept in the browser (start.opening_tab)."""
+    def remember_tab() -> str:
+        return tab_id
+
+    return remember_tab
 
 
 def build_app() -> gr.Blocks:
@@ -28,12 +36,21 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="imgai", delete_cache=files.cache_schedule()) as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
         page = Page(demo)
+        # a reload comes back to the tab the visitor was on (kept in the browser, as the Convert selection)
+        last_tab = gr.BrowserState("", storage_key="imgai-tab")
+        ids = [title.lower() for title, _ in TABS]
         with gr.Tabs() as tabs:
             page.tabs = tabs
             for title, module in TABS:
-                with gr.Tab(title, id=title.lower()):
+                with gr.Tab(title, id=title.lower()) as tab:
                     module.build(demo, page)
-        demo.load(start.opening_tab, None, [tabs], api_name=False, queue=False)   # at once: before a click
+                tab.select(remembering(title.lower()), None, [last_tab], api_name=False, queue=False,
+                           show_progress="hidden")
+
+        def opening_tab(last: str | None) -> gr.Tabs:
+            return start.opening_tab(last, ids)
+
+        demo.load(opening_tab, [last_tab], [tabs], api_name=False, queue=False)   # at once: before a click
         page.start()
     return demo
 

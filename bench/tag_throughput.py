@@ -228,6 +228,38 @@ def bench_end_to_end(workdir: Path, paths: list[Path], min_time: float) -> dict:
     return rates({"model_only": model_only, "end_to_end": end_to_end}, n, min_time=min_time, min_rounds=2)
 
 
+def bench_one_image_start(workdir: Path, photo: Path, rounds: int) -> dict:
+    """A one-image `imgai tag` as a whole process (interpreter, imports, registry, session, one photo)
+    with ResNet-50: the ONNX file already checked when it was added (the fingerprint cache holds it)
+    vs the same command with the cache removed first, which is what every start paid before."""
+    from imgai.classify.onnx_file import CHECKED_FILE
+
+    home = workdir / "start-home"
+    env = {**os.environ, "IMGAI_HOME": str(home), "IMGAI_NO_DEMO": "1"}
+    cli = [sys.executable, "-m", "imgai"]
+    added = subprocess.run(cli + ["models", "add", str(workdir / "resnet50"), "--json"], env=env, check=True,
+                           capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    import json
+
+    model_id = json.loads(added.stdout)["id"]
+    subprocess.run(cli + ["models", "enable", model_id], env=env, check=True, capture_output=True)
+
+    def run(cold: bool) -> float:
+        if cold:
+            (home / CHECKED_FILE).unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        subprocess.run(cli + ["tag", str(photo), "--model", model_id, "--format", "json"], env=env, check=True,
+                       capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+        return time.perf_counter() - t0
+
+    run(False)                                    # warm the page cache once
+    times = {"checked_every_start": [], "fingerprint_cache": []}
+    for _ in range(rounds):                       # in turns, so a load change hits both alike
+        times["checked_every_start"].append(run(True))
+        times["fingerprint_cache"].append(run(False))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def peak_table(models: dict, cpu) -> list[str]:
     """Achieved GFLOP/s (FP32) and GOP/s (INT8) next to the machine's peaks."""
     lines = [f"{'model':<14}{'batch':>6}{'FP32 GFLOP/s':>14}{'of peak':>9}{'INT8 GOP/s':>12}{'of VNNI peak':>14}"
@@ -272,6 +304,8 @@ def main() -> None:
         views = 2 if args.quick else calibration.VALIDATION_VIEWS
         models, agreements = bench_models(workdir, min_time, calibrate, keys, photos[16:24], views, quick=args.quick)
         e2e = bench_end_to_end(workdir, photos, min_time) if "resnet50" in keys and not args.only else None
+        start = (bench_one_image_start(workdir, photos[0], 3 if args.quick else 5)
+                 if "resnet50" in keys and not args.only else None)
         lite0 = lite0_agreement(workdir) if not args.only else None
     after = uptime()
 
@@ -303,6 +337,10 @@ def main() -> None:
         print(f"\nend-to-end folder tagging (ResNet-50, b32, JPEG 640x480 decode + preprocess): "
               f"{e2e['end_to_end']:.1f} img/s vs model-only {e2e['model_only']:.1f} img/s "
               f"= {e2e['end_to_end'] / e2e['model_only']:.2f}")
+    if start:
+        print(f"one-image `imgai tag` as a whole process (ResNet-50): {start['fingerprint_cache']:.2f} s with the "
+              f"ONNX check remembered vs {start['checked_every_start']:.2f} s checking it at every start "
+              f"= {start['checked_every_start'] / start['fingerprint_cache']:.2f}x")
     if lite0:
         print(f"EfficientNet-Lite0 (demo, ImageNet weights) INT8 vs FP32 on {lite0['views']} views of held-back "
               f"real photos: top-1 agreement {lite0['top1_agreement']:.1%}, mean |Δprob| "
@@ -326,6 +364,8 @@ def main() -> None:
         figures["resnet50_b32_vs_compile"] = r50["onnxruntime"] / r50["compile"]
     if e2e:
         figures["e2e_vs_model"] = e2e["end_to_end"] / e2e["model_only"]
+    if start:
+        figures["tag_start_checked_vs_cached"] = start["checked_every_start"] / start["fingerprint_cache"]
     if lite0:
         figures["lite0_int8_top1_agreement"] = lite0["top1_agreement"]
     print(" ".join(f"{k}={v:.2f}" for k, v in figures.items()))

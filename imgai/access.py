@@ -75,6 +75,7 @@ POLICY: dict[str, Rule] = {
     "data.remove":     Rule("remove a data pipeline",             ANY, OWN, NO),
     "jobs.cancel":     Rule("cancel a job",                       ANY, OWN, NO),
     "files.read":      Rule("download result files",              ANY, OWN, OWN),
+    "library":         Rule("tag, review and export a photo library (folders on the server)", ANY, NO, NO),
 }
 ACTIONS = tuple(POLICY)
 
@@ -201,8 +202,9 @@ def refused(actor: Actor | None, action: str, target=None) -> str:
 
 def refusal(actor: Actor, rule: Rule) -> str:
     if actor.role == ANONYMOUS and rule.visitor != NO:
-        where = "" if on_space() else " (this app offers no sign-in: ask its owner, or run imgai yourself)"
-        return f"sign in with Hugging Face to {rule.verb}{where}"
+        if on_space():
+            return f"sign in with Hugging Face to {rule.verb}"
+        return f"visitors cannot {rule.verb} here: this app offers no sign-in (run imgai on your own machine to do it)"
     if rule.admin != NO:
         return f"only the Space's owner or an admin (IMGAI_ADMINS) can {rule.verb}"
     return f"only the app's owner, running imgai on their own machine, can {rule.verb}"

@@ -94,9 +94,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def transaction() -> Iterator[sqlite3.Connection]:
-    """One write transaction: all of it lands, or none of it."""
-    conn = connect()
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on `conn` (BEGIN IMMEDIATE: one writer at a time): all of it lands, or none of it."""
     try:
         conn.execute("BEGIN IMMEDIATE")
         yield conn
@@ -109,6 +108,15 @@ def transaction() -> Iterator[sqlite3.Connection]:
             except sqlite3.Error:
                 pass
         raise
+
+
+@contextmanager
+def transaction() -> Iterator[sqlite3.Connection]:
+    """One write transaction on the registry: all of it lands, or none of it."""
+    conn = connect()
+    try:
+        with immediate(conn):
+            yield conn
     finally:
         conn.close()
 

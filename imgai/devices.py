@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 
 from .errors import ConfigError, InsufficientResourcesError
+from .words import term
 
 QUANTIZE_DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -44,7 +45,7 @@ def resolve_device(requested: str, *, option: str = "--device") -> str:
     if requested == "auto":
         return "cuda" if cuda_available() else "cpu"
     if requested == "cuda" and not cuda_available():
-        raise ConfigError(f"{option} cuda was asked for, but {what_was_found()}; use {option} cpu (or auto)")
+        raise ConfigError(f"CUDA was asked for, but {what_was_found()}; use {term('device-cpu')} (or auto)")
     return requested
 
 

@@ -45,11 +45,22 @@ class DemoStatus:
     progress: float = 0.0
     stage: str = ""
     message: str = ""
+    eta_s: float | None = None   # preparing: about how many seconds are left (None: too early to tell)
 
 
 def demo_status() -> DemoStatus:
     status = _demo_status()
-    return DemoStatus(status.state, status.progress, status.stage, render(status.message))
+    return DemoStatus(status.state, status.progress, status.stage, render(status.message), status.eta_s)
+
+
+def _eta(job) -> float | None:
+    """Seconds left of a running job at its pace so far (None before it has measurably moved)."""
+    import time
+
+    if not job.started_at or job.progress < 0.05:
+        return None
+    elapsed = time.time() - job.started_at
+    return max(1.0, elapsed / job.progress * (1 - job.progress))
 
 
 def _demo_status() -> DemoStatus:
@@ -60,7 +71,8 @@ def _demo_status() -> DemoStatus:
     if running:
         return DemoStatus(DEMO_PREPARING, running.progress, running.stage or running.state,
                           f"Preparing the demo model ({NAME}): {running.progress:.0%} — "
-                          f"{running.stage or running.state}. It tags as soon as this ends (under a minute).")
+                          f"{running.stage or running.state}. It tags as soon as this ends (under a minute).",
+                          _eta(running))
     try:
         model = registry.get(MODEL_ID)
     except Exception:

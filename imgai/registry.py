@@ -251,9 +251,14 @@ def record_validation(model_id: str, result: dict) -> Model:
 
 # -- enable / default / remove ------------------------------------------------------------
 
+WAS_DEFAULT = "was_default"   # extra: the model was the default when it was disabled (enabling restores it)
+
+
 def set_enabled(model_id: str, enabled: bool, *, force: bool = False, actor: Actor | None = None) -> Model:
     """Enable or disable. An INT8 model below MIN_INT8_AGREEMENT top-1 agreement with its FP32
-    original is enabled only with `force=True`."""
+    original is enabled only with `force=True`. Disabling the default drops the default (a disabled
+    model tags nothing) and remembers it: enabling it again makes it the default again, unless
+    another model became the default meanwhile."""
     with db.transaction() as conn:
         m = _locked_get(conn, model_id)
         access.check(actor, "models.enable" if enabled else "models.disable", m)
@@ -263,7 +268,15 @@ def set_enabled(model_id: str, enabled: bool, *, force: bool = False, actor: Act
                              f"{'passed' if m.valid else 'not passed'}); convert and validate it first")
         if enabled and m.precision == INT8 and not force:
             _check_int8_bar(m)
-        _update(conn, model_id, enabled=int(enabled), **({} if enabled else {"is_default": 0}))
+        extra = dict(m.extra or {})
+        if enabled:
+            other = conn.execute("SELECT 1 FROM models WHERE is_default = 1 AND id != ?", (model_id,)).fetchone()
+            default = bool(extra.pop(WAS_DEFAULT, False)) and other is None
+            _update(conn, model_id, enabled=1, extra=extra, **({"is_default": 1} if default else {}))
+        else:
+            if m.default:
+                extra[WAS_DEFAULT] = True
+            _update(conn, model_id, enabled=0, is_default=0, extra=extra)
     return get(model_id)
 
 

@@ -22,6 +22,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "source": ("--source KEY=PATH (e.g. --source sd15=./my-sd15)", "the **Source** field (a Hub id or a folder)"),
     "source-one": ("--source with a local diffusers folder", "a local diffusers folder in the **Source** field"),
     "force": ("--force", "the **Force** box"),
+    "device-cpu": ("--device cpu", "**cpu** in the **Device** field"),
     "models-list": ("`imgai models list`", "the **Convert** tab's table"),
     "jobs-list": ("`imgai jobs list`", "the job tables"),
     "convert": ("`imgai models convert ID`", "**Convert to ONNX** in the **Convert** tab"),
@@ -78,3 +79,14 @@ def speaking(place_: str):
         yield
     finally:
         _PLACE.reset(token)
+
+
+_MARKUP = re.compile(r"\*\*(.+?)\*\*|`([^`]+)`")
+
+
+def plain(text: str | None) -> str | None:
+    """`text` without the markdown the app uses for emphasis (**bold**, `code`): for places that show
+    text as it is (error pop-ups, table cells, a terminal)."""
+    if not text:
+        return text
+    return _MARKUP.sub(lambda m: m[1] if m[1] is not None else m[2], text)

@@ -78,7 +78,7 @@ def test_errors_reach_the_user_as_messages(app_server):
     with pytest.raises(AppError) as info:     # the app names fields and buttons, never CLI flags
         client.predict([handle_file(str(random_image(app_server.home.parent / "x.png")))], "", "", 5, 0.0,
                        api_name="/tag")
-    assert "--model" not in str(info.value) and "Model** field" in str(info.value)
+    assert "--model" not in str(info.value) and "the Model field" in str(info.value)   # in words: no markup
 
 
 def test_folder_tagging_with_a_bad_file(app_server, tmp_path):

@@ -30,10 +30,10 @@ def test_cuda_without_cuda_is_refused_naming_what_was_found(imgai_home, cli):
     with pytest.raises(ConfigError) as exc:
         QuantizeRequest(model="sd15", device="cuda")
     message = str(exc.value)
-    assert "--device cuda was asked for, but" in message and "torch" in message and "--device cpu" in message
+    assert "CUDA was asked for, but" in message and "torch" in message and "--device cpu" in message
     assert resolve_device("auto") == "cpu" and QuantizeRequest(model="sd15").resolved_device == "cpu"
     code, out, err = cli("quantize", "--model", "sd15", "--device", "cuda")
-    assert code == 1 and "--device cuda was asked for" in err
+    assert code == 1 and "CUDA was asked for" in err and "--device cpu" in err
     from imgai import jobs
 
     assert not jobs.list_jobs(kind="quantize"), "a refused request must queue nothing"
@@ -138,4 +138,8 @@ def test_the_quantize_tab_passes_its_device_choice(imgai_home):
     assert quantize_request(*form, "cpu").resolved_device == "cpu"
     assert "device cpu" in plan_text(*form, "cpu")
     if not __import__("torch").cuda.is_available():
-        assert "--device cuda was asked for" in plan_text(*form, "cuda")
+        from imgai import words
+
+        with words.speaking(words.UI):      # the app's words: its Device field, no CLI flag
+            plan = words.plain(plan_text(*form, "cuda"))
+        assert "CUDA was asked for" in plan and "cpu in the Device field" in plan and "--device" not in plan

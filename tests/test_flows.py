@@ -89,7 +89,7 @@ def test_first_start_tags_without_visiting_convert(app_server, page, photos, out
     shot(page, output_dir, "2-start-ready")
     go.click()
     expect(page.get_by_label("Model", exact=True)).to_have_value(
-        "EfficientNet-Lite0 ImageNet (demo) (efficientnet-lite0-demo)", timeout=10_000)
+        "EfficientNet-Lite0 ImageNet (demo)", timeout=10_000)
     upload(page, photos["coffee"])
     page.get_by_role("button", name="Tag", exact=True).click()
     page.get_by_text("Tagged 1 of 1 images").wait_for(timeout=60_000)

@@ -13,6 +13,7 @@ from imgai.access import ANONYMOUS, LOCAL_OWNER, VISITOR, Actor
 from imgai.errors import ConfigError
 from imgai.jobs import FAILED, RUNNING, SUCCEEDED, Job
 from imgai.presentation.jobs import job_rows, selected_job
+from imgai.presentation.locks import locks
 from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, model_actions, model_fields, model_lines,
                                        model_row, validation_text)
 from imgai.presentation.quantize import check_scores, parse_check_size, plan_text, quantize_request
@@ -98,8 +99,8 @@ def test_the_policy_greys_before_the_state_with_its_own_reason():
     shared, hers = model("enabled"), model("enabled", id="hers", owner="alice")
     stranger = model_actions(shared, STRANGER)
     assert not any(stranger.allowed.values())
-    assert "🔒 Sign in with Hugging Face to convert a model" in stranger.detail
-    assert stranger.reasons["models.remove"].startswith("sign in with Hugging Face to remove a model")
+    assert "🔒 Visitors cannot convert a model here: this app offers no sign-in" in stranger.detail
+    assert stranger.reasons["models.remove"].startswith("visitors cannot remove a model here")
     alice = model_actions(shared, ALICE)
     assert not any(alice.allowed.values()) and "is shared" in alice.detail
     own = model_actions(hers, ALICE)
@@ -111,7 +112,7 @@ def test_the_policy_greys_before_the_state_with_its_own_reason():
 
 def test_model_rows_are_one_shape_for_the_app_and_the_cli():
     row = dict(zip(MODEL_COLUMNS, model_row(model("int8"))))
-    assert row == {"ID": "int8", "Name": "int8 model", "Type": "ONNX", "Precision": "INT8", "Conversion": "N/A",
+    assert row == {"ID": "int8", "Name": "int8 model", "Type": "ONNX", "Precision": "INT8", "Conversion": "INT8 of default",
                    "Enabled": "yes", "Default": "", "Validation": "passed (Δ 2e-06), top-1 vs FP32 99.5%", "Error": ""}
     assert model_row(model("default"))[6] == "★"
     assert validation_text(model("new")) == "—" and validation_text(model("invalid")) == "failed"
@@ -129,7 +130,12 @@ def test_models_show_is_words_not_python_dicts():
     assert "validation    passed, 3 labels, max |Δlogit| vs PyTorch 2.0e-06, top-1 100%, 1.5 ms/image" in text
     assert ("vs FP32       top-1 agreement 99.5% on 32 held-back views (bar 99%), mean |Δprob| 0.0012, max 0.0310; "
             "1.2 vs 2.4 ms/image FP32 (2.00x)") in lines
-    assert "quantized from default (QDQ (static))" in text and "owner         shared" in lines
+    assert "quantized from default" in lines and "quantization  QDQ (static)" in lines and "owner         shared" in lines
+    calibrated = model("int8", extra={**model("int8").extra, "quantization": {
+        "format": "QDQ (static)", "per_channel": True, "calibration": "built-in photos", "calibration_images": 48,
+        "held_back_images": 16, "onnxruntime": "1.20", "seconds": 3.2}})
+    assert ("quantization  QDQ (static), int8 weights per channel, calibrated on 48 images (built-in photos), 16 held "
+            "back for the comparison, onnxruntime 1.20, 3.2 s") in model_lines(calibrated)
     fields = dict(model_fields(model("new")))
     assert fields["validation"] == "not validated yet" and "error" not in fields
     assert fields["next step"].startswith("convert it to ONNX")
@@ -210,3 +216,145 @@ def test_the_tabs_hand_the_screens_to_gradio_unchanged(imgai_home):
     assert [b["interactive"] for b in convert.action_state(made.id)[1:]] == [b["interactive"] for b in buttons]
     assert quantize.refresh(None, None)[:4] == ([], "", "No run yet: set up a run above and press **Quantize**.", [])
     assert quantize.show(None) == ("", None, "", [], "")
+
+
+# -- issue 23: what a first-time user tripped on --------------------------------------------------
+
+def test_tag_is_greyed_with_what_the_visitor_waits_for(imgai_home):
+    from imgai import jobs
+    from imgai.presentation.tag import tag_readiness
+
+    made = registry.create(name="Demo", source="local:a", architecture="resnet18", library="timm")
+    job_id = jobs.submit("demo", {}, subject=made.id, start=False).id   # no worker: this test drives it
+    import os
+
+    with jobs.db.transaction() as conn:     # the demo's job, running (in this process) and half way
+        conn.execute("UPDATE jobs SET state = ?, progress = 0.5, started_at = ?, pid = ?, pid_started = NULL "
+                     "WHERE id = ?", (RUNNING, jobs.db.now() - 10, os.getpid(), job_id))
+    waiting = tag_readiness(None, None)
+    assert not waiting.ready and waiting.choices == [] and waiting.value is None
+    assert "being prepared, ready in about 10 s" in waiting.note and "no default" not in waiting.note
+    with jobs.db.transaction() as conn:
+        conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (FAILED, job_id))
+    idle = tag_readiness(None, None)       # nothing in progress: no word of progress, and no markup
+    assert not idle.ready and "prepar" not in idle.note.replace("Preparing the demo failed", "")
+    assert "Start tab shows its progress" not in idle.note and "**" not in idle.note
+
+
+def test_the_bars_name_their_image_and_follow_the_table(imgai_home):
+    from imgai.classify.report import TagReport
+    from imgai.classify.tag import Tag, TagResult
+    from imgai.presentation.tag import bars_title, fresh_upload, image_at, image_of_row, tag_screen
+
+    results = [TagResult("horse.jpg", [Tag("sorrel", 0.9)]), TagResult("bad.jpg", error="not an image"),
+               TagResult("coffee.jpg", [Tag("espresso", 0.8), Tag("cup", 0.1)])]
+    report = TagReport(results, imgai_home / "r.json", imgai_home / "r.csv", "m",
+                       files=["/up/horse.jpg", "/up/bad.jpg", "/up/coffee.jpg"])
+    screen = tag_screen(report)
+    assert [i.name for i in screen.images] == ["horse.jpg", "coffee.jpg"]      # the gallery: what was read
+    assert screen.rows[1] == ["bad.jpg", "could not be read: not an image"]
+    assert bars_title(image_at(screen.images, 1)) == "Tags of coffee.jpg"
+    assert image_at(screen.images, 1).bars == {"espresso": 0.8, "cup": 0.1}
+    assert image_of_row(screen.images, 2) == 1 and image_of_row(screen.images, 1) is None
+    assert bars_title(image_at(screen.images, 5)) == "Tags of the selected image"
+    assert "Tagged 2 of 3 images with m." in screen.summary and "**" not in screen.summary
+    # a new upload drops the images the last run tagged (gradio keeps adding uploads to the field)
+    assert fresh_upload(["/up/horse.jpg", "/up/coffee.jpg", "/up/rocket.jpg"], report.files) == ["/up/rocket.jpg"]
+
+
+def test_enable_brings_back_the_default_that_disable_dropped(imgai_home, cli):
+    from imgai.presentation.models import enabled_message
+
+    made = registry.create(name="A", source="local:a", architecture="resnet18", library="onnx", type=registry.ONNX,
+                           conversion=registry.CONVERTED)
+    registry.record_validation(made.id, PASSED)
+    registry.set_enabled(made.id, True)
+    registry.set_default(made.id)
+    off = registry.set_enabled(made.id, False)
+    assert not off.default and "no longer the default" in enabled_message(off)
+    on = registry.set_enabled(made.id, True)
+    assert on.default and "again, as the default" in enabled_message(on)
+    # another default meanwhile wins: enabling does not take it away
+    other = registry.create(name="B", source="local:b", architecture="resnet18", library="onnx",
+                            type=registry.ONNX, conversion=registry.CONVERTED)
+    registry.record_validation(other.id, PASSED)
+    registry.set_enabled(made.id, False)
+    registry.set_enabled(other.id, True)
+    registry.set_default(other.id)
+    assert not registry.set_enabled(made.id, True).default and registry.get(other.id).default
+    code, out, _ = cli("models", "disable", other.id)
+    assert code == 0 and "no longer the default" in out and "**" not in out
+
+
+def test_job_tables_show_words_not_markup_and_the_demo_job():
+    from imgai.presentation.jobs import MODEL_JOB_KINDS
+
+    row = job_rows([job("j1", FAILED, error="pick one in the **Model** field", stage="`x` done")])[0]
+    assert row[4] == "x done" and row[6] == "pick one in the Model field"
+    assert "demo" in MODEL_JOB_KINDS      # Restore the demo model shows in Conversion jobs (live)
+    assert model_row(model("failed", error="convert it with **Convert to ONNX**"))[-1] == "convert it with Convert to ONNX"
+
+
+def test_quantize_is_greyed_when_every_target_will_fail(imgai_home, monkeypatch):
+    from imgai.diffusion import forecast as forecasts
+    from imgai.presentation.quantize import progress_words, quantize_plan
+
+    form = (["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "cpu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")     # no pipeline in the cache, no Hub: every target will fail
+    plan = quantize_plan(*form)
+    assert all(line.startswith("- `") for line in plan.text.splitlines()[2:])
+    assert forecasts.FAIL in plan.text and not plan.can_start and "Every target will fail" in plan.note
+    assert not quantize_plan(*form, actor=STRANGER).can_start
+    assert "🔒" in quantize_plan(*form, actor=STRANGER).note
+    failed = job("q", FAILED, kind="quantize", progress=1.0)
+    assert progress_words(failed, [{"status": "failed"}, {"status": "done"}]) == "1 of 2 targets done"
+    assert progress_words(job("r", RUNNING, progress=0.25), []) == "25%"
+
+
+def test_a_public_apps_visitor_gets_one_wording_and_no_owner_advice(imgai_home, monkeypatch):
+    pytest.importorskip("gradio")
+    from imgai.hub.auth import whoami
+    from ui.start import intro
+
+    assert "(or name a folder)" in intro() and "from a folder" in intro()
+    monkeypatch.setenv("IMGAI_PUBLIC", "1")
+    assert whoami(False).message == "not signed in (this app offers no sign-in)"
+    assert "name a folder" not in intro() and "from a folder" not in intro()
+    note, allowed = locks(STRANGER, ("models.add", "hub.download"))
+    assert not any(allowed.values()) and note.startswith("🔒 Visitors cannot add a model here")
+    assert "Sign in" not in note
+
+
+def test_an_offline_search_says_that_the_cache_has_nothing(imgai_home, monkeypatch, tmp_path):
+    from imgai import hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    assert hub.search("resnet").message.endswith("No models in the local cache match 'resnet'.")
+    assert hub.landing().message.endswith("No models in the local cache.")
+
+
+def test_no_symbol_that_a_plain_debian_font_draws_as_a_box():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for path in [*root.glob("ui/*.py"), *root.glob("imgai/**/*.py"), root / "app.py"]:
+        text = path.read_text(encoding="utf-8")
+        assert not any(symbol in text for symbol in "⏳✅❌"), f"{path.name}: use words (or ★ ⚠ 🔒)"
+
+
+def test_the_train_tab_starts_from_weights_at_hand_and_says_when_a_run_looks_unfinished():
+    from imgai.presentation.train import architecture_order, default_architecture, unfinished_note
+
+    rows = [{"architecture": "resnet18", "pretrained": False}, {"architecture": "resnet34", "pretrained": False},
+            {"architecture": "efficientnet_lite0", "pretrained": True}]
+    assert default_architecture(rows) == "efficientnet_lite0"
+    assert [r["architecture"] for r in architecture_order(rows)] == ["efficientnet_lite0", "resnet18", "resnet34"]
+    assert default_architecture(rows[:2]) == "resnet18"      # nothing at hand: the table's first
+    # the run the issue saw: 3 epochs, validation loss 14.4, 16 of its 24 training images right
+    seen = [{"epoch": 3, "train_loss": 1.1, "train_accuracy": 16 / 24, "val_loss": 14.4, "val_accuracy": 0.5}]
+    note = unfinished_note(seen, classes=3)
+    assert note.startswith("This run looks unfinished: its validation loss 14.40 is far above guessing (1.10")
+    assert "only 67% of its own training images right after 3 epochs" in note
+    done = [{"epoch": 10, "train_loss": 0.05, "train_accuracy": 1.0, "val_loss": 0.1, "val_accuracy": 1.0}]
+    assert unfinished_note(done, classes=3) == "" and unfinished_note([], classes=3) == ""

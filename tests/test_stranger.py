@@ -26,6 +26,7 @@ READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download
          "/push_whoami", "/push_models", "/quantize_status", "/quantize_show", "/quantize_whoami", "/train_load",
          "/train_refresh", "/train_data_preview", "/train_retrain", "/tag_models", "/tag",
          "/demo_status", "/quantize_refresh", "/remove_plan", "/train_defaults",   # remove_plan only says what Remove would delete
+         "/library_review",   # a stranger gets why the library is not theirs, not its contents
          "/False"}   # gradio 6.17.3 names the first api_name=False event so (all of them are reads)
 
 
@@ -40,10 +41,14 @@ READ_HANDLERS = {
     "ui.train.load_retrain", "ui.train.load_tab",
     "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh",
     # the page (ui/page.py, ui/start.py) and what only shows or hides parts of it
-    "imgai.changes.revision", "ui.start.status", "ui.start.opening_tab", "ui.start.<lambda>", "ui.train.<lambda>",
+    "imgai.changes.revision", "ui.start.status", "app.opening_tab", "app.remember_tab", "ui.start.<lambda>",
+    "ui.train.<lambda>", "ui.convert.<lambda>", "ui.tag.show_row", "ui.tag.new_upload",
     "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh",
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
     "ui.quantize.access_state", "ui.train.access_state",    # which buttons the visitor's page greys
+    "ui.browse.access_state", "ui.hub_browse.access_state", "ui.train.starting_architecture",
+    "ui.library.load_review", "ui.library.image_tags", "ui.library.select_image", "ui.library.clicked_cell",
+    "ui.library.show_thresholds",    # the library's reads ask imgai too (access `library`)
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
@@ -55,6 +60,9 @@ CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_ref
     "ui.train.create_model": "/train_create", "ui.train.download_model": "/train_download",
     "ui.train.resume_job": "/train_resume", "ui.train.start_training": "/train_start",
     "ui.convert.restore": "/restore_demo", "ui.train.remove_data": "/train_data_remove",
+    "ui.library.tag_folder": "/library_tag", "ui.library.decide_clicked": "/library_decide",
+    "ui.library.accept_all": "/library_accept_all", "ui.library.save_thresholds": "/library_thresholds",
+    "ui.library.search_library": "/library_search",   # a library's contents are its owner's, searching included
 }
 
 
@@ -102,6 +110,9 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
                          (w["alices_model"], "shapes", *form, ""),
                          (w["shared_trainable"], "shapes", *form, w["alices_job"])],
         "/train_cancel": jobs, "/train_resume": jobs, "/train_download": jobs,
+        "/library_tag": [(str(w["folder"]),)], "/library_decide": [(str(w["folder"] / "a.png"), ["cat", "accept"])],
+        "/library_accept_all": [("cat", 0.0)], "/library_thresholds": [("general", 0.1, 0.5)],
+        "/library_search": [("cat", 0.0)],
     }
 
 
@@ -113,7 +124,8 @@ def _snapshot(home: Path) -> dict:
     return {"models": [m.to_dict() for m in registry.list_models()],
             "jobs": [(j.id, j.state, j.owner) for j in jobs.list_jobs()],
             "pipelines": [p.to_dict() for p in list_pipelines()],
-            "folders": sorted(str(p.relative_to(home)) for p in (home / "models").rglob("*"))}
+            "folders": sorted(str(p.relative_to(home)) for p in (home / "models").rglob("*")),
+            "library": (home / "library.sqlite").exists()}     # never made by a stranger's call
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +153,7 @@ def world(tmp_path_factory, tiny_model_cache):
         shared_job = train.start(shared_trainable, data=shapes, config=config, dispatch=False).id
         alices_job = train.start(alices_model, data=shapes, config=config, actor=ALICE, dispatch=False).id
         for job_id in (shared_job, alices_job):
-            jobs._finish(job_id, jobs.FAILED, error="interrupted: the worker process ended unexpectedly")
+            jobs.finish(job_id, jobs.FAILED, error="interrupted: the worker process ended unexpectedly")
         w = dict(home=home, shared_onnx=shared_onnx, shared_trainable=shared_trainable, alices_model=alices_model,
                  shared_job=shared_job, alices_job=alices_job, folder=root / "shapes")
         server = AppServer(home, env={"IMGAI_PUBLIC": "1", "IMGAI_QUOTA_TAG_FILES": "2",
@@ -258,7 +270,7 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
 
     stranger = Actor(ANONYMOUS, session="s1")
     note, allowed = locks(stranger, CREATES)
-    assert not any(allowed.values()) and note.startswith("🔒 Sign in with Hugging Face to make a model to train")
+    assert not any(allowed.values()) and note.startswith("🔒 Visitors cannot make a model to train here: this app offers no sign-in")
     assert locks(ALICE, CREATES) == ("", dict.fromkeys(CREATES, True))
     note, allowed = locks(ALICE, ("quantize", "quantize.push"))
     assert not any(allowed.values()) and note.startswith("🔒 Only the Space's owner or an admin")
@@ -275,9 +287,11 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
 
 @pytest.mark.parametrize("tab, opens, buttons, lock, why", [
     ("Train", ["2. Data pipelines"], ["Create model (untrained)", "Create data pipeline", "Delete pipeline", "Train"],
-     "#train-lock", "Sign in with Hugging Face to make a model to train"),
+     "#train-lock", "Visitors cannot make a model to train here: this app offers no sign-in"),
     ("Quantize", [], ["Quantize", "Push to Hub"], "#quantize-lock",
-     "Only the Space's owner or an admin (IMGAI_ADMINS) can quantize")], ids=["train", "quantize"])
+     "Only the Space's owner or an admin (IMGAI_ADMINS) can quantize"),
+    ("Browse", [], ["Add model", "Download"], "#browse-add-lock", "Visitors cannot add a model here"),
+], ids=["train", "quantize", "browse"])
 @needs_chromium[0]
 @needs_chromium[1]
 def test_a_strangers_page_greys_train_and_quantize(world, browser, output_dir, tab, opens, buttons, lock, why):
@@ -294,6 +308,9 @@ def test_a_strangers_page_greys_train_and_quantize(world, browser, output_dir, t
             expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
         if tab == "Quantize":     # its plan names the output folder, but no path on the server
             expect(page.get_by_text("Output folder: converted_models/")).to_be_visible()
+        elif tab == "Browse":     # one policy, one wording: no owner advice, no folder field named
+            expect(page.locator("#browse-download-lock").first).to_contain_text("Visitors cannot download a model")
+            assert "HF_TOKEN" not in page.content() and "or folder" not in page.content()
         else:                     # the shared data pipeline, by its folder's name only
             expect(page.get_by_text("shapes/ (a folder on the server)").filter(visible=True).first).to_be_visible(timeout=30_000)
         assert str(world["home"].parent) not in page.content()

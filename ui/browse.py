@@ -11,7 +11,7 @@ from imgai.classify.preprocess import INTERPOLATIONS, MEAN_STD_PRESETS, RESIZE_M
 from imgai.guide import next_step
 from imgai.sources import add_model as add_source
 
-from .common import acting
+from .common import acting, locks
 from .hub_browse import build_search
 from .page import Page
 
@@ -41,11 +41,18 @@ def add_model(source: str, name: str, size=None, mean_std=FROM_MODEL, channel_or
     return message
 
 
+@acting
+def access_state(*, actor):
+    """Add model greyed, with the policy's reason, for a visitor who may not add one."""
+    note, allowed = locks(actor, ("models.add",))
+    return note, gr.update(interactive=allowed["models.add"])
+
+
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     build_search(demo, page)
     families = ", ".join(f.name for f in FAMILIES)
-    gr.Markdown("### Add by Hub id or folder")
+    gr.Markdown("### Add by Hub id" + ("" if public() else " or folder"))
     gr.Markdown(f"Add an image-classification model ({families}; transformers or timm format, or a "
                 "ready-made ONNX model with a label file).")
     with gr.Row():
@@ -64,6 +71,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             layout = gr.Dropdown([FROM_MODEL, "NCHW", "NHWC"], value=FROM_MODEL, label="Layout")
             resize_mode = gr.Dropdown([FROM_MODEL, *RESIZE_MODES], value=FROM_MODEL, label="Resize")
             interpolation = gr.Dropdown([FROM_MODEL, *INTERPOLATIONS], value=FROM_MODEL, label="Interpolation")
+    add_lock = gr.Markdown(elem_id="browse-add-lock")
     message = gr.Markdown()
+    demo.load(access_state, None, [add_lock, add], api_name=False)
     page.changed(add.click(add_model, [source, name, size, mean_std, channel_order, layout, resize_mode, interpolation],
                            [message], api_name="add_model", show_progress_on=[message]))

@@ -14,20 +14,21 @@ from imgai.access import Actor
 from imgai.config import on_space
 from imgai.errors import ImgaiError
 from imgai.log import get_logger
+from imgai.words import plain
 from imgai.presentation.jobs import when  # noqa: F401  (the tabs' time format, defined with the job rows)
 from imgai.presentation.locks import lock_note, locks, shown_folder  # noqa: F401  (the policy in words)
 
 
 def guard(fn):
-    """Run a handler; an imgai error becomes a gr.Error with its message, anything else is logged
-    with its traceback and shown as a short error."""
+    """Run a handler; an imgai error becomes a gr.Error with its message (in plain words: a pop-up
+    shows no markdown), anything else is logged with its traceback and shown as a short error."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ImgaiError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise gr.Error(plain(str(exc)), print_exception=False) from exc
         except gr.Error:
             raise
         except Exception as exc:

@@ -14,7 +14,7 @@ from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
 from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
 from imgai.presentation.jobs import JOB_COLUMNS
-from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, ModelActions, convert_screen,
+from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, ModelActions, convert_screen, enabled_message,
                                        selected_actions)
 from imgai.removal import plan_removal, remove_model as remove_confirmed
 
@@ -71,14 +71,12 @@ def validate_model(model_id: str, *, actor) -> str:
 
 @acting
 def enable_model(model_id: str, force: bool = False, *, actor) -> str:
-    registry.set_enabled(model_id, True, force=bool(force), actor=actor)
-    return f"**{model_id}** enabled: it is offered in the **Tag** tab."
+    return enabled_message(registry.set_enabled(model_id, True, force=bool(force), actor=actor))
 
 
 @acting
 def disable_model(model_id: str, *, actor) -> str:
-    registry.set_enabled(model_id, False, actor=actor)
-    return f"**{model_id}** disabled: it is no longer offered in the **Tag** tab."
+    return enabled_message(registry.set_enabled(model_id, False, actor=actor))
 
 
 @acting
@@ -151,9 +149,15 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
 
     buttons = [convert_btn, int8_btn, validate_btn, enable_btn, disable_btn, default_btn, remove_btn]
     pending = gr.State(None)   # the model whose removal plan was shown
+    remembered = page.memory   # a reload keeps the selection
+    page.restore(lambda memory: (memory or {}).get("convert") or None, [remembered], [selected])
     page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
                 api_name="convert_refresh")
-    models.select(clicked_row_id, None, [selected], api_name=False)
+    selected.input(lambda model_id, memory: {**(memory or {}), "convert": model_id or ""}, [selected, remembered],
+                   [remembered], api_name=False, queue=False)
+    models.select(clicked_row_id, None, [selected], api_name=False).then(
+        lambda model_id, memory: {**(memory or {}), "convert": model_id or ""}, [selected, remembered], [remembered],
+        api_name=False, queue=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
     for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),

@@ -14,7 +14,7 @@ from imgai.hub.auth import Token
 from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
 from imgai.hub.support import human_size
 
-from .common import acting, clicked_row_id, guard
+from .common import acting, clicked_row_id, guard, locks
 
 ANY = "any"
 SORT_LABELS = {"downloads": "downloads", "likes": "likes", "updated": "recently updated"}
@@ -93,6 +93,13 @@ def show_details(repo_id: str, oauth_token=None) -> str:
 
 
 @acting
+def access_state(*, actor):
+    """Download greyed, with the policy's reason, for a visitor who may not download."""
+    note, allowed = locks(actor, ("hub.download",))
+    return note, gr.update(interactive=allowed["hub.download"])
+
+
+@acting
 def start_download(repo_id: str, *, actor, oauth_token=None) -> tuple:
     job = hub.download(repo_id, token=_token(oauth_token), actor=actor)
     return job.id, f"Download of **{repo_id}** queued as job `{job.id}`."
@@ -106,11 +113,11 @@ def download_status(job_id: str, *, actor) -> str:
     if job.state == jobs.SUCCEEDED:
         r = job.result or {}
         note = " (it was already there)" if r.get("already_registered") else ""
-        return (f"✅ **{job.subject}** registered as **{r.get('model_id')}**{note}; it is listed in the "
+        return (f"Done: **{job.subject}** registered as **{r.get('model_id')}**{note}; it is listed in the "
                 "**Convert** tab: press **Convert to ONNX** there.")
     if job.state in (jobs.FAILED, jobs.CANCELLED):
-        return f"❌ Download of **{job.subject}** {job.state}: {job.error}"
-    return f"⏳ {job.progress:.0%} — {job.stage or job.state}"
+        return f"Download of **{job.subject}** {job.state}: {job.error}"
+    return f"Downloading: {job.progress:.0%} — {job.stage or job.state}"
 
 
 @guard
@@ -143,11 +150,13 @@ def build_search(demo: gr.Blocks, page=None) -> None:
     with gr.Row():
         repo_id = gr.Textbox(label="Selected repo", placeholder="org/name[@revision]", scale=3)
         download = gr.Button("Download", variant="primary", scale=1)
+    download_lock = gr.Markdown(elem_id="browse-download-lock")
     details = gr.Markdown()
     job_id = gr.Textbox(visible=False)
     progress = gr.Markdown()
 
     demo.load(start, None, [status, results], api_name="hub_start")
+    demo.load(access_state, None, [download_lock, download], api_name=False)
     search = _with_oauth(search_models)
     go.click(search, [query, family, library, sort], [status, results], api_name="hub_search")
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)

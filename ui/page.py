@@ -21,6 +21,10 @@ class Page:
         self.demo = demo
         self.revision = gr.State("")
         self.tabs: gr.Tabs | None = None
+        self._restores: list[tuple] = []
+        # what the visitor picked, kept in the browser across reloads ({"convert": model id, …}); made
+        # here, outside the tabs, so it is mounted (and read) before the page's first load events
+        self.memory = gr.BrowserState({}, storage_key="imgai-page")
         if standalone:
             self.start()
 
@@ -33,9 +37,19 @@ class Page:
         """After `event` (an action that changed something), read the revision now, not at the next tick."""
         return event.then(changes.revision, None, [self.revision], api_name=False, show_progress="hidden")
 
+    def restore(self, fn, inputs, outputs) -> None:
+        """Before the page's first read, run `fn` (a reload putting back what the visitor had picked,
+        kept in the browser), so the listeners' first run already sees it."""
+        self._restores.append((fn, inputs, outputs))
+
     def start(self) -> None:
         """The first read and the one timer of the page (call once, after every tab is built)."""
-        self.demo.load(changes.revision, None, [self.revision], api_name=False, show_progress="hidden")
+        event = None
+        for fn, inputs, outputs in self._restores:
+            step = event.then if event is not None else self.demo.load
+            event = step(fn, inputs, outputs, api_name=False, show_progress="hidden", queue=False)
+        step = event.then if event is not None else self.demo.load
+        step(changes.revision, None, [self.revision], api_name=False, show_progress="hidden")
         # queued (a State's change event fires only for queued events), but never waiting behind work
         gr.Timer(POLL_S).tick(changes.revision, None, [self.revision], api_name=False, show_progress="hidden",
                               concurrency_limit=None)

@@ -26,7 +26,7 @@ def push(model_id: str, repo_id: str, private: bool, branch: str, *, actor, oaut
     token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
     result = hub.push_model(model_id, (repo_id or "").strip(), token=token, private=bool(private),
                             revision=(branch or "").strip() or None, actor=actor)
-    return (f"✅ Pushed **{model_id}** to [{result.repo_id}]({result.url}) on `{result.revision}` "
+    return (f"Pushed **{model_id}** to [{result.repo_id}]({result.url}) on `{result.revision}` "
             f"(commit `{result.commit_oid[:12]}`): {len(result.files)} files, verified on the Hub.")
 
 

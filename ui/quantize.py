@@ -16,7 +16,7 @@ from imgai.diffusion.outputs import list_outputs
 from imgai.diffusion.targets import push_output
 from imgai.errors import ConfigError
 from imgai.presentation.jobs import RUN_COLUMNS
-from imgai.presentation.quantize import output_view, plan_text, quantize_request, quantize_screen, run_status
+from imgai.presentation.quantize import output_view, quantize_plan, quantize_request, quantize_screen, run_status
 
 from .common import acting, clicked_row_id, guard, locks
 from .hub_browse import login_row
@@ -28,10 +28,14 @@ INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16
          ", ".join(f"`{k}` ({m.repo_id})" for k, m in MODEL_KEYS.items()) + ".")
 
 
+@acting
 def preview(models, source, backend, quantization, force, check_steps, check_size, push, private,
-            device="auto") -> str:
-    """What a run would do with each target: run, skip, up to date, or fail and why."""
-    return plan_text(models, source, backend, quantization, force, check_steps, check_size, push, private, device)
+            device="auto", *, actor):
+    """What a run would do with each target, and Quantize greyed with the reason when it cannot start
+    (the policy refuses, a bad field, or every target will fail)."""
+    plan = quantize_plan(models, source, backend, quantization, force, check_steps, check_size, push, private,
+                         device, actor=actor)
+    return plan.text, gr.update(interactive=plan.can_start), plan.note
 
 
 @acting
@@ -76,9 +80,9 @@ def push(name: str | None, org: str, private: bool, *, actor, oauth_token=None) 
 
 @acting
 def access_state(*, actor):
-    """Quantize and Push greyed, with the reason, for a visitor the policy refuses."""
-    note, allowed = locks(actor, ("quantize", "quantize.push"))
-    return note, gr.update(interactive=allowed["quantize"]), gr.update(interactive=allowed["quantize.push"])
+    """Push greyed, with the reason, for a visitor the policy refuses (Quantize: see preview)."""
+    note, allowed = locks(actor, ("quantize.push",))
+    return note, gr.update(interactive=allowed["quantize.push"])
 
 
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
@@ -119,6 +123,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         push_to = gr.Textbox(label="Push to Hub user/org", placeholder="my-org → my-org/<output name>", scale=1)
         push_private = gr.Checkbox(label="Private", scale=0)
         push_btn = gr.Button("Push to Hub", scale=0)
+    push_lock = gr.Markdown(elem_id="quantize-push-lock")
     login_row(demo, api_name="quantize_whoami")
     push_msg = gr.Markdown()
     scores = gr.Markdown()
@@ -134,9 +139,9 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             tree = gr.Code(label="Output folder", language=None)
 
     for field in form:
-        field.change(preview, form, [plan_md], api_name=False, show_progress="hidden")
-    demo.load(preview, form, [plan_md], api_name=False)
-    demo.load(access_state, None, [lock_md, run_btn, push_btn], api_name=False)
+        field.change(preview, form, [plan_md, run_btn, lock_md], api_name=False, show_progress="hidden")
+    demo.load(preview, form, [plan_md, run_btn, lock_md], api_name=False)
+    demo.load(access_state, None, [push_lock, push_btn], api_name=False)
     page.listen(refresh, [job_id, output], [jobs_table, job_id, progress, results, output], api_name="quantize_refresh")
     page.changed(run_btn.click(start, form, [job_id, progress], api_name="quantize", show_progress_on=[progress]))
     jobs_table.select(clicked_row_id, None, [job_id], api_name=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from imgai import registry
+from imgai.access import public
 from imgai.guide import DEMO_PREPARING, DEMO_READY, demo_status
 
 from .page import Page
@@ -21,16 +22,26 @@ enabled — so you can tag a photo within the first minute.
 
 | tab | what it is for |
 |---|---|
-| **Tag** | upload photos (or name a folder) and get their tags, as bars, a table, CSV and JSON |
-| **Browse** | find a classification model on the Hugging Face Hub, or add one from a folder |
+| **Tag** | upload photos{or_folder} and get their tags, as bars, a table, CSV and JSON |
+| **Browse** | find a classification model on the Hugging Face Hub{or_from_folder} |
 | **Convert** | the models you have: convert to ONNX, validate, enable, set the default, remove |
 | **Train** | train a tagger on your own images (one folder per class) |
 | **Quantize** | convert diffusion pipelines (Stable Diffusion, FLUX) to INT8 / FP16 / ONNX for publishing |
 """
 
 
-def opening_tab() -> gr.Tabs:
-    """Tag when a model is ready to tag, else Start."""
+def intro() -> str:
+    """The Start tab's text; a public app's visitors are told of no folder on the server."""
+    local = not public()
+    return INTRO.format(or_folder=" (or name a folder)" if local else "",
+                        or_from_folder=", or add one from a folder" if local else "")
+
+
+def opening_tab(last: str | None = None, ids=()) -> gr.Tabs:
+    """The tab this browser was on before a reload (one of the page's tab `ids`); on a first visit
+    Tag when a model is ready to tag, else Start."""
+    if last and last in ids:
+        return gr.Tabs(selected=last)
     ready = any(m.can_tag for m in registry.list_models())
     return gr.Tabs(selected="tag" if ready else "start")
 
@@ -48,7 +59,7 @@ def status() -> tuple[str, str, dict]:
 
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
-    gr.Markdown(INTRO)
+    gr.Markdown(intro())
     with gr.Row(equal_height=True):
         with gr.Column(scale=3):
             bar = gr.HTML()

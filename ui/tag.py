@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai import registry
 from imgai.classify.report import tag_to_files
 from imgai.classify.tag import CHARACTER_THRESHOLD, GENERAL_THRESHOLD, TagOptions
 from imgai.access import public
 from imgai.errors import ConfigError
-from imgai.guide import demo_status
+from imgai.presentation.tag import (NO_IMAGE, TAG_COLUMNS, bars_title, fresh_upload, image_at, image_of_row,
+                                    tag_readiness, tag_screen)
 
 from .common import acting
 from .page import Page
@@ -18,12 +18,10 @@ from .page import Page
 
 @acting
 def taggable_models(current: str | None = None, *, actor):
-    """The model choices (enabled, validated ONNX models), and a line when there is none yet."""
-    models = [m for m in registry.list_models(actor=actor) if m.can_tag]
-    ids = [m.id for m in models]
-    value = current if current in ids else next((m.id for m in models if m.default), ids[0] if ids else None)
-    note = "" if models else "⏳ " + demo_status().message + " The **Start** tab shows its progress."
-    return gr.update(choices=[(f"{m.name} ({m.id})", m.id) for m in models], value=value), note
+    """The model choices, and Tag greyed with what the visitor waits for while no model is ready."""
+    ready = tag_readiness(current, actor)
+    return (gr.update(choices=ready.choices, value=ready.value), ready.note,
+            gr.update(interactive=ready.ready, value="Tag" if ready.ready else "Tag (no model ready yet)"))
 
 
 @acting
@@ -33,7 +31,7 @@ def tag_images(files, folder, model_id, top_k, threshold, general_threshold=GENE
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
     folders = [folder.strip()] if folder and folder.strip() else []
     if not paths and not folders:
-        raise ConfigError("no images: upload some, or give a folder")
+        raise ConfigError("no images: upload some" + ("" if public() else ", or give a folder"))
 
     def on_result(done, total, result):
         progress((done, total), desc="tagging", unit="images")
@@ -44,43 +42,47 @@ def tag_images(files, folder, model_id, top_k, threshold, general_threshold=GENE
                                              character_threshold=float(character_threshold),
                                              underscores_to_spaces=bool(underscores_to_spaces),
                                              exclude_tags=exclude_tags or ""), on_result=on_result)
-    gallery, rows, bars = [], [], []
-    for r, file in zip(report.results, report.files):
-        text = r.error and f"⚠️ {r.error}" or ", ".join(f"{t.label} {t.score:.2f}" for t in r.tags) or "(nothing above threshold)"
-        if r.rating:
-            text = f"[{r.rating.label} {r.rating.score:.2f}] {text}"
-        if not r.error:
-            gallery.append((file, r.path))
-            bars.append({t.label: t.score for t in r.tags})
-        rows.append([r.path, text])
-    summary = f"Tagged {len(report.results) - report.failed} of {len(report.results)} images with **{report.model_id}**."
-    if report.failed:
-        summary += f" {report.failed} could not be read (see the table)."
-    if len(gallery) > 1:
-        summary += " Select an image to see its tags as bars."
-    info = report.model_info or {}
-    if info.get("preprocessing_assumed"):
-        summary += (f"\n\n⚠️ Its preprocessing is **assumed** ({info['preprocessing']}, inferred from the ONNX graph): "
-                    f"check the tags, then confirm or edit it (`imgai models preprocess {info['model_id']} --confirm`).")
-    return (summary, gallery, bars[0] if bars else None, bars, rows,
-            [str(report.csv_path), str(report.json_path)])
+    screen = tag_screen(report)
+    # the gallery's selection starts again on the first image, and the bars say that they are its
+    return (screen.summary, gr.Gallery(value=[(i.file, i.name) for i in screen.images], selected_index=0),
+            _bars(image_at(screen.images, 0)), screen.images, screen.rows, screen.downloads, paths)
 
 
-def show_bars(evt: gr.SelectData, bars: list):
-    """The bars of the image selected in the gallery."""
-    index = evt.index if isinstance(evt.index, int) else 0
-    return bars[index] if bars and 0 <= index < len(bars) else gr.update()
+def _bars(image):
+    return gr.Label(value=image.bars if image else None, label=bars_title(image))
+
+
+def show_bars(evt: gr.SelectData, images: list):
+    """The bars of the image selected in the gallery, named."""
+    return _bars(image_at(images, evt.index)) if images else gr.update()
+
+
+def show_row(evt: gr.SelectData, images: list):
+    """A click on a table row selects its image in the gallery and shows its bars."""
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    index = image_of_row(images or [], row)
+    if index is None:
+        return gr.update(), gr.update()
+    return gr.Gallery(selected_index=index), _bars(images[index])
+
+
+def new_upload(files, tagged, add_to):
+    """Each upload starts a fresh set (the images already tagged leave the field) unless "add to" is ticked."""
+    return gr.update() if add_to else gr.update(value=fresh_upload(files, tagged))
 
 
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
-    gr.Markdown("Tag images with an enabled ONNX model: upload photos (or name a folder) and press **Tag**.")
+    gr.Markdown("Tag images with an enabled ONNX model: upload photos" + ("" if public() else " (or name a folder)")
+                + " and press **Tag**.")
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=340):
             model = gr.Dropdown(label="Model", choices=[], allow_custom_value=True)  # the registry checks it
             waiting = gr.Markdown(elem_id="tag-waiting")
             files = gr.File(label="Images", file_count="multiple", file_types=["image"], type="filepath",
                             elem_id="tag-images")
+            add_to = gr.Checkbox(False, label="Add new uploads to the images already tagged",
+                                 info="off: each upload starts a fresh set", elem_id="tag-add-to")
             folder = gr.Textbox(label="…or a folder on this machine (Enter tags it)", placeholder="/path/to/photos",
                                 visible=not public())
             with gr.Row():
@@ -93,21 +95,23 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 with gr.Row():
                     spaces = gr.Checkbox(label="Underscores → spaces (kaomoji kept)")
                     exclude = gr.Textbox(label="Exclude tags", placeholder="comma-separated")
-            run = gr.Button("Tag", variant="primary")
+            run = gr.Button("Tag", variant="primary", interactive=False, elem_id="tag-run")
         with gr.Column(scale=3):
             summary = gr.Markdown()
             with gr.Row():
                 gallery = gr.Gallery(label="Tagged images", columns=3, height="auto", object_fit="contain",
-                                     scale=3)
-                label = gr.Label(label="Tags of the selected image", num_top_classes=20, scale=2,
-                                 elem_id="tag-bars")
-            table = gr.Dataframe(headers=["Image", "Tags"], interactive=False, wrap=True, label="Tags",
-                                 elem_classes="imgai-table")
+                                     scale=3, elem_id="tag-gallery")
+                label = gr.Label(label=NO_IMAGE, num_top_classes=20, scale=2, elem_id="tag-bars")
+            table = gr.Dataframe(headers=TAG_COLUMNS, interactive=False, wrap=True, label="Tags (click a row)",
+                                 column_widths=["30%", "70%"], elem_classes="imgai-table", elem_id="tag-table")
             downloads = gr.File(label="Download (CSV, JSON)", file_count="multiple", interactive=False)
-    bars = gr.State([])
-    page.listen(taggable_models, [model], [model, waiting], api_name="tag_models")
+    images = gr.State([])      # the run's images, in gallery order: name, file, bars, table row
+    tagged = gr.State([])      # the uploaded files of the last run (a new upload starts without them)
+    page.listen(taggable_models, [model], [model, waiting, run], api_name="tag_models")
     inputs = [files, folder, model, top_k, threshold, general, character, spaces, exclude]
-    outputs = [summary, gallery, label, bars, table, downloads]
+    outputs = [summary, gallery, label, images, table, downloads, tagged]
     run.click(tag_images, inputs, outputs, api_name="tag", show_progress_on=[summary])
     folder.submit(tag_images, inputs, outputs, api_name=False, show_progress_on=[summary])
-    gallery.select(show_bars, [bars], [label], api_name=False, show_progress="hidden")
+    files.upload(new_upload, [files, tagged, add_to], [files], api_name=False, show_progress="hidden")
+    gallery.select(show_bars, [images], [label], api_name=False, show_progress="hidden")
+    table.select(show_row, [images], [gallery, label], api_name=False, show_progress="hidden")

@@ -10,6 +10,8 @@ from imgai import access, jobs, train
 from imgai.access import public
 from imgai.devices import PRECISIONS
 from imgai.errors import ConfigError, ImgaiError
+from imgai.library.training import TAG_SOURCES, add_pipeline_from_tags
+from imgai.presentation.train import default_architecture
 from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
@@ -18,7 +20,9 @@ from .common import acting, clicked_row_id, locks
 from .curves import svg_chart
 from .page import Page
 
-KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub"}
+KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub",
+         "Photo library (its tags)": "library", "Images with .txt captions": "captions"}
+SERVER_KINDS = ("folder", "library", "captions")     # read folders on the server: not on a public app
 AUGMENTATIONS = {"flip": "flip", "crop": "crop", "colour jitter": "color_jitter"}
 DEFAULTS = {name: f.default for name, f in train.TrainConfig.__dataclass_fields__.items()}
 
@@ -41,6 +45,12 @@ def load_tab(model_id: str | None = None, data: str | None = None, picked: str |
             keep(picked, names), gr.update(choices=devices))
 
 
+def starting_architecture():
+    """The architecture a newcomer starts from: one whose ImageNet weights are at hand (offline, the
+    demo's EfficientNet-Lite0), not one that would train from random weights."""
+    return gr.update(value=default_architecture(train.architectures_table()))
+
+
 @acting
 def create_model(architecture: str, name: str, *, actor):
     model = train.create_model(name or "", architecture=architecture, actor=actor)
@@ -55,10 +65,15 @@ def add_data(kind: str, name: str, folder: str, upload, hub_id: str, val_split: 
              augment: list[str], *, actor):
     kind = KINDS.get(kind, kind)
     source = {"folder": (folder or "").strip(), "zip": upload if isinstance(upload, str) else getattr(upload, "name", None),
-              "hub": (hub_id or "").strip()}[kind]
+              "hub": (hub_id or "").strip(), "library": (folder or "").strip(), "captions": (folder or "").strip()}[kind]
     if not source:
-        raise ConfigError(f"give the {'folder path' if kind == 'folder' else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
+        raise ConfigError(f"give the {'folder path' if kind in SERVER_KINDS else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
     chosen = {AUGMENTATIONS[a]: True for a in augment or []}
+    if kind in TAG_SOURCES:
+        pipeline, images = add_pipeline_from_tags(kind, name or "", source, val_split=float(val_split),
+                                                  image_size=int(image_size), actor=actor, **chosen)
+        return (f"Data pipeline **{pipeline.name}**: {images} images, "
+                f"{'multi-label (trains with bce)' if pipeline.multi_label else 'single-label'}."), pipeline.name
     pipeline = train.add_pipeline(name or "", source, kind=kind, val_split=float(val_split),
                                   image_size=int(image_size), actor=actor, **chosen)
     return f"Data pipeline **{pipeline.name}** reads `{pipeline.root}`.", pipeline.name
@@ -83,7 +98,7 @@ def remove_data(name: str, *, actor):
 def source_fields(kind: str):
     """Show only the input of the chosen source."""
     kind = KINDS.get(kind, kind)
-    return (gr.update(visible=kind == "folder" and not public()), gr.update(visible=kind == "zip"),
+    return (gr.update(visible=kind in SERVER_KINDS and not public()), gr.update(visible=kind == "zip"),
             gr.update(visible=kind == "hub"))
 
 
@@ -245,13 +260,14 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         arch_table = gr.Dataframe(headers=views.ARCH_COLUMNS, interactive=False, label="Trainable architectures",
                                   wrap=True, column_widths=views.ARCH_WIDTHS, elem_classes="imgai-table")
         with gr.Row():
-            arch = gr.Dropdown(list(train.ARCHITECTURES), value="resnet18", label="Architecture")
+            arch = gr.Dropdown(list(train.ARCHITECTURES), value=None, label="Architecture",
+                               elem_id="train-architecture")   # on load: one whose weights are at hand
             name = gr.Textbox(label="Model name", placeholder="my-tagger")
             create = gr.Button("Create model (untrained)", variant="primary")
         create_msg = gr.Markdown()
     with gr.Accordion("2. Data pipelines", open=False):
         with gr.Row():
-            kinds = list(KINDS) if not public() else list(KINDS)[1:]
+            kinds = list(KINDS) if not public() else [k for k, v in KINDS.items() if v not in SERVER_KINDS]
             kind = gr.Radio(kinds, label="Source", value=kinds[0])
             data_name = gr.Textbox(label="Pipeline name", placeholder="my-photos")
         with gr.Row():
@@ -297,19 +313,21 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 beta2 = gr.Number(DEFAULTS["beta2"], label="Beta 2", step=0.0001, minimum=0)
                 eps = gr.Number(DEFAULTS["eps"], label="Epsilon", step=1e-9, minimum=0)
                 decay = gr.Number(DEFAULTS["weight_decay"], label="Weight Decay", step=0.001, minimum=0)
-        with gr.Accordion("Advanced Settings", open=False):
-            with gr.Row():
+        with gr.Accordion("Advanced Settings", open=False, elem_id="train-advanced"):
+            with gr.Row():   # two rows of four and a full-width box: none is squeezed to a sliver
                 device = gr.Dropdown(["auto", "cpu"], value="auto", label="Device", info="only those present")
                 workers = gr.Number(0, precision=0, label="Number of workers", minimum=0)
                 prefetch = gr.Number(None, precision=0, label="Prefetch factor",
                                      info="only valid with workers > 0; empty or 0: off")
                 seed = gr.Number(0, precision=0, label="Seed")
+            with gr.Row():
                 size = gr.Number(None, precision=0, label="Image size", info="empty or 0: the data pipeline's")
                 split = gr.Number(None, label="Validation split", info="empty or 0: the data pipeline's")
-                pretrained = gr.Checkbox(True, label="Start from local ImageNet weights when present")
-                precision = gr.Dropdown(list(PRECISIONS), value="auto", label="Precision",
+                precision = gr.Dropdown(list(PRECISIONS), value="auto", label="Precision", scale=2,
                                         info="auto: bf16 on GPUs with it, fp16 + gradient scaler on older ones, "
                                              "fp32 on a CPU")
+            pretrained = gr.Checkbox(True, label="Start from local ImageNet weights when present",
+                                     elem_id="train-pretrained")
         start = gr.Button("Train", variant="primary")
         start_msg = gr.Markdown()
     with gr.Accordion("4. Training", open=True):
@@ -346,6 +364,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 api_name="train_load")
     page.listen(refresh, [job, plot_key], live, api_name="train_refresh")
     demo.load(access_state, None, [lock_md, create, add, remove, start], api_name=False)
+    demo.load(starting_architecture, None, [arch], api_name=False)
     arch_table.select(clicked_row_id, None, [arch], api_name=False)
     page.changed(create.click(create_model, [arch, name], [create_msg, model], api_name="train_create",
                               show_progress_on=[create_msg]))

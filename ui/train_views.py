@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from imgai import jobs, registry, train
+from imgai.presentation.train import architecture_order, unfinished_note
 from imgai.train.models import is_trainable
 
 from .common import shown_folder, when
@@ -24,8 +25,9 @@ TABLES = {   # table → the job states it lists
 
 
 def architecture_rows() -> list[list]:
+    """The architectures, those whose ImageNet weights are at hand first (the table's first rows show)."""
     return [[r["architecture"], r["timm_name"], r["family"], r["params_m"], r["image_size"],
-             r["starting_weights"]] for r in train.architectures_table()]
+             r["starting_weights"]] for r in architecture_order(train.architectures_table())]
 
 
 def pipeline_rows(actor) -> list[list]:
@@ -89,8 +91,13 @@ def job_detail(job_id: str | None, actor) -> tuple[str, list[list], dict]:
     warnings = job.params.get("data_warnings") or []
     lines += [f"⚠️ {w}" for w in warnings[:3]]
     if v.error:
-        lines.append(f"❌ **Error:** {v.error}")
+        lines.append(f"**Error:** {v.error}")
     result = job.result or {}
+    if job.state == jobs.SUCCEEDED and result.get("labels"):
+        note = unfinished_note(train.curves(job.id), classes=len(result["labels"]),
+                               loss=(job.params.get("config") or {}).get("loss", "cross_entropy"))
+        if note:
+            lines.append(f"⚠️ {note}")
     if result.get("pytorch_path"):
         lines.append(f"Saved as run {result['run']} of **{result['model_id']}** — convert it in the Convert tab.")
     per_class = [[label, _pct(acc)] for label, acc in (result.get("per_class_accuracy") or {}).items()]
@@ -106,9 +113,9 @@ def report_markdown(report) -> str:
     lines = [f"**{report.images} images in {len(report.labels)} classes** — "
              + ", ".join(f"{k}: {n}" for k, n in report.counts.items())]
     lines += [f"⚠️ {w}" for w in report.warnings]
-    lines += [f"❌ {p}" for p in report.problems]
+    lines += [f"Problem: {p}" for p in report.problems]
     if report.ok:
-        lines.append("✅ Ready to train.")
+        lines.append("Ready to train.")
     return "  \n".join(lines)
 
 

@@ -40,12 +40,17 @@ def to_csv(results: Iterable[TagResult]) -> str:
     return buf.getvalue()
 
 
+TABLE_HEADER = ("IMAGE", "TAGS")
+
+
 def to_table(results: Iterable[TagResult]) -> str:
-    lines = []
+    """Results as a table for people: a header, then one aligned row per image (its path as given)."""
+    rows = []
     for r in results:
         shown = r.error and f"ERROR {r.error}" or ", ".join(f"{t.label} ({t.score:.3f})" for t in r.tags) or "(no tag above threshold)"
-        lines.append(f"{r.path}\t{shown}")
-    return "\n".join(lines) + ("\n" if lines else "")
+        rows.append((str(r.path), shown))
+    width = max([len(TABLE_HEADER[0])] + [len(path) for path, _ in rows])
+    return "".join(f"{path.ljust(width)}  {shown}\n" for path, shown in [TABLE_HEADER, *rows])
 
 
 def sidecar_path(image: Path, kind: str) -> Path:

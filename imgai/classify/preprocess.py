@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnreadableImageError
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
@@ -263,7 +263,7 @@ def pad_square(image, gray: int):
 
 def decode_image(path_or_file):
     """Open an untrusted image as RGB: EXIF orientation applied; grayscale, palette, RGBA, CMYK and
-    16-bit converted; a decompression bomb refused. Raises ValueError with a readable reason."""
+    16-bit converted; a decompression bomb refused. Raises UnreadableImageError with the reason."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -273,14 +273,14 @@ def decode_image(path_or_file):
                 im = ImageOps.exif_transpose(im)
                 im.load()
                 return _to_rgb(im)
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"refused: too many pixels ({exc})") from exc
-    except Image.DecompressionBombWarning as exc:
-        raise ValueError(f"refused: too many pixels ({exc})") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnreadableImageError(f"refused: too many pixels ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise ValueError("not an image (or a format Pillow cannot read)") from exc
+        raise UnreadableImageError("not an image (or a format Pillow cannot read)") from exc
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise UnreadableImageError(f"cannot read: {exc.strerror or exc}") from exc
     except (OSError, SyntaxError) as exc:
-        raise ValueError(f"damaged or truncated image: {exc}") from exc
+        raise UnreadableImageError(f"damaged or truncated image: {exc}") from exc
 
 
 def _to_rgb(im):

@@ -46,7 +46,21 @@ def tag_to_files(paths, *, model_id: str | None = None, options: TagOptions = Ta
 
     if folders:
         access.check(actor, "server.paths")
-    results = tag([*paths, *folders], model_id=model_id, options=options, on_result=on_result, actor=actor)
+    if folders and access.resolve(actor).can("library"):     # a folder is recorded into the photo library
+        from ..library.run import tag_and_list
+
+        results = tag(paths, model_id=model_id, options=options, actor=actor) if paths else []
+        count = {"done": 0, "total": 0}
+
+        def step(result):
+            count["done"] += 1
+            if on_result:
+                on_result(count["done"], max(count["total"], count["done"]), result)
+
+        results += tag_and_list(folders, model_id=model_id, options=options, actor=actor, on_result=step,
+                                on_plan=lambda plan: count.update(total=len(plan.listed)))[1]
+    else:
+        results = tag([*paths, *folders], model_id=model_id, options=options, on_result=on_result, actor=actor)
     named = [dataclasses.replace(r, path=user_name(r.path, [Path(f) for f in folders])) for r in results]
     out = Path(out_dir) if out_dir else new_folder(actor, "tags-")
     out.mkdir(parents=True, exist_ok=True)

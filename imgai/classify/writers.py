@@ -36,9 +36,17 @@ class ResultWriter:
 
 
 class TableWriter(ResultWriter):
+    """A table for people, aligned, with a header: written when the run ends (progress shows meanwhile)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.results: list[TagResult] = []
+
     def write(self, result):
-        self.stream.write(to_table([result]))
-        self.stream.flush()
+        self.results.append(result)
+
+    def close(self):
+        self.stream.write(to_table(self.results))
 
 
 class CsvWriter(ResultWriter):

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "imgai.cli.hub",
     "imgai.cli.train",
     "imgai.cli.quantize",
+    "imgai.cli.library",
 ]
 
 
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     words.use(words.CLI)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _unrecognized(parser, sys.argv[1:] if argv is None else argv, unknown)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()          # a closed pipe shows here, not as a traceback at exit
@@ -58,6 +61,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)command's own parser that `argv` reached, e.g. `imgai models show`'s."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = next((t for t in argv if subs and t in subs[0].choices), None)
+        if name is None:
+            return parser
+        parser, argv = subs[0].choices[name], argv[argv.index(name) + 1:]
+
+
+def _unrecognized(parser: argparse.ArgumentParser, argv: list[str], unknown: list[str]) -> None:
+    """A usage error said by the command that was meant, with the option closest to a misspelled one
+    (`--top_k` → `--top-k`). Exits 2, as argparse does."""
+    import difflib
+
+    command = _command_parser(parser, list(argv))
+    known = [o for a in command._actions for o in a.option_strings]
+    hints = []
+    for word in unknown:
+        option = word.split("=", 1)[0]
+        close = difflib.get_close_matches(option, known, n=1, cutoff=0.6) if option.startswith("-") else []
+        hints.append(f"{word} (did you mean {close[0]}?)" if close else word)
+    command.error(f"unrecognized arguments: {' '.join(hints)}")
 
 
 def _reader_went_away() -> int:

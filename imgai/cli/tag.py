@@ -1,12 +1,14 @@
 """`imgai tag PATH... [--model ID] [--top-k] [--threshold] [--format] [--output] [--sidecar]
 [--engine local|ray [--address ADDRESS] [--actors N]]`
 
-Exit code 0 when every file was tagged, 1 when some failed or a setting is bad, 2 for a usage error.
+Exit code 0 when every file was tagged, 1 when some failed, none was an image, or a setting is bad,
+2 for a usage error.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .output import JSON
 
@@ -35,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing sidecars")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local: this process; ray: a Ray cluster (results in the order they finish)")
+    p.add_argument("--force", action="store_true", help="library: tag again even what is unchanged")
+    p.add_argument("--no-library", action="store_true",
+                   help="do not record into the photo library (folders are recorded by default; see `imgai library`)")
     p.add_argument("--address", help="ray: the cluster to join (default: RAY_ADDRESS, else a private local Ray)")
     p.add_argument("--actors", type=int, help="ray: inference actors (default: one per node)")
     p.set_defaults(func=cmd_tag)
@@ -44,11 +49,16 @@ def cmd_tag(args) -> int:
     from tqdm import tqdm
 
     from ..classify.outputs import write_sidecars
-    from ..classify.tag import TagOptions, model_note
+    from ..classify.tag import IMAGE_SUFFIXES, TagOptions, model_note
     from ..classify.writers import ResultFile
     from ..engines import EngineOptions, tag_stream
     from ..errors import ConfigError
 
+    if args.output and "://" not in args.output:
+        folder = Path(args.output).expanduser().parent
+        if not folder.is_dir():
+            raise ConfigError(f"--output {args.output}: the folder {folder} does not exist; create it, or write "
+                              "the results elsewhere")
     if not args.model:
         from .. import jobs
         from ..demo import first_use
@@ -73,7 +83,13 @@ def cmd_tag(args) -> int:
     if args.sidecar and any("://" in str(p) for p in args.paths):
         raise ConfigError("--sidecar writes next to local images; it cannot be used with URIs")
     output = ResultFile(args.format, args.output)
+    if _records_into_library(args):
+        return _tag_into_library(args, options, engine, output)
     stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
+    if len(stream) == 0:
+        stream.close()
+        raise ConfigError(f"no images in {', '.join(map(str, args.paths))} (looked for "
+                          f"{', '.join(sorted(IMAGE_SUFFIXES))} files, folders searched recursively)")
     note = model_note(args.model)
     if note:
         print(note, file=sys.stderr)
@@ -90,6 +106,47 @@ def cmd_tag(args) -> int:
                     kept += sum(1 for v in outcome.values() if v == "kept existing")
         finally:
             stream.close()
+    if kept:
+        print(f"kept {kept} existing .{args.sidecar} sidecar(s); pass --overwrite to replace them", file=sys.stderr)
+    for r in failed:
+        print(f"failed: {r.path}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _records_into_library(args) -> bool:
+    """Local folders go into the photo library (incremental), unless --no-library."""
+    from pathlib import Path
+
+    local = not any("://" in str(p) for p in args.paths)
+    return local and not args.no_library and any(Path(p).expanduser().is_dir() for p in args.paths)
+
+
+def _tag_into_library(args, options, engine, output) -> int:
+    """`imgai tag FOLDER`: unchanged files come from the index, the rest is tagged and recorded;
+    the output lists every file either way, cut to the options asked."""
+    from tqdm import tqdm
+
+    from ..classify.outputs import write_sidecars
+    from ..library.run import tag_and_list
+
+    failed, kept = [], 0
+    with tqdm(unit="img", file=sys.stderr, disable=None) as bar, output as writer:
+        def on_plan(plan):
+            print(f"library: {plan.summary()}", file=sys.stderr)
+            bar.reset(total=len(plan.to_tag))
+
+        def on_result(result):
+            nonlocal kept
+            bar.update(1)
+            writer.write(result)
+            if result.error:
+                failed.append(result)
+            elif args.sidecar:
+                outcome = write_sidecars([result], args.sidecar, overwrite=args.overwrite)
+                kept += sum(1 for v in outcome.values() if v == "kept existing")
+
+        tag_and_list(args.paths, model_id=args.model, options=options, engine=engine, force=args.force,
+                     on_plan=on_plan, on_result=on_result)
     if kept:
         print(f"kept {kept} existing .{args.sidecar} sidecar(s); pass --overwrite to replace them", file=sys.stderr)
     for r in failed:

@@ -7,7 +7,7 @@ import sys
 
 from ..engines import RAY_TRAIN_WORKERS
 from ..train.config import LOSSES, OPTIMIZERS, TrainConfig
-from .output import JSON, WAIT, follow, print_json, print_table
+from .output import JSON, WAIT, follow, print_json, print_table, running_or_submit
 
 # option → (TrainConfig field, type, help)
 CONFIG_OPTIONS = {
@@ -88,7 +88,11 @@ def register(sub) -> None:
     da = ds.add_parser("add", help="make a data pipeline from a folder, a zip, or a cached Hub dataset",
                        parents=[JSON])
     da.add_argument("name")
-    da.add_argument("source", help="a folder (one subfolder per class), a .zip with that layout, or org/dataset")
+    da.add_argument("source", nargs="?", help="a folder (one subfolder per class), a .zip with that layout, or org/dataset")
+    da.add_argument("--from-library", metavar="FOLDER", help="the library's tags of the images under FOLDER")
+    da.add_argument("--from-captions", metavar="FOLDER", help="a folder of images with .txt caption sidecars")
+    da.add_argument("--reviewed-only", action="store_true", help="--from-library: only tags a person accepted or added")
+    da.add_argument("--min-images-per-tag", type=int, default=1, help="--from-library/--from-captions: rarer tags dropped")
     da.add_argument("--kind", choices=("folder", "zip", "hub"))
     da.add_argument("--val-split", type=float, default=0.2)
     da.add_argument("--image-size", type=int, default=224)
@@ -182,18 +186,24 @@ def _submitted(job, args) -> int:
 
 
 def cmd_start(args) -> int:
-    from ..train import TrainConfig, start
+    from ..train import TrainConfig, resolve_model, start
     from ..train.finetune import finetune_defaults
+    from ..train.runs import KIND
 
     changes = _config_changes(args)
     TrainConfig(**changes)           # the settings given are refused (naming them) before the model is looked up
-    defaults = finetune_defaults(args.model, args.data, pretrained=changes.get("pretrained", True))
-    config = TrainConfig(**{**defaults.settings, **changes})
-    if defaults.settings and not args.json:
-        print(f"defaults: {defaults.note} (change them with --lr, --optimizer, --flip/--no-flip, "
-              "--crop/--no-crop)", file=sys.stderr)
-    config.engine.require()          # say so now, not from inside the job
-    job = start(args.model, data=args.data, config=config)
+
+    def submit():
+        defaults = finetune_defaults(args.model, args.data, pretrained=changes.get("pretrained", True))
+        config = TrainConfig(**{**defaults.settings, **changes})
+        if defaults.settings and not args.json:
+            print(f"defaults: {defaults.note} (change them with --lr, --optimizer, --flip/--no-flip, "
+                  "--crop/--no-crop)", file=sys.stderr)
+        config.engine.require()          # say so now, not from inside the job
+        return start(args.model, data=args.data, config=config)
+
+    job = running_or_submit(submit, subject=resolve_model(args.model).id, kinds=(KIND,), wait=args.wait,
+                            show=not args.json)
     return _submitted(job, args)
 
 
@@ -226,9 +236,10 @@ def cmd_list(args) -> int:
     if args.json:
         print_json([v.to_dict() for v in views])
     else:
-        print_table([(v.job_id, v.model_id, v.architecture, v.data, v.state, v.epoch_ratio, _pct(v.val_accuracy),
-                      f"{v.samples_per_s:.0f}/s" if v.samples_per_s else "", (v.error or "")[:50]) for v in views],
-                    ["JOB", "MODEL", "ARCH", "DATA", "STATE", "EPOCH", "VAL ACC", "SPEED", "ERROR"])
+        print_table([(v.job_id, v.model_id, v.architecture, v.starting_weights, v.data, v.state, v.epoch_ratio,
+                      _pct(v.val_accuracy), f"{v.samples_per_s:.0f}/s" if v.samples_per_s else "", (v.error or "")[:50])
+                     for v in views],
+                    ["JOB", "MODEL", "ARCH", "WEIGHTS", "DATA", "STATE", "EPOCH", "VAL ACC", "SPEED", "ERROR"])
     return 0
 
 
@@ -298,9 +309,10 @@ def _follow_training(job_id: str, *, json_out: bool = False) -> int:
 def cmd_data_add(args) -> int:
     from ..train import add_pipeline, check_data
 
-    pipeline = add_pipeline(args.name, args.source, kind=args.kind, val_split=args.val_split,
-                            image_size=args.image_size, flip=args.flip, crop=args.crop,
-                            color_jitter=args.color_jitter, overwrite=args.overwrite)
+    settings = dict(val_split=args.val_split, image_size=args.image_size, flip=args.flip, crop=args.crop,
+                    color_jitter=args.color_jitter, overwrite=args.overwrite)
+    pipeline = _tag_pipeline(args, settings) if args.from_library or args.from_captions else \
+        add_pipeline(args.name, _one_source(args), kind=args.kind, **settings)
     report = check_data(pipeline.root)
     if args.json:
         print_json({**pipeline.to_dict(), "check": report.to_dict()})
@@ -308,6 +320,29 @@ def cmd_data_add(args) -> int:
         print(f"data pipeline {pipeline.name}: {report.images} images in {len(report.labels)} classes from {pipeline.root}")
         _print_report(report)
     return 0
+
+
+def _one_source(args) -> str:
+    from ..errors import ConfigError
+
+    if not args.source:
+        raise ConfigError("give a SOURCE (folder, .zip or org/dataset), --from-library FOLDER or --from-captions FOLDER")
+    return args.source
+
+
+def _tag_pipeline(args, settings):
+    """A pipeline from the library's tags or from .txt captions (single- or multi-label by the data)."""
+    from ..errors import ConfigError
+    from ..library.training import add_pipeline_from_tags
+
+    if args.source or (args.from_library and args.from_captions):
+        raise ConfigError("give one source: SOURCE, --from-library FOLDER or --from-captions FOLDER")
+    source, folder = ("library", args.from_library) if args.from_library else ("captions", args.from_captions)
+    pipeline, images = add_pipeline_from_tags(source, args.name, folder, reviewed_only=args.reviewed_only,
+                                              min_images_per_tag=args.min_images_per_tag, **settings)
+    print(f"{images} image(s) with tags; {'multi-label (bce)' if pipeline.multi_label else 'single-label'}",
+          file=sys.stderr)
+    return pipeline
 
 
 def cmd_data_list(args) -> int:

@@ -190,4 +190,4 @@ def plan_vram(source: Source, *, dtype_bytes: int, dtype: str, free: int, total:
     raise InsufficientResourcesError(
         f"{target} needs about {fmt_bytes(resident)} of GPU memory ({weights}) or, with model CPU offload, "
         f"about {fmt_bytes(offload)} for its largest component ({largest}), but the GPU has {fmt_bytes(free)} "
-        f"free of {fmt_bytes(total)}. Use a GPU with more memory, --device cpu, or --force to try offload anyway")
+        f"free of {fmt_bytes(total)}. Use a GPU with more memory, {term('device-cpu')}, or {term('force')} to try offload anyway")

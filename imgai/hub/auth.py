@@ -55,9 +55,19 @@ def require_token(token: Token, *, action: str) -> str:
         found = local_token()
         if found:
             return found
-    how = ("sign in with the Hugging Face button" if on_space() else
-           "set HF_TOKEN or run `huggingface-cli login`")
-    raise HubAccessError(f"cannot {action}: not signed in to the Hugging Face Hub; {how}")
+    raise HubAccessError(f"cannot {action}: not signed in to the Hugging Face Hub; {_how_to_sign_in()}")
+
+
+def _how_to_sign_in() -> str:
+    """How the person reading this signs in: the button on a Space; a visitor of another public app
+    cannot (the owner's HF_TOKEN is no advice for them); the owner at their own machine sets a token."""
+    from ..access import public
+
+    if on_space():
+        return "sign in with the Hugging Face button"
+    if public():
+        return "this app offers no sign-in"
+    return "set HF_TOKEN or run `huggingface-cli login`"
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,7 @@ def whoami(token: Token = None) -> LoginStatus:
     """`imgai hub whoami`: the account behind `token` (None: the local login)."""
     source = "visitor" if isinstance(token, str) and token else token_source() if token is None else None
     if token is False or (token is None and source is None):
-        how = "sign in with the Hugging Face button" if on_space() else "set HF_TOKEN or run `huggingface-cli login`"
-        return LoginStatus(False, None, None, None, f"not signed in ({how})")
+        return LoginStatus(False, None, None, None, f"not signed in ({_how_to_sign_in()})")
     status = hub_status()
     if not status.online:
         return LoginStatus(False, None, source, None, f"not checked: the Hub is unreachable (a token is set via {source})")

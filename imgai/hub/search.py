@@ -54,7 +54,7 @@ def search(query: str = "", *, family: str | None = None, library: str | None = 
         from .cache import cached_models
 
         found = cached_models(query, family=family, library=library)[:limit]
-        return SearchResult(query, found, False, status.message)
+        return SearchResult(query, found, False, status.message + _none_cached(found, query))
     scan = min(limit * 5, 500)
     try:
         with hub_errors(action="search"):
@@ -234,4 +234,12 @@ def landing(*, limit: int = 30) -> SearchResult:
                                           "image classifiers.")
     from .cache import cached_models
 
-    return SearchResult("", cached_models()[:limit], False, status.message)
+    found = cached_models()[:limit]
+    return SearchResult("", found, False, status.message + _none_cached(found, ""))
+
+
+def _none_cached(found, query: str) -> str:
+    """Offline with nothing to show: say so, rather than an empty table."""
+    if found:
+        return ""
+    return " No models in the local cache" + (f" match {query!r}." if query else ".")

@@ -6,10 +6,12 @@ import time
 
 from .. import jobs as job_store
 from ..access import Actor
+from ..words import plain
 
 JOB_COLUMNS = ["Job", "Model", "State", "Progress", "Stage", "Started", "Error"]
 RUN_COLUMNS = ["Job", "Models", "State", "Progress", "Stage", "Started", "Error"]   # a run has one or more keys
-MODEL_JOB_KINDS = ("convert", "int8")   # the jobs that act on a registry model (the Convert tab's table)
+# the jobs that act on a registry model (the Convert tab's table; "demo": Restore the demo model)
+MODEL_JOB_KINDS = ("convert", "int8", "demo")
 
 
 def when(ts: float | None) -> str:
@@ -19,8 +21,8 @@ def when(ts: float | None) -> str:
 
 def job_row(job: job_store.Job, *, with_kind: bool = False) -> list:
     state = f"{job.kind}: {job.state}" if with_kind else job.state
-    return [job.id, job.subject or "", state, f"{job.progress:.0%}", job.stage or "",
-            when(job.started_at or job.created_at), job.error or ""]
+    return [job.id, job.subject or "", state, f"{job.progress:.0%}", plain(job.stage) or "",
+            when(job.started_at or job.created_at), plain(job.error) or ""]
 
 
 def job_rows(found, *, with_kind: bool = False) -> list[list]:

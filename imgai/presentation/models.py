@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from .. import access, registry
 from ..access import Actor
 from ..guide import RESTORABLE, demo_status, next_step
+from ..words import plain
 from .jobs import job_rows, model_jobs, when
 from .locks import lock_note
 
@@ -36,12 +37,35 @@ def validation_text(m: registry.Model) -> str:
     return text
 
 
+def conversion_text(m: registry.Model) -> str:
+    """The Conversion cell: an INT8 copy says what it was quantized from (not "N/A")."""
+    source = (m.extra or {}).get("quantized_from")
+    return f"INT8 of {source}" if source else m.conversion
+
+
+def quantization_text(settings: dict) -> str:
+    """How an INT8 copy was made, in words (not the settings dict)."""
+    parts = [settings.get("format") or settings.get("method") or "INT8"]
+    if settings.get("per_channel"):
+        parts.append("int8 weights per channel")
+    if settings.get("calibration_images"):
+        parts.append(f"calibrated on {settings['calibration_images']} images"
+                     + (f" ({settings['calibration']})" if settings.get("calibration") else ""))
+    if settings.get("held_back_images"):
+        parts.append(f"{settings['held_back_images']} held back for the comparison")
+    if settings.get("onnxruntime"):
+        parts.append(f"onnxruntime {settings['onnxruntime']}")
+    if settings.get("seconds") is not None:
+        parts.append(f"{settings['seconds']} s")
+    return ", ".join(parts)
+
+
 def model_row(m: registry.Model, *, error_width: int | None = None) -> list:
     """A model as one table row (MODEL_COLUMNS); `error_width` cuts a long error (a terminal's table)."""
-    error = m.error or ""
+    error = plain(m.error) or ""    # a table cell shows text as it is: words, no markup
     if error_width is not None and len(error) > error_width:
         error = error[:error_width - 1] + "…"
-    return [m.id, m.name, m.type, m.precision.upper(), m.conversion, "yes" if m.enabled else "no",
+    return [m.id, m.name, m.type, m.precision.upper(), conversion_text(m), "yes" if m.enabled else "no",
             "★" if m.default else "", validation_text(m), error]
 
 
@@ -88,7 +112,7 @@ def model_fields(m: registry.Model) -> list[tuple[str, str]]:
     fields_ = [("id", m.id), ("name", m.name), ("source", m.source),
                ("architecture", f"{m.architecture} ({m.library})"),
                ("type", m.type), ("precision", m.precision.upper()),
-               ("conversion", m.conversion), ("training", m.training or ""),
+               ("conversion", conversion_text(m)), ("training", m.training or ""),
                ("state", state + (", the default" if m.default else "")),
                ("next step", next_step(m) or "ready to tag"),
                ("validation", _validation_detail(m.validation) if m.validation else "not validated yet")]
@@ -96,8 +120,9 @@ def model_fields(m: registry.Model) -> list[tuple[str, str]]:
         fields_.append(("vs FP32", vs_fp32_line(m.vs_fp32)))
     quantization = (m.extra or {}).get("quantization") or {}
     if (m.extra or {}).get("quantized_from"):
-        fields_.append(("quantized from", f"{m.extra['quantized_from']}"
-                        + (f" ({quantization['format']})" if quantization.get("format") else "")))
+        fields_.append(("quantized from", f"{m.extra['quantized_from']}"))
+        if quantization:
+            fields_.append(("quantization", quantization_text(quantization)))
     exporter = (m.extra or {}).get("exporter")
     if exporter:
         fields_.append(("exported by", f"{exporter}" + (f", opset {m.extra['opset']}" if m.extra.get("opset") else "")))
@@ -112,6 +137,16 @@ def model_fields(m: registry.Model) -> list[tuple[str, str]]:
 def model_lines(m: registry.Model) -> list[str]:
     """`imgai models show`: one aligned line per field, then the preprocessing record."""
     return [f"{label:13} {value}" for label, value in model_fields(m)] + preprocessing_lines(m)
+
+
+def enabled_message(m: registry.Model) -> str:
+    """What Enable or Disable did to `m`, the default included."""
+    if m.enabled:
+        return f"**{m.id}** enabled: it is offered for tagging" + (" again, as the default." if m.default else ".")
+    if (m.extra or {}).get(registry.WAS_DEFAULT):
+        return (f"**{m.id}** disabled: it is no longer offered for tagging, and no longer the default (no model "
+                "is until you enable it again, which makes it the default again, or set another as the default).")
+    return f"**{m.id}** disabled: it is no longer offered for tagging."
 
 
 # -- the Convert tab's buttons ------------------------------------------------------------------

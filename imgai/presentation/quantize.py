@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from .. import jobs as job_store
 from ..access import Actor
 from ..errors import ConfigError, ImgaiError
-from .jobs import job_rows, selected_job
-from .locks import shown_folder
+from ..words import plain
+from .jobs import RUN_COLUMNS, job_rows, selected_job
+from .locks import locks, shown_folder
 
 CHECK_SIZE = re.compile(r"\s*(\d+)\s*(?:x\s*(\d+))?\s*")
 
@@ -40,17 +41,50 @@ def quantize_request(models, source, backend, quantization, force, check_steps, 
                            check_size=parse_check_size(check_size), device=device or "auto")
 
 
-def plan_text(*form) -> str:
-    """What a run of the form would do with each target: run, skip, up to date, or fail and why. A
-    bad field is said here, not raised, since the page asks on every edit."""
-    from ..diffusion.forecast import forecast
+@dataclass(frozen=True)
+class QuantizePlan:
+    """What a run of the form would do, whether the Quantize button may start it, and why not."""
+    text: str
+    can_start: bool
+    note: str = ""
 
+
+def quantize_plan(*form, actor: Actor | None = None) -> QuantizePlan:
+    """The plan of the form (each target: run, skip, up to date, or fail and why), with Quantize
+    greyed when the policy refuses this visitor, the form is bad, or every target will fail. A bad
+    field is said here, not raised, since the page asks on every edit."""
+    from ..diffusion.forecast import FAIL, forecast
+
+    lock, allowed = locks(actor, ("quantize",))
     try:
         request = quantize_request(*form)
-        lines = [f"- {f.line()}" for f in forecast(request)]
+        found = forecast(request)
     except ImgaiError as exc:
-        return f"⚠️ {exc}"
-    return f"Output folder: `{shown_folder(request.folder)}` — device {request.resolved_device}\n\n" + "\n".join(lines)
+        return QuantizePlan(f"⚠️ {exc}", False, lock or "Fix the form above to start a run.")
+    text = (f"Output folder: `{shown_folder(request.folder)}` — device {request.resolved_device}\n\n"
+            + "\n".join(f"- {f.line()}" for f in found))
+    if not allowed["quantize"]:
+        return QuantizePlan(text, False, lock)
+    if found and all(f.verdict == FAIL for f in found):
+        return QuantizePlan(text, False, "Every target will fail (see the plan above), so there is nothing to "
+                                         "start: fix what the plan names first.")
+    return QuantizePlan(text, True)
+
+
+def plan_text(*form) -> str:
+    """The plan of the form in words (quantize_plan's text)."""
+    return quantize_plan(*form).text
+
+
+def progress_words(job: job_store.Job, results: list[dict]) -> str:
+    """A run's progress as what was done: its percentage while it runs, then how many targets
+    ended done (a run whose every target failed is not "100 %")."""
+    if not job.done:
+        return f"{job.progress:.0%}"
+    from ..diffusion.targets import DONE
+
+    finished = sum(1 for r in results if r.get("status") == DONE)
+    return f"{finished} of {len(results)} targets done" if results else f"no target done ({job.state})"
 
 
 def run_status(job_id: str | None, actor: Actor | None) -> tuple[str, list[list]]:
@@ -64,10 +98,11 @@ def run_status(job_id: str | None, actor: Actor | None) -> tuple[str, list[list]
         job = job_store.get(job_id, actor=actor)
     except ImgaiError as exc:  # an unknown id typed by hand
         return f"{exc}", []
-    text = f"Job `{job.id}` **{job.state}** — {job.progress:.0%} — {job.stage}"
+    results = target_results(job.id)
+    text = f"Job {job.id}: {job.state} — {progress_words(job, results)} — {plain(job.stage)}"
     if job.error:
-        text += f"\n\n{job.error}"
-    return text, summary_rows(target_results(job.id))
+        text += f"\n\n{plain(job.error)}"
+    return text, [[plain(cell) if isinstance(cell, str) else cell for cell in row] for row in summary_rows(results)]
 
 
 def check_scores(info: dict) -> str:
@@ -108,10 +143,15 @@ class QuantizeScreen:
 
 
 def quantize_screen(job_id: str | None, output: str | None, actor: Actor | None) -> QuantizeScreen:
+    from ..diffusion.job import target_results
     from ..diffusion.outputs import list_outputs
 
     found = job_store.list_jobs(kind="quantize", actor=actor, limit=30)
     job_id = selected_job(found, job_id)
     outputs = list_outputs()
-    return QuantizeScreen(job_rows(found), job_id or "", *run_status(job_id, actor), outputs,
+    rows = job_rows(found)
+    for row, job in zip(rows, found):   # progress as what was done (a finished run: its targets done)
+        if job.done:
+            row[RUN_COLUMNS.index("Progress")] = progress_words(job, target_results(job.id))
+    return QuantizeScreen(rows, job_id or "", *run_status(job_id, actor), outputs,
                           output if output in outputs else (outputs[0] if outputs else None))

@@ -94,15 +94,18 @@ class StartingWeights:
         }[self.kind]
 
 
-def starting_weights(arch: TrainArchitecture, *, model_args: dict | None = None) -> StartingWeights:
+def starting_weights(arch: TrainArchitecture, *, model_args: dict | None = None,
+                     build: bool = False) -> StartingWeights:
     """The local ImageNet weights for `arch`, or "scratch". A changed architecture (model_args)
-    cannot take ImageNet weights, so it starts from scratch."""
+    cannot take ImageNet weights, so it starts from scratch. Only reads, unless `build`: then the
+    demo's weights folder is written when missing (the training job does; a listing in the app must
+    not, or it races with the demo job)."""
     if model_args:
         return StartingWeights("scratch", None)
     if arch.weights == "demo":
-        folder = _demo_folder()
+        folder = _demo_folder() if build else _demo_folder_to_be()
         if folder is not None:
-            return StartingWeights("demo", folder / "model.safetensors", *_mean_std(folder / "config.json"))
+            return StartingWeights("demo", folder / "model.safetensors", *_demo_mean_std(folder))
         return StartingWeights("scratch", None)
     import timm
 
@@ -123,6 +126,26 @@ def starting_weights(arch: TrainArchitecture, *, model_args: dict | None = None)
         if cached.is_file():
             return StartingWeights("torch-hub-cache", cached, mean, std)
     return StartingWeights("scratch", None)
+
+
+def _demo_mean_std(folder: Path) -> tuple[tuple, tuple]:
+    if (folder / "config.json").is_file():
+        return _mean_std(folder / "config.json")
+    import timm
+
+    from ..demo import ARCHITECTURE          # not built yet: what its config.json will say
+
+    cfg = timm.models.get_pretrained_cfg(ARCHITECTURE)
+    return tuple(cfg.mean), tuple(cfg.std)
+
+
+def _demo_folder_to_be() -> Path | None:
+    """Where the demo's weights are or will be built, when they can be; nothing is written."""
+    try:
+        from ..demo import demo_weights_available, demo_weights_path
+    except ImportError:
+        return None
+    return demo_weights_path() if demo_weights_available() else None
 
 
 def _demo_folder() -> Path | None:

@@ -33,7 +33,7 @@ FEW_PER_CLASS = 10     # below this, a warning
 
 def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_split: float = 0.2,
                  image_size: int = 224, flip: bool = False, crop: bool = False, color_jitter: bool = False,
-                 overwrite: bool = False, actor: Actor | None = None) -> DataPipeline:
+                 overwrite: bool = False, multi_label: bool = False, actor: Actor | None = None) -> DataPipeline:
     """Make a named data pipeline from a folder, a zip file, or a cached Hub dataset; it belongs to
     the actor (shared for the local owner and admins). Only the local owner may name a folder on
     the server; a visitor's zip must fit their disk quota."""
@@ -74,7 +74,7 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
             shutil.rmtree(datasets_folder() / slug, ignore_errors=True)
         raise DataError(f"data pipeline {slug!r} not created: " + "; ".join(report.problems))
     pipeline = DataPipeline(name=slug, kind=kind, location=location, root=str(root), created_at=now(),
-                            owner=actor.owner, **settings)
+                            owner=actor.owner, multi_label=multi_label, **settings)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(pipeline.to_dict(), indent=2))
     os.replace(tmp, target)

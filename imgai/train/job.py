@@ -52,7 +52,8 @@ def train_job(ctx) -> dict:
             0.0, f"waiting for the ImageNet weights download (job {job.id})"))
         if problem:
             ctx.event(problem, level="warning")
-    weights = starting_weights(arch, model_args=model_args) if config.pretrained else StartingWeights("scratch", None)
+    weights = (starting_weights(arch, model_args=model_args, build=True) if config.pretrained
+               else StartingWeights("scratch", None))
     if resume:
         ctx.event(f"resuming run {run} from its checkpoint after epoch {resume_state['epoch']}",
                   data={"resume": True, "kind": HISTORY_EVENT, "history": list(resume_state["history"])})

@@ -27,6 +27,7 @@ class DataPipeline:
     color_jitter: bool = False
     created_at: float = 0.0
     owner: str | None = None    # None: shared; else a visitor's (imgai/access.py)
+    multi_label: bool = False   # images carry several tags (from the library or captions): the bce loss
 
     def __post_init__(self):
         if not self.name or not self.name.strip():

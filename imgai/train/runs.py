@@ -4,6 +4,8 @@ here, before anything is queued."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +25,7 @@ RESUMABLE = (jobs.FAILED, jobs.CANCELLED)      # the states a training job can b
 
 
 def _active_job_for(model_id: str) -> Job | None:
-    for job in jobs.list_jobs(kind=KIND, states=jobs.ACTIVE):
-        if job.subject == model_id:
-            return job
-    return None
+    return jobs.active_job(model_id, KIND)
 
 
 def _checked(pipeline: DataPipeline, config: TrainConfig) -> DataReport:
@@ -46,6 +45,8 @@ def start(model: str, *, data: str | Path | DataPipeline, config: TrainConfig | 
     config = config or TrainConfig()
     pipeline = data if isinstance(data, DataPipeline) else resolve_data(data, actor=actor)
     access.check(actor, "data.use", pipeline)
+    if pipeline.multi_label and config.loss == "cross_entropy":    # tags from a library or captions
+        config = dataclasses.replace(config, loss="bce")
     limits = quotas.training_limits(target.owner, config.epochs)
     quotas.ensure_room(target.owner, 0, what=f"training {target.id}")
     report = _checked(pipeline, config)
@@ -164,7 +165,7 @@ class TrainingView:
     samples_per_s: float | None
     train_loss: float | None
     val_accuracy: float | None
-    starting_weights: str | None
+    starting_weights: str | None   # repo@revision of the Hub weights, else the kind (demo, scratch, …)
     error: str | None
     created_at: float
     started_at: float | None
@@ -189,8 +190,9 @@ def view(job: Job | str) -> TrainingView:
         current = str(epochs)
     else:
         current = str(done)
-    weights = next((e["data"].get("starting_weights") for e in jobs.events(job.id)
-                    if e.get("data") and "starting_weights" in e["data"]), None)
+    started = next((e["data"] for e in jobs.events(job.id) if e.get("data") and "starting_weights" in e["data"]), {})
+    # where the weights came from: the Hub repo@revision when known (as `train show` and the card say)
+    weights = started.get("starting_weights_source") or started.get("starting_weights")
     try:
         name = registry.get(job.subject).name
     except UnknownModelError:          # the model was removed; its jobs stay listed
