@@ -99,8 +99,8 @@ FAMILIES: tuple[Family, ...] = _families(SUPPORT)
 
 def supported_summary() -> str:
     names = [f.name for f in FAMILIES]
-    return (f"{len(names)} families passed imgai's conversion sweep ({', '.join(names[:12])}"
-            f"{', …' if len(names) > 12 else ''}; `imgai hub families` lists them all)")
+    return (f"the {len(names)} families that passed imgai's conversion sweep are {', '.join(names)} "
+            "(`imgai hub families` shows the table)")
 
 
 def transformers_row(model_type: str) -> Support | None:

@@ -72,6 +72,12 @@ TRANSFORMERS_SHRINK: dict[str, dict] = {
                   "num_self_attention_heads": 2, "num_cross_attention_heads": 1},
     "levit": {"depth": [1, 1, 1]},
     "dinat": {"depths": [1, 1, 1, 1]}, "nat": {"depths": [1, 1, 1, 1]},
+    # a 4-billion-parameter Gemma-3 safety classifier by default: one narrow layer of each tower
+    "shieldgemma2": {"text_config": {"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128,
+                                     "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32,
+                                     "vocab_size": 262208},
+                     "vision_config": {"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128,
+                                       "num_attention_heads": 2}},
     # the default configuration is EfficientNet-B7 at 600 px; B0's coefficients are a real model too
     "efficientnet": {"width_coefficient": 1.0, "depth_coefficient": 1.0, "image_size": 224, "hidden_dim": 1280},
 }
