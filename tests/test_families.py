@@ -181,6 +181,7 @@ def test_large_graph_uses_external_data_and_stays_one_model(fake_hub, imgai_home
     from huggingface_hub import HfApi
 
     from imgai.classify import convert as convert_module
+    from imgai.classify.onnx_file import external_data_files
     from imgai.classify.tag import TagOptions, tag
     from imgai.classify.validate import validate
     from imgai.hub import push_model
@@ -192,7 +193,7 @@ def test_large_graph_uses_external_data_and_stays_one_model(fake_hub, imgai_home
     model = convert_module.convert(model.id)
     onnx_dir = imgai_home / "models" / model.id / "onnx"
     assert {"model.onnx", "model.onnx_data"} <= {p.name for p in onnx_dir.iterdir()}
-    assert (onnx_dir / "model.onnx").stat().st_size < 4096 < (onnx_dir / "model.onnx_data").stat().st_size
+    assert external_data_files(onnx_dir / "model.onnx") == [(onnx_dir / "model.onnx_data").resolve()]
     assert model.validation["passed"] and model.extra["external_data"] is True
     assert model.extra["onnx_bytes"] == sum(p.stat().st_size for p in onnx_dir.glob("model.onnx*"))
     assert all(r.error is None for r in tag(images, model_id=model.id, options=TagOptions(top_k=1)))
@@ -244,3 +245,25 @@ def test_int8_scope_of_a_vit_quantizes_weights_and_keeps_attention_and_layernorm
     x = np.random.default_rng(0).standard_normal((32, 3, 32, 32)).astype(np.float32)
     a, b = (ort.InferenceSession(str(p)).run(None, {"pixel_values": x})[0] for p in (fp32, int8))
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9 and np.abs(a - b).max() < 0.1 * np.abs(a).max()
+
+
+def test_the_sweep_records_a_pass_and_a_failure_with_its_reason(tmp_path):
+    """The sweep itself, on one tiny candidate that converts and one that cannot be built here."""
+    from imgai.classify.architectures import read_support_table
+    from imgai.classify.sweep import run_sweep
+    from imgai.classify.sweep_candidates import Candidate
+
+    tiny = Candidate("transformers", "vit", "ViT", (), {"hidden_size": 16, "num_hidden_layers": 1, "image_size": 32,
+                                                         "num_attention_heads": 2, "intermediate_size": 16,
+                                                         "patch_size": 8})
+    natten = Candidate("transformers", "dinat", "Dinat", (), {})       # needs the natten package
+    table = tmp_path / "support_table.json"
+    outcomes = run_sweep([tiny, natten], table_path=table)
+    assert [o.passed for o in outcomes] == [True, False]
+    assert outcomes[0].exporter == "optimum" and outcomes[0].max_abs_diff <= 1e-4 and outcomes[0].parameters
+    assert outcomes[0].shrunk.startswith("hidden_size=16")
+    assert outcomes[1].reason.startswith("building failed: ImportError") and "natten" in outcomes[1].reason
+    rows = read_support_table(table)
+    assert [(r.name, r.passed) for r in rows] == [("dinat", False), ("vit", True)]    # in candidate order
+    run_sweep([natten], table_path=table)                 # a later run merges: one row per candidate
+    assert [(r.name, r.passed) for r in read_support_table(table)] == [("dinat", False), ("vit", True)]

@@ -150,8 +150,9 @@ def detect_config(config: dict) -> Detected:
         if not row.passed:
             raise _failed(row, f"transformers model_type {model_type!r}")
         return Detected("transformers", archs[0] if archs else model_type, row.family, model_type)
-    if "architecture" in config:
-        arch = config["architecture"]
+    pretrained_cfg = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
+    if "architecture" in config or "architecture" in pretrained_cfg:
+        arch = config.get("architecture") or pretrained_cfg["architecture"]
         row = timm_row(str(arch))
         if row is None:
             raise Refused("unsupported", f"unsupported architecture: timm {arch!r} is not in a family imgai's sweep "

@@ -47,11 +47,14 @@ def export_onnx(loaded: LoadedModel, out_dir: Path, *, opset: int = OPSET,
         try:
             from optimum.exporters.onnx import onnx_export_from_model
 
+            if loaded.detected.library == "timm":     # optimum sizes its dummy input from pretrained_cfg
+                inner.pretrained_cfg = {**(getattr(inner, "pretrained_cfg", None) or {}), "input_size": (3, h, w)}
             with torch.no_grad():
                 onnx_export_from_model(inner, tmp, task="image-classification", opset=opset, do_validation=False,
                                        library_name=loaded.detected.library, height=h, width=w)
-        except (ValueError, KeyError, NotImplementedError, TypeError) as exc:   # TypeError: a head optimum misreads
-            LOG.info("optimum has no path for %s (%s); using torch.onnx", loaded.detected.architecture, exc)
+        except Exception as exc:   # no optimum path for it, or one optimum gets wrong: torch.onnx decides
+            LOG.info("optimum cannot export %s (%s: %s); using torch.onnx", loaded.detected.architecture,
+                     type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
             exporter = "torch.onnx"
             for stale in Path(tmp).iterdir():
                 stale.unlink() if stale.is_file() else shutil.rmtree(stale)

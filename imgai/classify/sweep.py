@@ -159,11 +159,14 @@ def _describe_shrink(shrink: dict) -> str | None:
 
 
 def select(pattern: str | None) -> list[Candidate]:
+    """The candidates matching any of the comma-separated fnmatch `pattern`s (name, library:name or
+    family); all of them for None."""
     candidates = list(all_candidates())
     if not pattern:
         return candidates
-    return [c for c in candidates if fnmatch.fnmatch(c.name, pattern) or fnmatch.fnmatch(c.key, pattern)
-            or fnmatch.fnmatch(c.family.lower(), pattern.lower())]
+    pats = [p.strip() for p in pattern.split(",") if p.strip()]
+    return [c for c in candidates if any(fnmatch.fnmatch(c.name, p) or fnmatch.fnmatch(c.key, p)
+                                         or fnmatch.fnmatch(c.family.lower(), p.lower()) for p in pats)]
 
 
 def run_sweep(candidates: list[Candidate], *, table_path: Path = SUPPORT_TABLE_PATH, progress=None) -> list[Outcome]:
