@@ -42,7 +42,8 @@ def build_models(work: Path) -> dict[str, Path]:
     from transformers import (BertConfig, BertForSequenceClassification, ConvNextImageProcessor, EfficientNetConfig,
                               EfficientNetForImageClassification, EfficientNetImageProcessor, MobileNetV2Config,
                               MobileNetV2ForImageClassification, MobileNetV2ImageProcessor, ResNetConfig,
-                              ResNetForImageClassification, ViTConfig, ViTForImageClassification)
+                              ResNetForImageClassification, ViTConfig, ViTForImageClassification,
+                              ViTImageProcessor)
 
     label2id = {v: k for k, v in LABELS.items()}
     common = {"num_labels": 3, "id2label": LABELS, "label2id": label2id}
@@ -79,7 +80,7 @@ def build_models(work: Path) -> dict[str, Path]:
     torch.manual_seed(3)
     save("vit", ViTForImageClassification(ViTConfig(
         hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8, image_size=8, patch_size=4,
-        **common)), readme=_readme("ViT", "apache-2.0", "transformers"))
+        **common)), ViTImageProcessor(size={"height": 8, "width": 8}), _readme("ViT", "apache-2.0", "transformers"))
     torch.manual_seed(4)
     save("bert", BertForSequenceClassification(BertConfig(
         vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8, num_labels=2)))

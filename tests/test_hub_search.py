@@ -178,7 +178,7 @@ def test_the_fake_hub_speaks_the_real_clients_protocol(fake_hub):
 
     api = HfApi()
     everything = [m.id for m in api.list_models()]
-    assert len(everything) == 12 and "carol/private-resnet" not in everything   # 13 repos, one private
+    assert len(everything) == 17 and "carol/private-resnet" not in everything   # 18 repos, one private
     assert len([r for r in fake_hub.requests() if r.startswith("GET /api/models ")]) >= 3   # followed Link pages
     files = {f.path: f for f in api.get_paths_info("acme/resnet-tiny", ["config.json", "model.safetensors"])}
     assert files["model.safetensors"].lfs.size == files["model.safetensors"].size > 0
