@@ -150,7 +150,7 @@ _T = [
     ("MLP-Mixer", "mixer_s16_224", ("mixer_*",), {"num_blocks": 2}),
     ("ResMLP", "resmlp_12_224", ("resmlp_*",)),
     ("gMLP", "gmlp_ti16_224", ("gmlp_*",)),
-    ("FocalNet", "focalnet_tiny_srf", ("focalnet_*",), {"depths": (1, 1, 1, 1)}),
+    ("FocalNet", "focalnet_tiny_srf", ("focalnet_*",)),
     ("DaViT", "davit_tiny", ("davit_*",), {"depths": (1, 1, 1, 1)}),
     ("GCViT", "gcvit_xxtiny", ("gcvit_*",)),
     ("NesT", "nest_tiny", ("nest_*", "jx_nest_*")),
