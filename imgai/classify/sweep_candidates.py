@@ -147,7 +147,7 @@ _T = [
     ("PVT-V2", "pvt_v2_b0", ("pvt_v2_*",)),
     ("CoaT", "coat_lite_tiny", ("coat_*",)),
     ("ConViT", "convit_tiny", ("convit_*",)),
-    ("MLP-Mixer", "mixer_s16_224", ("mixer_*",), {"num_blocks": 2}),
+    ("MLP-Mixer", "mixer_s16_224", ("mixer_*",)),
     ("ResMLP", "resmlp_12_224", ("resmlp_*",)),
     ("gMLP", "gmlp_ti16_224", ("gmlp_*",)),
     ("FocalNet", "focalnet_tiny_srf", ("focalnet_*",)),
