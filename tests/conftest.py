@@ -49,13 +49,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+# A job's worker runs niced 10 below the app (its own session's autogroup too), so a training run
+# never starves visitors. Next to a test run on a busy machine that niceness starves the job
+# instead: a tiny model's conversion in the Browse → Convert flow took 3 minutes to load and ran out
+# its 300 s wait (whatever test ran before it). Tests run workers at their own priority; the
+# niceness itself is tested in test_jobs.py (test_workers_run_below_the_app_…).
+WORKERS_AT_TEST_PRIORITY = {"IMGAI_JOB_NICE": "0"}
+
+
 @pytest.fixture
-def imgai_home(tmp_path, monkeypatch) -> Path:
+def imgai_home(tmp_path, monkeypatch):
     """A fresh, private IMGAI_HOME for one test."""
     home = tmp_path / "imgai_home"
     monkeypatch.setenv("IMGAI_HOME", str(home))
     monkeypatch.setenv("IMGAI_NO_DEMO", "1")
-    return home
+    for key, value in WORKERS_AT_TEST_PRIORITY.items():
+        monkeypatch.setenv(key, value)
+    yield home
+    stop_job_workers(home)          # a job the test left running must not slow the next one down
 
 
 @pytest.hookimpl(wrapper=True)
@@ -89,7 +100,8 @@ class AppServer:
         self.log = home.parent / f"app-{self.port}.log"
         home.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, "IMGAI_HOME": str(home), "GRADIO_SERVER_PORT": str(self.port),
-                    "GRADIO_SERVER_NAME": "127.0.0.1", "PYTHONUNBUFFERED": "1", **(env or {})}
+                    "GRADIO_SERVER_NAME": "127.0.0.1", "PYTHONUNBUFFERED": "1", **WORKERS_AT_TEST_PRIORITY,
+                    **(env or {})}
         full_env = {k: v for k, v in full_env.items() if v is not None}   # env={"X": None} unsets X
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=full_env,
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
@@ -124,6 +136,35 @@ class AppServer:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        stop_job_workers(self.home)
+
+
+def stop_job_workers(home: Path) -> list[int]:
+    """Kill the job workers of the data folder `home` (each leads its own session, so its process
+    group goes: a conversion's or the demo's worker outlives the app that started it, by design,
+    and would go on taking the CPU from the next test). Returns their pids."""
+    import signal
+
+    import psutil
+
+    home = str(Path(home).resolve())
+    stopped = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if "imgai.worker" not in (proc.info["cmdline"] or []):
+                continue
+            if str(Path(proc.environ().get("IMGAI_HOME", "")).resolve()) != home:
+                continue
+            os.killpg(proc.pid, signal.SIGKILL)
+            stopped.append(proc.pid)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    for pid in stopped:
+        try:
+            psutil.Process(pid).wait(10)
+        except (psutil.Error, ChildProcessError):
+            pass
+    return stopped
 
 
 @pytest.fixture

@@ -248,7 +248,7 @@ def fake_hub_server(fake_hub_template, tmp_path_factory):
 def point_hf_at(monkeypatch, *, endpoint: str | None, hf_home: Path, offline: bool, token: str | None) -> None:
     """Point huggingface_hub (in this process, and in every subprocess through the environment) at
     `endpoint`, a private HF_HOME, online or offline, with `token` as HF_TOKEN."""
-    from huggingface_hub import constants, file_download
+    from huggingface_hub import constants, file_download, hf_api
     from huggingface_hub.utils import reset_sessions
 
     from imgai.hub.client import forget_status
@@ -269,6 +269,9 @@ def point_hf_at(monkeypatch, *, endpoint: str | None, hf_home: Path, offline: bo
         monkeypatch.setattr(constants, "ENDPOINT", endpoint)
         monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
         monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        # the module-level HfApi behind huggingface_hub.model_info & co. (diffusers calls them) took
+        # its endpoint at import
+        monkeypatch.setattr(hf_api.api, "endpoint", endpoint)
     monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))

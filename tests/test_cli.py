@@ -137,6 +137,23 @@ def test_wait_follows_a_job_with_a_line_per_stage_or_a_bar_on_a_terminal(imgai_h
     assert "100/100%" in terminal.getvalue() and "|" in terminal.getvalue()   # a tqdm bar
 
 
+def test_wait_on_work_already_running_follows_that_job(imgai_home, tiny_model_cache, cli):
+    """`imgai models convert ID --wait` on a model that is Converting (the app queued it, or the demo
+    job converts it) follows the running job to its end instead of refusing; no second job."""
+    from imgai.classify.convert import submit_conversion
+    from imgai.sources import add_model
+
+    model = add_model(str(tiny_model_cache("timm-mobilenetv3")))
+    running = submit_conversion(model.id, dispatch=False)
+    assert registry.get(model.id).conversion == "Converting"
+    jobs.dispatch()
+    code, out, err = cli("models", "convert", model.id, "--wait")
+    assert code == 0 and "succeeded" in out, err
+    assert f"convert job {running.id} is already" in err and "following it" in err
+    assert [j.id for j in jobs.list_jobs(kind="convert")] == [running.id]
+    assert registry.get(model.id).conversion == "Converted"
+
+
 @pytest.fixture
 def converted(imgai_home, tiny_model_cache, tmp_path):
     """A converted, enabled default model and a folder of images, for the CLI in subprocesses."""

@@ -33,6 +33,14 @@ def test_defined_once(what):
     assert found == [home], f"{what} is written in {found}; define it in {home} and import it"
 
 
+@pytest.mark.parametrize("what", ["ImageNet mean", "ImageNet std"])
+def test_tests_and_benches_import_the_imagenet_statistics(what):
+    pattern, home = DEFINED_ONCE[what]
+    others = [*sorted((ROOT / "tests").rglob("*.py")), *sorted((ROOT / "bench").rglob("*.py"))]
+    found = sorted(str(p.relative_to(ROOT)) for p in others if re.search(pattern, p.read_text()))
+    assert found == [], f"{what} is copied into {found}; import it from {home}"
+
+
 def test_epoch_stage_is_written_and_read_in_one_place():
     from imgai.train.stage import epoch_stage, parse_epoch_stage
 

@@ -106,6 +106,7 @@ def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
+    from imgai.classify.imagenet import IMAGENET_MEAN, IMAGENET_STD
     from imgai.train.data import DataPipeline
     from imgai.train.images import datasets
     from tests.train_fixtures import make_shapes
@@ -114,7 +115,7 @@ def shapes(tmp_path_factory):
     pipeline = DataPipeline(name="shapes", kind="folder", location=str(root), root=str(root), image_size=32,
                             flip=True, crop=True, color_jitter=True)
     _, train_set, val_set = datasets(pipeline, image_size=32, val_split=0.25, seed=0,
-                                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+                                     mean=IMAGENET_MEAN, std=IMAGENET_STD)
     return train_set, val_set
 
 
@@ -183,3 +184,22 @@ def test_an_epoch_does_not_wait_for_the_gpu_per_batch(shapes):
     many_batches, many = syncs(6)
     assert many_batches >= few_batches + 4
     assert many == few, f"{many} synchronisations in {many_batches} batches vs {few} in {few_batches}"
+
+
+def test_a_resumed_fp16_run_goes_on_with_the_loss_scale_it_reached(shapes, tmp_path):
+    """The GradScaler's growth tracker counts the run's good fp16 steps: straight through two epochs
+    and one epoch + resume end at the same count (a scaler not restored would start at 0 again)."""
+    from imgai.train import TrainConfig
+    from imgai.train.loop import fit, load_checkpoint
+
+    train_set, val_set = shapes
+    config = TrainConfig(epochs=2, batch_size=8, lr=3e-3, device="cuda", precision="fp16", pretrained=False)
+    fit(_cnn(), train_set, val_set, config, num_classes=3, checkpoint=tmp_path / "straight.pt")
+    straight = load_checkpoint(tmp_path / "straight.pt")["scaler"]
+    one = TrainConfig.from_dict({**config.to_dict(), "epochs": 1})
+    fit(_cnn(), train_set, val_set, one, num_classes=3, checkpoint=tmp_path / "resumed.pt")
+    first = load_checkpoint(tmp_path / "resumed.pt")["scaler"]
+    fit(_cnn(), train_set, val_set, config, num_classes=3, checkpoint=tmp_path / "resumed.pt", resume=True)
+    resumed = load_checkpoint(tmp_path / "resumed.pt")["scaler"]
+    assert 0 < first["_growth_tracker"] < straight["_growth_tracker"]
+    assert resumed == straight

@@ -160,3 +160,20 @@ def test_cancelling_a_download_keeps_the_partial_blob_and_registers_nothing(fake
     assert registry.list_models() == [] and not token_file.exists()
     blobs = fake_hub.hf_home / "hub" / "models--timmfolk--mobilenetv3-large" / "blobs"
     assert [p.stat().st_size for p in blobs.glob("*.incomplete")] == [10 * 1024 * 1024]
+
+
+def test_every_hub_failure_is_the_same_typed_error_whichever_path_meets_it(fake_hub, monkeypatch):
+    """`models add org/name` and a diffusion source go through hub.client.translate like the download
+    job: a missing repo is HubNotFoundError (not "unknown model"), a gated one HubAccessError."""
+    from imgai.diffusion.source import download_pipeline
+    from imgai.errors import HubAccessError, HubNotFoundError
+    from imgai.sources import add_model
+
+    for fetch in (add_model, download_pipeline):
+        with pytest.raises(HubNotFoundError, match="no Hub repo 'acme/no-such-model'"):
+            fetch("acme/no-such-model")
+    monkeypatch.delenv("HF_TOKEN")
+    for fetch in (add_model, download_pipeline):
+        with pytest.raises(HubAccessError, match="acme/gated-resnet is gated: sign in"):
+            fetch("acme/gated-resnet")
+    assert registry.list_models() == []

@@ -1,13 +1,13 @@
 """The job system: worker subprocesses, queue order, progress, cancel and crash recovery."""
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
 from imgai import jobs
 from imgai.errors import StateError
+from tests.conftest import stop_job_workers
 from tests.waiting import wait_until
 
 
@@ -57,7 +57,8 @@ def test_cancel_queued_and_running(imgai_home):
 def test_killed_worker_becomes_failed_interrupted(imgai_home):
     job = jobs.submit("selftest", {"steps": 200, "delay": 0.05})
     running = _wait_state(job.id, ("running",))
-    os.killpg(running.pid, signal.SIGKILL)
+    # as every app fixture's teardown does: the workers of its data folder go (they outlive the app)
+    assert stop_job_workers(imgai_home) == [running.pid]
     wait_until(lambda: not jobs._alive(running.pid, running.pid_started), what=f"worker {running.pid} to die")
     dead = jobs.get(job.id)                       # the first read after the death says so
     assert dead.state == "failed" and dead.error.startswith("interrupted")

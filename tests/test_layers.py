@@ -122,3 +122,14 @@ def test_imgai_never_imports_gradio():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             assert not any(n.split(".")[0] == "gradio" for n in names), f"{path} imports gradio"
+
+
+def test_every_built_in_job_kind_is_a_function_the_import_graph_sees():
+    """The job system runs imgai's kinds through a table of imported functions (imgai/job_kinds.py),
+    not "module:function" strings, so a cycle through a job kind is a cycle this file finds."""
+    from imgai import job_kinds
+
+    seen = import_graph()["imgai.job_kinds"]
+    for name, kind in job_kinds.BUILT_IN.items():
+        for function in filter(None, (kind.run, kind.on_abort)):
+            assert callable(function) and function.__module__ in seen, (name, function)

@@ -45,6 +45,17 @@ def table_text(page) -> str:
     return page.locator("#models-table").inner_text()
 
 
+def settled_table(page, owner: str) -> str:
+    """The models table once it shows a refresh made after now: a model of `owner`'s own is added,
+    and the page is read when that row appears (a fixed wait proves nothing on a slow page)."""
+    from imgai import registry
+
+    mark = registry.create(name=f"{owner}-marker", source=f"test:{owner}-marker", architecture="resnet18",
+                           library="timm", owner=owner)
+    wait_until(lambda: mark.id in table_text(page), 60, f"{owner}'s table to refresh")
+    return table_text(page)
+
+
 def open_convert_tab(page):
     open_tab(page, "Convert")
     visible(page, "Conversion jobs (live)").wait_for()
@@ -92,8 +103,7 @@ def test_two_visitors_and_the_owner(hub, browser, imgai_home, output_dir):
 
         # bob sees neither alice's model nor her jobs
         open_convert_tab(bob)
-        bob.wait_for_timeout(3000)            # two refreshes of the live tables
-        assert model_id not in table_text(bob) and job_id not in bob.locator("#convert-jobs").inner_text()
+        assert model_id not in settled_table(bob, "bob") and job_id not in bob.locator("#convert-jobs").inner_text()
         screenshot(bob, "bob-sees-nothing-of-alice")
         assert call_api(bob, "convert_refresh", None, []).count(model_id) == 0
 
@@ -120,8 +130,7 @@ def test_two_visitors_and_the_owner(hub, browser, imgai_home, output_dir):
         assert model_id not in [m.id for m in registry.list_models()]
         alice.reload(wait_until="load")
         open_convert_tab(alice)
-        alice.wait_for_timeout(3000)
-        assert model_id not in table_text(alice)
+        assert model_id not in settled_table(alice, "alice")
         screenshot(alice, "alice-after-the-owner-removed-it")
     except Exception:
         for page, name in ((alice, "alice"), (bob, "bob"), (owner, "owner")):

@@ -141,7 +141,7 @@ def world(tmp_path_factory, tiny_model_cache):
         shared_job = train.start(shared_trainable, data=shapes, config=config, dispatch=False).id
         alices_job = train.start(alices_model, data=shapes, config=config, actor=ALICE, dispatch=False).id
         for job_id in (shared_job, alices_job):
-            jobs._finish(job_id, jobs.FAILED, error="interrupted: the worker process ended unexpectedly")
+            jobs.finish(job_id, jobs.FAILED, error="interrupted: the worker process ended unexpectedly")
         w = dict(home=home, shared_onnx=shared_onnx, shared_trainable=shared_trainable, alices_model=alices_model,
                  shared_job=shared_job, alices_job=alices_job, folder=root / "shapes")
         server = AppServer(home, env={"IMGAI_PUBLIC": "1", "IMGAI_QUOTA_TAG_FILES": "2",

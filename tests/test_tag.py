@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from imgai.classify.preprocess import decode_image
+from imgai.errors import UnreadableImageError
 from tests.factories import LABELS, random_image
 
 
@@ -57,14 +58,34 @@ def test_bad_files_get_a_reason(tmp_path, content, reason):
         path.write_bytes((tmp_path / "ok.jpg").read_bytes()[:300])
     else:
         path.write_bytes(content)
-    with pytest.raises(ValueError, match=reason):
+    with pytest.raises(UnreadableImageError, match=reason):
         decode_image(path)
+
+
+def test_only_an_unreadable_file_is_reported_as_a_bad_image(tmp_path):
+    """decode_safe turns an unreadable file into a per-file reason, and nothing else: a failure inside
+    preprocessing (here a spec broken after it was validated) is a bug and is raised as one."""
+    from imgai.classify.preprocess import PreprocessSpec
+    from imgai.classify.tag import Tagger
+
+    spec = PreprocessSpec(resize={"height": 8, "width": 8}, crop=None)
+    tagger = Tagger.decoder(spec)
+    (tmp_path / "bad.jpg").write_bytes(b"hello")
+    assert tagger.decode_safe(tmp_path / "bad.jpg") == (None, "not an image (or a format Pillow cannot read)")
+    array, reason = tagger.decode_safe(tmp_path / "missing.jpg")
+    assert array is None and reason.startswith("cannot read: No such file")
+    good = random_image(tmp_path / "ok.png")
+    assert tagger.decode_safe(good)[0].shape == (3, 8, 8)
+    spec.resize = {"height": 0, "width": 8}             # broken after validation: Pillow refuses to resize
+    with pytest.raises(ValueError) as raised:
+        tagger.decode_safe(good)
+    assert not isinstance(raised.value, UnreadableImageError)
 
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     random_image(tmp_path / "big.png", size=(100, 100))
-    with pytest.raises(ValueError, match="too many pixels"):
+    with pytest.raises(UnreadableImageError, match="too many pixels"):
         decode_image(tmp_path / "big.png")
 
 
@@ -175,3 +196,34 @@ def test_a_loaded_model_is_shared_by_concurrent_calls_until_its_files_change(tag
     labels = Path(tagging_model.onnx_path).parent / "labels.json"
     os.utime(labels, ns=(labels.stat().st_atime_ns, labels.stat().st_mtime_ns + 10**9))   # files changed
     assert Tagger.for_model(tagging_model.id) is not taggers[0]
+
+
+def test_tagging_does_not_recheck_an_onnx_file_that_passed_until_it_changes(tagging_model):
+    """The checker (onnx parse + check_model, most of a one-image `imgai tag`) runs when a model is
+    converted; a tagger started on the same file skips it, and a changed file is checked again."""
+    import os
+    from pathlib import Path
+
+    from imgai.classify.tag import Tagger
+    from imgai.config import paths
+    from imgai.errors import ValidationError
+
+    log = paths().logs / "imgai.log"
+    onnx_file = Path(tagging_model.onnx_path)
+
+    before = log.read_text().count("with onnx.checker")
+    assert before >= 1                                   # conversion checked it (in its staging folder)
+    Tagger(onnx_file.parent)
+    Tagger(onnx_file.parent)
+    assert log.read_text().count("with onnx.checker") == before
+
+    st = onnx_file.stat()                                # same bytes, rewritten: checked again
+    os.utime(onnx_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    Tagger(onnx_file.parent)
+    assert log.read_text().count(f"checked {onnx_file} with onnx.checker") == 1
+    Tagger(onnx_file.parent)
+    assert log.read_text().count("with onnx.checker") == before + 1
+
+    onnx_file.write_bytes(b"\x08\x07not a graph" * 100)  # replaced by garbage: the check refuses it
+    with pytest.raises(ValidationError, match="not a readable ONNX model"):
+        Tagger(onnx_file.parent)

@@ -192,3 +192,35 @@ def test_cli_create_start_wait_show(imgai_home, shapes, capsys):
     assert "num_workers > 0" in capsys.readouterr().err
     assert main(["train", "list", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 1
+
+
+def test_the_fp16_loss_scaler_state_round_trips_through_the_checkpoint(tmp_path):
+    """A resumed fp16 run must go on with the loss scale it had reached (not 65536 again): the
+    checkpoint holds the GradScaler's state, and it reads back with weights_only=True."""
+    import torch
+
+    from imgai.train.feed import Amp
+    from imgai.train.loop import _checkpoint_state, _write_checkpoint, load_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=3)
+    for step in range(5):                               # scale grows once (after 3 steps), tracker at 2
+        loss = model(torch.randn(8, 4)).square().mean()
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    reached = scaler.state_dict()
+    assert reached["scale"] == 2048.0 and reached["_growth_tracker"] == 2
+
+    _write_checkpoint(tmp_path / "checkpoint.pt", _checkpoint_state(model, optimizer, 1, [], scaler=reached))
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")              # torch.load(weights_only=True)
+    resumed = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=3)
+    resumed.load_state_dict(saved["scaler"])
+    assert resumed.state_dict() == reached and resumed.get_scale() == 2048.0
+
+    fp32 = Amp("cpu", "fp32")                           # no scaler: nothing saved, nothing to load
+    assert fp32.state_dict() is None and "scaler" not in _checkpoint_state(model, optimizer, 1, [])
+    fp32.load_state_dict(saved["scaler"])

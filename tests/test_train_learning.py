@@ -112,6 +112,9 @@ def test_lite0_fine_tunes_from_the_demo_weights(imgai_home, shapes):
 
     weights = starting_weights(get_architecture("efficientnet_lite0"))
     assert weights.kind == "demo" and weights.mean == (0.5, 0.5, 0.5)
+    assert any(row["architecture"] == "efficientnet_lite0" and "demo" in row["starting_weights"]
+               for row in train.architectures_table())
+    assert not (imgai_home / "demo").exists()     # listing only reads (writing here raced with the demo job)
     model = train.create_model("lite", architecture="efficientnet_lite0")
     job = run_here(train.start(model.id, data=shapes, dispatch=False,
                                config=train.TrainConfig(epochs=2, batch_size=16, lr=1e-3, image_size=64)).id)

@@ -94,6 +94,10 @@ def test_a_new_model_starts_from_the_hubs_imagenet_weights(online, shapes, cli, 
     source = f"{REPO}@{download.result['commit']}"
     assert done.result["starting_weights"] == "hf-cache" and done.result["starting_weights_source"] == source
     assert any(source in e["message"] for e in jobs.events(done.id))
+    code, out, _ = cli("train", "list")                             # the list names them as `train show` does
+    row = next(line for line in out.splitlines() if line.startswith(done.id))
+    assert code == 0 and source in row and "hf-cache" not in out
+    assert f"starting_weights  {source}" in cli("train", "show", done.id)[1]
     assert done.result["best_epoch"] in (1, 2)
     assert any(f"kept the weights of epoch {done.result['best_epoch']} of 2" in e["message"]
                for e in jobs.events(done.id))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pytest
 
+from imgai.classify.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from imgai.errors import ConfigError
 from imgai.train import TrainConfig
 from imgai.train.data import DataPipeline
 from imgai.train.images import datasets
 from tests.train_fixtures import make_shapes, one_thread  # noqa: F401 (fixture)
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")

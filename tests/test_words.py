@@ -39,7 +39,7 @@ def test_stored_markers_render_when_read(imgai_home):
     from imgai import jobs
 
     job = jobs.submit("selftest", {"steps": 1, "fail": f"broken; see {term('jobs-list')}"}, start=False)
-    jobs._finish(job.id, jobs.FAILED, error=f"broken; see {term('jobs-list')}")
+    jobs.finish(job.id, jobs.FAILED, error=f"broken; see {term('jobs-list')}")
     with speaking(words.CLI):
         assert jobs.get(job.id).error == "broken; see `imgai jobs list`"
     with speaking(words.UI):

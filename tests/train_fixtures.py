@@ -71,12 +71,13 @@ def run_here(job_id: str):
     import signal
 
     from imgai import db, jobs
+    from imgai.worker import run_in_worker
 
     with db.transaction() as conn:
         conn.execute("UPDATE jobs SET state = ? WHERE id = ? AND state = ?", (jobs.STARTING, job_id, jobs.QUEUED))
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        jobs.run_in_worker(job_id)
+        run_in_worker(job_id)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return jobs.get(job_id)

@@ -13,11 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..job_context import JobContext
 from .. import access, jobs, quotas, registry
 from ..access import Actor
 from ..config import paths
 from ..errors import ConversionError, ImgaiError, require
 from ..log import get_logger
+from ..staging import move_into_place
 from .labels import write_labels
 from .load import LoadedModel, load_model
 from .validate import validate_files
@@ -105,7 +107,7 @@ def submit_conversion(model_id: str, *, actor: Actor | None = None, dispatch: bo
                        before_queue=lambda job_id: registry.start_conversion(model_id, job_id))
 
 
-def convert_job(ctx: jobs.JobContext) -> dict:
+def convert_job(ctx: JobContext) -> dict:
     model = _run(ctx.params["model_id"], ctx.progress)
     return {"model_id": model.id, "onnx_path": model.onnx_path, "validation": model.validation}
 
@@ -169,11 +171,4 @@ def _onnx_bytes(onnx_dir: Path) -> int:
 
 def _replace_dir(new: Path, target: Path) -> None:
     """Put `new` at `target` with renames only; an old version is removed afterwards."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}-old-{os.getpid()}-{time.time_ns()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    move_into_place(new, target, replace=True)

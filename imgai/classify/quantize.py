@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..job_context import JobContext
 from .. import access, jobs, quotas, registry
 from ..config import paths
 from ..errors import ConfigError, ImgaiError, StateError, require
@@ -104,7 +105,7 @@ def quantize(model_id: str, *, options: QuantizeOptions = QuantizeOptions(), pro
                 event or (lambda message, **kw: None))
 
 
-def quantize_job(ctx: jobs.JobContext) -> dict:
+def quantize_job(ctx: JobContext) -> dict:
     p = ctx.params
     model = check_quantizable(p["model_id"])
     new = _run(model, p["target_id"], QuantizeOptions(**p["options"]), calibration.CalibrationSet(**p["images"]),

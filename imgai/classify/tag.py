@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .. import registry
-from ..errors import ConfigError, StateError
+from ..errors import ConfigError, StateError, UnreadableImageError
 from ..words import term
 from .labels import TAGS_FILE, display_name, read_labels, read_tag_categories
 from .preprocess import PreprocessSpec, decode_image
@@ -100,13 +100,13 @@ class Tagger:
     """An ONNX model ready to tag: session, labels and preprocessing."""
 
     def __init__(self, onnx_dir: Path, *, model_id: str | None = None, threads: int | None = None):
-        from .onnx_file import check_onnx_file
+        from .onnx_file import ensure_checked
         from .session import create_session
 
         from .onnx_graph import read_graph
 
         onnx_dir = Path(onnx_dir)
-        check_onnx_file(onnx_dir / "model.onnx")
+        ensure_checked(onnx_dir / "model.onnx")     # checked when added/converted; again only if changed
         self.model_id = model_id
         self.labels = read_labels(onnx_dir / "labels.json")
         self.categories = read_tag_categories(onnx_dir / TAGS_FILE) if (onnx_dir / TAGS_FILE).is_file() else None
@@ -144,17 +144,16 @@ class Tagger:
     # -- the batch functions --------------------------------------------------------------
 
     def decode(self, path: str | Path) -> np.ndarray:
-        """One file → preprocessed array; raises ValueError with a readable reason."""
+        """One file → preprocessed array; an unreadable file raises UnreadableImageError."""
         return self.spec(decode_image(path))
 
     def decode_safe(self, path) -> tuple[np.ndarray | None, str | None]:
-        """Like `decode`, but a bad file gives (None, reason) instead of raising."""
+        """Like `decode`, but an unreadable file gives (None, reason) instead of raising. Anything
+        else (a bug in preprocessing) is raised: it is not the file's fault."""
         try:
             return self.decode(path), None
-        except ValueError as exc:
+        except UnreadableImageError as exc:
             return None, str(exc)
-        except OSError as exc:
-            return None, f"cannot read: {exc.strerror or exc}"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """A batch of arrays → probabilities: the graph's own when it ends in a Sigmoid/Softmax,

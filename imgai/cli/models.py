@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import registry
 from ..presentation.models import MODEL_COLUMNS, model_lines, model_rows, preprocessing_lines, vs_fp32_line
-from .output import JSON, WAIT, follow, print_json, print_table, report_job
+from .output import JSON, WAIT, follow, print_json, print_table, report_job, running_or_submit
 
 
 def register(sub) -> None:
@@ -148,7 +148,9 @@ def cmd_demo(args) -> int:
 def cmd_convert(args) -> int:
     from ..classify.convert import submit_conversion
 
-    job = submit_conversion(args.model_id)
+    # the demo job converts the demo model: following it is following that conversion
+    job = running_or_submit(lambda: submit_conversion(args.model_id), subject=args.model_id,
+                            kinds=("convert", "demo"), wait=args.wait, show=not args.json)
     if args.wait:
         code = report_job(follow(job.id, show=not args.json), json_out=args.json)
         if not args.json:
@@ -163,10 +165,11 @@ def cmd_convert(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from ..classify.quantize import QuantizeOptions, int8_id, submit_quantization
+    from ..classify.quantize import JOB_KIND, QuantizeOptions, int8_id, submit_quantization
 
-    job = submit_quantization(args.model_id, options=QuantizeOptions(method=args.method,
-                                                                      calibration=args.calibration))
+    options = QuantizeOptions(method=args.method, calibration=args.calibration)
+    job = running_or_submit(lambda: submit_quantization(args.model_id, options=options), subject=args.model_id,
+                            kinds=(JOB_KIND,), wait=args.wait, show=not args.json)
     if not args.wait:
         if args.json:
             print_json(job.to_dict())

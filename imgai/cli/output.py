@@ -73,6 +73,22 @@ def follow(job_id: str, *, show: bool = True, detail: Callable[[Any], str] | Non
             bar.close()
 
 
+def running_or_submit(submit: Callable[[], Any], *, subject: str, kinds: Sequence[str], wait: bool,
+                      show: bool = True):
+    """The job to follow: with `--wait`, work of one of `kinds` already queued or running on
+    `subject` is followed (a note on stderr) instead of refused or queued twice; else `submit()`."""
+    from .. import jobs
+
+    if wait:
+        running = jobs.active_job(subject, *kinds)
+        if running is not None:
+            if show:
+                print(f"{running.kind} job {running.id} is already {running.state} for {subject}; following it",
+                      file=sys.stderr)
+            return running
+    return submit()
+
+
 def report_job(job, *, json_out: bool) -> int:
     """The end of a followed job, for commands with nothing more to say: exit 0 if it succeeded."""
     from .. import jobs

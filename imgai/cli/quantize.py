@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .output import JSON, WAIT, follow, print_json, print_table
+from .output import JSON, WAIT, follow, print_json, print_table, running_or_submit
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -61,7 +61,7 @@ def register(sub) -> None:
 def cmd_quantize(args) -> int:
     from .. import jobs
     from ..diffusion import QuantizeRequest, parse_sources, plan, support_table
-    from ..diffusion.job import submit, target_results
+    from ..diffusion.job import KIND, submit, target_results
     from ..diffusion.keys import expand_models
     from ..diffusion.matrix import SUMMARY_HEADERS, summary_rows
     from ..diffusion.targets import FAILED
@@ -88,7 +88,8 @@ def cmd_quantize(args) -> int:
         for t in plan(request):
             if t.skip:
                 print(f"skip {t.name}: {t.skip}", file=sys.stderr)
-    job = submit(request)
+    job = running_or_submit(lambda: submit(request), subject=request.describe(), kinds=(KIND,), wait=args.wait,
+                            show=not args.json)
     if not args.wait:
         if args.json:
             print_json(job.to_dict())

@@ -7,7 +7,7 @@ import sys
 
 from ..engines import RAY_TRAIN_WORKERS
 from ..train.config import LOSSES, OPTIMIZERS, TrainConfig
-from .output import JSON, WAIT, follow, print_json, print_table
+from .output import JSON, WAIT, follow, print_json, print_table, running_or_submit
 
 # option → (TrainConfig field, type, help)
 CONFIG_OPTIONS = {
@@ -182,18 +182,24 @@ def _submitted(job, args) -> int:
 
 
 def cmd_start(args) -> int:
-    from ..train import TrainConfig, start
+    from ..train import TrainConfig, resolve_model, start
     from ..train.finetune import finetune_defaults
+    from ..train.runs import KIND
 
     changes = _config_changes(args)
     TrainConfig(**changes)           # the settings given are refused (naming them) before the model is looked up
-    defaults = finetune_defaults(args.model, args.data, pretrained=changes.get("pretrained", True))
-    config = TrainConfig(**{**defaults.settings, **changes})
-    if defaults.settings and not args.json:
-        print(f"defaults: {defaults.note} (change them with --lr, --optimizer, --flip/--no-flip, "
-              "--crop/--no-crop)", file=sys.stderr)
-    config.engine.require()          # say so now, not from inside the job
-    job = start(args.model, data=args.data, config=config)
+
+    def submit():
+        defaults = finetune_defaults(args.model, args.data, pretrained=changes.get("pretrained", True))
+        config = TrainConfig(**{**defaults.settings, **changes})
+        if defaults.settings and not args.json:
+            print(f"defaults: {defaults.note} (change them with --lr, --optimizer, --flip/--no-flip, "
+                  "--crop/--no-crop)", file=sys.stderr)
+        config.engine.require()          # say so now, not from inside the job
+        return start(args.model, data=args.data, config=config)
+
+    job = running_or_submit(submit, subject=resolve_model(args.model).id, kinds=(KIND,), wait=args.wait,
+                            show=not args.json)
     return _submitted(job, args)
 
 
@@ -226,9 +232,10 @@ def cmd_list(args) -> int:
     if args.json:
         print_json([v.to_dict() for v in views])
     else:
-        print_table([(v.job_id, v.model_id, v.architecture, v.data, v.state, v.epoch_ratio, _pct(v.val_accuracy),
-                      f"{v.samples_per_s:.0f}/s" if v.samples_per_s else "", (v.error or "")[:50]) for v in views],
-                    ["JOB", "MODEL", "ARCH", "DATA", "STATE", "EPOCH", "VAL ACC", "SPEED", "ERROR"])
+        print_table([(v.job_id, v.model_id, v.architecture, v.starting_weights, v.data, v.state, v.epoch_ratio,
+                      _pct(v.val_accuracy), f"{v.samples_per_s:.0f}/s" if v.samples_per_s else "", (v.error or "")[:50])
+                     for v in views],
+                    ["JOB", "MODEL", "ARCH", "WEIGHTS", "DATA", "STATE", "EPOCH", "VAL ACC", "SPEED", "ERROR"])
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..job_context import JobContext
 from .. import access, jobs
 from ..access import Actor
 from ..errors import ConfigError, ConversionError
@@ -39,7 +40,7 @@ def submit(request: QuantizeRequest, *, actor: Actor | None = None) -> jobs.Job:
     return jobs.submit(KIND, request.to_params(), subject=request.describe(), owner=actor.owner)
 
 
-def quantize_job(ctx: jobs.JobContext) -> dict:
+def quantize_job(ctx: JobContext) -> dict:
     request = QuantizeRequest.from_params(ctx.params)
 
     def on_result(result: TargetResult) -> None:

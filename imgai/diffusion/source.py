@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConversionError, HubUnavailableError, UnknownModelError, UnsupportedModelError
+from ..errors import ConversionError, HubUnavailableError, UnsupportedModelError
 from ..cards import read_card_data
 from ..hub_id import HUB_ID
 from .keys import DiffusionModelKey
@@ -100,30 +100,28 @@ def resolve_source(model_key: DiffusionModelKey, spec: str | None = None) -> Sou
 
 def download_pipeline(repo_id: str, *, revision: str | None = None) -> Path:
     """The pipeline's files, fetched the way `DiffusionPipeline.from_pretrained(repo_id)` fetches them
-    (into the standard HF cache). Returns the snapshot folder, named by its commit."""
+    (into the standard HF cache). Returns the snapshot folder, named by its commit. Hub failures are
+    imgai's typed errors (hub.client.translate), also where diffusers wraps them in an OSError."""
     from diffusers import DiffusionPipeline
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
-    from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
 
-    hint = f"connect to the Hub, or give {term('source-one')}"
+    from ..hub.client import translate
+
     try:
         return Path(DiffusionPipeline.download(repo_id, revision=revision, use_safetensors=True))
-    except GatedRepoError as exc:
-        raise HubUnavailableError(f"{repo_id} is gated: accept its terms on the Hub and sign in "
-                                  "(HF_TOKEN or `huggingface-cli login`)") from exc
-    except RepositoryNotFoundError as exc:
-        raise UnknownModelError(f"no Hub repo {repo_id!r} (or it is private: sign in)") from exc
-    except RevisionNotFoundError as exc:
-        raise UnknownModelError(f"{repo_id} has no revision {revision!r}") from exc
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled, RequestsConnectionError, Timeout) as exc:
-        raise HubUnavailableError(f"cannot reach the Hugging Face Hub to fetch {repo_id} and it is not in the "
-                                  f"local cache ({type(exc).__name__}); {hint}") from exc
-    except OSError as exc:  # diffusers wraps "cannot find the requested files in the cache" as OSError
-        if "offline" in str(exc).lower() or "connect" in str(exc).lower() or "cache" in str(exc).lower():
-            raise HubUnavailableError(f"cannot reach the Hugging Face Hub to fetch {repo_id} and it is not in "
-                                      f"the local cache; {hint}") from exc
-        raise
+    except Exception as exc:
+        # diffusers re-raises "could not fetch the metadata" as an OSError from the Hub's own error
+        cause = exc.__cause__ or exc.__context__
+        err = (translate(exc, repo_id=repo_id, revision=revision, action="fetch")
+               or (translate(cause, repo_id=repo_id, revision=revision, action="fetch") if cause else None))
+        if err is None and isinstance(exc, OSError) and any(w in str(exc).lower() for w in ("offline", "connect",
+                                                                                             "cache")):
+            err = HubUnavailableError(f"cannot fetch {repo_id}: the Hub cannot be reached and it is not in the "
+                                      "local cache")
+        if err is None:
+            raise
+        if isinstance(err, HubUnavailableError):
+            err = HubUnavailableError(f"{err}; or give {term('source-one')}")
+        raise err from exc
 
 
 def _describe(model_key: DiffusionModelKey, *, spec: str, kind: str, folder: Path, repo_id: str | None,

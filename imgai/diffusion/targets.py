@@ -20,6 +20,7 @@ from typing import Callable
 
 from ..errors import MissingDependencyError, ValidationError
 from ..log import get_logger
+from ..staging import move_into_place
 from . import checks, resources
 from .card import write_card
 from .info import build_info, component_table, is_up_to_date, read_info, settings_for, write_info
@@ -343,14 +344,9 @@ def _release_device(device: str) -> None:
 
 
 def replace_dir(staging: Path, final: Path) -> None:
-    """Move the finished staging folder into place; an older output is swapped out, then removed."""
-    old = None
-    if final.exists():
-        old = final.with_name(f"{STAGING_PREFIX}old-{final.name}-{uuid.uuid4().hex[:6]}")
-        final.rename(old)
-    staging.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move the finished staging folder into place; an older output is swapped out, then removed
+    (named as staging meanwhile, so no listing takes it for an output)."""
+    move_into_place(staging, final, replace=True, aside_prefix=STAGING_PREFIX)
 
 
 def push_target(folder: Path, *, org: str, private: bool = False, token: str | None = None,

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..job_context import JobContext
 from .. import access, jobs, quotas, registry
 from ..access import Actor
 from ..errors import DiskSpaceError, HubUnavailableError
@@ -55,7 +56,7 @@ def download(repo_id: str, *, revision: str | None = None, token: auth.Token = N
         raise
 
 
-def download_job(ctx: jobs.JobContext) -> dict:
+def download_job(ctx: JobContext) -> dict:
     token: auth.Token = auth.take_over(ctx.params.get("token_file"))
     if token is None and ctx.params.get("anonymous"):
         token = False

@@ -4,14 +4,12 @@ folder and renamed into place."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import UnsafeFileError
+from ..staging import move_into_place, staging_folder
 
 
 def max_zip_bytes() -> int:
@@ -40,9 +38,7 @@ def extract_zip(archive: Path, target: Path) -> Path:
         raise UnsafeFileError(f"{archive.name} is not a readable zip file: {exc}") from exc
     with zf:
         members = _checked_members(zf, archive.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
+        with staging_folder(target.parent, prefix=f".{target.name}-") as tmp:
             for info, rel in members:
                 dest = tmp.joinpath(*rel.parts)
                 if info.is_dir():
@@ -50,10 +46,7 @@ def extract_zip(archive: Path, target: Path) -> Path:
                     continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 _copy_limited(zf, info, dest)
-            os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            move_into_place(tmp, target)
     return target
 
 

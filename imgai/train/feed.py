@@ -33,6 +33,15 @@ class Amp:
 
         return torch.autocast(device_type=self.device, dtype=self.dtype)
 
+    def state_dict(self) -> dict | None:
+        """The fp16 loss scaler's state (scale, growth tracker), for the checkpoint; None without one."""
+        return self.scaler.state_dict() if self.scaler is not None else None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """A resumed fp16 run goes on with the scale it had reached, not the initial 65536."""
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
     def backward_step(self, loss, optimizer) -> None:
         if self.scaler is None:
             loss.backward()

@@ -102,8 +102,10 @@ def best_epoch(history: list[dict]) -> int | None:
     return best["epoch"] if best else None
 
 
-def _checkpoint_state(model, optimizer, epoch: int, history: list[dict], best: dict | None = None) -> dict:
-    """A copy of the weights and optimizer state that training may go on changing meanwhile."""
+def _checkpoint_state(model, optimizer, epoch: int, history: list[dict], best: dict | None = None,
+                      scaler: dict | None = None) -> dict:
+    """A copy of the weights and optimizer state that training may go on changing meanwhile, and the
+    fp16 loss scaler's state (`Amp.state_dict()`) when the run has one."""
     def snapshot(value):
         if hasattr(value, "detach"):
             return value.detach().clone()
@@ -115,6 +117,8 @@ def _checkpoint_state(model, optimizer, epoch: int, history: list[dict], best: d
 
     state = {"model": snapshot(model.state_dict()), "optimizer": snapshot(optimizer.state_dict()),
              "epoch": epoch, "history": [dict(h) for h in history]}
+    if scaler is not None:
+        state["scaler"] = dict(scaler)
     if best is not None:      # the best epoch's weights, when they are not this epoch's: {"epoch", "model"}
         state["best"] = best if best["epoch"] != epoch else {"epoch": epoch}
     return state
@@ -154,12 +158,13 @@ class CheckpointWriter:
     def __init__(self, path: Path | None, on_saved: Callable[[EpochMetrics], None] | None = None):
         self.path, self.on_saved, self._thread, self._error = path, on_saved, None, None
 
-    def save(self, metrics: EpochMetrics, *, model, optimizer, history: list[dict], best: dict | None = None) -> None:
+    def save(self, metrics: EpochMetrics, *, model, optimizer, history: list[dict], best: dict | None = None,
+             scaler: dict | None = None) -> None:
         self.close()
         if self.path is None:
             self._report(metrics)
             return
-        state = _checkpoint_state(model, optimizer, metrics.epoch, history, best)
+        state = _checkpoint_state(model, optimizer, metrics.epoch, history, best, scaler)
 
         def write():
             try:
@@ -326,6 +331,7 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
     if resume and resume_state is not None:
         core.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
+        amp.load_state_dict(resume_state.get("scaler"))
         start, history = int(resume_state["epoch"]), list(resume_state["history"])
     best = _resumed_best(resume_state) if resume and resume_state is not None else None
     train_batches, feed = make_batches(train_set, config, device=device, shuffle=True, shard=shard,
@@ -361,8 +367,9 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
                 best = {"epoch": epoch, "model": {k: v.detach().to("cpu", copy=True)
                                                   for k, v in core.state_dict().items()}}
             if on_checkpoint:
-                on_checkpoint(_checkpoint_state(core, optimizer, epoch, history, best))
-            writer.save(metrics, model=core, optimizer=optimizer, history=history, best=best)
+                on_checkpoint(_checkpoint_state(core, optimizer, epoch, history, best, amp.state_dict()))
+            writer.save(metrics, model=core, optimizer=optimizer, history=history, best=best,
+                        scaler=amp.state_dict())
     finally:
         writer.close()         # the last checkpoint is complete (and reported) before anyone reads it
     last = history[-1]["epoch"] if history else None

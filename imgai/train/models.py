@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from ..access import Actor
 from ..config import paths
 from ..errors import ConfigError, StateError, UnknownModelError
 from ..registry import Model
+from ..staging import move_into_place, staging_folder
 from .architectures import get_architecture
 from .images import CROP_PCT, INTERPOLATION
 
@@ -133,9 +133,7 @@ def save_run(model, *, model_id: str, run: int, timm_name: str, labels: list[str
     target = runs_dir(model_id) / str(run)
     if target.exists():
         raise StateError(f"run {run} of {model_id!r} is already saved at {target}; retrain to make a new run")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".run-{run}-", dir=target.parent))
-    try:
+    with staging_folder(target.parent, prefix=f".run-{run}-") as tmp:
         config = {
             "architecture": timm_name,
             "num_classes": len(labels),
@@ -150,10 +148,7 @@ def save_run(model, *, model_id: str, run: int, timm_name: str, labels: list[str
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        move_into_place(tmp, target)
     return target
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..job_context import JobContext
 from .. import jobs
 from ..errors import ConfigError, UnsupportedModelError
 from ..log import get_logger
@@ -61,7 +62,7 @@ def active_download(repo_id: str) -> jobs.Job | None:
     return next((j for j in jobs.list_jobs(kind=KIND, states=jobs.ACTIVE) if j.subject == repo_id), None)
 
 
-def weights_job(ctx: jobs.JobContext) -> dict:
+def weights_job(ctx: JobContext) -> dict:
     """Download a weights repo's model.safetensors + config.json into the HF cache, then check
     that its tensors fit the architecture (Failed, naming the first that does not)."""
     from ..hub.cache import hf_cache_dir

@@ -23,10 +23,7 @@ RESUMABLE = (jobs.FAILED, jobs.CANCELLED)      # the states a training job can b
 
 
 def _active_job_for(model_id: str) -> Job | None:
-    for job in jobs.list_jobs(kind=KIND, states=jobs.ACTIVE):
-        if job.subject == model_id:
-            return job
-    return None
+    return jobs.active_job(model_id, KIND)
 
 
 def _checked(pipeline: DataPipeline, config: TrainConfig) -> DataReport:
@@ -164,7 +161,7 @@ class TrainingView:
     samples_per_s: float | None
     train_loss: float | None
     val_accuracy: float | None
-    starting_weights: str | None
+    starting_weights: str | None   # repo@revision of the Hub weights, else the kind (demo, scratch, …)
     error: str | None
     created_at: float
     started_at: float | None
@@ -189,8 +186,9 @@ def view(job: Job | str) -> TrainingView:
         current = str(epochs)
     else:
         current = str(done)
-    weights = next((e["data"].get("starting_weights") for e in jobs.events(job.id)
-                    if e.get("data") and "starting_weights" in e["data"]), None)
+    started = next((e["data"] for e in jobs.events(job.id) if e.get("data") and "starting_weights" in e["data"]), {})
+    # where the weights came from: the Hub repo@revision when known (as `train show` and the card say)
+    weights = started.get("starting_weights_source") or started.get("starting_weights")
     try:
         name = registry.get(job.subject).name
     except UnknownModelError:          # the model was removed; its jobs stay listed
