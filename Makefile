@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv chromium clean bench bench-ray gpu-wheels
+.PHONY: run test venv chromium clean bench bench-ray gpu-wheels support-table
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,3 +42,8 @@ gpu-wheels: $(STAMP)
 
 clean:
 	rm -rf $(VENV) imgai_data test-output .pytest_cache
+
+# The support table (imgai/classify/support_table.json): convert and validate every candidate
+# family (`bench/support_sweep.py --only PATTERN` for some). Takes tens of minutes on two cores.
+support-table: $(STAMP)
+	$(BIN)/python bench/support_sweep.py

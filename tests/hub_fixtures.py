@@ -42,7 +42,8 @@ def build_models(work: Path) -> dict[str, Path]:
     from transformers import (BertConfig, BertForSequenceClassification, ConvNextImageProcessor, EfficientNetConfig,
                               EfficientNetForImageClassification, EfficientNetImageProcessor, MobileNetV2Config,
                               MobileNetV2ForImageClassification, MobileNetV2ImageProcessor, ResNetConfig,
-                              ResNetForImageClassification, ViTConfig, ViTForImageClassification)
+                              ResNetForImageClassification, ViTConfig, ViTForImageClassification,
+                              ViTImageProcessor)
 
     label2id = {v: k for k, v in LABELS.items()}
     common = {"num_labels": 3, "id2label": LABELS, "label2id": label2id}
@@ -79,7 +80,7 @@ def build_models(work: Path) -> dict[str, Path]:
     torch.manual_seed(3)
     save("vit", ViTForImageClassification(ViTConfig(
         hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8, image_size=8, patch_size=4,
-        **common)), readme=_readme("ViT", "apache-2.0", "transformers"))
+        **common)), ViTImageProcessor(size={"height": 8, "width": 8}), _readme("ViT", "apache-2.0", "transformers"))
     torch.manual_seed(4)
     save("bert", BertForSequenceClassification(BertConfig(
         vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8, num_labels=2)))
@@ -98,7 +99,31 @@ def build_models(work: Path) -> dict[str, Path]:
     save_for_hf(timm.create_model("vit_tiny_patch16_224", img_size=32, depth=1, num_classes=3).eval(), vit_timm,
                 safe_serialization=True)
     out["timm-vit"] = vit_timm
+    # what Browse hides, one per reason; the config decides, so each is a working model with its
+    # config.json changed the way such repos look
+    out["custom-code"] = _variant(work, "custom-code", out["resnet"], auto_map={
+        "AutoConfig": "configuration_mine.MyConfig", "AutoModelForImageClassification": "modeling_mine.MyResNet"})
+    out["detr"] = _variant(work, "detr", out["resnet"], model_type="detr", architectures=["DetrForObjectDetection"])
+    out["failed-family"] = _variant(work, "failed-family", out["resnet"], model_type="dinat",
+                                    architectures=["DinatForImageClassification"])
+    pickled = _variant(work, "pickle-only", out["resnet"])
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(pickled / "model.safetensors")), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    out["pickle-only"] = pickled
+    out["timm-unknown"] = _variant(work, "timm-unknown", vit_timm, architecture="mystery_net_tiny")
     return out
+
+
+def _variant(work: Path, name: str, source: Path, **config_changes) -> Path:
+    """A copy of `source` whose config.json has `config_changes`."""
+    folder = work / name
+    shutil.copytree(source, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(config_changes)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
 
 
 TRANSFORMERS_META = {"library_name": "transformers", "pipeline_tag": "image-classification"}
@@ -122,11 +147,17 @@ def fill_store(store: Store, models: dict[str, Path]) -> None:
     pub("acme/fancy-classifier", models["resnet"], meta=meta(TRANSFORMERS_META, "resnet", 5, 1))
     pub("timmfolk/mobilenetv3-tiny", models["timm-mobilenetv3"], meta=meta(TIMM_META, None, 700, 70))
     pub("timmfolk/mobilenetv3-large", models["timm-mobilenetv3-large"], meta=meta(TIMM_META, None, 650, 20))
-    # names that lie: hidden as unsupported, decided from metadata / config.json
-    pub("acme/resnet-lookalike-vit", models["vit"], meta=meta(TRANSFORMERS_META, "vit", 800, 5))
+    # the families people pick: a ViT in both libraries (offered because the sweep converted them)
+    pub("acme/vit-tiny", models["vit"], meta=meta(TRANSFORMERS_META, "vit", 800, 5))
+    pub("timmfolk/vit-tiny", models["timm-vit"], meta=meta(TIMM_META, None, 400, 4))
+    # names that lie: hidden, decided from metadata / config.json / the files, one per reason
     pub("acme/resnet-text-bert", models["bert"], meta={**meta(TRANSFORMERS_META, "bert", 600, 5),
                                                        "pipeline_tag": "text-classification"})
-    pub("timmfolk/resnet-like-vit", models["timm-vit"], meta=meta(TIMM_META, None, 400, 4))
+    pub("acme/resnet-custom-code", models["custom-code"], meta=meta(TRANSFORMERS_META, "resnet", 550, 5))
+    pub("acme/resnet-lookalike-detr", models["detr"], meta=meta(TRANSFORMERS_META, "detr", 520, 5))
+    pub("acme/resnet-failed-family", models["failed-family"], meta=meta(TRANSFORMERS_META, "dinat", 510, 5))
+    pub("acme/resnet-pickle-only", models["pickle-only"], meta=meta(TRANSFORMERS_META, "resnet", 505, 5))
+    pub("timmfolk/resnet-like-unknown", models["timm-unknown"], meta=meta(TIMM_META, None, 390, 4))
     # access
     pub("acme/gated-resnet", models["resnet"], gated="manual", approved=["alice"],
         meta=meta(TRANSFORMERS_META, "resnet", 50, 2))

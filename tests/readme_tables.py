@@ -1,6 +1,7 @@
-"""README's tables of diffusion keys, trainable architectures, settings and visitor limits, generated
-from the registries (`imgai.diffusion.keys.MODEL_KEYS`, `imgai.train.architectures.ARCHITECTURES`,
-`imgai.settings.SETTINGS`, `imgai.limits.LIMITS`).
+"""README's tables of diffusion keys, supported classifier families, trainable architectures,
+settings and visitor limits, generated from the registries (`imgai.diffusion.keys.MODEL_KEYS`,
+imgai/classify/support_table.json, `imgai.train.architectures.ARCHITECTURES`, `imgai.settings.SETTINGS`,
+`imgai.limits.LIMITS`).
 
     python -m tests.readme_tables --write     # rewrite them in README.md
     pytest tests/test_readme.py                # fails when README.md is stale
@@ -52,7 +53,19 @@ def limits_table() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"diffusion-keys": diffusion_keys_table, "train-architectures": architectures_table,
+def support_table() -> str:
+    from imgai.presentation.support import SUPPORT_COLUMNS, support_rows, support_totals
+
+    def cell(value: str) -> str:
+        return value.replace("|", "\\|").replace("\n", " ")
+
+    rows = [f"{support_totals()}.", "", "| " + " | ".join(c.lower() for c in SUPPORT_COLUMNS) + " |",
+            "|" + "---|" * len(SUPPORT_COLUMNS)]
+    rows += ["| " + " | ".join(cell(v) for v in r) + " |" for r in support_rows(reason_width=160)]
+    return "\n".join(rows)
+
+
+TABLES = {"diffusion-keys": diffusion_keys_table, "support-table": support_table, "train-architectures": architectures_table,
           "settings": settings_table, "visitor-limits": limits_table}
 
 

@@ -100,7 +100,8 @@ def test_byte_progress_and_resume_after_the_server_died(fake_hub):
     ("carol/private-resnet", None, "no Hub repo 'carol/private-resnet' is visible without signing in"),
     ("acme/resnet-tiny@no-such-branch", ALICE_TOKEN, "has no revision 'no-such-branch'"),
     ("acme/ratelimited-resnet", ALICE_TOKEN, "rate-limiting requests (HTTP 429)"),
-    ("acme/resnet-lookalike-vit", ALICE_TOKEN, "transformers model_type 'vit'"),
+    ("acme/resnet-lookalike-detr", ALICE_TOKEN, "imgai takes image-classification heads"),
+    ("acme/resnet-custom-code", ALICE_TOKEN, "auto_map"),
 ])
 def test_download_errors_are_clear_and_register_nothing(fake_hub, monkeypatch, repo, token, expected):
     if token:

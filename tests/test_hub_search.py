@@ -15,22 +15,34 @@ from tests.hub_fixtures import (  # noqa: F401  (fixtures are used by name)
 
 SUPPORTED = {"acme/resnet-tiny", "acme/efficientnet-tiny", "acme/mobilenet-v2-tiny", "acme/fancy-classifier",
              "timmfolk/mobilenetv3-tiny", "timmfolk/mobilenetv3-large", "acme/gated-resnet", "acme/huge-resnet",
-             "acme/ratelimited-resnet"}
-LOOKALIKES = {"acme/resnet-lookalike-vit", "acme/resnet-text-bert", "timmfolk/resnet-like-vit"}
+             "acme/ratelimited-resnet", "acme/vit-tiny", "timmfolk/vit-tiny"}
+# hidden, one per reason (the category Browse counts them under)
+LOOKALIKES = {"acme/resnet-text-bert": "head", "acme/resnet-custom-code": "custom_code",
+              "acme/resnet-lookalike-detr": "head", "acme/resnet-failed-family": "failed",
+              "acme/resnet-pickle-only": "weights", "timmfolk/resnet-like-unknown": "unsupported"}
 
 
 def test_search_shows_only_supported_models_and_counts_the_hidden(fake_hub):
     result = search("", limit=50)
     assert result.online
     assert {m.repo_id for m in result.models} == SUPPORTED       # carol's private repo is not visible to alice
-    assert {h["repo_id"] for h in result.hidden} == LOOKALIKES
-    assert result.hidden_unsupported == 3 and "3 hidden as unsupported" in result.message
+    assert {h["repo_id"]: h["category"] for h in result.hidden} == LOOKALIKES
+    assert result.hidden_unsupported == 6 and "6 hidden as unsupported" in result.message
+    assert result.hidden_by_reason == {"needs custom code": 1, "not an image-classification head": 2,
+                                       "family failed the sweep": 1, "no safetensors weights": 1,
+                                       "not a family the sweep tried": 1}
+    assert "2 not an image-classification head" in result.message
+    hidden = {h["repo_id"]: h["reason"] for h in result.hidden}
+    assert "modeling_mine.MyResNet" in hidden["acme/resnet-custom-code"]
+    assert "imgai takes image-classification heads" in hidden["acme/resnet-lookalike-detr"]
+    assert "failed imgai's conversion sweep" in hidden["acme/resnet-failed-family"]
     by_id = {m.repo_id: m for m in result.models}
     resnet = by_id["acme/resnet-tiny"]
     assert (resnet.family, resnet.library, resnet.labels, resnet.license) == ("ResNet", "transformers", 3, "apache-2.0")
     assert resnet.size == sum(f["size"] for f in info("acme/resnet-tiny").files if f["needed"])
     assert resnet.parameters and resnet.downloads == 900 and resnet.last_modified
     assert by_id["acme/fancy-classifier"].family == "ResNet"      # support comes from config, not the name
+    assert (by_id["acme/vit-tiny"].family, by_id["timmfolk/vit-tiny"].family) == ("ViT", "ViT")
     assert by_id["timmfolk/mobilenetv3-tiny"].architecture == "mobilenetv3_small_050"
     assert by_id["acme/gated-resnet"].gated == "manual"
     assert by_id["acme/huge-resnet"].size > 10**15
@@ -41,15 +53,17 @@ def test_search_filters_query_family_library_sort_and_limit(fake_hub):
     by_query = search("resnet", limit=50)
     assert {m.repo_id for m in by_query.models} == {
         "acme/resnet-tiny", "acme/gated-resnet", "acme/huge-resnet", "acme/ratelimited-resnet"}
-    assert by_query.hidden_unsupported == 3          # the lookalikes match the query but are hidden
+    assert by_query.hidden_unsupported == 6          # the lookalikes match the query but are hidden
     assert {m.repo_id for m in search("", family="mobilenet", limit=50).models} == {
         "acme/mobilenet-v2-tiny", "timmfolk/mobilenetv3-tiny", "timmfolk/mobilenetv3-large"}
     timm_only = search("", library="timm", limit=50)
-    assert {m.repo_id for m in timm_only.models} == {"timmfolk/mobilenetv3-tiny", "timmfolk/mobilenetv3-large"}
-    assert [h["repo_id"] for h in timm_only.hidden] == ["timmfolk/resnet-like-vit"]
+    assert {m.repo_id for m in timm_only.models} == {"timmfolk/mobilenetv3-tiny", "timmfolk/mobilenetv3-large",
+                                                     "timmfolk/vit-tiny"}
+    assert [h["repo_id"] for h in timm_only.hidden] == ["timmfolk/resnet-like-unknown"]
+    assert {m.repo_id for m in search("", family="vit", limit=50).models} == {"acme/vit-tiny", "timmfolk/vit-tiny"}
     likes = search("", sort="likes", limit=3)
     assert [m.repo_id for m in likes.models] == ["timmfolk/mobilenetv3-tiny", "acme/efficientnet-tiny", "acme/resnet-tiny"]
-    for bad, message in (({"family": "ViT"}, "family 'ViT'"), ({"library": "keras"}, "library 'keras'"),
+    for bad, message in (({"family": "NoSuchNet"}, "family 'NoSuchNet'"), ({"library": "keras"}, "library 'keras'"),
                          ({"sort": "stars"}, "sort 'stars'"), ({"limit": 0}, "limit 0")):
         with pytest.raises(ConfigError, match=message):
             search("", **bad)
@@ -64,8 +78,8 @@ def test_info_details_files_and_registry_state(fake_hub):
     assert details.download_size < details.total_size
     assert details.label_names == ["cat", "dog", "bird"]
     assert details.card_summary.startswith("A tiny ResNet built in code") and details.in_registry is None
-    unsupported = info("acme/resnet-lookalike-vit")
-    assert not unsupported.supported and "model_type 'vit'" in unsupported.reason
+    unsupported = info("acme/resnet-lookalike-detr")
+    assert not unsupported.supported and "'DetrForObjectDetection'" in unsupported.reason
     with pytest.raises(HubNotFoundError, match="no Hub repo 'acme/nothing-here'"):
         info("acme/nothing-here")
     gated = info("acme/gated-resnet", token=BOB_TOKEN)    # bob may not read its files: metadata decides
@@ -80,8 +94,14 @@ def test_cli_search_and_info_json(fake_hub, capsys):
     assert [m["repo_id"] for m in data["models"]] == ["acme/efficientnet-tiny"]
     assert main(["hub", "search", "resnet"]) == 0
     out = capsys.readouterr().out
-    assert "3 hidden as unsupported" in out and "REPO ID" in out and "acme/resnet-tiny" in out
+    assert "6 hidden as unsupported" in out and "REPO ID" in out and "acme/resnet-tiny" in out
     assert "lookalike" not in out
+    assert main(["hub", "search", "resnet", "--show-hidden"]) == 0
+    out = capsys.readouterr().out
+    assert "acme/resnet-lookalike-detr" in out and "imgai takes image-classification heads" in out
+    assert main(["hub", "families"]) == 0
+    out = capsys.readouterr().out
+    assert "candidates pass" in out and "ViT" in out and "DINOv2" in out
     assert main(["hub", "info", "acme/mobilenet-v2-tiny", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["architecture"] == "MobileNetV2ForImageClassification"
     assert main(["hub", "info", "acme/nope"]) == 1
@@ -109,7 +129,7 @@ def test_offline_mode_lists_and_adds_the_supported_models_in_the_local_cache(fak
 
     # fill the cache the way any HF tool would (config-only copies do not count as models)
     snapshot_download("acme/mobilenet-v2-tiny")
-    snapshot_download("acme/resnet-lookalike-vit")
+    snapshot_download("acme/resnet-lookalike-detr")
     from huggingface_hub import hf_hub_download
 
     hf_hub_download("acme/efficientnet-tiny", "config.json")
@@ -158,7 +178,7 @@ def test_the_fake_hub_speaks_the_real_clients_protocol(fake_hub):
 
     api = HfApi()
     everything = [m.id for m in api.list_models()]
-    assert len(everything) == 12 and "carol/private-resnet" not in everything   # 13 repos, one private
+    assert len(everything) == 17 and "carol/private-resnet" not in everything   # 18 repos, one private
     assert len([r for r in fake_hub.requests() if r.startswith("GET /api/models ")]) >= 3   # followed Link pages
     files = {f.path: f for f in api.get_paths_info("acme/resnet-tiny", ["config.json", "model.safetensors"])}
     assert files["model.safetensors"].lfs.size == files["model.safetensors"].size > 0

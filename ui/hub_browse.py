@@ -140,7 +140,7 @@ def build_search(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Find a model on the Hugging Face Hub")
     login_row(demo)
     with gr.Row():
-        query = gr.Textbox(label="Search", placeholder="resnet, efficientnet, mobilenet …", scale=3)
+        query = gr.Textbox(label="Search", placeholder="vit, convnext, swin, resnet …", scale=3)
         family = gr.Dropdown([ANY, *FAMILY_NAMES], value=ANY, label="Family", scale=1)
         library = gr.Dropdown([ANY, *LIBRARIES[:2]], value=ANY, label="Library", scale=1)
         sort = gr.Dropdown([(SORT_LABELS[k], k) for k in SORTS], value="downloads", label="Sort by", scale=1)

@@ -1,5 +1,6 @@
-"""The supported image-classification architectures: one table that detection, the Hub search,
-the UI, the docs and the tests all read.
+"""The supported image-classification architectures: support_table.json, written by the
+conversion sweep (sweep.py), is the one table that detection, the Hub search, the UI, the CLI,
+the docs and the tests read. A family is offered because the sweep converted and validated it.
 
 A model is recognised by its metadata (config.json), never by its name.
 """
@@ -14,23 +15,43 @@ from pathlib import Path
 from ..errors import UnsupportedModelError
 
 
-@dataclass(frozen=True)
-class Family:
-    name: str                              # shown to users: ResNet, EfficientNet, MobileNet
-    transformers_model_types: tuple[str, ...]  # config.json "model_type"
-    timm_patterns: tuple[str, ...]         # config.json "architecture" (fnmatch patterns)
-
-
-FAMILIES: tuple[Family, ...] = (
-    Family("ResNet", ("resnet",), ("resnet[0-9]*", "resnet[0-9]*.*", "resnetv2_*", "resnet[0-9]*d", "seresnet*")),
-    Family("EfficientNet", ("efficientnet",), ("efficientnet_*", "tf_efficientnet_*", "efficientnetv2_*",
-                                               "tf_efficientnetv2_*")),
-    Family("MobileNet", ("mobilenet_v1", "mobilenet_v2"), ("mobilenetv2_*", "mobilenetv3_*", "tf_mobilenetv3_*",
-                                                            "mobilenetv4_*")),
-)
-
+SUPPORT_TABLE_PATH = Path(__file__).with_name("support_table.json")
 LIBRARIES = ("transformers", "timm", "onnx")
 ONNX_LABEL_FILES = ("labels.json", "labels.txt", "selected_tags.csv")
+HEAD_SUFFIX = "ForImageClassification"
+# Why a model is not offered: the categories Browse counts hidden results by.
+HIDDEN_REASONS = {
+    "custom_code": "needs custom code",
+    "head": "not an image-classification head",
+    "failed": "family failed the sweep",
+    "weights": "no safetensors weights",
+    "unsupported": "not a family the sweep tried",
+    "task": "not image classification",
+}
+
+
+@dataclass(frozen=True)
+class Support:
+    """One row of support_table.json: a candidate the sweep built, exported and validated."""
+    library: str                  # transformers | timm
+    name: str                     # transformers model_type, or the timm model the sweep built
+    family: str
+    patterns: tuple[str, ...]     # timm: the architectures the row stands for
+    passed: bool
+    seconds: float
+    reason: str | None = None
+    shrunk: str | None = None
+    exporter: str | None = None
+    parameters: int | None = None
+    onnx_bytes: int | None = None
+    max_abs_diff: float | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str                              # shown to users: ResNet, ViT, ConvNeXt, …
+    transformers_model_types: tuple[str, ...]  # config.json "model_type"
+    timm_patterns: tuple[str, ...]         # config.json "architecture" (fnmatch patterns)
 
 
 @dataclass(frozen=True)
@@ -38,53 +59,117 @@ class Detected:
     """What a model folder holds."""
     library: str          # transformers | timm | onnx
     architecture: str     # e.g. ResNetForImageClassification, tf_efficientnet_lite0, onnx
-    family: str           # ResNet | EfficientNet | MobileNet | ONNX
+    family: str           # ResNet | ViT | … | ONNX
     model_type: str | None = None
 
 
+class Refused(UnsupportedModelError):
+    """Detection refused a model; `category` is one of HIDDEN_REASONS (what Browse counts)."""
+
+    def __init__(self, category: str, message: str):
+        super().__init__(message)
+        self.category = category
+
+
+def read_support_table(path: Path = SUPPORT_TABLE_PATH) -> tuple[Support, ...]:
+    try:
+        rows = json.loads(Path(path).read_text()).get("candidates", [])
+    except FileNotFoundError:
+        return ()
+    fields = set(Support.__dataclass_fields__)
+    return tuple(Support(**{**{k: v for k, v in r.items() if k in fields}, "patterns": tuple(r.get("patterns", ()))})
+                 for r in rows)
+
+
+SUPPORT: tuple[Support, ...] = read_support_table()
+
+
+def _families(rows: tuple[Support, ...]) -> tuple[Family, ...]:
+    names: dict[str, tuple[list, list]] = {}
+    for r in rows:
+        if r.passed:
+            types, patterns = names.setdefault(r.family, ([], []))
+            (types if r.library == "transformers" else patterns).extend([r.name] if r.library == "transformers"
+                                                                         else r.patterns)
+    return tuple(Family(n, tuple(t), tuple(p)) for n, (t, p) in sorted(names.items(), key=lambda i: i[0].lower()))
+
+
+FAMILIES: tuple[Family, ...] = _families(SUPPORT)
+
+
 def supported_summary() -> str:
-    parts = []
-    for f in FAMILIES:
-        parts.append(f"{f.name} (transformers model_type {', '.join(f.transformers_model_types)}; "
-                     f"timm {', '.join(p.replace('[0-9]', '') for p in f.timm_patterns[:3])})")
-    return "; ".join(parts)
+    names = [f.name for f in FAMILIES]
+    return (f"the {len(names)} families that passed imgai's conversion sweep are {', '.join(names)} "
+            "(`imgai hub families` shows the table)")
+
+
+def transformers_row(model_type: str) -> Support | None:
+    return next((r for r in SUPPORT if r.library == "transformers" and r.name == model_type), None)
+
+
+def timm_row(architecture: str) -> Support | None:
+    base = architecture.split(".")[0]
+    return next((r for r in SUPPORT if r.library == "timm" and (r.name == base or any(
+        fnmatch.fnmatch(base, p) for p in r.patterns))), None)
 
 
 def family_of_model_type(model_type: str) -> Family | None:
-    return next((f for f in FAMILIES if model_type in f.transformers_model_types), None)
+    row = transformers_row(model_type)
+    return next((f for f in FAMILIES if f.name == row.family), None) if row and row.passed else None
 
 
 def family_of_timm(architecture: str) -> Family | None:
-    for f in FAMILIES:
-        if any(fnmatch.fnmatch(architecture, p) for p in f.timm_patterns):
-            return f
-    return None
+    row = timm_row(architecture)
+    return next((f for f in FAMILIES if f.name == row.family), None) if row and row.passed else None
+
+
+def _failed(row: Support, what: str) -> Refused:
+    return Refused("failed", f"{what} ({row.family}) is not offered: it failed imgai's conversion sweep "
+                             f"({row.reason})")
 
 
 def detect_config(config: dict) -> Detected:
-    """Decide from a config.json's content; raise UnsupportedModelError naming what was found."""
+    """Decide from a config.json's content and the support table; raise `Refused` naming what was
+    found and why it is not taken."""
+    auto_map = config.get("auto_map")
+    if auto_map:
+        code = ", ".join(f"{k} → {v}" for k, v in (auto_map.items() if isinstance(auto_map, dict) else []))
+        raise Refused("custom_code", f"the model needs its own code (auto_map: {code or auto_map}); imgai never "
+                                     "runs a repo's code: choose a model of a family imgai supports")
     if "model_type" in config:
         model_type = config["model_type"]
-        family = family_of_model_type(model_type)
         archs = config.get("architectures") or []
-        if family is None:
-            raise UnsupportedModelError(
-                f"unsupported architecture: transformers model_type {model_type!r} "
-                f"({', '.join(archs) or 'no architectures listed'}); supported: {supported_summary()}")
-        if archs and not any(a.endswith("ForImageClassification") for a in archs):
-            raise UnsupportedModelError(
-                f"unsupported architecture {archs[0]!r}: imgai takes image-classification heads "
-                f"(…ForImageClassification) of {family.name}")
-        return Detected("transformers", archs[0] if archs else model_type, family.name, model_type)
-    if "architecture" in config:
-        arch = config["architecture"]
-        family = family_of_timm(arch)
-        if family is None:
-            raise UnsupportedModelError(
-                f"unsupported architecture: timm {arch!r}; supported: {supported_summary()}")
-        return Detected("timm", arch, family.name)
-    raise UnsupportedModelError("config.json names no architecture (neither transformers 'model_type' nor "
-                                f"timm 'architecture'); supported: {supported_summary()}")
+        if archs and not any(HEAD_SUFFIX in a for a in archs):
+            raise Refused("head", f"unsupported architecture {archs[0]!r}: imgai takes image-classification heads "
+                                  f"(…{HEAD_SUFFIX}), not {_head_kind(archs[0])}")
+        row = transformers_row(model_type)
+        if row is None:
+            raise Refused("unsupported", f"unsupported architecture: transformers model_type {model_type!r} "
+                                         f"({', '.join(archs) or 'no architectures listed'}) has no image-classification "
+                                         f"head imgai's sweep tried; {supported_summary()}")
+        if not row.passed:
+            raise _failed(row, f"transformers model_type {model_type!r}")
+        return Detected("transformers", archs[0] if archs else model_type, row.family, model_type)
+    pretrained_cfg = config.get("pretrained_cfg") if isinstance(config.get("pretrained_cfg"), dict) else {}
+    if "architecture" in config or "architecture" in pretrained_cfg:
+        arch = config.get("architecture") or pretrained_cfg["architecture"]
+        row = timm_row(str(arch))
+        if row is None:
+            raise Refused("unsupported", f"unsupported architecture: timm {arch!r} is not in a family imgai's sweep "
+                                         f"tried; {supported_summary()}")
+        if not row.passed:
+            raise _failed(row, f"timm {arch!r}")
+        return Detected("timm", arch, row.family)
+    raise Refused("unsupported", "config.json names no architecture (neither transformers 'model_type' nor "
+                                 f"timm 'architecture'); {supported_summary()}")
+
+
+def _head_kind(architecture: str) -> str:
+    for marker, kind in (("ObjectDetection", "an object-detection head"), ("Segmentation", "a segmentation head"),
+                         ("DepthEstimation", "a depth-estimation head"), ("Sequence", "a text head")):
+        if marker in architecture:
+            return kind
+    return f"{architecture}"
 
 
 def detect_folder(folder: Path) -> Detected:

@@ -28,28 +28,65 @@ OPSET = 18
 LOG = get_logger("imgai.convert")
 
 
-def export_onnx(loaded: LoadedModel, out_dir: Path, *, opset: int = OPSET) -> str:
-    """Write `out_dir/model.onnx`; returns the exporter used."""
+# Above this a graph is written as model.onnx + model.onnx_data (ONNX external data): protobuf
+# cannot hold a file over 2 GB. A parameter so tests can lower it instead of building 2 GB models.
+EXTERNAL_DATA_LIMIT = 2 * 1000**3
+EXTERNAL_DATA_NAME = "model.onnx_data"
+
+
+def export_onnx(loaded: LoadedModel, out_dir: Path, *, opset: int = OPSET,
+                external_data_limit: int | None = None) -> str:
+    """Write `out_dir/model.onnx` (plus `model.onnx_data` when the graph is larger than
+    `external_data_limit`, default EXTERNAL_DATA_LIMIT); returns the exporter used."""
     torch = require("torch")
     out_dir = Path(out_dir)
     inner = getattr(loaded.module, "inner", loaded.module)
-    try:
-        from optimum.exporters.onnx import onnx_export_from_model
-
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp, torch.no_grad():
-            onnx_export_from_model(inner, tmp, task="image-classification", opset=opset, do_validation=False,
-                                   library_name=loaded.detected.library)
-            os.replace(Path(tmp) / "model.onnx", out_dir / "model.onnx")
-        return "optimum"
-    except (ValueError, KeyError, NotImplementedError) as exc:
-        LOG.info("optimum has no path for %s (%s); using torch.onnx", loaded.detected.architecture, exc)
     h, w = loaded.preprocess.input_size
-    dummy = torch.zeros(1, 3, h, w)
-    with torch.no_grad():
-        torch.onnx.export(loaded.module, (dummy,), str(out_dir / "model.onnx"), dynamo=False,
-                          input_names=["pixel_values"], output_names=["logits"], opset_version=opset,
-                          dynamic_axes={"pixel_values": {0: "batch_size"}, "logits": {0: "batch_size"}})
-    return "torch.onnx"
+    limit = EXTERNAL_DATA_LIMIT if external_data_limit is None else external_data_limit
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        exported = Path(tmp) / "model.onnx"
+        exporter = "optimum"
+        try:
+            from optimum.exporters.onnx import onnx_export_from_model
+
+            if loaded.detected.library == "timm":     # optimum sizes its dummy input from pretrained_cfg
+                inner.pretrained_cfg = {**(getattr(inner, "pretrained_cfg", None) or {}), "input_size": (3, h, w)}
+            with torch.no_grad():
+                onnx_export_from_model(inner, tmp, task="image-classification", opset=opset, do_validation=False,
+                                       library_name=loaded.detected.library, height=h, width=w)
+        except Exception as exc:   # no optimum path for it, or one optimum gets wrong: torch.onnx decides
+            LOG.info("optimum cannot export %s (%s: %s); using torch.onnx", loaded.detected.architecture,
+                     type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            exporter = "torch.onnx"
+            for stale in Path(tmp).iterdir():
+                stale.unlink() if stale.is_file() else shutil.rmtree(stale)
+            dummy = torch.zeros(1, 3, h, w)
+            with torch.no_grad():
+                torch.onnx.export(loaded.module, (dummy,), str(exported), dynamo=False,
+                                  input_names=["pixel_values"], output_names=["logits"], opset_version=opset,
+                                  dynamic_axes={"pixel_values": {0: "batch_size"}, "logits": {0: "batch_size"}})
+        place_onnx(exported, out_dir / "model.onnx", external_data_limit=limit)
+    return exporter
+
+
+def place_onnx(exported: Path, target: Path, *, external_data_limit: int = EXTERNAL_DATA_LIMIT) -> None:
+    """Move an exported graph to `target`: as one file when it is small enough and self-contained,
+    else as `target` + `model.onnx_data` beside it (whatever external files the exporter wrote are
+    gathered into that one)."""
+    import onnx
+
+    from .onnx_file import external_data_files
+
+    exported, target = Path(exported), Path(target)
+    extra = external_data_files(exported)
+    size = exported.stat().st_size + sum(p.stat().st_size for p in extra)
+    if not extra and size <= external_data_limit:
+        os.replace(exported, target)
+        return
+    model = onnx.load(str(exported), load_external_data=True)
+    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=EXTERNAL_DATA_NAME, size_threshold=1024)
+    LOG.info("%s is %.1f MB: written with external data (%s)", target.name, size / 1e6, EXTERNAL_DATA_NAME)
 
 
 def convert(model_id: str, *, progress=None, actor: Actor | None = None, job_id: str | None = None) -> registry.Model:
@@ -107,7 +144,9 @@ def _run(model_id: str, progress) -> registry.Model:
         target = paths().model_dir(model_id) / "onnx"
         _replace_dir(staging, target)
         registry.finish_conversion(model_id, target / "model.onnx", validation=result.to_dict(),
-                                   extra={"exporter": exporter, "opset": OPSET, "license": loaded.license},
+                                   extra={"exporter": exporter, "opset": OPSET, "license": loaded.license,
+                                          "onnx_bytes": _onnx_bytes(target),
+                                          "external_data": (target / EXTERNAL_DATA_NAME).is_file()},
                                    # a first conversion (and a visitor's model) ends ready to tag
                                    enable=model.onnx_path is None or model.owner is not None, make_default=True)
         LOG.info("converted %s with %s in %.1fs: %s", model_id, exporter, time.time() - t0, result.summary())
@@ -124,6 +163,10 @@ def _run(model_id: str, progress) -> registry.Model:
         raise ConversionError(f"conversion of {model_id!r} failed: {message}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _onnx_bytes(onnx_dir: Path) -> int:
+    return sum(p.stat().st_size for p in Path(onnx_dir).glob("model.onnx*") if p.is_file())
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -87,9 +87,11 @@ def load_pickle_weights(path: Path) -> dict:
     return state
 
 
-def load_model(folder: Path) -> LoadedModel:
+def load_model(folder: Path, *, detected: Detected | None = None) -> LoadedModel:
+    """Load a model folder. `detected` skips detection: the support sweep (sweep.py) loads the
+    candidates it is deciding about through this same code."""
     folder = Path(folder)
-    detected = detect_folder(folder)
+    detected = detected or detect_folder(folder)
     if detected.library == "transformers":
         return _load_transformers(folder, detected)
     if detected.library == "timm":

@@ -13,11 +13,18 @@ def register(sub) -> None:
 
     search = s.add_parser("search", help="supported image-classification models on the Hub", parents=[JSON])
     search.add_argument("query", nargs="?", default="")
-    search.add_argument("--family", choices=FAMILY_NAMES, type=_family_choice(FAMILY_NAMES))
+    search.add_argument("--family", type=_family_choice(FAMILY_NAMES), metavar="FAMILY",
+                        help="only this family (`imgai hub families` lists them)")
     search.add_argument("--library", choices=LIBRARIES)
     search.add_argument("--sort", choices=list(SORTS), default="downloads")
     search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--show-hidden", action="store_true", help="also list the hidden results and why")
     search.set_defaults(func=cmd_search)
+
+    fam = s.add_parser("families", help="the support table: each family the conversion sweep tried, pass or fail",
+                       parents=[JSON])
+    fam.add_argument("--failed", action="store_true", help="only the candidates that failed, with the reason")
+    fam.set_defaults(func=cmd_families)
 
     info = s.add_parser("info", help="one repo: support, files and sizes, labels, card summary", parents=[JSON])
     info.add_argument("repo_id", metavar="REPO_ID[@REV]")
@@ -57,6 +64,25 @@ def cmd_search(args) -> int:
     print(result.message)
     if result.models:
         print_table([m.row() for m in result.models], [c.upper() for c in COLUMNS])
+    if args.show_hidden and result.hidden:
+        print("hidden:")
+        print_table([(h["repo_id"], h.get("category", ""), h["reason"]) for h in result.hidden],
+                    ["REPO ID", "WHY", "REASON"])
+    return 0
+
+
+def cmd_families(args) -> int:
+    from ..classify.architectures import SUPPORT
+    from ..presentation.support import SUPPORT_COLUMNS, support_rows, support_totals
+
+    if args.json:
+        from dataclasses import asdict
+
+        print_json([asdict(r) for r in SUPPORT if not args.failed or not r.passed])
+        return 0
+    print(support_totals())
+    print_table(support_rows(passed=False if args.failed else None, reason_width=80),
+                [c.upper() for c in SUPPORT_COLUMNS])
     return 0
 
 

@@ -28,7 +28,7 @@ class HubModel:
     def row(self) -> list:
         from .support import human_size
 
-        return [self.repo_id, self.architecture, self.library, self.labels if self.labels is not None else "",
+        return [self.repo_id, self.family, self.architecture, self.library, self.labels if self.labels is not None else "",
                 _count(self.parameters), human_size(self.size) if self.size is not None else "",
                 self.license or "", self.downloads if self.downloads is not None else "",
                 self.last_modified or "", str(self.gated) if self.gated else "no"]
@@ -46,7 +46,8 @@ class SearchResult:
     hidden_unsupported: int = 0      # matched the query but imgai cannot take them
     hidden_unreadable: int = 0       # gated/private: their config could not be read to decide
     scanned: int = 0
-    hidden: list[dict] = field(default_factory=list)   # [{"repo_id", "reason"}] of the hidden ones
+    hidden: list[dict] = field(default_factory=list)   # [{"repo_id", "category", "reason"}] of the hidden ones
+    hidden_by_reason: dict = field(default_factory=dict)   # {HIDDEN_REASONS value: count}
 
     def to_dict(self) -> dict:
         return {**asdict(self), "models": [m.to_dict() for m in self.models]}

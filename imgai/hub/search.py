@@ -1,9 +1,11 @@
 """Search the Hub for models imgai can take, and inspect one repo.
 
-Only image-classification models whose architecture is in the foundation's table of supported
-architectures are listed; support is decided from the repo's metadata and its config.json, never
-from its name. What was hidden as unsupported is counted. When the Hub cannot be reached, the
-supported models already in the local HF cache are listed instead.
+Only image-classification models of a family that passed the conversion sweep (support_table.json)
+and whose weights are safetensors are listed; support is decided from the repo's metadata and its
+config.json, never from its name. What was hidden is counted by reason (custom code, not an
+image-classification head, family failed the sweep, no safetensors weights, …) and listed with the
+reason (`imgai hub search --show-hidden`). When the Hub cannot be reached, the supported models
+already in the local HF cache are listed instead.
 """
 
 from __future__ import annotations
@@ -12,20 +14,20 @@ import concurrent.futures
 import json
 
 from .. import registry
-from ..classify.architectures import FAMILIES, LIBRARIES, Detected
+from ..classify.architectures import FAMILIES, HIDDEN_REASONS, LIBRARIES, Detected
 from ..hub_id import split_revision
 from ..errors import (ConfigError, HubAccessError, HubRateLimitError, HubUnavailableError, ImgaiError,
                       UnsupportedModelError)
 from .results import HubModel, ModelDetails, SearchResult, card_summary, label_names
 from .client import REQUEST_TIMEOUT_S, api, hub_errors, hub_status
-from .support import (detect, is_onnx_repo, metadata_verdict, num_labels, plan_download, size_of,
-                      to_repo_files)
+from .support import (category_of, detect, has_safetensors, is_onnx_repo, metadata_verdict, num_labels,
+                      plan_download, size_of, to_repo_files)
 
 SORTS = {"downloads": "downloads", "likes": "likes", "updated": "lastModified"}
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 EXPAND = ["config", "library_name", "pipeline_tag", "downloads", "likes", "lastModified", "gated", "private",
           "sha", "cardData", "tags", "safetensors"]
-COLUMNS = ["repo id", "architecture", "library", "labels", "parameters", "size", "license", "downloads",
+COLUMNS = ["repo id", "family", "architecture", "library", "labels", "parameters", "size", "license", "downloads",
            "last modified", "gated"]
 
 
@@ -72,9 +74,9 @@ def search(query: str = "", *, family: str | None = None, library: str | None = 
     unreadable = 0
     candidates = []
     for item in listed:
-        reason = metadata_verdict(config=item.config, pipeline_tag=item.pipeline_tag, library_name=item.library_name)
-        if reason:
-            hidden.append({"repo_id": item.id, "reason": reason})
+        verdict = metadata_verdict(config=item.config, pipeline_tag=item.pipeline_tag, library_name=item.library_name)
+        if verdict:
+            hidden.append({"repo_id": item.id, "category": verdict[0], "reason": verdict[1]})
         else:
             candidates.append(item)
     scanned = len(listed) - len(candidates)
@@ -86,36 +88,43 @@ def search(query: str = "", *, family: str | None = None, library: str | None = 
             chunk = candidates[start:start + batch]
             scanned += len(chunk)
             for item, outcome in zip(chunk, pool.map(lambda it: _inspect_listed(it, token), chunk)):
-                kind, value = outcome
+                kind, category, value = outcome
                 if kind == "ok":
                     if family is None or value.family == family:
                         found.append(value)
-                elif kind == "unreadable":
-                    unreadable += 1
-                    hidden.append({"repo_id": item.id, "reason": value})
                 else:
-                    hidden.append({"repo_id": item.id, "reason": value})
+                    unreadable += kind == "unreadable"
+                    hidden.append({"repo_id": item.id, "category": category, "reason": value})
     found = found[:limit]
     unsupported = len(hidden) - unreadable
+    by_reason = {HIDDEN_REASONS[k]: n for k in HIDDEN_REASONS
+                 if (n := sum(h["category"] == k for h in hidden))}
     parts = [f"{len(found)} supported model{'s' if len(found) != 1 else ''}"]
-    parts.append(f"{unsupported} hidden as unsupported")
+    parts.append(f"{unsupported} hidden as unsupported"
+                 + (f" ({', '.join(f'{n} {why}' for why, n in by_reason.items())})" if by_reason else ""))
     if unreadable:
         parts.append(f"{unreadable} gated or private (sign in to inspect)")
     return SearchResult(query, found, True, "; ".join(parts) + f" (of {scanned} inspected).",
-                        hidden_unsupported=unsupported, hidden_unreadable=unreadable, scanned=scanned, hidden=hidden)
+                        hidden_unsupported=unsupported, hidden_unreadable=unreadable, scanned=scanned, hidden=hidden,
+                        hidden_by_reason=by_reason)
 
 
-def _inspect_listed(item, token) -> tuple[str, object]:
+def _inspect_listed(item, token) -> tuple[str, str | None, object]:
+    """("ok", None, HubModel) or ("unsupported" | "unreadable", category, reason)."""
     try:
-        return "ok", _describe(item.id, sha=item.sha, listed=item, token=token)[0]
+        model, _, files, _ = _describe(item.id, sha=item.sha, listed=item, token=token)
     except HubAccessError as exc:
-        return "unreadable", str(exc)
+        return "unreadable", "unreadable", str(exc)
     except UnsupportedModelError as exc:
-        return "unsupported", str(exc)
+        return "unsupported", category_of(exc), str(exc)
     except (HubRateLimitError, HubUnavailableError):
         raise                      # the whole search is affected, not this one repo
     except ImgaiError as exc:
-        return "unreadable", str(exc)
+        return "unreadable", "unreadable", str(exc)
+    if model.library != "onnx" and not has_safetensors(files):
+        return "unsupported", "weights", ("its weights are a pickle (pytorch_model.bin) only; Browse offers "
+                                          "models with safetensors weights")
+    return "ok", None, model
 
 
 def _read_json(repo_id: str, filename: str, *, sha: str, token) -> dict:
@@ -230,8 +239,8 @@ def landing(*, limit: int = 30) -> SearchResult:
     a few seconds), and when it is not, the supported models in the local HF cache."""
     status = hub_status()
     if status.online:
-        return SearchResult("", [], True, f"{status.message} Search for ResNet, EfficientNet or MobileNet "
-                                          "image classifiers.")
+        return SearchResult("", [], True, f"{status.message} Search the image classifiers of "
+                                          f"{len(FAMILIES)} families ({', '.join(FAMILY_NAMES[:6])}, …).")
     from .cache import cached_models
 
     found = cached_models()[:limit]

@@ -1,5 +1,5 @@
-"""Can imgai take this Hub repo? Decided from metadata and config.json (the foundation's table of
-supported architectures), never from the repo's name; and which of its files a download needs.
+"""Can imgai take this Hub repo? Decided from metadata and config.json against the support table
+(the conversion sweep's results), never from the repo's name; and which of its files a download needs.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from ..classify.architectures import LIBRARIES, ONNX_LABEL_FILES, Detected, detect_config, family_of_model_type
+from ..classify.architectures import LIBRARIES, ONNX_LABEL_FILES, Detected, Refused, detect_config
 from ..errors import UnsupportedModelError
 
 IMAGE_TASK = "image-classification"
@@ -25,23 +25,26 @@ class RepoFile:
     etag: str | None       # how the HF cache names its blob: LFS sha256, else the git blob id
 
 
-def metadata_verdict(*, config: dict | None, pipeline_tag: str | None, library_name: str | None) -> str | None:
-    """A reason the repo is certainly unsupported, judged from listing metadata alone; None when
-    config.json has to be read to decide."""
+def metadata_verdict(*, config: dict | None, pipeline_tag: str | None,
+                     library_name: str | None) -> tuple[str, str] | None:
+    """(category, reason) when the repo is certainly not offered, judged from listing metadata
+    alone (category: a key of architectures.HIDDEN_REASONS); None when config.json has to be read."""
     config = config or {}
-    model_type = config.get("model_type")
-    if model_type and family_of_model_type(model_type) is None:
-        return f"transformers model_type {model_type!r} is not a supported architecture"
-    if model_type:
+    if config.get("model_type") or config.get("auto_map"):
         try:
             detect_config(config)
-        except UnsupportedModelError as exc:
-            return str(exc)
+        except Refused as exc:
+            return exc.category, str(exc)
     if pipeline_tag and pipeline_tag != IMAGE_TASK:
-        return f"task {pipeline_tag!r}, not {IMAGE_TASK}"
+        return "task", f"task {pipeline_tag!r}, not {IMAGE_TASK}"
     if library_name and library_name not in LIBRARIES:
-        return f"library {library_name!r} (imgai takes transformers, timm or ONNX)"
+        return "unsupported", f"library {library_name!r} (imgai takes transformers, timm or ONNX)"
     return None
+
+
+def category_of(exc: Exception) -> str:
+    """The HIDDEN_REASONS key an UnsupportedModelError counts under."""
+    return getattr(exc, "category", "unsupported")
 
 
 def detect(config: dict) -> Detected:
@@ -107,6 +110,10 @@ def plan_download(files: list[RepoFile], *, library: str) -> list[RepoFile]:
                                     "as the model expects")
     side = [f for f in files if f.path in SIDE_FILES]
     return side + weights
+
+
+def has_safetensors(files: list[RepoFile]) -> bool:
+    return any(f.path.endswith(".safetensors") and "/" not in f.path for f in files)
 
 
 def is_onnx_repo(files: list[RepoFile]) -> bool:
