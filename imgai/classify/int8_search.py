@@ -36,7 +36,8 @@ CALIBRATION_METHODS = {
     "percentile": ("Percentile", {"CalibPercentile": 99.999}),
     "entropy": ("Entropy", {}),
 }
-SEARCH_METHODS = ("auto", *CALIBRATION_METHODS)       # auto: every calibration method, the best kept
+# `models quantize --method`: auto tries every calibration method and keeps the best; dynamic needs no calibration
+QUANTIZE_METHODS = ("auto", *CALIBRATION_METHODS, "dynamic")
 DEFAULT_BUDGET_S = 300.0                              # the search's time budget (a ResNet-50 on 2 cores)
 DEFAULT_MIN_SPEEDUP = 1.1                             # slower than this vs FP32: FP32 is the better choice
 MAX_FOLDS = 4

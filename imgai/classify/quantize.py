@@ -36,7 +36,7 @@ from .onnx_file import external_data_files
 from .preprocess import PreprocessSpec
 from .validate import validate_files
 
-METHODS = ("auto", *int8_search.CALIBRATION_METHODS, "dynamic")
+METHODS = int8_search.QUANTIZE_METHODS
 JOB_KIND = "int8"
 CALIBRATION_BATCH = 8
 SPEED_BATCH = 8
