@@ -275,7 +275,7 @@ def int8_gate_problems(figures: dict) -> list[str]:
     problems = []
     agreement, dprob = figures.get("top1_agreement"), figures.get("mean_abs_dprob")
     if agreement is not None and agreement < MIN_INT8_AGREEMENT:
-        problems.append(f"top-1 agreement {agreement:.1%} is below the {MIN_INT8_AGREEMENT:.0%} bar")
+        problems.append(f"top-1 agreement {agreement:.2%} is below the {MIN_INT8_AGREEMENT:.0%} bar")
     if dprob is not None and dprob > MAX_INT8_MEAN_DPROB:
         problems.append(f"mean |Δprob| {dprob:.4f} is above the {MAX_INT8_MEAN_DPROB} bar")
     return problems

@@ -335,17 +335,39 @@ class Search:
         sqnr = {name: e["xmodel_err"] for name, e in errors.items() if "xmodel_err" in e}
         shutil.rmtree(folder, ignore_errors=True)
         graph = onnx.load(str(self.quantizer.prepared), load_external_data=False).graph
-        skip = set(self.quantizer.excluded_always)
-        scored = []
-        for node in graph.node:
-            outs = [sqnr[o] for o in node.output if o in sqnr]
-            if not node.name or node.name in skip or not outs:
+        return rank_segments(graph, sqnr, skip=set(self.quantizer.excluded_always))
+
+
+def rank_segments(graph, sqnr: dict[str, float], *, skip: set[str]) -> list[str]:
+    """Node names, worst first. A node whose output is measured (quantized in the QDQ graph) and the
+    unmeasured nodes feeding it (a Conv fused with its Relu has no QDQ of its own) form a segment,
+    scored by the SQNR it loses: the worst SQNR of its inputs minus that of its output. Nodes in
+    no segment follow, so keeping the whole list in FP32 is FP32."""
+    producer = {o: n for n in graph.node for o in n.output}
+    scored, seen = [], set()
+    for node in graph.node:
+        outs = [sqnr[o] for o in node.output if o in sqnr]
+        if not node.name or not outs:
+            continue
+        segment, stack, ins = [], [node], []
+        while stack:
+            n = stack.pop()
+            if n.name in seen or n.name in skip:
                 continue
-            ins = [sqnr[i] for i in node.input if i in sqnr]
-            before = min(ins) if ins else 100.0          # a node fed by the image: no error before it
-            scored.append((before - min(outs), node.name))
-        scored.sort(key=lambda s: -s[0])
-        return [name for _, name in scored]
+            seen.add(n.name)
+            segment.append(n.name)
+            for i in n.input:
+                if i in sqnr:
+                    ins.append(sqnr[i])
+                elif i in producer and not any(o in sqnr for o in producer[i].output):
+                    stack.append(producer[i])
+        before = min(ins) if ins else 100.0          # a segment fed by the image: no error before it
+        if segment:
+            scored.append((before - min(outs), segment))
+    scored.sort(key=lambda s: -s[0])
+    ranked = [name for _, segment in scored for name in segment]
+    ranked += [n.name for n in graph.node if n.name and n.name not in seen and n.name not in skip]
+    return ranked
 
 
 def counts_to_try(lo: int, hi: int) -> int:
@@ -413,11 +435,13 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, ranked, mi
         enable = True
         why = (f"attempt {chosen.number} ({Recipe(chosen.method, tuple(chosen.keep_fp32)).describe()}) meets the "
                f"gate at {chosen.speedup:.2f}x FP32 with the fewest nodes in FP32")
-    elif passing:
-        chosen = max(passing, key=lambda a: a.speedup)
+    elif passing or max(a.speedup for a in attempts) < min_speedup:
+        chosen = max(passing or attempts, key=lambda a: (a.speedup if passing else a.agreement))
         enable = False
-        why = (f"FP32 is the better choice: INT8 keeps the answers but runs at only {chosen.speedup:.2f}x FP32's "
-               f"speed (needs ≥ {min_speedup:.2f}x), so it is not enabled on speed grounds")
+        why = (f"FP32 is the better choice: INT8 runs at only {chosen.speedup:.2f}x FP32's speed (needs ≥ "
+               f"{min_speedup:.2f}x), so it is not enabled on speed grounds"
+               + ("" if passing else f"; its best agreement was {chosen.agreement:.1%} (95% LB "
+                  f"{chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f}"))
     else:
         chosen = max(attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
         enable = False
