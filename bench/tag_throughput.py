@@ -85,14 +85,14 @@ def quantize_int8(folder: Path, photos: list[Path]) -> Path:
     """imgai's INT8 step (onnxruntime static QDQ, per-channel) on views of real photos."""
     from imgai.classify import calibration
     from imgai.classify.preprocess import PreprocessSpec
-    from imgai.classify.quantize import onnxruntime_quantize
+    from imgai.classify.quantize import quantize_file
 
     spec = PreprocessSpec.load(folder / "preprocess.json")
-    arrays = calibration.load_views([str(p) for p in photos], spec, per_image=calibration.CALIBRATION_VIEWS)
+    arrays = np.concatenate(calibration.photo_views([str(p) for p in photos], spec,
+                                                    per_image=calibration.CALIBRATION_VIEWS))
     target = folder.parent / f"{folder.name}-int8"
     target.mkdir(exist_ok=True)
-    onnxruntime_quantize(folder / "model.onnx", target / "model.onnx", method="static", arrays=arrays,
-                         progress=lambda f, s=None: None, event=lambda m, **kw: None)
+    quantize_file(folder / "model.onnx", target / "model.onnx", method="minmax", calibration_views=arrays)
     return target
 
 
