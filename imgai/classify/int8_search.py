@@ -148,6 +148,7 @@ class SearchResult:
     min_speedup: float
     folds: int
     small_sample: str | None                     # "too small to judge" in words, when it is
+    speed_batch: int = 0                         # images per timed call
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -423,8 +424,10 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
                 n = counts_to_try(lo, hi)
                 if n in tried or n <= lo:
                     break
-    return _choose(search.attempts, budget_s=budget_s, seconds=time.monotonic() - t0, exhausted=exhausted,
-                   ranked=ranked, min_speedup=min_speedup, n_folds=len(search.folds))
+    result = _choose(search.attempts, budget_s=budget_s, seconds=time.monotonic() - t0, exhausted=exhausted,
+                     ranked=ranked, min_speedup=min_speedup, n_folds=len(search.folds))
+    result.speed_batch = min(search.batch, len(search.eval_views[0]))
+    return result
 
 
 def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, ranked, min_speedup, n_folds) -> SearchResult:
