@@ -204,6 +204,6 @@ def test_the_convert_tab_int8_action_goes_through_the_same_checks(tmp_path, monk
     server = AppServer(home, env={"IMGAI_NO_DEMO": "1"})
     try:
         with pytest.raises(AppError, match="cannot quantize 'raw': it is PyTorch / NotConverted"):
-            server.client().predict("raw", "static", api_name="/int8")
+            server.client().predict("raw", "auto", 5, 1.1, False, None, api_name="/int8")
     finally:
         server.stop()

@@ -9,6 +9,7 @@ several views (itself, its mirror, seeded crops), so a dozen photos still give m
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class CalibrationSet:
     photos: list[str]                                # paths, or skimage:NAME
     skipped: list[str] = field(default_factory=list)  # "file: reason"
     not_yours: bool = False                          # the built-in photos, not the user's
+    uploaded: str | None = None                      # the folder imgai copied uploads into (removed after)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +97,28 @@ def from_folder(folder: str | Path, *, what: str | None = None) -> CalibrationSe
         raise ConfigError(f"calibration folder {folder} has {len(good)} usable photo(s), all grayscale; it needs at "
                           f"least 1 colour photo (and {MIN_PHOTOS} photos in all) like the ones the model will tag")
     return CalibrationSet(what or f"folder {folder}", good, skipped)
+
+
+def from_uploads(files: list, *, into: Path) -> CalibrationSet:
+    """Photos a visitor uploaded (paths the web framework saved): copied by imgai into a fresh folder
+    under `into` (their names reduced to a safe form), then judged like a folder."""
+    import secrets
+
+    from .tag import IMAGE_SUFFIXES
+
+    files = [Path(str(f)) for f in files or []][:MAX_IMAGES]
+    folder = Path(into) / f"uploads-{secrets.token_hex(6)}"
+    folder.mkdir(parents=True)
+    for i, f in enumerate(files):
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+            shutil.copyfile(f, folder / f"{i:04d}{f.suffix.lower()}")
+    try:
+        images = from_folder(folder, what=f"{len(files)} uploaded photo(s)")
+    except ConfigError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ConfigError(str(exc).replace(f"calibration folder {folder}", f"the {len(files)} uploaded file(s)")) from None
+    images.uploaded = str(folder)
+    return images
 
 
 def training_folder(model: registry.Model) -> Path | None:

@@ -88,11 +88,18 @@ def check_quantizable(model_id: str) -> registry.Model:
     return m
 
 
-def submit_quantization(model_id: str, *, options: QuantizeOptions = QuantizeOptions(), actor=None) -> jobs.Job:
+def submit_quantization(model_id: str, *, options: QuantizeOptions = QuantizeOptions(), actor=None,
+                        uploads: list | None = None) -> jobs.Job:
     """Check everything that can be checked (who asks included: imgai/access.py), then queue the
-    quantization job; it and the INT8 model belong to the model's owner."""
+    quantization job; it and the INT8 model belong to the model's owner. `uploads`: photos a
+    visitor uploaded for calibration (imgai copies them; no server folder is named)."""
     model = _checked(model_id, options, actor)
-    images = calibration.choose(model, options.calibration)
+    if uploads:
+        if options.calibration:
+            raise ConfigError("give a calibration folder or uploaded photos, not both")
+        images = calibration.from_uploads(uploads, into=paths().tmp)
+    else:
+        images = calibration.choose(model, options.calibration)
     params = {"model_id": model_id, "target_id": int8_id(model_id), "options": options.to_dict(),
               "images": images.to_dict()}
     return jobs.submit(JOB_KIND, params, subject=model_id, owner=model.owner)
@@ -329,3 +336,5 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
         return registry.get(new.id)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if images.uploaded:
+            shutil.rmtree(images.uploaded, ignore_errors=True)
