@@ -11,6 +11,7 @@ from imgai.classify import calibration
 from imgai.classify.int8_search import folds, views_needed, wilson_lower_bound
 from imgai.classify.quantize import QuantizeOptions, int8_id, quantize
 from imgai.errors import ConfigError, StateError
+from imgai.presentation.int8 import int8_panel
 from tests.factories import photo, random_image
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins")
@@ -95,6 +96,9 @@ def test_budget_exhausted_keeps_the_copy_disabled_and_the_cli_flags(fp32_model, 
     assert "attempt(s)" in out and "#1 percentile, 0 node(s) FP32: agreement" in out and "disabled (--force" in out
     code, out, _ = cli("models", "show", new.id)
     assert "INT8 search" in out and "95% lower bound" in out and "chosen: #1" in out
+    panel = int8_panel(fp32_model.id, None)            # the Convert tab's INT8 panel: the job, its attempts, the result
+    assert "INT8 job" in panel and "succeeded" in panel and "- #1 percentile, 0 node(s) FP32" in panel
+    assert f"**{new.id}**: **not enabled**" in panel and "time budget ran out" in panel
 
     # enabling applies the same gate (agreement and mean |Δprob|) unless forced
     code, _, err = cli("models", "enable", new.id)
