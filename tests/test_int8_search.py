@@ -2,7 +2,6 @@
 until the gate holds, the time budget, bad calibration folders, the gate at enable, the CLI flags."""
 
 import json
-import shutil
 
 import pytest
 
@@ -13,18 +12,9 @@ from imgai.classify.quantize import QuantizeOptions, int8_id, quantize
 from imgai.errors import ConfigError, StateError
 from imgai.presentation.int8 import int8_panel
 from tests.factories import photo, random_image
+from tests.test_quantize import fp32_model  # noqa: F401  (a fixture: the converted tiny ResNet)
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins")
-
-
-@pytest.fixture
-def fp32_model(imgai_home, tiny_model_cache, tmp_path):
-    """A converted, validated, enabled tiny ResNet built in code."""
-    from imgai.classify.convert import convert
-    from imgai.sources import add_model
-
-    folder = shutil.copytree(tiny_model_cache("timm-resnet"), tmp_path / "model")
-    return convert(add_model(str(folder)).id)
 
 
 @pytest.fixture
