@@ -26,7 +26,7 @@ def macs_per_image(onnx_path: Path, input_shape: tuple[int, ...] = (1, 3, 224, 2
     first = next(i for i in graph.input if i.name not in inits)
     for dim, size in zip(first.type.tensor_type.shape.dim, input_shape):   # batch 1, the image size
         dim.dim_value = size
-    inferred = onnx.shape_inference.infer_shapes(model)
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)   # Shape→Gather→Reshape chains (ViT)
     shapes = {v.name: _dims(v) for v in list(inferred.graph.value_info) + list(inferred.graph.input)
               + list(inferred.graph.output)}
     shapes.update({name: list(numpy_helper.to_array(t).shape) for name, t in inits.items()})

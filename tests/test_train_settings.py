@@ -193,7 +193,7 @@ def test_architectures_table_and_unknown_names(imgai_home):
     from imgai.train import ARCHITECTURES, architectures_table, create_model, get_architecture
 
     rows = {r["architecture"]: r for r in architectures_table()}
-    assert list(rows) == list(ARCHITECTURES) and len(rows) == 11
+    assert list(rows) == list(ARCHITECTURES) and len(rows) == 15
     assert rows["efficientnet_lite0"]["pretrained"] and rows["efficientnet_lite0"]["timm_name"] == "tf_efficientnet_lite0"
     for row in rows.values():      # cached weights or a plain "from scratch" note, never a download
         assert row["pretrained"] or "from scratch" in row["starting_weights"]
@@ -207,13 +207,14 @@ def test_architectures_table_and_unknown_names(imgai_home):
         create_model("taken", architecture="resnet34")
 
 
-@pytest.mark.parametrize("key", ["resnet18", "efficientnet_b0", "mobilenet_v2", "mobilenet_v3_small"])
+@pytest.mark.parametrize("key", ["resnet18", "efficientnet_b0", "mobilenet_v2", "mobilenet_v3_small", "convnext_atto",
+                                 "vit_tiny", "fastvit_t8"])
 def test_each_family_builds_with_a_fresh_head(key):
     import torch
 
     from imgai.train.architectures import build_model, get_architecture
 
-    model = build_model(get_architecture(key), 3).eval()
+    model = build_model(get_architecture(key), 3, image_size=32).eval()
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
 

@@ -119,3 +119,40 @@ def test_multi_label_folders_train_with_bce(imgai_home, tmp_path):
     assert set(job.result["per_class_accuracy"]) == {"circle", "square", "triangle"}
     config = json.loads((Path(job.result["pytorch_path"]) / "config.json").read_text())
     assert config["multi_label"] is True
+
+
+def test_vit_tiny_fine_tunes_at_the_data_size_from_224_weights(imgai_home, hf_cache, tmp_path):
+    """ViT fixes its input size: imgai builds it at the training size, resamples the ImageNet
+    position embeddings to it (timm's own filter) and records img_size, so Convert rebuilds it."""
+    import timm
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from imgai import jobs, train
+    from imgai.train.architectures import build_model, get_architecture, starting_weights
+
+    arch = get_architecture("vit_tiny")
+    torch.manual_seed(1)
+    imagenet = timm.create_model(arch.timm_name)                            # stands in for the real 224 weights
+    snapshot = _fake_hf_cache(hf_cache, "model", arch.weights_repo)
+    save_file({k: v.contiguous() for k, v in imagenet.state_dict().items()}, str(snapshot / "model.safetensors"))
+    weights = starting_weights(arch)
+    assert weights.kind == "hf-cache" and weights.mean == (0.5, 0.5, 0.5)
+    small = build_model(arch, 3, weights=weights, image_size=32)
+    assert small.pos_embed.shape == (1, 1 + 2 * 2, 192)                    # 32 px / 16 px patches: 2×2 + cls
+    assert torch.equal(small.patch_embed.proj.weight, imagenet.patch_embed.proj.weight)
+    assert torch.equal(small.pos_embed[:, 0], imagenet.pos_embed[:, 0])    # the class token's, kept as is
+    assert small.head.weight.shape == (3, 192)
+
+    data = make_shapes(tmp_path / "shapes", per_class=6, size=32)
+    model = train.create_model("vit", architecture="vit_tiny")
+    job = run_here(train.start(model.id, data=data, dispatch=False,
+                               config=train.TrainConfig(epochs=1, batch_size=8, image_size=32)).id)
+    assert job.state == jobs.SUCCEEDED, job.error
+    assert job.result["starting_weights"] == "hf-cache"
+    folder = Path(job.result["pytorch_path"])
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "vit_tiny_patch16_224" and config["model_args"] == {"img_size": 32}
+    assert config["pretrained_cfg"]["input_size"] == [3, 32, 32] and config["pretrained_cfg"]["mean"] == [0.5] * 3
+    rebuilt = timm.create_model(config["architecture"], num_classes=3, **config["model_args"])   # as Convert does
+    rebuilt.load_state_dict(load_file(str(folder / "model.safetensors")))

@@ -125,6 +125,9 @@ def _load_transformers(folder: Path, detected: Detected) -> LoadedModel:
                                     "images as the model expects")
     multi = getattr(config, "problem_type", None) == "multi_label_classification"
     spec = PreprocessSpec.from_transformers(read_json(processor_path), multi_label=multi)
+    size = getattr(config, "image_size", None)
+    check_input_size(lambda x: model(pixel_values=x), spec, (size, size) if isinstance(size, int) else size,
+                     "preprocessor_config.json", "config.json's image_size")
 
     class Logits(torch.nn.Module):
         def __init__(self, inner):
@@ -159,7 +162,27 @@ def _load_timm(folder: Path, detected: Detected) -> LoadedModel:
     cfg.update(config.get("pretrained_cfg") or {})
     spec = PreprocessSpec.from_timm(cfg)
     spec.multi_label = bool(config.get("multi_label", False))   # imgai-trained BCE models say so
+    fixed = getattr(getattr(model, "patch_embed", None), "img_size", None)   # ViT-like: position embeddings
+    check_input_size(model, spec, fixed, "config.json's pretrained_cfg", "the network (model_args img_size)")
     return LoadedModel(model, list(labels), spec, detected, card_license(folder) or cfg.get("license"))
+
+
+def check_input_size(forward, spec: PreprocessSpec, declared, spec_source: str, model_source: str) -> None:
+    """Refuse preprocessing that makes images of a size the network does not take (a ViT's position
+    embeddings fix it), naming both values. Only tried where the two sizes differ: many networks
+    take any size (a DINOv2 interpolates; a CNN pools)."""
+    if declared is None or tuple(int(v) for v in declared) == spec.input_size:
+        return
+    torch = require("torch")
+    h, w = spec.input_size
+    try:
+        with torch.no_grad():
+            forward(torch.zeros(1, 3, h, w))
+    except (RuntimeError, ValueError, AssertionError) as exc:
+        raise UnsupportedModelError(
+            f"{spec_source} makes {h}×{w} images but {model_source} is {declared[0]}×{declared[1]} and the network "
+            f"refuses other sizes ({str(exc).splitlines()[0][:160]}); the files contradict each other: fix one of "
+            "them") from exc
 
 
 def _imagenet_labels() -> list[str]:

@@ -1,8 +1,11 @@
 """The preprocessing spec (`preprocess.json`) and safe image decoding.
 
 One spec describes what transformers' image processors and timm's eval transforms do, so the
-ONNX model sees the same pixels as the original: resize (shortest edge or exact size), center
-crop, rescale, normalize, RGB, NCHW float32.
+ONNX model sees the same pixels as the original: resize (shortest edge, exact size, or keeping the
+ratio to cover or fit a box), center crop (padding with a fill colour where the image is
+smaller), rescale, normalize, RGB, NCHW float32. The resize runs on PIL's filters (transformers'
+slow processors, timm) or torchvision's antialiased resize of uint8 tensors (transformers'
+`…Fast` processors). Reading a model's own files into a spec: imgai/classify/hf_processors.py.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ MEAN_STD_PRESETS = {
 # squash: resize to the exact size, ignoring the aspect ratio
 RESIZE_MODES = ("crop", "pad", "squash")
 DEFAULT_CROP_PCT = 0.875
-# PIL's resample numbers, as transformers stores them in preprocessor_config.json
-_PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+# pil: PIL's Image.resize (transformers' slow processors, timm); torch: torchvision's antialiased
+# resize of a uint8 tensor (transformers' …Fast processors; PIL's filter where torch is not installed)
+RESIZE_BACKENDS = ("pil", "torch")
+# with resize {"height", "width"}: scale by one factor so the image covers the box (shortest) or fits
+# in it (longest), as timm's ResizeKeepRatio does
+KEEP_RATIOS = ("shortest", "longest")
 
 
 @dataclass
@@ -39,7 +46,7 @@ class PreprocessSpec:
     resize: dict                      # {"shortest_edge": N} or {"height": H, "width": W}
     crop: dict | None                 # {"height": H, "width": W}, or None for no crop
     interpolation: str = "bilinear"
-    crop_rounding: str = "floor"      # transformers floors the crop offset; torchvision rounds it
+    crop_rounding: str = "floor"      # transformers floors the crop offset; torchvision (timm) rounds it
     rescale_factor: float = 1 / 255
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
@@ -47,6 +54,9 @@ class PreprocessSpec:
     layout: str = "NCHW"
     multi_label: bool = False
     pad_color: int | None = None      # pad to a centered square of this gray (255: white) before resizing
+    resize_backend: str = "pil"       # one of RESIZE_BACKENDS
+    keep_ratio: str | None = None     # one of KEEP_RATIOS, or None: resize {"height", "width"} squashes
+    crop_fill: list[int] | None = None  # RGB 0–255 where the crop is larger than the image (None: black)
 
     def __post_init__(self):
         if self.interpolation not in INTERPOLATIONS:
@@ -65,6 +75,18 @@ class PreprocessSpec:
         if self.pad_color is not None and ("height" not in self.resize or self.crop):
             raise ConfigError("pad_color pads to a square, then resizes to an exact size: it needs resize "
                               "{'height': H, 'width': W} and no crop")
+        if self.crop_rounding not in ("floor", "round"):
+            raise ConfigError(f"crop_rounding {self.crop_rounding!r} must be 'floor' (transformers) or 'round' "
+                              "(torchvision, timm)")
+        if self.resize_backend not in RESIZE_BACKENDS:
+            raise ConfigError(f"resize_backend {self.resize_backend!r} is not one of {', '.join(RESIZE_BACKENDS)}")
+        if self.keep_ratio is not None and (self.keep_ratio not in KEEP_RATIOS or "height" not in self.resize
+                                            or not self.crop):
+            raise ConfigError(f"keep_ratio {self.keep_ratio!r} must be one of {', '.join(KEEP_RATIOS)} (or null), "
+                              "with resize {'height': H, 'width': W} and a crop")
+        if self.crop_fill is not None and (len(self.crop_fill) != 3 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in self.crop_fill)):
+            raise ConfigError(f"crop_fill {self.crop_fill!r} must be three whole numbers 0–255 (RGB) or null")
         sizes = [v for d in (self.resize, self.crop or {}) for v in d.values()]
         if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in sizes):
             raise ConfigError(f"resize {self.resize!r} / crop {self.crop!r}: sizes must be whole numbers 1–8192")
@@ -140,93 +162,90 @@ class PreprocessSpec:
 
     @classmethod
     def from_transformers(cls, processor: dict, *, multi_label: bool = False) -> "PreprocessSpec":
-        """From a transformers preprocessor_config.json (ConvNext/ResNet, EfficientNet, MobileNet)."""
-        kind = processor.get("image_processor_type", "")
-        size = processor.get("size", {"shortest_edge": 224})
-        if isinstance(size, int):
-            size = {"shortest_edge": size}
-        interp = _PIL_RESAMPLE.get(processor.get("resample", 2), "bilinear")
-        scale = processor.get("rescale_factor", 1 / 255) if processor.get("do_rescale", True) else 1.0
-        mean = list(processor.get("image_mean", IMAGENET_MEAN))
-        std = list(processor.get("image_std", IMAGENET_STD))
-        if not processor.get("do_normalize", True):
-            mean, std = [0.0] * 3, [1.0] * 3
-        crop = None
-        if kind.startswith("ConvNext"):
-            edge = size["shortest_edge"]
-            if edge < 384:
-                crop_pct = processor.get("crop_pct", 224 / 256)
-                resize = {"shortest_edge": int(edge / crop_pct)}
-                crop = {"height": edge, "width": edge}
-            else:
-                resize = {"height": edge, "width": edge}
-        else:
-            resize = dict(size)
-            if processor.get("do_center_crop", kind.startswith("MobileNet")):
-                cs = processor.get("crop_size", {"height": 224, "width": 224})
-                crop = {"height": cs["height"], "width": cs["width"]} if isinstance(cs, dict) else {"height": cs, "width": cs}
-        if kind.startswith("EfficientNet"):
-            if processor.get("rescale_offset"):
-                mean = [m + 1.0 for m in mean]   # x*s - 1 - m  ==  x*s - (m + 1)
-            if processor.get("include_top", True):
-                std = [s * s for s in std]       # a second normalize by std, mean 0
-        return cls(resize=resize, crop=crop, interpolation=interp, crop_rounding="floor",
-                   rescale_factor=scale, mean=mean, std=std, multi_label=multi_label)
+        """From a transformers preprocessor_config.json, as its image processor applies it
+        (hf_processors.processor_args)."""
+        from .hf_processors import processor_args
+
+        return cls(**processor_args(processor), multi_label=multi_label)
 
     @classmethod
-    def from_timm(cls, cfg: dict) -> "PreprocessSpec":
-        """From a timm pretrained_cfg (input_size, interpolation, crop_pct, mean, std)."""
-        _, h, w = cfg.get("input_size", (3, 224, 224))
-        crop_pct = cfg.get("crop_pct", 0.875) or 1.0
-        mode = cfg.get("crop_mode", "center")
-        if mode not in ("center", None):
-            raise ConfigError(f"timm crop_mode {mode!r} is not supported; only 'center'")
-        sh, sw = math.floor(h / crop_pct), math.floor(w / crop_pct)
-        resize = {"shortest_edge": sh} if sh == sw else {"height": sh, "width": sw}
-        return cls(resize=resize, crop={"height": h, "width": w}, interpolation=cfg.get("interpolation", "bicubic"),
-                   crop_rounding="round", rescale_factor=1 / 255, mean=list(cfg.get("mean", IMAGENET_MEAN)),
-                   std=list(cfg.get("std", IMAGENET_STD)))
+    def from_timm(cls, cfg: dict, *, use_test_size: bool = False) -> "PreprocessSpec":
+        """From a timm pretrained_cfg, as timm's eval transform applies it (hf_processors.timm_args)."""
+        from .hf_processors import timm_args
+
+        return cls(**timm_args(cfg, use_test_size=use_test_size))
 
     # -- apply -----------------------------------------------------------------------------
 
     def __call__(self, image) -> np.ndarray:
         """PIL RGB image → float32 array (C, H, W) (or (H, W, C) for NHWC)."""
-        from PIL import Image
-
-        resample = getattr(Image.Resampling, self.interpolation.upper())
         if self.pad_color is not None:
             image = pad_square(image, self.pad_color)
         w, h = image.size
-        if "shortest_edge" in self.resize:
-            edge = self.resize["shortest_edge"]
-            short, long = (w, h) if w <= h else (h, w)
-            new_short, new_long = edge, int(edge * long / short)
-            size = (new_short, new_long) if w <= h else (new_long, new_short)
-        else:
-            size = (self.resize["width"], self.resize["height"])
-        if size != (w, h):
-            image = image.resize(size, resample=resample, reducing_gap=None)
-        arr = np.asarray(image, dtype=np.float32)
+        size = self.resized_size(w, h)
+        arr = self._resize(image, size) if size != (w, h) else np.asarray(image)
         if self.crop:
-            ch, cw = self.crop["height"], self.crop["width"]
-            H, W = arr.shape[:2]
-            if self.crop_rounding == "round":
-                top, left = int(round((H - ch) / 2.0)), int(round((W - cw) / 2.0))
-            else:
-                top, left = (H - ch) // 2, (W - cw) // 2
-            if top < 0 or left < 0:   # smaller than the crop: pad with zeros, as both libraries do
-                pad = np.zeros((max(H, ch), max(W, cw), 3), np.float32)
-                pt, pl = max(0, -top), max(0, -left)
-                pad[pt:pt + H, pl:pl + W] = arr
-                arr, top, left = pad, max(top, 0), max(left, 0)
-            arr = arr[top:top + ch, left:left + cw]
-        arr = arr * np.float32(self.rescale_factor)
+            arr = self._center_crop(arr)
+        arr = arr.astype(np.float32) * np.float32(self.rescale_factor)
         arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         if self.channel_order == "BGR":
             arr = arr[..., ::-1]
         if self.layout == "NCHW":
             arr = arr.transpose(2, 0, 1)
         return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def resized_size(self, w: int, h: int) -> tuple[int, int]:
+        """(width, height) an image of w×h is resized to."""
+        if "shortest_edge" in self.resize:   # transformers' get_resize_output_image_size, torchvision's Resize(int)
+            edge = self.resize["shortest_edge"]
+            short, long = (w, h) if w <= h else (h, w)
+            new_short, new_long = edge, int(edge * long / short)
+            return (new_short, new_long) if w <= h else (new_long, new_short)
+        th, tw = self.resize["height"], self.resize["width"]
+        if self.keep_ratio is None:
+            return tw, th
+        ratio_h, ratio_w = h / th, w / tw                 # timm's ResizeKeepRatio
+        ratio = max(ratio_h, ratio_w) if self.keep_ratio == "longest" else min(ratio_h, ratio_w)
+        return round(w / ratio), round(h / ratio)
+
+    def _resize(self, image, size: tuple[int, int]) -> np.ndarray:
+        if self.resize_backend == "torch":
+            try:
+                import torch
+                from torchvision.transforms import InterpolationMode
+                from torchvision.transforms.v2 import functional as F
+            except ImportError:   # a tag-only install: PIL's filter of the same name (at most one level apart)
+                pass
+            else:
+                tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+                out = F.resize(tensor[None], [size[1], size[0]], antialias=True,
+                               interpolation=InterpolationMode[self.interpolation.upper()])
+                return out[0].permute(1, 2, 0).numpy()
+        from PIL import Image
+
+        resample = getattr(Image.Resampling, self.interpolation.upper())
+        return np.asarray(image.resize(size, resample=resample, reducing_gap=None))
+
+    def _center_crop(self, arr: np.ndarray) -> np.ndarray:
+        """Center crop; where the image is smaller, pad with crop_fill first. transformers' slow
+        processors floor the offset and put the extra padding pixel first; torchvision (timm, the fast
+        processors) puts it last, and rounds the offset (timm) or floors it (transformers)."""
+        ch, cw = self.crop["height"], self.crop["width"]
+        H, W = arr.shape[:2]
+        if ch > H or cw > W:
+            extra_first = self.crop_rounding == "floor" and self.resize_backend == "pil"
+            split = (lambda d: (d + 1) // 2) if extra_first else (lambda d: d // 2)   # noqa: E731
+            pt, pl = split(max(ch - H, 0)), split(max(cw - W, 0))
+            fill = np.asarray(self.crop_fill or (0, 0, 0), dtype=arr.dtype)
+            padded = np.empty((max(H, ch), max(W, cw), arr.shape[2]), dtype=arr.dtype)
+            padded[...] = fill
+            padded[pt:pt + H, pl:pl + W] = arr
+            arr, H, W = padded, padded.shape[0], padded.shape[1]
+        if self.crop_rounding == "round":
+            top, left = int(round((H - ch) / 2.0)), int(round((W - cw) / 2.0))
+        else:
+            top, left = (H - ch) // 2, (W - cw) // 2
+        return arr[top:top + ch, left:left + cw]
 
 
 def pad_square(image, gray: int):

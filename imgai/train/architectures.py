@@ -22,11 +22,18 @@ from ..log import get_logger
 class TrainArchitecture:
     key: str                 # what users type: resnet18, mobilenet_v3_small, efficientnet_lite0
     timm_name: str           # what timm builds and what config.json records
-    family: str              # ResNet | EfficientNet | MobileNet
+    family: str              # ResNet | EfficientNet | MobileNet | ConvNeXt | ViT | FastViT
     params_m: float          # millions of parameters with the 1000-class ImageNet head
     image_size: int          # the resolution its ImageNet weights were trained at
     weights_repo: str        # its ImageNet weights on the Hub: timm's `timm/<arch>.<tag>` repo
     weights: str = "cache"   # "cache": ImageNet weights if cached locally; "demo": imgai's embedded weights
+    size_arg: str | None = None  # the timm argument that fixes the input size (ViT: img_size), set to the
+                                 # training size; the ImageNet weights' position embeddings are resampled to it
+
+    def build_args(self, image_size: int | None, model_args: dict | None = None) -> dict:
+        """timm.create_model keyword arguments: the input size where the network fixes it, then `model_args`."""
+        size = {self.size_arg: image_size} if self.size_arg and image_size else {}
+        return {**size, **(model_args or {})}
 
 
 ARCHITECTURES: dict[str, TrainArchitecture] = {a.key: a for a in (
@@ -45,6 +52,12 @@ ARCHITECTURES: dict[str, TrainArchitecture] = {a.key: a for a in (
                       "timm/mobilenetv3_large_100.ra_in1k"),
     TrainArchitecture("efficientnet_lite0", "tf_efficientnet_lite0", "EfficientNet", 4.7, 224,
                       "timm/tf_efficientnet_lite0.in1k", weights="demo"),
+    # modern families that fine-tune well on a CPU (timm's ImageNet-1k weights)
+    TrainArchitecture("convnext_atto", "convnext_atto", "ConvNeXt", 3.7, 224, "timm/convnext_atto.d2_in1k"),
+    TrainArchitecture("convnext_nano", "convnext_nano", "ConvNeXt", 15.6, 224, "timm/convnext_nano.in12k_ft_in1k"),
+    TrainArchitecture("vit_tiny", "vit_tiny_patch16_224", "ViT", 5.7, 224,
+                      "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", size_arg="img_size"),
+    TrainArchitecture("fastvit_t8", "fastvit_t8", "FastViT", 4.0, 256, "timm/fastvit_t8.apple_in1k"),
 )}
 
 
@@ -149,12 +162,14 @@ def architectures_table() -> list[dict]:
 
 
 def build_model(arch: TrainArchitecture, num_classes: int, *, model_args: dict | None = None,
-                weights: StartingWeights | None = None):
-    """A timm model with a fresh `num_classes` head, its body loaded from `weights` when given."""
+                weights: StartingWeights | None = None, image_size: int | None = None):
+    """A timm model with a fresh `num_classes` head, its body loaded from `weights` when given.
+    `image_size`: the training size, for architectures whose network fixes it (arch.size_arg)."""
     import timm
 
     try:
-        model = timm.create_model(arch.timm_name, pretrained=False, num_classes=num_classes, **(model_args or {}))
+        model = timm.create_model(arch.timm_name, pretrained=False, num_classes=num_classes,
+                                  **arch.build_args(image_size, model_args))
     except TypeError as exc:
         raise ConfigError(f"model_args {model_args!r} do not fit timm's {arch.timm_name}: {exc}") from exc
     if weights is not None and weights.pretrained:
@@ -162,12 +177,17 @@ def build_model(arch: TrainArchitecture, num_classes: int, *, model_args: dict |
     return model
 
 
+def _in_head(model):
+    """Whether a state-dict key belongs to `model`'s classifier head(s) (timm's pretrained_cfg names them)."""
+    head = model.pretrained_cfg.get("classifier") or "classifier"
+    heads = (head,) if isinstance(head, str) else tuple(head)
+    return lambda k: any(k.startswith(h + ".") for h in heads)
+
+
 def body_mismatches(model, state: dict) -> list[str]:
     """The body tensors (all but the classifier head) of `model` that `state` lacks or shapes
     differently, and the non-head tensors of `state` the model does not have, described, in order."""
-    head = model.pretrained_cfg.get("classifier") or "classifier"
-    heads = (head,) if isinstance(head, str) else tuple(head)
-    in_head = lambda k: any(k.startswith(h + ".") for h in heads)      # noqa: E731
+    in_head = _in_head(model)
     own = {k: v for k, v in model.state_dict().items() if not in_head(k) and not k.endswith("num_batches_tracked")}
     found = []
     for k, v in own.items():
@@ -183,14 +203,26 @@ def body_mismatches(model, state: dict) -> list[str]:
 def load_body_weights(model, path: Path) -> None:
     """Load ImageNet weights into everything but the classifier head (which has our classes)."""
     state = read_state_dict(path)
+    state = _fit_input_size(model, state)
     problems = body_mismatches(model, state)
     if problems:
         raise ConfigError(f"the starting weights in {path} do not fit {model.pretrained_cfg.get('architecture')}: "
                           f"first mismatching tensor {problems[0]} ({len(problems)} in all); remove them from the "
                           "cache to train from scratch")
-    own = model.state_dict()
-    head = model.pretrained_cfg.get("classifier") or "classifier"
-    model.load_state_dict({k: v for k, v in state.items() if k in own and not k.startswith(head + ".")}, strict=False)
+    own, in_head = model.state_dict(), _in_head(model)
+    model.load_state_dict({k: v for k, v in state.items() if k in own and not in_head(k)}, strict=False)
+
+
+def _fit_input_size(model, state: dict) -> dict:
+    """ImageNet weights for a network built at another input size: timm's own checkpoint filter of
+    the model's module resamples what depends on it (a ViT's position embeddings)."""
+    import sys
+
+    own, in_head = model.state_dict(), _in_head(model)
+    if all(k not in own or in_head(k) or tuple(v.shape) == tuple(own[k].shape) for k, v in state.items()):
+        return state
+    adapt = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+    return adapt(state, model) if adapt is not None else state
 
 
 def read_state_dict(path: Path) -> dict:

@@ -74,7 +74,8 @@ def train_job(ctx) -> dict:
               data={"train_images": len(train_set), "val_images": len(val_set), "classes": samples.labels})
 
     ctx.progress(0.0, "building model")
-    model = build_model(arch, len(samples.labels), model_args=model_args, weights=None if resume else weights)
+    model = build_model(arch, len(samples.labels), model_args=model_args, weights=None if resume else weights,
+                        image_size=image_size)
     epochs = config.epochs
     last_report = [0.0]
     started = time.monotonic()
@@ -110,7 +111,8 @@ def train_job(ctx) -> dict:
                   data={"precision": result.precision, "feed": result.feed})
     ctx.progress(1.0, "saving model")
     run_dir = save_run(model, model_id=model_id, run=run, timm_name=arch.timm_name, labels=samples.labels,
-                       image_size=image_size, mean=weights.mean, std=weights.std, model_args=model_args,
+                       image_size=image_size, mean=weights.mean, std=weights.std,
+                       model_args=arch.build_args(image_size, model_args),   # what Convert rebuilds it with
                        multi_label=multi_label)
     final = kept or (result.history[-1] if result.history else {})
     summary = {"job_id": ctx.id, "val_accuracy": final.get("val_accuracy"), "epochs": epochs,
