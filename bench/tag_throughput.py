@@ -146,8 +146,9 @@ def bench_models(workdir: Path, min_time: float, photos: list[Path], keys, held_
         folder = export(model, workdir / key)
         session = create_session(folder / "model.onnx")
         int8s = {m: create_session(quantize_int8(folder, photos, m) / "model.onnx") for m in methods}
-        views = calibration.load_views([str(p) for p in held_back], PreprocessSpec.load(folder / "preprocess.json"),
-                                       per_image=views_per_photo)
+        views = np.concatenate(calibration.photo_views([str(p) for p in held_back],
+                                                       PreprocessSpec.load(folder / "preprocess.json"),
+                                                       per_image=views_per_photo))
         for m, int8 in int8s.items():
             agreements[(key, m)] = a = agreement(session, int8, views)
             print(f"  {key} INT8 {m}: top-1 agreement {a['top1']:.1%} on {a['views']} views, mean |Δprob| "
