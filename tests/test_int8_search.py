@@ -136,7 +136,7 @@ def test_bad_calibration_folders_say_what_they_found_and_need(tmp_path):
     one = folder("one", [lambda d: random_image(d / "x.png", size=(64, 64))])
     with pytest.raises(ConfigError, match=r"1 usable photo\(s\) of 1 image file\(s\).*needs at least 4"):
         calibration.from_folder(one)
-    odd = folder("odd", [lambda d, i=i: random_image(d / f"{i}.png", size=size, seed=i)
+    odd = folder("odd", [lambda d, i=i, size=size: random_image(d / f"{i}.png", size=size, seed=i)
                          for i, size in enumerate([(16, 16), (400, 40), (40, 400), (64, 64)])])
     with pytest.raises(ConfigError, match=r"1 usable photo\(s\) of 4 .*too small \(16x16.*odd shape \(400x40"):
         calibration.from_folder(odd)
