@@ -75,19 +75,19 @@ def test_search_keeps_the_worst_nodes_in_fp32_until_the_gate_holds(fp32_model, p
 
 
 def test_budget_exhausted_keeps_the_copy_disabled_and_the_cli_flags(fp32_model, photo_folder, cli):
-    code, out, err = cli("models", "quantize", fp32_model.id, "--calibration", photo_folder, "--method", "percentile",
+    code, out, err = cli("models", "quantize", fp32_model.id, "--calibration", photo_folder, "--method", "minmax",
                          "--budget", "0.01", "--min-speedup", "0.01", "--wait")
     assert code == 0, err
     new = registry.get(int8_id(fp32_model.id))
     search = new.extra["quantization"]["search"]
     assert len(search["attempts"]) == 1 and search["budget_exhausted"] and not new.enabled
-    assert new.extra["quantization"]["calibrate_method"] == "Percentile" and search["attempts"][0]["method"] == "percentile"
+    assert new.extra["quantization"]["calibrate_method"] == "MinMax" and search["attempts"][0]["method"] == "minmax"
     assert "the time budget ran out" in search["why"] and "best agreement" in search["why"]
-    assert "attempt(s)" in out and "#1 percentile, 0 node(s) FP32: agreement" in out and "disabled (--force" in out
+    assert "attempt(s)" in out and "#1 minmax, 0 node(s) FP32: agreement" in out and "disabled (--force" in out
     code, out, _ = cli("models", "show", new.id)
     assert "INT8 search" in out and "95% lower bound" in out and "chosen: #1" in out
     panel = int8_panel(fp32_model.id, None)            # the Convert tab's INT8 panel: the job, its attempts, the result
-    assert "INT8 job" in panel and "succeeded" in panel and "- #1 percentile, 0 node(s) FP32" in panel
+    assert "INT8 job" in panel and "succeeded" in panel and "- #1 minmax, 0 node(s) FP32" in panel
     assert f"**{new.id}**: **not enabled**" in panel and "time budget ran out" in panel
 
     # enabling applies the same gate (agreement and mean |Δprob|) unless forced
