@@ -98,15 +98,16 @@ def quantize_int8(folder: Path, photos: list[Path], method: str = "static") -> P
     """imgai's INT8 step (onnxruntime QDQ static, per-channel, on views of real photos; or dynamic)."""
     from imgai.classify import calibration
     from imgai.classify.preprocess import PreprocessSpec
-    from imgai.classify.quantize import onnxruntime_quantize
+    from imgai.classify.quantize import quantize_file
 
     spec = PreprocessSpec.load(folder / "preprocess.json")
-    arrays = (calibration.load_views([str(p) for p in photos], spec, per_image=calibration.CALIBRATION_VIEWS)
+    arrays = (np.concatenate(calibration.photo_views([str(p) for p in photos], spec,
+                                                     per_image=calibration.CALIBRATION_VIEWS))
               if method == "static" else None)
     target = folder.parent / f"{folder.name}-int8-{method}"
     target.mkdir(exist_ok=True)
-    onnxruntime_quantize(folder / "model.onnx", target / "model.onnx", method=method, arrays=arrays,
-                         progress=lambda f, s=None: None, event=lambda m, **kw: None)
+    quantize_file(folder / "model.onnx", target / "model.onnx", method="minmax" if method == "static" else method,
+                  calibration_views=arrays)
     return target
 
 
@@ -145,8 +146,9 @@ def bench_models(workdir: Path, min_time: float, photos: list[Path], keys, held_
         folder = export(model, workdir / key)
         session = create_session(folder / "model.onnx")
         int8s = {m: create_session(quantize_int8(folder, photos, m) / "model.onnx") for m in methods}
-        views = calibration.load_views([str(p) for p in held_back], PreprocessSpec.load(folder / "preprocess.json"),
-                                       per_image=views_per_photo)
+        views = np.concatenate(calibration.photo_views([str(p) for p in held_back],
+                                                       PreprocessSpec.load(folder / "preprocess.json"),
+                                                       per_image=views_per_photo))
         for m, int8 in int8s.items():
             agreements[(key, m)] = a = agreement(session, int8, views)
             print(f"  {key} INT8 {m}: top-1 agreement {a['top1']:.1%} on {a['views']} views, mean |Δprob| "

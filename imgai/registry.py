@@ -27,6 +27,7 @@ NOT_CONVERTED, CONVERTING, CONVERTED, FAILED, NOT_APPLICABLE = (
 TRAINED = "Trained"                  # the training state in which a trained model may convert (imgai/train/models.py)
 FP32, INT8 = "fp32", "int8"          # precisions (extra["precision"]; FP32 when absent)
 MIN_INT8_AGREEMENT = 0.99            # an INT8 model agreeing less with its FP32 original is enabled only by force
+MAX_INT8_MEAN_DPROB = 0.02           # … or changing its probabilities more than this on average (mean |Δprob|)
 
 
 @dataclass
@@ -280,17 +281,31 @@ def set_enabled(model_id: str, enabled: bool, *, force: bool = False, actor: Act
     return get(model_id)
 
 
+def int8_gate_problems(figures: dict) -> list[str]:
+    """Why an INT8 model's figures against FP32 fall short of the gate (empty when it holds): top-1
+    agreement ≥ MIN_INT8_AGREEMENT and mean |Δprob| ≤ MAX_INT8_MEAN_DPROB. Quantizing and enabling
+    both apply it."""
+    problems = []
+    agreement, dprob = figures.get("top1_agreement"), figures.get("mean_abs_dprob")
+    if agreement is not None and agreement < MIN_INT8_AGREEMENT:
+        problems.append(f"top-1 agreement {agreement:.2%} is below the {MIN_INT8_AGREEMENT:.0%} bar")
+    if dprob is not None and dprob > MAX_INT8_MEAN_DPROB:
+        problems.append(f"mean |Δprob| {dprob:.4f} is above the {MAX_INT8_MEAN_DPROB} bar")
+    return problems
+
+
 def _check_int8_bar(m: Model) -> None:
     figures = m.vs_fp32 or {}
     agreement = figures.get("top1_agreement")
     if agreement is None:
         raise StateError(f"cannot enable {m.id!r}: this INT8 model has not been compared with its FP32 original; "
                          "quantize again, or enable it anyway with --force")
-    if agreement < MIN_INT8_AGREEMENT:
+    problems = int8_gate_problems(figures)
+    if problems:
         raise StateError(
-            f"cannot enable {m.id!r}: its top-1 agreement with the FP32 model is {agreement:.1%} on "
-            f"{figures.get('views')} held-back views (mean |Δprob| {figures.get('mean_abs_dprob', 0):.4f}), "
-            f"below the {MIN_INT8_AGREEMENT:.0%} bar; quantize with a calibration folder like your photos "
+            f"cannot enable {m.id!r}: against the FP32 model on {figures.get('views')} held-back views, "
+            f"{' and '.join(problems)} (agreement {agreement:.1%}, mean |Δprob| "
+            f"{figures.get('mean_abs_dprob', 0):.4f}); quantize with a calibration folder like your photos "
             "(--calibration FOLDER), or enable it anyway with --force")
 
 

@@ -42,7 +42,8 @@ def _events(job_id):
 
 
 def test_quantize_tiny_model_as_a_job_skipping_bad_files(fp32_model, calibration_folder, cli):
-    code, out, err = cli("models", "quantize", fp32_model.id, "--calibration", calibration_folder, "--wait", "--json")
+    code, out, err = cli("models", "quantize", fp32_model.id, "--calibration", calibration_folder, "--method", "minmax",
+                         "--budget", "0.01", "--wait", "--json")
     job = json.loads(out)
     assert code == 0 and job["state"] == "succeeded", job["error"]
     new = registry.get(int8_id(fp32_model.id))
@@ -60,16 +61,16 @@ def test_quantize_tiny_model_as_a_job_skipping_bad_files(fp32_model, calibration
     ops = {n.op_type for n in onnx.load(str(dst / "model.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
-    # bad files are skipped with a note; a quarter of the photos was held back for the comparison
+    # bad files are skipped with a note; every photo was held back once (k-fold) for the comparison
     messages = _events(job["id"])
     assert any("skipped broken.jpg: not an image" in m for m in messages)
     assert any(m.startswith("skipped cut.jpg: damaged or truncated") for m in messages)
     assert {s.split(":")[0] for s in settings["skipped"]} == {"broken.jpg", "cut.jpg"}
-    assert settings["held_back_images"] == 2 and settings["calibration_images"] == 7
+    assert settings["photos"] == 8 and settings["views_per_photo"] == 16
     figures = new.vs_fp32
-    assert figures["views"] == 2 * 16 and 0 <= figures["top1_agreement"] <= 1
+    assert figures["views"] == 8 * 16 and figures["folds"] == 4 and 0 <= figures["top1_agreement"] <= 1
     assert figures["mean_abs_dprob"] <= figures["max_abs_dprob"] and figures["int8_ms_per_image"] > 0
-    assert any(m.startswith("INT8 vs FP32: top-1 agreement") for m in messages)
+    assert any(m.startswith("attempt 1: MinMax, 0 node(s) FP32 → agreement") for m in messages)
 
     code, out, _ = cli("models", "show", new.id)
     assert "precision     INT8" in out and "vs FP32       top-1 agreement" in out and "mean |Δprob|" in out
@@ -104,9 +105,9 @@ def test_refused_before_the_job(fp32_model, tmp_path, imgai_home):
     bad.mkdir()
     (bad / "a.jpg").write_bytes(b"x")
     random_image(bad / "b.png")
-    with pytest.raises(ConfigError, match=r"1 readable image\(s\) of 2 .*a.jpg: not an image"):
+    with pytest.raises(ConfigError, match=r"1 usable photo\(s\) of 2 .*a.jpg: not an image"):
         submit_quantization(fp32_model.id, options=QuantizeOptions(calibration=str(bad)))
-    with pytest.raises(ConfigError, match="method 'fast' is not one of static, dynamic"):
+    with pytest.raises(ConfigError, match="method 'fast' is not one of auto, minmax, percentile, entropy, dynamic"):
         QuantizeOptions(method="fast")
 
     registry.set_enabled(fp32_model.id, False)
@@ -160,11 +161,12 @@ def test_onnxruntime_failure_fails_the_job_and_leaves_no_model(fp32_model, imgai
 def test_card_carries_the_int8_figures(fp32_model, calibration_folder):
     from imgai.hub.publish import render_classifier_card
 
-    new = quantize(fp32_model.id, options=QuantizeOptions(calibration=str(calibration_folder)))
+    new = quantize(fp32_model.id, options=QuantizeOptions(method="minmax", calibration=str(calibration_folder), budget=0.01))
     card = str(render_classifier_card(new, repo_id="someone/tiny-int8"))
     agreement = f"{new.vs_fp32['top1_agreement'] * 100:.1f}%"
     assert "(ONNX INT8)" in card and "## INT8 against FP32" in card and agreement in card
     assert "per-channel int8 weights" in card and "MinMax" in card and "- int8" in card
+    assert "95% lower bound" in card and "### How it was chosen" in card and "| 1 | minmax | 0 |" in card
 
 
 def test_demo_model_int8_tags_real_photos_with_the_same_top1(tmp_path, monkeypatch, photos, cli):
@@ -202,6 +204,6 @@ def test_the_convert_tab_int8_action_goes_through_the_same_checks(tmp_path, monk
     server = AppServer(home, env={"IMGAI_NO_DEMO": "1"})
     try:
         with pytest.raises(AppError, match="cannot quantize 'raw': it is PyTorch / NotConverted"):
-            server.client().predict("raw", "static", api_name="/int8")
+            server.client().predict("raw", "auto", 5, 1.1, False, None, api_name="/int8")
     finally:
         server.stop()

@@ -49,12 +49,13 @@ READ_HANDLERS = {
     "ui.browse.access_state", "ui.hub_browse.access_state", "ui.train.starting_architecture",
     "ui.library.load_review", "ui.library.image_tags", "ui.library.select_image", "ui.library.clicked_cell",
     "ui.library.show_thresholds",    # the library's reads ask imgai too (access `library`)
+    "ui.int8.panel",                                         # the INT8 search's attempts, as the visitor may see them
 }
 CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_refused_and_nothing_changes calls
     "ui.browse.add_model": "/add_model", "ui.convert.convert_model": "/convert",
     "ui.convert.default_model": "/set_default", "ui.convert.disable_model": "/disable",
     "ui.convert.enable_model": "/enable", "ui.convert.remove_model": "/remove",
-    "ui.convert.validate_model": "/validate", "ui.convert.quantize_model": "/int8", "ui.hub_browse.start_download": "/hub_download",
+    "ui.convert.validate_model": "/validate", "ui.int8.quantize_model": "/int8", "ui.hub_browse.start_download": "/hub_download",
     "ui.push.push": "/push_to_hub", "ui.quantize.push": "/quantize_push", "ui.quantize.start": "/quantize",
     "ui.train.add_data": "/train_data_add", "ui.train.cancel_job": "/train_cancel",
     "ui.train.create_model": "/train_create", "ui.train.download_model": "/train_download",
@@ -100,7 +101,7 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
         "/convert": models, "/validate": models, "/disable": models, "/set_default": models,
         "/remove": [(m, m) for (m,) in models],           # the model id, and the one whose removal plan was shown
         "/restore_demo": [()], "/train_data_remove": [("shapes",)],
-        "/enable": [(m, True) for (m,) in models], "/int8": [(m, "static") for (m,) in models],
+        "/enable": [(m, True) for (m,) in models], "/int8": [(m, "auto", 5, 1.1, True, None) for (m,) in models],
         "/push_to_hub": [(w["shared_onnx"], "stranger/copy", False, "main")],
         "/quantize": [(["sd15"], "", "pytorch", "INT8", False, 0, "", "", False, "auto")],
         "/quantize_push": [("sd15-torch-int8", "stranger", False)],

@@ -10,7 +10,6 @@ import gradio as gr
 
 from imgai import registry
 from imgai.classify.convert import submit_conversion
-from imgai.classify.quantize import QuantizeOptions, submit_quantization
 from imgai.classify.validate import validate
 from imgai.demo import MODEL_ID as DEMO_ID, restore_demo
 from imgai.presentation.jobs import JOB_COLUMNS
@@ -18,6 +17,7 @@ from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, ModelActions, con
                                        selected_actions)
 from imgai.removal import plan_removal, remove_model as remove_confirmed
 
+from . import int8
 from .common import acting, clicked_row_id
 from .push import build_push
 from .page import Page
@@ -55,13 +55,6 @@ def convert_model(model_id: str, *, actor) -> str:
     job = submit_conversion(model_id, actor=actor)
     return (f"Conversion of **{model_id}** queued as job `{job.id}`; it ends validated and enabled, and the "
             "model appears in the **Tag** tab.")
-
-
-@acting
-def quantize_model(model_id: str, method: str, *, actor) -> str:
-    job = submit_quantization(model_id, options=QuantizeOptions(method=method), actor=actor)
-    return (f"INT8 quantization of **{model_id}** queued as job `{job.id}`; it is compared with FP32 before "
-            "it can be enabled.")
 
 
 @acting
@@ -134,13 +127,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             confirm_btn = gr.Button("Confirm remove", variant="stop")
             keep_btn = gr.Button("Keep it")
     restore_btn = gr.Button("Restore the demo model", visible=False)
-    with gr.Accordion("INT8 options", open=False):
-        with gr.Row():
-            method = gr.Radio(["static", "dynamic"], value="static", label="Method", scale=1,
-                              info="static: calibrated (fastest); dynamic: no calibration")
-            force = gr.Checkbox(label="Enable below the 99% agreement bar", value=False, scale=1)
-        gr.Markdown("Calibrates on the model's training data (trained here) or built-in photos; for your own "
-                    "photos use `imgai models quantize ID --calibration FOLDER`.")
+    with gr.Accordion("INT8 options and result", open=False):
+        int8_inputs, int8_result = int8.build_options()
     message = gr.Markdown()
     jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, label="Conversion jobs (live)", wrap=True,
                               elem_classes="imgai-table", elem_id="convert-jobs")
@@ -153,6 +141,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.restore(lambda memory: (memory or {}).get("convert") or None, [remembered], [selected])
     page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
                 api_name="convert_refresh")
+    page.listen(int8.panel, [selected], [int8_result])
     selected.input(lambda model_id, memory: {**(memory or {}), "convert": model_id or ""}, [selected, remembered],
                    [remembered], api_name=False, queue=False)
     models.select(clicked_row_id, None, [selected], api_name=False).then(
@@ -161,9 +150,9 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
     for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),
-                                    (int8_btn, quantize_model, "int8", [method]),
+                                    (int8_btn, int8.quantize_model, "int8", int8_inputs),
                                     (validate_btn, validate_model, "validate", []),
-                                    (enable_btn, enable_model, "enable", [force]),
+                                    (enable_btn, enable_model, "enable", [int8_inputs[3]]),
                                     (disable_btn, disable_model, "disable", []),
                                     (default_btn, default_model, "set_default", [])):
         page.changed(button.click(fn, [selected, *extra], [message], api_name=name, show_progress_on=[message]))

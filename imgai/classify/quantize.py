@@ -1,15 +1,17 @@
-"""An FP32 ONNX classifier → INT8 with onnxruntime's quantization, measured against FP32 before it tags.
+"""An FP32 ONNX classifier → INT8 with onnxruntime's quantization, searched until it keeps its answers.
 
-    checks (an enabled, validated FP32 ONNX classifier; calibration images readable)   ← before any job
-    job: views of the calibration images → `quant_pre_process` (shape inference, graph clean-up)
-         → `quantize_static` (QDQ, per-channel int8 weights, int8 activations calibrated by MinMax)
-           or `quantize_dynamic` (int8 weights, activations quantized at run time)
-         → validate the files → compare with FP32 on held-back views (top-1 agreement, |Δprob|, speed)
+    checks (an enabled, validated FP32 ONNX classifier; enough usable calibration photos)   ← before any job
+    job: views of the photos → `quant_pre_process` (shape inference, graph clean-up) once
+         → the accuracy-aware search (imgai/classify/int8_search.py): calibration methods, then the
+           nodes that hurt kept in FP32, each attempt judged k-fold on the photos against FP32
+           (top-1 agreement with its 95 % lower bound, mean/max |Δprob|, speed), within a time budget
+         → the chosen recipe calibrated on every photo → validate the files
          → rename into place → registry row `<id>-int8` (type ONNX, precision int8)
 
 imgai writes no quantizer of its own: onnxruntime does the quantization. The new model keeps the
-labels and preprocessing of its original. Below MIN_INT8_AGREEMENT top-1 agreement it stays
-disabled (enable it with force); nothing is registered when anything fails.
+labels and preprocessing of its original. It is enabled only when it meets the gate (registry.
+int8_gate_problems: agreement and mean |Δprob|) and is faster than FP32 by --min-speedup; `force`
+enables it anyway. Nothing is registered when anything fails.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ from .. import access, jobs, quotas, registry
 from ..config import paths
 from ..errors import ConfigError, ImgaiError, StateError, require
 from ..log import get_logger
-from . import calibration
+from . import calibration, int8_search
 from .convert import _replace_dir
 from .labels import TAGS_FILE
 from .onnx_file import external_data_files
 from .preprocess import PreprocessSpec
 from .validate import validate_files
 
-METHODS = ("static", "dynamic")
+METHODS = int8_search.QUANTIZE_METHODS
 JOB_KIND = "int8"
 CALIBRATION_BATCH = 8
 SPEED_BATCH = 8
@@ -44,13 +46,24 @@ LOG = get_logger("imgai.quantize")
 
 @dataclass
 class QuantizeOptions:
-    method: str = "static"              # static: calibrated activations (QDQ); dynamic: at run time
+    method: str = "auto"                # auto: every calibration method (QDQ), the best kept; minmax,
+                                        # percentile, entropy: that one; dynamic: activations at run time
     calibration: str | None = None      # a folder of images; None: training data, else built-in photos
+    budget: float = int8_search.DEFAULT_BUDGET_S           # seconds the search may take
+    min_speedup: float = int8_search.DEFAULT_MIN_SPEEDUP   # slower than this vs FP32: not enabled
+    force: bool = False                 # enable the copy even when it misses the gate or the speed-up
+    op_types: list[str] | None = None   # op types to quantize (None: onnxruntime's default set)
 
     def __post_init__(self):
+        if self.method == "static":     # the name before the search: static calibration, now searched
+            self.method = "auto"
         if self.method not in METHODS:
-            raise ConfigError(f"method {self.method!r} is not one of {', '.join(METHODS)}; use static "
-                              "(calibrated, fastest) or dynamic (no calibration)")
+            raise ConfigError(f"method {self.method!r} is not one of {', '.join(METHODS)}; use auto (tries "
+                              "every calibration method), one of them, or dynamic (no calibration)")
+        if not (self.budget > 0):
+            raise ConfigError(f"budget {self.budget!r} must be a number of seconds above 0 (e.g. 300)")
+        if not (self.min_speedup > 0):
+            raise ConfigError(f"min_speedup {self.min_speedup!r} must be above 0 (e.g. 1.1 for 10% faster than FP32)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,11 +89,18 @@ def check_quantizable(model_id: str) -> registry.Model:
     return m
 
 
-def submit_quantization(model_id: str, *, options: QuantizeOptions = QuantizeOptions(), actor=None) -> jobs.Job:
+def submit_quantization(model_id: str, *, options: QuantizeOptions = QuantizeOptions(), actor=None,
+                        uploads: list | None = None) -> jobs.Job:
     """Check everything that can be checked (who asks included: imgai/access.py), then queue the
-    quantization job; it and the INT8 model belong to the model's owner."""
+    quantization job; it and the INT8 model belong to the model's owner. `uploads`: photos a
+    visitor uploaded for calibration (imgai copies them; no server folder is named)."""
     model = _checked(model_id, options, actor)
-    images = calibration.choose(model, options.calibration)
+    if uploads:
+        if options.calibration:
+            raise ConfigError("give a calibration folder or uploaded photos, not both")
+        images = calibration.from_uploads(uploads, into=paths().tmp)
+    else:
+        images = calibration.choose(model, options.calibration)
     params = {"model_id": model_id, "target_id": int8_id(model_id), "options": options.to_dict(),
               "images": images.to_dict()}
     return jobs.submit(JOB_KIND, params, subject=model_id, owner=model.owner)
@@ -123,34 +143,6 @@ def abort_job(job: jobs.Job, reason: str) -> None:
 
 # -- the work ---------------------------------------------------------------------------------
 
-class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over preprocessed views, reporting progress."""
-
-    def __init__(self, name: str, arrays: np.ndarray, batch: int, progress):
-        self.name, self.arrays, self.batch, self.progress = name, arrays, batch, progress
-        self.at = 0
-
-    def get_next(self):
-        if self.at >= len(self.arrays):
-            return None
-        chunk = self.arrays[self.at:self.at + self.batch]
-        self.at += len(chunk)
-        self.progress(0.25 + 0.45 * self.at / len(self.arrays))
-        return {self.name: chunk}
-
-    def rewind(self):
-        self.at = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        item = self.get_next()
-        if item is None:
-            raise StopIteration
-        return item
-
-
 def _input_batch(onnx_path: Path) -> tuple[str, int | None]:
     import onnx
 
@@ -180,64 +172,64 @@ def shape_only_nodes(onnx_path: Path) -> list[str]:
     return excluded
 
 
-def onnxruntime_quantize(source: Path, target: Path, *, method: str, arrays: np.ndarray | None,
-                         progress, event) -> dict:
-    """Write `target` from `source` with onnxruntime.quantization; returns the settings used."""
-    require("onnxruntime", extra="tag")
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_dynamic, quantize_static)
 
-    external = bool(external_data_files(source))
-    prepared = target.with_name("prepared.onnx")
+def prepare_graph(source: Path, prepared: Path, event) -> Path:
+    """onnxruntime's `quant_pre_process` (shape inference, graph clean-up) once before any attempt;
+    the original graph when it fails (the step is optional)."""
+    require("onnxruntime", extra="tag")
+    from onnxruntime.quantization import quant_pre_process
+
     try:
-        with tempfile.TemporaryDirectory(dir=target.parent.parent) as scratch, contextlib.chdir(scratch):
+        with tempfile.TemporaryDirectory(dir=prepared.parent) as scratch, contextlib.chdir(scratch):
             # (its symbolic shape inference may leave temporary files in the working folder)
-            quant_pre_process(str(source.resolve()), str(prepared.resolve()), save_as_external_data=external)
-    except Exception as exc:     # optional step: onnxruntime quantizes the original graph as well
+            quant_pre_process(str(source.resolve()), str(prepared.resolve()),
+                              save_as_external_data=bool(external_data_files(source)))
+        return prepared
+    except Exception as exc:
         event(f"pre-processing (shape inference, optimization) skipped: {str(exc).splitlines()[0][:200]}",
               level="warning")
-        prepared = source
-    settings = {"method": method, "weight_type": "int8", "per_channel": True, "pre_processed": prepared != source}
-    if method == "dynamic":
-        quantize_dynamic(str(prepared), str(target), per_channel=True, weight_type=QuantType.QInt8,
-                         nodes_to_exclude=shape_only_nodes(prepared), use_external_data_format=external)
-        return {**settings, "format": "QOperator (dynamic)", "activation_type": "uint8 at run time"}
-    name, fixed = _input_batch(source)
-    reader = _Reader(name, arrays, fixed or CALIBRATION_BATCH, progress)
-    quantize_static(str(prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=shape_only_nodes(prepared),
-                    calibrate_method=CalibrationMethod.MinMax, use_external_data_format=external)
-    return {**settings, "format": "QDQ", "activation_type": "uint8", "calibrate_method": "MinMax",
-            "calibration_views": int(len(arrays))}
+        return source
 
 
-def compare(fp32_dir: Path, int8_dir: Path, arrays: np.ndarray, *, rounds: int = 5) -> dict:
-    """INT8 vs FP32 on the same preprocessed views: top-1 agreement, |Δprob| (per view, the largest
-    change of any label's probability), and speed (median ms per image, the two timed in turns)."""
-    from .tag import Tagger
+def quantize_file(source: Path, target: Path, *, method: str, calibration_views: np.ndarray | None,
+                  keep_fp32: tuple[str, ...] = (), event=None) -> Path:
+    """`target` from `source` with one recipe and no search (benchmarks, scripts)."""
+    event = event or (lambda message, **kw: None)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        prepared = prepare_graph(source, Path(scratch) / "prepared.onnx", event)
+        name, fixed = _input_batch(source)
+        quantizer = int8_search.Quantizer(prepared, Path(scratch), input_name=name, batch=fixed or CALIBRATION_BATCH,
+                                          excluded_always=shape_only_nodes(prepared))
+        quantizer.external = bool(external_data_files(source))
+        return quantizer.write(int8_search.Recipe(method, tuple(keep_fp32)), target, calibration_views, cache_key="x")
 
-    fp32, int8 = Tagger(fp32_dir), Tagger(int8_dir)
-    _, fixed = _input_batch(fp32_dir / "model.onnx")
-    batch = fixed or SPEED_BATCH
-    chunks = [arrays[i:i + batch] for i in range(0, len(arrays), batch)]
-    p32 = np.concatenate([fp32.infer(c) for c in chunks])
-    p8 = np.concatenate([int8.infer(c) for c in chunks])
-    agree = p32.argmax(1) == p8.argmax(1)
-    delta = np.abs(p32 - p8).max(1)
-    x = chunks[0]
-    times: dict[str, list[float]] = {"fp32": [], "int8": []}
-    for _ in range(rounds):
-        for key, tagger in (("fp32", fp32), ("int8", int8)):
-            t0 = time.perf_counter()
-            tagger.infer(x)
-            times[key].append((time.perf_counter() - t0) * 1000 / len(x))
-    fp32_ms, int8_ms = float(np.median(times["fp32"])), float(np.median(times["int8"]))
-    return {"views": int(len(arrays)), "top1_agreement": float(agree.mean()), "disagreements": int((~agree).sum()),
-            "mean_abs_dprob": float(delta.mean()), "max_abs_dprob": float(delta.max()),
-            "fp32_ms_per_image": fp32_ms, "int8_ms_per_image": int8_ms, "speedup": fp32_ms / int8_ms,
-            "speed_batch": int(len(x)), "min_top1_agreement": registry.MIN_INT8_AGREEMENT,
-            "meets_bar": bool(agree.mean() >= registry.MIN_INT8_AGREEMENT)}
+
+def _usable_views(model: registry.Model, images: calibration.CalibrationSet, spec: PreprocessSpec, skip,
+                  progress) -> list[np.ndarray]:
+    photos = images.photos
+    if len(photos) > int8_search.MAX_SEARCH_PHOTOS:          # evenly sampled
+        step = len(photos) / int8_search.MAX_SEARCH_PHOTOS
+        photos = [photos[int(i * step)] for i in range(int8_search.MAX_SEARCH_PHOTOS)]
+    views = calibration.photo_views(photos, spec, per_image=calibration.VALIDATION_VIEWS, on_skip=skip,
+                                    on_image=lambda i, n: progress(0.02 + 0.08 * i / n))
+    if len(views) < calibration.MIN_PHOTOS:
+        raise ConfigError(f"only {len(views)} of the {len(photos)} calibration photos ({images.source}) could be "
+                          f"read; quantizing needs at least {calibration.MIN_PHOTOS} readable photos (each is held "
+                          "back once to judge INT8 against FP32 while the others calibrate); give a folder of "
+                          "readable photos with --calibration")
+    return views
+
+
+def _vs_fp32(result: int8_search.SearchResult) -> dict:
+    a = result.chosen
+    return {"views": a.views, "photos": a.photos, "folds": result.folds, "top1_agreement": a.agreement,
+            "agreement_lb95": a.agreement_lb, "disagreements": round(a.views * (1 - a.agreement)),
+            "mean_abs_dprob": a.mean_abs_dprob, "max_abs_dprob": a.max_abs_dprob,
+            "fp32_ms_per_image": a.fp32_ms_per_image, "int8_ms_per_image": a.int8_ms_per_image,
+            "speedup": a.speedup, "speed_batch": result.speed_batch, "min_speedup": result.min_speedup,
+            "min_top1_agreement": registry.MIN_INT8_AGREEMENT, "max_mean_abs_dprob": registry.MAX_INT8_MEAN_DPROB,
+            "meets_bar": a.meets_gate, "enabled_by_search": result.enable, "why": result.why,
+            "small_sample": result.small_sample}
 
 
 def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images: calibration.CalibrationSet,
@@ -257,48 +249,68 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
     try:
         for note in images.skipped:
             event(f"skipped {note}", level="warning")
-        progress(0.02, f"reading calibration images: {images.source}")
-        calib = None
-        if options.method == "static":
-            calib = calibration.load_views(images.calibrate, spec, per_image=calibration.CALIBRATION_VIEWS,
-                                           on_skip=skip, on_image=lambda i, n: progress(0.02 + 0.13 * i / n))
-            if not len(calib):
-                raise ConfigError(f"none of the {len(images.calibrate)} calibration images could be read "
-                                  f"({'; '.join(skipped[:3])}); give a folder of readable photos")
-        held = calibration.load_views(images.held_back, spec, per_image=calibration.VALIDATION_VIEWS, on_skip=skip)
-        if not len(held):
-            raise ConfigError("none of the held-back images could be read, so INT8 cannot be compared with FP32; "
-                              "give a folder of readable photos")
-        progress(0.2, "quantizing with onnxruntime" + (f" (calibrating on {len(calib)} views)" if calib is not None else ""))
+        progress(0.02, f"reading calibration photos: {images.source}")
+        views = _usable_views(model, images, spec, skip, progress)
+        if images.not_yours:
+            event("no calibration folder: INT8 is judged on scikit-image's bundled photos, not yours "
+                  "(give --calibration FOLDER with photos like the ones you tag)", level="warning")
+        name, fixed = _input_batch(source_dir / "model.onnx")
+        search_dir = staging / "search"
+        search_dir.mkdir()
         out = staging / "onnx"
         out.mkdir()
+        methods = list(int8_search.CALIBRATION_METHODS) if options.method == "auto" else [options.method]
+        start = time.monotonic()
+
+        def on_attempt(attempt):
+            event(attempt.line(), data=asdict(attempt))
+            progress(min(0.85, 0.12 + 0.73 * (time.monotonic() - start) / options.budget), attempt.line())
+
         try:
-            settings = onnxruntime_quantize(source_dir / "model.onnx", out / "model.onnx", method=options.method,
-                                            arrays=calib, progress=progress, event=event)
+            progress(0.1, "pre-processing the graph (onnxruntime)")
+            prepared = prepare_graph(source_dir / "model.onnx", search_dir / "prepared.onnx", event)
+            progress(0.12, f"searching: {', '.join(methods)} on {len(views)} photos, budget {options.budget:.0f} s")
+            search = int8_search.Search(source_dir, prepared, views, search_dir, input_name=name,
+                                        batch=fixed or CALIBRATION_BATCH, excluded_always=shape_only_nodes(prepared),
+                                        calibration_views=calibration.CALIBRATION_VIEWS, op_types=options.op_types,
+                                        on_attempt=on_attempt, event=event)
+            search.quantizer.external = bool(external_data_files(source_dir / "model.onnx"))
+            result = int8_search.run_search(search, methods=methods, budget_s=options.budget,
+                                            min_speedup=options.min_speedup)
+            chosen = int8_search.Recipe(result.chosen.method, tuple(result.chosen.keep_fp32))
+            progress(0.87, f"chosen: attempt {result.chosen.number} ({chosen.describe()}); calibrating on every photo")
+            search.quantizer.write(chosen, out / "model.onnx",
+                                   None if chosen.method == "dynamic" else search.calibration(range(len(views))),
+                                   cache_key="all")
         except ImgaiError:
             raise
         except Exception as exc:
             message = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else type(exc).__name__
             raise StateError(f"onnxruntime could not quantize {model.id!r}: {type(exc).__name__}: {message}") from exc
-        (out / "prepared.onnx").unlink(missing_ok=True)
         for name in ("labels.json", "preprocess.json", TAGS_FILE):     # a tagger's categories travel too
             if name != TAGS_FILE or (source_dir / name).is_file():
                 shutil.copyfile(source_dir / name, out / name)
-        progress(0.75, "validating the INT8 model")
-        result = validate_files(out)
-        if not result.passed:
-            raise StateError("the INT8 model failed validation: " + "; ".join(result.problems))
-        progress(0.8, f"comparing INT8 with FP32 on {len(held)} held-back views")
-        figures = compare(source_dir, out, held)
-        event(f"INT8 vs FP32: top-1 agreement {figures['top1_agreement']:.1%} on {figures['views']} views, "
-              f"mean |Δprob| {figures['mean_abs_dprob']:.4f}, {figures['int8_ms_per_image']:.1f} vs "
-              f"{figures['fp32_ms_per_image']:.1f} ms/image ({figures['speedup']:.2f}x)", data=figures)
+        progress(0.9, "validating the INT8 model")
+        validation = validate_files(out)
+        if not validation.passed:
+            raise StateError("the INT8 model failed validation: " + "; ".join(validation.problems))
+        figures = _vs_fp32(result)
+        event(f"chosen: {result.why}", data={"chosen": result.chosen.number})
+        if result.small_sample:
+            event(result.small_sample, level="warning")
         progress(0.95, "moving into place")
         target = paths().model_dir(target_id) / "onnx"
         _replace_dir(out, target)
-        settings.update(onnxruntime=onnxruntime.__version__, calibration=images.source,
-                        calibration_images=len(images.calibrate), held_back_images=len(images.held_back),
-                        skipped=skipped, seconds=round(time.time() - t0, 1))
+        static = chosen.method != "dynamic"
+        settings = {"method": chosen.method, "format": "QDQ" if static else "QOperator (dynamic)",
+                    "weight_type": "int8", "per_channel": True,
+                    "activation_type": "uint8" if static else "uint8 at run time",
+                    "calibrate_method": int8_search.CALIBRATION_METHODS[chosen.method][0] if static else None,
+                    "keep_fp32": list(chosen.keep_fp32), "pre_processed": prepared != source_dir / "model.onnx",
+                    "onnxruntime": onnxruntime.__version__, "calibration": images.source,
+                    "calibration_not_yours": images.not_yours, "photos": len(views),
+                    "views_per_photo": calibration.VALIDATION_VIEWS, "skipped": skipped,
+                    "search": result.to_dict(), "seconds": round(time.time() - t0, 1)}
         try:
             new = registry.create(
                 name=f"{model.name} (INT8)", source=f"int8 of {model.id}", architecture=model.architecture,
@@ -312,15 +324,18 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
         except BaseException:
             shutil.rmtree(target.parent, ignore_errors=True)
             raise
-        registry.record_validation(new.id, result.to_dict())
-        if figures["meets_bar"]:
-            registry.set_enabled(new.id, True)
+        registry.record_validation(new.id, validation.to_dict())
+        if result.enable or options.force:
+            registry.set_enabled(new.id, True, force=True)
+            if not result.enable:
+                event(f"{new.id} enabled by force although {result.why}", level="warning")
         else:
-            event(f"{new.id} stays disabled: top-1 agreement {figures['top1_agreement']:.1%} is below "
-                  f"{registry.MIN_INT8_AGREEMENT:.0%} (enable it with --force if that is good enough)", level="warning")
-        LOG.info("quantized %s → %s (%s) in %.1fs: agreement %.3f", model.id, new.id, options.method,
-                 time.time() - t0, figures["top1_agreement"])
+            event(f"{new.id} stays disabled: {result.why}", level="warning")
+        LOG.info("quantized %s → %s (%s) in %.1fs: %s", model.id, new.id, chosen.describe(), time.time() - t0,
+                 result.why)
         progress(1.0, "quantized")
         return registry.get(new.id)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if images.uploaded:
+            shutil.rmtree(images.uploaded, ignore_errors=True)

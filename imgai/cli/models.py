@@ -12,6 +12,8 @@ from .output import JSON, WAIT, follow, print_json, print_table, report_job, run
 
 
 def register(sub) -> None:
+    from ..classify.int8_search import DEFAULT_BUDGET_S, DEFAULT_MIN_SPEEDUP, QUANTIZE_METHODS as METHODS
+
     p = sub.add_parser("models", help="the model registry: add, convert, validate, enable, remove")
     s = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
@@ -48,10 +50,21 @@ def register(sub) -> None:
                          parents=[WAIT, JSON])
     quant.add_argument("model_id")
     quant.add_argument("--calibration", metavar="FOLDER",
-                       help="photos like the ones the model will tag (default: its training data when trained "
-                            "here, else built-in photos); a quarter is held back to compare INT8 with FP32")
-    quant.add_argument("--method", choices=("static", "dynamic"), default="static",
-                       help="static: QDQ with calibrated activations (default, fastest); dynamic: no calibration")
+                       help="photos like the ones the model will tag, at least 4 (default: its training data when "
+                            "trained here, else built-in photos); each is held back once (k-fold) to judge INT8 "
+                            "against FP32 while the others calibrate")
+    quant.add_argument("--method", choices=METHODS, default="auto",
+                       help="auto: try onnxruntime's calibration methods (MinMax, Percentile, Entropy) and keep "
+                            "the best; one of them; or dynamic (no calibration, activations quantized at run time)")
+    quant.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
+                       help="time the accuracy-aware search may take (default: %(default)g s); when it runs out "
+                            "before the gate is met the copy is kept but not enabled")
+    quant.add_argument("--min-speedup", type=float, default=DEFAULT_MIN_SPEEDUP, metavar="X",
+                       help="INT8 must be at least this many times as fast as FP32 to be enabled (default: "
+                            "%(default)g); nodes are kept in FP32 only while it stays so")
+    quant.add_argument("--force", action="store_true",
+                       help="enable the INT8 copy even when it misses the gate (99%% top-1 agreement, mean "
+                            "|Δprob| ≤ 0.02) or the speed-up")
     quant.set_defaults(func=cmd_quantize)
 
     for action in ("enable", "disable", "default", "remove"):
@@ -168,8 +181,10 @@ def cmd_convert(args) -> int:
 
 def cmd_quantize(args) -> int:
     from ..classify.quantize import JOB_KIND, QuantizeOptions, int8_id, submit_quantization
+    from ..presentation.models import int8_search_lines
 
-    options = QuantizeOptions(method=args.method, calibration=args.calibration)
+    options = QuantizeOptions(method=args.method, calibration=args.calibration, budget=args.budget,
+                              min_speedup=args.min_speedup, force=args.force)
     job = running_or_submit(lambda: submit_quantization(args.model_id, options=options), subject=args.model_id,
                             kinds=(JOB_KIND,), wait=args.wait, show=not args.json)
     if not args.wait:
@@ -181,8 +196,9 @@ def cmd_quantize(args) -> int:
     code = report_job(follow(job.id, show=not args.json), json_out=args.json)
     if code == 0 and not args.json:
         m = registry.get(int8_id(args.model_id))
-        print(f"{m.id}: {'enabled' if m.enabled else 'disabled (below the bar; --force to enable)'} — "
-              f"{vs_fp32_line(m.vs_fp32)}")
+        for line in int8_search_lines(m):
+            print(line)
+        print(f"{m.id}: {'enabled' if m.enabled else 'disabled (--force to enable)'} — {vs_fp32_line(m.vs_fp32)}")
     return code
 
 

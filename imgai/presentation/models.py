@@ -75,10 +75,40 @@ def model_rows(models, *, error_width: int | None = None) -> list[list]:
 
 def vs_fp32_line(figures: dict) -> str:
     """An INT8 model's comparison with its FP32 original, in one line."""
-    return (f"top-1 agreement {figures['top1_agreement']:.1%} on {figures['views']} held-back views "
+    lb = f", 95% lower bound {figures['agreement_lb95']:.1%}" if figures.get("agreement_lb95") is not None else ""
+    photos = f" of {figures['photos']} photos" if figures.get("photos") else ""
+    return (f"top-1 agreement {figures['top1_agreement']:.1%}{lb} on {figures['views']} held-back views{photos} "
             f"(bar {figures['min_top1_agreement']:.0%}), mean |Δprob| {figures['mean_abs_dprob']:.4f}, "
             f"max {figures['max_abs_dprob']:.4f}; {figures['int8_ms_per_image']:.1f} vs "
             f"{figures['fp32_ms_per_image']:.1f} ms/image FP32 ({figures['speedup']:.2f}x)")
+
+
+def attempt_line(a: dict) -> str:
+    """One attempt of the INT8 search (int8_search.Attempt as a dict), in words."""
+    return (f"#{a['number']} {a['method']}, {len(a['keep_fp32'])} node(s) FP32: agreement {a['agreement']:.1%} "
+            f"(LB {a['agreement_lb']:.1%}), mean |Δprob| {a['mean_abs_dprob']:.4f}, max {a['max_abs_dprob']:.4f}, "
+            f"{a['speedup']:.2f}x" + (" ✓" if a["meets_gate"] else ""))
+
+
+def int8_search_lines(m: registry.Model) -> list[str]:
+    """What the INT8 search tried, what it chose and why, and whose photos judged it."""
+    q = (m.extra or {}).get("quantization") or {}
+    search = q.get("search")
+    if not search:
+        return []
+    lines = [f"search: {len(search['attempts'])} attempt(s) in {search['seconds']:.0f} s (budget "
+             f"{search['budget_s']:.0f} s), {search['folds']}-fold over {q.get('photos')} photos ({q.get('calibration')})"]
+    lines += ["  " + attempt_line(a) for a in search["attempts"]]
+    lines.append(f"chosen: #{search['chosen']} — {search['why']}")
+    if q.get("keep_fp32"):
+        shown = ", ".join(q["keep_fp32"][:8]) + (f" … (+{len(q['keep_fp32']) - 8})" if len(q["keep_fp32"]) > 8 else "")
+        lines.append(f"kept in FP32: {shown}")
+    if search.get("small_sample"):
+        lines.append(f"note: {search['small_sample']}")
+    if q.get("calibration_not_yours"):
+        lines.append("note: judged on built-in photos, not yours; quantize with --calibration FOLDER to judge it "
+                     "on photos like the ones you tag")
+    return lines
 
 
 def preprocessing_lines(m: registry.Model) -> list[str]:
@@ -123,6 +153,7 @@ def model_fields(m: registry.Model) -> list[tuple[str, str]]:
         fields_.append(("quantized from", f"{m.extra['quantized_from']}"))
         if quantization:
             fields_.append(("quantization", quantization_text(quantization)))
+        fields_ += [("INT8 search" if i == 0 else "", line) for i, line in enumerate(int8_search_lines(m))]
     exporter = (m.extra or {}).get("exporter")
     if exporter:
         fields_.append(("exported by", f"{exporter}" + (f", opset {m.extra['opset']}" if m.extra.get("opset") else "")))

@@ -1,0 +1,468 @@
+"""Accuracy-aware INT8: quantize, measure on the user's photos (k-fold), keep the nodes that hurt in FP32.
+
+    photos → k folds (each photo is held back exactly once; the others calibrate)
+    attempt = a recipe (calibration method, nodes kept in FP32) quantized once per fold by onnxruntime,
+              each fold's model judged on its held-back photos' views against FP32:
+              top-1 agreement with its 95 % Wilson lower bound, mean and max |Δprob|, speed-up
+    search:  the calibration methods first (MinMax, Percentile, Entropy); when none meets the gate,
+             the nodes of the best one are ranked by the error they add (quantized vs FP32 outputs
+             per node, onnxruntime.quantization.qdq_loss_debug) and the worst are kept in FP32,
+             doubling their number, then bisecting, until the gate holds, the speed-up is gone
+             or the time budget is spent.
+
+onnxruntime does every quantization; the calibration ranges of each fold are computed once per
+method (onnxruntime's calibration cache) and reused by the node attempts.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import registry
+from ..errors import ConfigError
+from ..log import get_logger
+
+LOG = get_logger("imgai.int8")
+
+# calibration methods onnxruntime offers → (its CalibrationMethod name, its extra options)
+CALIBRATION_METHODS = {
+    "minmax": ("MinMax", {}),
+    "percentile": ("Percentile", {"CalibPercentile": 99.999}),
+    "entropy": ("Entropy", {}),
+}
+# `models quantize --method`: auto tries every calibration method and keeps the best; dynamic needs no calibration
+QUANTIZE_METHODS = ("auto", *CALIBRATION_METHODS, "dynamic")
+DEFAULT_BUDGET_S = 300.0                              # the search's time budget (a ResNet-50 on 2 cores)
+DEFAULT_MIN_SPEEDUP = 1.1                             # slower than this vs FP32: FP32 is the better choice
+MAX_FOLDS = 4
+MAX_SEARCH_PHOTOS = 48                                # more photos are sampled evenly down to this
+Z95 = 1.959964                                        # two-sided 95 % normal quantile
+SENSITIVITY_VIEWS = 4                                 # calibration views the node error is measured on
+
+
+def wilson_lower_bound(agree: int, n: int, z: float = Z95) -> float:
+    """The 95 % Wilson score lower bound of a proportion agree/n (0 when n is 0)."""
+    if n <= 0:
+        return 0.0
+    p = agree / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def views_needed(bar: float = registry.MIN_INT8_AGREEMENT) -> int:
+    """How many views, all agreeing, lift the Wilson lower bound to `bar`."""
+    n = 1
+    while wilson_lower_bound(n, n) < bar:
+        n += 1
+    return n
+
+
+def folds(n_photos: int, k: int = MAX_FOLDS) -> list[list[int]]:
+    """Photo indices split round-robin into min(k, n) folds; each photo is in exactly one."""
+    if n_photos < 2:
+        raise ConfigError(f"k-fold evaluation needs at least 2 photos, got {n_photos}")
+    k = max(2, min(k, n_photos))
+    return [list(range(f, n_photos, k)) for f in range(k)]
+
+
+@dataclass
+class Figures:
+    """INT8 against FP32 on `views` views of `photos` photos."""
+    views: int
+    photos: int
+    agreement: float
+    agreement_lb: float
+    disagreements: int
+    mean_abs_dprob: float
+    max_abs_dprob: float
+
+    @classmethod
+    def of(cls, p32: np.ndarray, p8: np.ndarray, photos: int) -> "Figures":
+        agree = p32.argmax(1) == p8.argmax(1)
+        delta = np.abs(p32 - p8).max(1)           # per view, the largest change of any label's probability
+        n, k = len(agree), int(agree.sum())
+        return cls(views=n, photos=photos, agreement=k / n, agreement_lb=wilson_lower_bound(k, n),
+                   disagreements=n - k, mean_abs_dprob=float(delta.mean()), max_abs_dprob=float(delta.max()))
+
+
+def gate_problems(figures: dict) -> list[str]:
+    """Why an INT8 model's figures fall short of the gate (empty: it holds). Gate: top-1 agreement
+    ≥ registry.MIN_INT8_AGREEMENT and mean |Δprob| ≤ registry.MAX_INT8_MEAN_DPROB."""
+    return registry.int8_gate_problems(figures)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to quantize: a calibration method (or dynamic) and the nodes kept in FP32."""
+    method: str                                  # minmax | percentile | entropy | dynamic
+    keep_fp32: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        name = "dynamic" if self.method == "dynamic" else CALIBRATION_METHODS[self.method][0]
+        return f"{name}, {len(self.keep_fp32)} node(s) in FP32"
+
+
+@dataclass
+class Attempt:
+    number: int
+    method: str
+    keep_fp32: list[str]
+    agreement: float
+    agreement_lb: float
+    mean_abs_dprob: float
+    max_abs_dprob: float
+    views: int
+    photos: int
+    speedup: float
+    fp32_ms_per_image: float
+    int8_ms_per_image: float
+    seconds: float
+    meets_gate: bool
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"attempt {self.number}: {CALIBRATION_METHODS.get(self.method, ('dynamic',))[0]}, "
+                f"{len(self.keep_fp32)} node(s) FP32 → agreement {self.agreement:.1%} (95% LB "
+                f"{self.agreement_lb:.1%}) on {self.views} views, mean |Δprob| {self.mean_abs_dprob:.4f}, "
+                f"max {self.max_abs_dprob:.4f}, {self.speedup:.2f}x FP32"
+                f" — {'meets the gate' if self.meets_gate else '; '.join(self.problems)}")
+
+
+@dataclass
+class SearchResult:
+    attempts: list[Attempt]
+    chosen: Attempt
+    enable: bool
+    why: str
+    budget_s: float
+    seconds: float
+    budget_exhausted: bool
+    nodes_ranked: list[str]
+    min_speedup: float
+    folds: int
+    small_sample: str | None                     # "too small to judge" in words, when it is
+    speed_batch: int = 0                         # images per timed call
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["chosen"] = self.chosen.number
+        return d
+
+
+class Quantizer:
+    """Writes INT8 models of one prepared FP32 graph with onnxruntime; one calibration per
+    (method, set of photos), cached on disk and reused whatever nodes are kept in FP32."""
+
+    def __init__(self, prepared: Path, scratch: Path, *, input_name: str, batch: int,
+                 excluded_always: list[str], op_types: list[str] | None = None):
+        self.prepared, self.scratch = prepared, scratch
+        self.input_name, self.batch = input_name, batch
+        self.excluded_always, self.op_types = list(excluded_always), op_types
+        self.external = False
+
+    def write(self, recipe: Recipe, target: Path, calibration: np.ndarray | None, *, cache_key: str) -> Path:
+        from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                              quantize_static)
+
+        exclude = [*self.excluded_always, *recipe.keep_fp32]
+        if recipe.method == "dynamic":
+            quantize_dynamic(str(self.prepared), str(target), per_channel=True, weight_type=QuantType.QInt8,
+                             nodes_to_exclude=exclude, op_types_to_quantize=self.op_types,
+                             use_external_data_format=self.external)
+            return target
+        name, extra = CALIBRATION_METHODS[recipe.method]
+        cache = self.scratch / f"calib-{recipe.method}-{cache_key}.json"
+        reader = _Batches(self.input_name, calibration, self.batch) if not cache.is_file() else None
+        quantize_static(str(self.prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=exclude, op_types_to_quantize=self.op_types,
+                        calibrate_method=getattr(CalibrationMethod, name), use_external_data_format=self.external,
+                        extra_options=dict(extra), calibration_cache_path=str(cache))
+        return target
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed views."""
+
+    def __init__(self, name: str, arrays: np.ndarray, batch: int):
+        self.name, self.arrays, self.batch, self.at = name, arrays, batch, 0
+
+    def get_next(self):
+        if self.at >= len(self.arrays):
+            return None
+        chunk = self.arrays[self.at:self.at + self.batch]
+        self.at += len(chunk)
+        return {self.name: chunk}
+
+    def rewind(self):
+        self.at = 0
+
+    def __len__(self):
+        return math.ceil(len(self.arrays) / self.batch)
+
+    def set_range(self, start_index: int, end_index: int):
+        self.at = start_index * self.batch
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
+
+
+def _infer(tagger, arrays: np.ndarray, batch: int) -> np.ndarray:
+    return np.concatenate([tagger.infer(arrays[i:i + batch]) for i in range(0, len(arrays), batch)])
+
+
+def _time(taggers: dict, x: np.ndarray, rounds: int) -> dict[str, float]:
+    """Median ms per image of each tagger on the same batch, timed in turns."""
+    times: dict[str, list[float]] = {k: [] for k in taggers}
+    for tagger in taggers.values():
+        tagger.infer(x)                           # warm-up
+    for _ in range(rounds):
+        for key, tagger in taggers.items():
+            t0 = time.perf_counter()
+            tagger.infer(x)
+            times[key].append((time.perf_counter() - t0) * 1000 / len(x))
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+class Search:
+    """The accuracy-aware search over one FP32 model folder and a set of photos' views.
+
+    `photo_views[i]` holds photo i's views (its first `calibration_views` calibrate when it is not
+    held back); `model_dir` holds model.onnx (the prepared graph is `prepared`), labels and preprocessing."""
+
+    def __init__(self, model_dir: Path, prepared: Path, photo_views: list[np.ndarray], scratch: Path, *,
+                 input_name: str, batch: int, excluded_always: list[str], calibration_views: int,
+                 op_types: list[str] | None = None, speed_rounds: int = 5, on_attempt=None, event=None):
+        from .tag import Tagger
+
+        self.model_dir, self.scratch = model_dir, scratch
+        self.photo_views, self.calibration_views = photo_views, calibration_views
+        self.batch, self.speed_rounds = batch, speed_rounds
+        self.folds = folds(len(photo_views))
+        self.quantizer = Quantizer(prepared, scratch, input_name=input_name, batch=batch,
+                                   excluded_always=excluded_always, op_types=op_types)
+        self.fp32 = Tagger(model_dir)
+        self.eval_views = [np.concatenate([photo_views[i] for i in fold]) for fold in self.folds]
+        self.p32 = [_infer(self.fp32, v, batch) for v in self.eval_views]
+        self.attempts: list[Attempt] = []
+        self.on_attempt = on_attempt or (lambda attempt: None)
+        self.event = event or (lambda message, **kw: None)
+        self._n = 0
+
+    def calibration(self, photos: list[int]) -> np.ndarray:
+        return np.concatenate([self.photo_views[i][:self.calibration_views] for i in photos])
+
+    def _candidate_dir(self, tag: str) -> Path:
+        from .labels import TAGS_FILE
+
+        folder = self.scratch / tag
+        folder.mkdir()
+        for name in ("labels.json", "preprocess.json", TAGS_FILE):
+            if (self.model_dir / name).is_file():
+                shutil.copyfile(self.model_dir / name, folder / name)
+        return folder
+
+    def evaluate(self, recipe: Recipe) -> Attempt:
+        """Quantize once per fold (calibrated on the other folds' photos), judge each fold's model on
+        its held-back photos; speed from the first fold's model against FP32."""
+        from .tag import Tagger
+
+        t0 = time.monotonic()
+        self._n += 1
+        p8, first = [], None
+        for f, fold in enumerate(self.folds):
+            if recipe.method == "dynamic" and first is not None:    # no calibration: one model serves every fold
+                p8.append(_infer(first, self.eval_views[f], self.batch))
+                continue
+            others = [i for g, other in enumerate(self.folds) if g != f for i in other]
+            folder = self._candidate_dir(f"a{self._n}f{f}")
+            self.quantizer.write(recipe, folder / "model.onnx",
+                                 None if recipe.method == "dynamic" else self.calibration(others), cache_key=f"f{f}")
+            tagger = Tagger(folder)
+            p8.append(_infer(tagger, self.eval_views[f], self.batch))
+            if first is None:
+                first = tagger
+            else:
+                del tagger
+                shutil.rmtree(folder, ignore_errors=True)
+        figures = Figures.of(np.concatenate(self.p32), np.concatenate(p8), len(self.photo_views))
+        speed = _time({"fp32": self.fp32, "int8": first}, self.eval_views[0][:self.batch], self.speed_rounds)
+        problems = gate_problems({"top1_agreement": figures.agreement, "mean_abs_dprob": figures.mean_abs_dprob})
+        attempt = Attempt(number=self._n, method=recipe.method, keep_fp32=list(recipe.keep_fp32),
+                          agreement=figures.agreement, agreement_lb=figures.agreement_lb,
+                          mean_abs_dprob=figures.mean_abs_dprob, max_abs_dprob=figures.max_abs_dprob,
+                          views=figures.views, photos=figures.photos, speedup=speed["fp32"] / speed["int8"],
+                          fp32_ms_per_image=speed["fp32"], int8_ms_per_image=speed["int8"],
+                          seconds=round(time.monotonic() - t0, 1), meets_gate=not problems, problems=problems)
+        shutil.rmtree(self.scratch / f"a{self._n}f0", ignore_errors=True)
+        self.attempts.append(attempt)
+        LOG.info("%s", attempt.line())
+        self.on_attempt(attempt)
+        return attempt
+
+    def rank_nodes(self, recipe: Recipe) -> list[str]:
+        """The graph's nodes, the one whose quantization adds the most error first: SQNR of each node's
+        output (quantized vs FP32, on calibration views of the first fold's calibration photos)
+        against the worst SQNR of its inputs; nodes with no measured output are left out."""
+        import onnx
+        from onnxruntime.quantization.qdq_loss_debug import (collect_activations, compute_activation_error,
+                                                             create_activation_matching,
+                                                             modify_model_output_intermediate_tensors)
+
+        others = [i for g, other in enumerate(self.folds) if g != 0 for i in other]
+        views = self.calibration(others)[:SENSITIVITY_VIEWS]
+        folder = self.scratch / "sensitivity"
+        folder.mkdir(exist_ok=True)
+        qdq = self.quantizer.write(recipe, folder / "qdq.onnx", self.calibration(others), cache_key="f0")
+        acts = {}
+        for name, path in (("float", self.quantizer.prepared), ("qdq", qdq)):
+            augmented = folder / f"{name}-augmented.onnx"
+            modify_model_output_intermediate_tensors(str(path), str(augmented))
+            acts[name] = collect_activations(str(augmented), _Batches(self.quantizer.input_name, views, 1))
+        errors = compute_activation_error(create_activation_matching(acts["qdq"], acts["float"]))
+        sqnr = {name: e["xmodel_err"] for name, e in errors.items() if "xmodel_err" in e}
+        shutil.rmtree(folder, ignore_errors=True)
+        graph = onnx.load(str(self.quantizer.prepared), load_external_data=False).graph
+        return rank_segments(graph, sqnr, skip=set(self.quantizer.excluded_always))
+
+
+def rank_segments(graph, sqnr: dict[str, float], *, skip: set[str]) -> list[str]:
+    """Node names, worst first. A node whose output is measured (quantized in the QDQ graph) and the
+    unmeasured nodes feeding it (a Conv fused with its Relu has no QDQ of its own) form a segment,
+    scored by the SQNR it loses: the worst SQNR of its inputs minus that of its output. Nodes in
+    no segment follow, so keeping the whole list in FP32 is FP32."""
+    producer = {o: n for n in graph.node for o in n.output}
+    scored, seen = [], set()
+    for node in graph.node:
+        outs = [sqnr[o] for o in node.output if o in sqnr]
+        if not node.name or not outs:
+            continue
+        segment, stack, ins = [], [node], []
+        while stack:
+            n = stack.pop()
+            if n.name in seen or n.name in skip:
+                continue
+            seen.add(n.name)
+            segment.append(n.name)
+            for i in n.input:
+                if i in sqnr:
+                    ins.append(sqnr[i])
+                elif i in producer and not any(o in sqnr for o in producer[i].output):
+                    stack.append(producer[i])
+        before = min(ins) if ins else 100.0          # a segment fed by the image: no error before it
+        if segment:
+            scored.append((before - min(outs), segment))
+    scored.sort(key=lambda s: -s[0])
+    ranked = [name for _, segment in scored for name in segment]
+    ranked += [n.name for n in graph.node if n.name and n.name not in seen and n.name not in skip]
+    return ranked
+
+
+def counts_to_try(lo: int, hi: int) -> int:
+    """Bisection step between a failing count `lo` and a passing count `hi`."""
+    return (lo + hi) // 2
+
+
+def run_search(search: Search, *, methods: list[str], budget_s: float, min_speedup: float,
+               max_nodes: int | None = None) -> SearchResult:
+    """Methods first, then nodes kept in FP32 (doubling, then bisecting); bounded by `budget_s`."""
+    t0 = time.monotonic()
+    exhausted = False
+
+    def room() -> bool:
+        nonlocal exhausted
+        done = search.attempts
+        typical = sum(a.seconds for a in done) / len(done) if done else 0.0
+        exhausted = exhausted or (time.monotonic() - t0 + typical > budget_s)
+        return not exhausted
+
+    def good(a: Attempt) -> bool:
+        return a.meets_gate and a.speedup >= min_speedup
+
+    ranked: list[str] = []
+    for method in methods:
+        if search.attempts and not room():
+            break
+        attempt = search.evaluate(Recipe(method))
+        if good(attempt) or attempt.speedup < min_speedup:
+            break                    # the gate holds; or INT8 is no faster, and keeping nodes in FP32 only slows it
+    base = max(search.attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
+    if (not any(good(a) for a in search.attempts) and base.speedup >= min_speedup and methods != ["dynamic"]
+            and room()):
+        search.event(f"ranking the nodes of {Recipe(base.method).describe()} by the error they add")
+        ranked = search.rank_nodes(Recipe(base.method))
+        if max_nodes is not None:
+            ranked = ranked[:max_nodes]
+        lo, hi, n = 0, None, 1
+        tried: dict[int, Attempt] = {}
+        while ranked and room():
+            attempt = tried[n] = search.evaluate(Recipe(base.method, tuple(ranked[:n])))
+            if good(attempt):
+                hi = n
+            elif attempt.speedup < min_speedup:
+                break                                     # the speed-up is gone
+            else:
+                lo = n
+            if hi is None:
+                if n >= len(ranked):
+                    break
+                n = min(2 * n, len(ranked))
+            else:
+                n = counts_to_try(lo, hi)
+                if n in tried or n <= lo:
+                    break
+    result = _choose(search.attempts, budget_s=budget_s, seconds=time.monotonic() - t0, exhausted=exhausted,
+                     ranked=ranked, min_speedup=min_speedup, n_folds=len(search.folds))
+    result.speed_batch = min(search.batch, len(search.eval_views[0]))
+    return result
+
+
+def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, ranked, min_speedup, n_folds) -> SearchResult:
+    passing = [a for a in attempts if a.meets_gate]
+    fast = [a for a in passing if a.speedup >= min_speedup]
+    if fast:
+        chosen = min(fast, key=lambda a: (len(a.keep_fp32), -a.speedup))
+        enable = True
+        why = (f"attempt {chosen.number} ({Recipe(chosen.method, tuple(chosen.keep_fp32)).describe()}) meets the "
+               f"gate at {chosen.speedup:.2f}x FP32 with the fewest nodes in FP32")
+    elif passing or max(a.speedup for a in attempts) < min_speedup:
+        chosen = max(passing or attempts, key=lambda a: (a.speedup if passing else a.agreement))
+        enable = False
+        why = (f"FP32 is the better choice: INT8 runs at only {chosen.speedup:.2f}x FP32's speed (needs ≥ "
+               f"{min_speedup:.2f}x), so it is not enabled on speed grounds"
+               + ("" if passing else f"; its best agreement was {chosen.agreement:.1%} (95% LB "
+                  f"{chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f}"))
+    else:
+        chosen = max(attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
+        enable = False
+        kept = sorted({n for a in attempts for n in a.keep_fp32})
+        limit = ("the time budget ran out" if exhausted else
+                 "the speed-up was gone" if any(a.speedup < min_speedup for a in attempts) else
+                 "no recipe left to try")
+        why = (f"the gate was not met ({limit}; {len(attempts)} attempt(s) in {seconds:.0f} s of a "
+               f"{budget_s:.0f} s budget): best agreement {chosen.agreement:.1%} (95% LB {chosen.agreement_lb:.1%}), "
+               f"mean |Δprob| {chosen.mean_abs_dprob:.4f} with {len(chosen.keep_fp32)} node(s) in FP32; "
+               f"{len(kept)} node(s) tried in FP32; the copy is kept but not enabled (enable it with --force)")
+    need = views_needed()
+    small = None
+    if chosen.views < need:
+        per_photo = max(1, chosen.views // max(1, chosen.photos))
+        small = (f"{chosen.photos} photos ({chosen.views} views) are too few to show {registry.MIN_INT8_AGREEMENT:.0%} "
+                 f"agreement with 95% confidence: that needs ≥ {need} agreeing views, about "
+                 f"{math.ceil(need / per_photo)} photos")
+    return SearchResult(attempts=attempts, chosen=chosen, enable=enable, why=why, budget_s=budget_s,
+                        seconds=round(seconds, 1), budget_exhausted=exhausted, nodes_ranked=ranked[:64],
+                        min_speedup=min_speedup, folds=n_folds, small_sample=small)

@@ -1,0 +1,155 @@
+"""The accuracy-aware INT8 search: k-fold agreement with its Wilson lower bound, nodes kept in FP32
+until the gate holds, the time budget, bad calibration folders, the gate at enable, the CLI flags."""
+
+import json
+
+import pytest
+
+from imgai import registry
+from imgai.classify import calibration
+from imgai.classify.int8_search import folds, views_needed, wilson_lower_bound
+from imgai.classify.quantize import QuantizeOptions, int8_id, quantize
+from imgai.errors import ConfigError, StateError
+from imgai.presentation.int8 import int8_panel
+from tests.factories import photo, random_image
+from tests.test_quantize import fp32_model  # noqa: F401  (a fixture: the converted tiny ResNet)
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins")
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in PHOTOS:
+        photo(name, folder)
+    return folder
+
+
+def test_wilson_lower_bound_and_folds():
+    # Wilson score interval, z = 1.96: 8/10 → 0.4902 (textbook value), n agreeing of n → n / (n + z²)
+    assert wilson_lower_bound(8, 10) == pytest.approx(0.4902, abs=1e-4)
+    assert wilson_lower_bound(192, 192) == pytest.approx(192 / (192 + 1.959964 ** 2), abs=1e-9)
+    assert wilson_lower_bound(0, 0) == 0.0 and wilson_lower_bound(0, 5) == pytest.approx(0.0, abs=1e-12)
+    assert wilson_lower_bound(99, 100) < 0.99 < wilson_lower_bound(990, 1000) + 0.01
+    n = views_needed(0.99)
+    assert wilson_lower_bound(n, n) >= 0.99 > wilson_lower_bound(n - 1, n - 1) and n == 381
+    # every photo is held back exactly once; no fold is empty
+    split = folds(10, 4)
+    assert len(split) == 4 and sorted(i for f in split for i in f) == list(range(10)) and all(split)
+    assert folds(3, 4) == [[0], [1], [2]]
+    with pytest.raises(ConfigError, match="at least 2 photos, got 1"):
+        folds(1)
+
+
+def test_search_keeps_the_worst_nodes_in_fp32_until_the_gate_holds(fp32_model, photo_folder):
+    """A random tiny model has near-ties that INT8 flips: below the gate at first; keeping the nodes
+    that add the most error in FP32 restores the answers."""
+    import onnx
+
+    new = quantize(fp32_model.id, options=QuantizeOptions(method="minmax", calibration=str(photo_folder),
+                                                          budget=600, min_speedup=0.01))
+    search = new.extra["quantization"]["search"]
+    attempts = search["attempts"]
+    assert not attempts[0]["meets_gate"] and attempts[0]["keep_fp32"] == []
+    assert [len(a["keep_fp32"]) for a in attempts[1:3]] == [1, 2]           # doubling, worst first
+    assert all(a["keep_fp32"] == search["nodes_ranked"][:len(a["keep_fp32"])] for a in attempts)
+    chosen = attempts[search["chosen"] - 1]
+    assert chosen["meets_gate"] and chosen["keep_fp32"] and new.enabled
+    assert min(len(a["keep_fp32"]) for a in attempts if a["meets_gate"]) == len(chosen["keep_fp32"])
+    # k-fold: every photo judged once, 16 views each; the figures recorded are the chosen attempt's
+    figures = new.vs_fp32
+    assert (figures["photos"], figures["views"], figures["folds"]) == (6, 6 * 16, 4)
+    assert figures["top1_agreement"] == chosen["agreement"] >= registry.MIN_INT8_AGREEMENT
+    assert figures["agreement_lb95"] == pytest.approx(wilson_lower_bound(round(96 * chosen["agreement"]), 96))
+    assert "too few to show 99% agreement" in search["small_sample"]
+    # the Conv/Gemm nodes kept in FP32 use their float weights in the written graph; the others' go
+    # through DequantizeLinear
+    graph = onnx.load(new.onnx_path).graph
+    floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    kept = set(new.extra["quantization"]["keep_fp32"])
+    weighted = [n for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    assert any(n.name in kept for n in weighted)
+    for n in weighted:
+        assert (n.input[1] in floats) == (n.name in kept), n.name
+
+
+def test_budget_exhausted_keeps_the_copy_disabled_and_the_cli_flags(fp32_model, photo_folder, cli):
+    code, out, err = cli("models", "quantize", fp32_model.id, "--calibration", photo_folder, "--method", "minmax",
+                         "--budget", "0.01", "--min-speedup", "0.01", "--wait")
+    assert code == 0, err
+    new = registry.get(int8_id(fp32_model.id))
+    search = new.extra["quantization"]["search"]
+    assert len(search["attempts"]) == 1 and search["budget_exhausted"] and not new.enabled
+    assert new.extra["quantization"]["calibrate_method"] == "MinMax" and search["attempts"][0]["method"] == "minmax"
+    assert "the time budget ran out" in search["why"] and "best agreement" in search["why"]
+    assert "attempt(s)" in out and "#1 minmax, 0 node(s) FP32: agreement" in out and "disabled (--force" in out
+    code, out, _ = cli("models", "show", new.id)
+    assert "INT8 search" in out and "95% lower bound" in out and "chosen: #1" in out
+    panel = int8_panel(fp32_model.id, None)            # the Convert tab's INT8 panel: the job, its attempts, the result
+    assert "INT8 job" in panel and "succeeded" in panel and "- #1 minmax, 0 node(s) FP32" in panel
+    assert f"**{new.id}**: **not enabled**" in panel and "time budget ran out" in panel
+
+    # enabling applies the same gate (agreement and mean |Δprob|) unless forced
+    code, _, err = cli("models", "enable", new.id)
+    assert code == 1 and "below the 99% bar" in err and "--force" in err
+    assert cli("models", "enable", new.id, "--force")[0] == 0
+
+    code, _, err = cli("models", "quantize", fp32_model.id, "--budget", "0")
+    assert code != 0 and "budget 0.0 must be a number of seconds above 0" in err
+    code, _, err = cli("models", "quantize", fp32_model.id, "--method", "fast")
+    assert code != 0 and "invalid choice: 'fast'" in err
+
+
+def test_slower_int8_is_not_enabled_on_speed_grounds_unless_forced(fp32_model, photo_folder):
+    new = quantize(fp32_model.id, options=QuantizeOptions(method="dynamic", calibration=str(photo_folder),
+                                                          min_speedup=1000, force=True))
+    search = new.extra["quantization"]["search"]
+    assert len(search["attempts"]) == 1 and search["why"].startswith("FP32 is the better choice: INT8 runs at only")
+    assert "not enabled on speed grounds" in search["why"] and not new.vs_fp32["enabled_by_search"]
+    assert new.enabled                        # --force
+
+
+def test_enable_refuses_a_copy_whose_probabilities_moved_too_much(imgai_home):
+    figures = {"top1_agreement": 1.0, "mean_abs_dprob": 0.05, "views": 96}
+    m = registry.create(name="x (INT8)", source="int8 of x", architecture="resnet18", library="onnx",
+                        type=registry.ONNX, extra={"precision": registry.INT8, "vs_fp32": figures})
+    registry.record_validation(m.id, {"passed": True})
+    with pytest.raises(StateError, match=r"mean \|Δprob\| 0.0500 is above the 0.02 bar"):
+        registry.set_enabled(m.id, True)
+    assert registry.int8_gate_problems({"top1_agreement": 0.995, "mean_abs_dprob": 0.01}) == []
+    assert registry.set_enabled(m.id, True, force=True).enabled
+
+
+def test_bad_calibration_folders_say_what_they_found_and_need(tmp_path):
+    def folder(name, files):
+        d = tmp_path / name
+        d.mkdir()
+        for f in files:
+            f(d)
+        return d
+
+    none = folder("none", [lambda d: (d / "a.jpg").write_bytes(b"no"), lambda d: (d / "b.png").write_bytes(b"no")])
+    with pytest.raises(ConfigError, match=r"0 usable photo\(s\) of 2 image file\(s\) .*a.jpg: not an image.*"
+                                          r"needs at least 4"):
+        calibration.from_folder(none)
+    one = folder("one", [lambda d: random_image(d / "x.png", size=(64, 64))])
+    with pytest.raises(ConfigError, match=r"1 usable photo\(s\) of 1 image file\(s\).*needs at least 4"):
+        calibration.from_folder(one)
+    odd = folder("odd", [lambda d, i=i, size=size: random_image(d / f"{i}.png", size=size, seed=i)
+                         for i, size in enumerate([(16, 16), (400, 40), (40, 400), (64, 64)])])
+    with pytest.raises(ConfigError, match=r"1 usable photo\(s\) of 4 .*too small \(16x16.*odd shape \(400x40"):
+        calibration.from_folder(odd)
+    gray = folder("gray", [lambda d, i=i: random_image(d / f"{i}.png", size=(64, 48), seed=i, mode="L")
+                           for i in range(5)])
+    with pytest.raises(ConfigError, match=r"5 usable photo\(s\), all grayscale; it needs at least 1 colour photo"):
+        calibration.from_folder(gray)
+    assert len(calibration.from_folder(folder("ok", [lambda d, i=i: random_image(d / f"{i}.png", seed=i)
+                                                      for i in range(4)])).photos) == 4
+
+
+def test_no_folder_means_built_in_photos_and_the_note_says_so():
+    images = calibration.builtin()
+    assert images.not_yours and len(images.photos) == len(calibration.BUILTIN_PHOTOS) == 12
+    assert calibration.open_image("skimage:motorcycle_right").size == calibration.open_image("skimage:motorcycle_left").size
+    assert json.loads(json.dumps(images.to_dict()))["not_yours"] is True
