@@ -181,10 +181,14 @@ class Store:
         return self.commit(repo_id, files, title="Upload model")
 
 
-def safetensors_parameters(data: bytes) -> dict:
-    """{"parameters": {dtype: n}, "total": n} from a safetensors header, as the Hub shows it."""
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+def safetensors_parameters(data: bytes) -> dict | None:
+    """{"parameters": {dtype: n}, "total": n} from a safetensors header, as the Hub shows it; None
+    when the file has no readable header (the Hub then shows no safetensors metadata either)."""
+    try:
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + n])
+    except (struct.error, ValueError):
+        return None
     counts: dict[str, int] = {}
     for key, value in header.items():
         if key == "__metadata__":

@@ -83,7 +83,8 @@ def build_models(work: Path) -> dict[str, Path]:
         **common)), ViTImageProcessor(size={"height": 8, "width": 8}), _readme("ViT", "apache-2.0", "transformers"))
     torch.manual_seed(4)
     save("bert", BertForSequenceClassification(BertConfig(
-        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8, num_labels=2)))
+        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8, num_labels=2)),
+        readme="---\nlicense: mit\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n# A text model\n")
     torch.manual_seed(5)
     timm_dir = work / "timm-mobilenetv3"
     save_for_hf(timm.create_model("mobilenetv3_small_050", num_classes=3).eval(), timm_dir,

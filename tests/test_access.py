@@ -58,6 +58,7 @@ EXPECTED = {
     "data.remove":     ("yyyy",    "y.y.",    "...."),
     "jobs.cancel":     ("yyyy",    "y.y.",    "...."),
     "files.read":      ("yyyy",    "y.y.",    "y.y."),
+    "library":         ("yyyy",    "....",    "...."),   # folders on the server: the owner's and admins'
 }
 
 

@@ -53,7 +53,9 @@ def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path,
     assert "Tagged 2 of 2 images" in summary
     assert table["data"][0][0] == "coffee.jpg" and table["data"][0][1].startswith("espresso")
     assert "cat" in table["data"][1][1]
-    assert bars["label"] == "espresso" and len(bars["confidences"]) == 3
+    # the bars name their image (issue 23): the update carries the title and the top tags as its value
+    assert bars["label"] == "Tags of coffee.jpg"
+    assert bars["value"]["label"] == "espresso" and len(bars["value"]["confidences"]) == 3
     payload = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
     assert payload[0]["path"] == "coffee.jpg" and payload[0]["tags"][0]["label"] == "espresso"
     csv = open(next(f for f in files if f.endswith(".csv"))).read()

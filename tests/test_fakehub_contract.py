@@ -55,12 +55,13 @@ def test_every_read_endpoint_parses_into_the_librarys_dataclasses_with_no_missin
             assert sibling.lfs is not None and sibling.lfs.sha256 and sibling.lfs.pointer_size, sibling
 
     listed = list(api.list_models(author="acme", limit=100))
-    assert listed and all(_missing(m, LISTED) == [] for m in listed), [(m.id, _missing(m, LISTED)) for m in listed]
+    assert listed and all(_missing(m, LISTED) == [] for m in listed), [(m.id, _missing(m, LISTED)) for m in listed
+                                                                      if _missing(m, LISTED)]
     expanded = list(api.list_models(author="acme", limit=100, expand=EXPAND))   # what imgai's search asks for
     wanted = {_snake(key) for key in EXPAND} | {"id"}
     wanted -= {"safetensors"}          # None where no header could be read (the real Hub too): checked above
     assert all(_missing(m, wanted - {"gated"}) == [] for m in expanded), \
-        [(m.id, _missing(m, wanted)) for m in expanded]
+        [(m.id, _missing(m, wanted - {"gated"})) for m in expanded if _missing(m, wanted - {"gated"})]
     assert all(m.gated is not None for m in expanded)
 
     tree = list(api.list_repo_tree(REPO, recursive=True))

@@ -35,7 +35,7 @@ def test_browse_search_details_and_download_through_the_app(app, fake_hub):
     message, _ = client.predict(api_name="/hub_start")
     assert message.startswith(f"Connected to the Hub at {fake_hub.url}")
     message, table = client.predict("resnet", "any", "any", "downloads", api_name="/hub_search")
-    assert "3 hidden as unsupported" in message
+    assert "6 hidden as unsupported" in message   # one lookalike per reason (tests/hub_fixtures.py)
     ids = [row[0] for row in table["data"]]
     assert ids[0] == "acme/resnet-tiny" and not any("lookalike" in i or "bert" in i for i in ids)
     details = client.predict("acme/resnet-tiny", api_name="/hub_info")
@@ -129,7 +129,12 @@ def test_a_click_on_a_result_row_selects_its_repo(imgai_home):
     demo = app.build_app()
     selects = [(demo.blocks[block_id], f) for f in demo.fns.values() for block_id, event in f.targets
                if event == "select" and isinstance(demo.blocks[block_id], gr.Dataframe)]
-    assert {(f.fn.__name__, len(f.inputs)) for _, f in selects} == {("clicked_row_id", 0)}
+    # the Library's ✓/✗ cells read [label, action] from the event too (ui.library.clicked_cell), and the
+    # Tag table's rows pick their gallery image (ui.tag.show_row, the run's images its one input)
+    assert {(f.fn.__name__, len(f.inputs)) for _, f in selects} == {
+        ("clicked_row_id", 0), ("clicked_cell", 0), ("show_row", 1)}
+    assert not any(i is table for table, f in selects for i in f.inputs)      # none reads its table's value
+    assert all(isinstance(i, gr.State) for _, f in selects for i in f.inputs)
     [results] = [f for table, f in selects if table.label == "Results"]
     assert [o.label for o in results.outputs] == ["Selected repo"]
     row = ["acme/resnet-tiny", "ResNet", "timm", 12, 3]

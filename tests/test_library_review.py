@@ -122,7 +122,8 @@ def test_captions_and_xmp_sidecars_merged_into_another_tools_sidecar(tagged_fold
     code, out, _ = cli("library", "export", "xmp")
     assert "wrote 5 .xmp" in out and "kept 1 existing" in out
     assert image.with_suffix(".xmp").read_text() == other              # untouched without --overwrite
-    cli("library", "export", "xmp", "--overwrite", "--underscores-to-spaces")
+    code, out, _ = cli("library", "export", "xmp", "--overwrite", "--underscores-to-spaces", "--json")
+    assert code == 0 and json.loads(out)["written"] == 6                # merged into the existing one too
 
     root = ET.parse(image.with_suffix(".xmp")).getroot()
     subjects = [li.text for li in root.iter(f"{{http://purl.org/dc/elements/1.1/}}subject") for li in li.iter(f"{RDF}li")]

@@ -19,7 +19,7 @@ from tests.factories import random_image
 from tests.train_fixtures import make_shapes
 
 ALICE = Actor(VISITOR, username="alice")
-REFUSED = r"sign in with Hugging Face|only the Space's owner|only the app's owner"
+REFUSED = r"sign in with Hugging Face|only the Space's owner|only the app's owner|this app offers no sign-in"
 
 # Endpoints that only read (or, for /tag, use shared models): a stranger may call them.
 READS = {"/hub_whoami", "/hub_start", "/hub_search", "/hub_info", "/hub_download_status", "/convert_refresh",

@@ -60,7 +60,8 @@ def register(sub) -> None:
     s.add_argument("--limit", type=int, default=100, help="images listed (the count covers all)")
     s.set_defaults(func=cmd_search)
 
-    s = lib.add_parser("export", help="csv/json with scores and review state; txt captions; xmp sidecars")
+    s = lib.add_parser("export", help="csv/json with scores and review state; txt captions; xmp sidecars",
+                       parents=[JSON])
     s.add_argument("format", choices=("csv", "json", "txt", "xmp"))
     s.add_argument("--output", help="csv/json: write here instead of stdout")
     s.add_argument("--folder", help="only images under this folder")
@@ -205,6 +206,9 @@ def cmd_export(args) -> int:
     outcome = export(args.format, output=args.output, folder=args.folder, model_id=args.model,
                      reviewed_only=args.reviewed_only, include_below=args.all, overwrite=args.overwrite,
                      underscores_to_spaces=args.underscores_to_spaces, exclude_tags=args.exclude_tags)
+    if args.json and (args.format in ("txt", "xmp") or args.output):
+        print_json({k: v for k, v in outcome.items() if k != "text"})     # what was written, for a script
+        return 0
     if args.format in ("csv", "json"):
         if outcome["text"] is not None:
             sys.stdout.write(outcome["text"] + ("" if outcome["text"].endswith("\n") else "\n"))

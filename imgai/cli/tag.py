@@ -88,8 +88,7 @@ def cmd_tag(args) -> int:
     stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
     if len(stream) == 0:
         stream.close()
-        raise ConfigError(f"no images in {', '.join(map(str, args.paths))} (looked for "
-                          f"{', '.join(sorted(IMAGE_SUFFIXES))} files, folders searched recursively)")
+        raise _no_images(args.paths)
     note = model_note(args.model)
     if note:
         print(note, file=sys.stderr)
@@ -113,6 +112,14 @@ def cmd_tag(args) -> int:
     return 1 if failed else 0
 
 
+def _no_images(paths):
+    from ..classify.tag import IMAGE_SUFFIXES
+    from ..errors import ConfigError
+
+    return ConfigError(f"no images in {', '.join(map(str, paths))} (looked for "
+                       f"{', '.join(sorted(IMAGE_SUFFIXES))} files, folders searched recursively)")
+
+
 def _records_into_library(args) -> bool:
     """Local folders go into the photo library (incremental), unless --no-library."""
     from pathlib import Path
@@ -132,6 +139,8 @@ def _tag_into_library(args, options, engine, output) -> int:
     failed, kept = [], 0
     with tqdm(unit="img", file=sys.stderr, disable=None) as bar, output as writer:
         def on_plan(plan):
+            if not (plan.to_tag or plan.unchanged or plan.unreadable):
+                raise _no_images(args.paths)
             print(f"library: {plan.summary()}", file=sys.stderr)
             bar.reset(total=len(plan.to_tag))
 

@@ -115,6 +115,13 @@ def translate(exc: BaseException, *, repo_id: str | None = None, revision: str |
                                   f"access at {where} and retry once it is approved")
         return HubAccessError(f"{what} is gated: sign in (HF_TOKEN, `huggingface-cli login`, or the Sign in "
                               f"button) with an account that accepted its conditions at {where}")
+    # (LocalEntryNotFoundError is an EntryNotFoundError in huggingface_hub < 1.0: offline comes first)
+    if isinstance(exc, hf.OfflineModeIsEnabled):
+        return HubUnavailableError(f"cannot {action} {what}: HF_HUB_OFFLINE=1 is set; unset it to reach the Hub, or "
+                                   "use a model already in the local cache")
+    if isinstance(exc, hf.LocalEntryNotFoundError):
+        return HubUnavailableError(f"cannot {action} {what}: the Hub at {endpoint()} cannot be reached and the files "
+                                   "are not in the local cache; connect and retry")
     if isinstance(exc, hf.RevisionNotFoundError):
         return HubNotFoundError(f"{what} has no revision {revision!r}; check the branch, tag or commit at {where}")
     if isinstance(exc, hf.EntryNotFoundError):
@@ -125,12 +132,6 @@ def translate(exc: BaseException, *, repo_id: str | None = None, revision: str |
                                   "private; check the id, or sign in with an account that can see it")
         return HubNotFoundError(f"no Hub repo {what!r} (it does not exist, or it is private to another account); "
                                 "check the id")
-    if isinstance(exc, hf.OfflineModeIsEnabled):
-        return HubUnavailableError(f"cannot {action} {what}: HF_HUB_OFFLINE=1 is set; unset it to reach the Hub, or "
-                                   "use a model already in the local cache")
-    if isinstance(exc, hf.LocalEntryNotFoundError):
-        return HubUnavailableError(f"cannot {action} {what}: the Hub at {endpoint()} cannot be reached and the files "
-                                   "are not in the local cache; connect and retry")
     if isinstance(exc, hf.HfHubHTTPError) or isinstance(exc, requests.HTTPError):
         if status == 429:
             wait = exc.response.headers.get("Retry-After") if exc.response is not None else None
