@@ -163,7 +163,8 @@ def test_cli_create_start_wait_show(imgai_home, shapes, capsys):
 
     assert main(["train", "architectures", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 11 and {r["architecture"] for r in rows} >= {"resnet18", "mobilenet_v3_small", "efficientnet_lite0"}
+    assert len(rows) == 15 and {r["architecture"] for r in rows} >= {
+        "resnet18", "mobilenet_v3_small", "efficientnet_lite0", "convnext_atto", "vit_tiny", "fastvit_t8"}
 
     assert main(["train", "data", "add", "shapes", str(shapes), "--image-size", "32", "--flip"]) == 0
     assert "36 images in 3 classes" in capsys.readouterr().out
