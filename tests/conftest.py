@@ -6,6 +6,7 @@ Tiny models are built in code, seeded (see tests/factories.py); nothing is downl
 from __future__ import annotations
 
 import os
+import contextlib
 import socket
 import subprocess
 import sys
@@ -90,6 +91,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_tab(module):
+    """One self-contained tab (`module.build(demo)`) alone in a Blocks app, served in this process on a
+    free port; yields its URL."""
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        module.build(demo)
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
 
 
 class AppServer:

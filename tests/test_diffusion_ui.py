@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import served_tab
 from tests.diffusion_fixtures import tiny_sources  # noqa: F401 (fixture)
 from tests.waiting import wait_until
 
@@ -25,19 +25,12 @@ def test_app_has_the_quantize_tab_after_convert(imgai_home):
 @pytest.fixture
 def quantize_tab(imgai_home):
     """The Quantize tab alone in a Blocks app (the tab is self-contained), on a free port."""
-    import gradio as gr
+    from gradio_client import Client
 
     from ui import quantize
 
-    with gr.Blocks() as demo:
-        quantize.build(demo)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    from gradio_client import Client
-
-    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    demo.close()
+    with served_tab(quantize) as url:
+        yield Client(url, verbose=False)
 
 
 def test_quantize_tab_runs_a_job_and_shows_the_result(quantize_tab, tiny_sources, imgai_home):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, visible  # noqa: F401 (fixture)
-from tests.conftest import free_port
+from tests.conftest import served_tab
 from tests.library_fixtures import photo_folder, wd_default  # noqa: F401 (fixture)
 
 pytestmark = needs_chromium
@@ -15,17 +15,10 @@ pytestmark = needs_chromium
 
 @pytest.fixture
 def library_tab(wd_default):
-    import gradio as gr
-
     from ui import library
 
-    with gr.Blocks() as demo:
-        library.build(demo)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with served_tab(library) as url:
+        yield url
 
 
 def test_review_one_click_accept_all_and_search(library_tab, browser, tmp_path, output_dir):
