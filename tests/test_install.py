@@ -63,7 +63,8 @@ def test_the_wheel_holds_every_module_and_the_templates(imgai_wheel):
     import zipfile
 
     held = set(zipfile.ZipFile(imgai_wheel).namelist())
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "imgai").rglob("*.py")}
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "imgai").rglob("*")
+               if p.suffix in (".py", ".json") and "__pycache__" not in p.parts}   # code, and data such as the support table
     templates = {f"imgai/templates/{p.name}" for p in (ROOT / "templates").glob("*.j2")}
     assert templates and not modules - held and not templates - held, sorted((modules | templates) - held)
 
