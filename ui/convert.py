@@ -103,6 +103,11 @@ def restore(*, actor) -> str:
             f"Preparing the demo model again (job `{job.id}`): it is converted, validated and enabled.")
 
 
+def remember_selection(model_id: str | None, memory: dict | None) -> dict:
+    """The browser's page memory with the Convert tab's selection in it (a reload restores it)."""
+    return {**(memory or {}), "convert": model_id or ""}
+
+
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     gr.Markdown("Models in the registry. Select one, then act on it. A model tags once it is converted to ONNX, "
@@ -142,11 +147,9 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
                 api_name="convert_refresh")
     page.listen(int8.panel, [selected], [int8_result])
-    selected.input(lambda model_id, memory: {**(memory or {}), "convert": model_id or ""}, [selected, remembered],
-                   [remembered], api_name=False, queue=False)
+    selected.input(remember_selection, [selected, remembered], [remembered], api_name=False, queue=False)
     models.select(clicked_row_id, None, [selected], api_name=False).then(
-        lambda model_id, memory: {**(memory or {}), "convert": model_id or ""}, [selected, remembered], [remembered],
-        api_name=False, queue=False)
+        remember_selection, [selected, remembered], [remembered], api_name=False, queue=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
     for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),
