@@ -358,3 +358,144 @@ def test_the_train_tab_starts_from_weights_at_hand_and_says_when_a_run_looks_unf
     assert "only 67% of its own training images right after 3 epochs" in note
     done = [{"epoch": 10, "train_loss": 0.05, "train_accuracy": 1.0, "val_loss": 0.1, "val_accuracy": 1.0}]
     assert unfinished_note(done, classes=3) == "" and unfinished_note([], classes=3) == ""
+
+
+# -- issue 24: the Train tab's screens as pure functions ---------------------------------------------
+
+def training_view(job_id: str, state: str, **fields):
+    from imgai.train.runs import TrainingView
+
+    base = dict(job_id=job_id, model_id="m1", model_name="My tagger", architecture="resnet18", data="shapes",
+                state=state, epoch_ratio="2/3", progress=2 / 3, samples_per_s=None, train_loss=0.5,
+                val_accuracy=None, starting_weights=None, error=None, created_at=0.0, started_at=None, ended_at=None)
+    return TrainingView(**{**base, **fields})
+
+
+HISTORY = [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 1.2, "val_accuracy": 0.4},
+           {"epoch": 2, "train_loss": 0.5, "train_accuracy": 0.95, "val_loss": 0.6, "val_accuracy": 0.9}]
+
+
+def test_the_curves_are_points_per_series_and_an_svg_with_a_point_per_epoch():
+    from imgai.presentation.curves import EMPTY, svg_chart
+    from imgai.presentation.train import curve_points
+
+    loss, accuracy = curve_points(HISTORY + [{"epoch": 3, "train_loss": 0.25, "train_accuracy": 1.0, "val_loss": None}])
+    assert loss == [(1, 1.0, "train"), (1, 1.2, "validation"), (2, 0.5, "train"), (2, 0.6, "validation"),
+                    (3, 0.25, "train")]
+    assert accuracy[-1] == (3, 1.0, "train") and len(accuracy) == 5
+    assert curve_points([]) == ([], [])
+    assert svg_chart([], "Loss") == ('<div class="imgai-chart"><b>Loss</b><br><span style="opacity:.7">'
+                                     f"{EMPTY}</span></div>")
+    svg = svg_chart(loss, "Loss <train>")
+    assert svg.startswith('<svg viewBox="0 0 520 240"') and svg.endswith("</svg>")
+    assert 'aria-label="Loss &lt;train&gt;"' in svg and "<train>" not in svg       # the title escaped
+    assert svg.count('class="point"') == 5 and svg.count("<polyline") == 2      # every epoch a point; a line per series
+    assert svg.index(">train</text>") < svg.index(">validation</text>")          # the legend in order of appearance
+    assert [f">{e}</text>" in svg for e in (1, 2, 3)] == [True, True, True]
+    one = svg_chart([(1, 0.7, "train")], "Accuracy", percent=True)
+    assert one.count('class="point"') == 1 and "<polyline" not in one          # epoch 1 is visible on its own
+    assert ">0%</text>" in one and ">100%</text>" in one and ">2</text>" in one  # 0–100 %, at least two epochs
+
+
+def test_the_job_tables_sort_jobs_by_state_and_failed_ones_say_why():
+    from imgai.presentation.train import FAILED_COLUMNS, JOB_COLUMNS, TABLES, job_tables
+
+    views = [training_view("q", "queued"), training_view("r", RUNNING, samples_per_s=41.6, val_accuracy=0.875),
+             training_view("s", SUCCEEDED, epoch_ratio="3/3", progress=1.0),
+             training_view("f", FAILED, error="out of memory"), training_view("c", "cancelled")]
+    tables = job_tables(views)
+    assert list(tables) == list(TABLES) == ["Queued", "In Progress", "Complete", "Failed"]
+    assert [[row[0] for row in rows] for rows in tables.values()] == [["q"], ["r"], ["s"], ["f", "c"]]
+    assert tables["In Progress"][0] == ["r", "My tagger", "resnet18", "shapes", "2/3", "67%", "42", "87.5%", ""]
+    assert tables["Failed"][0][-2:] == [FAILED, "out of memory"] and tables["Failed"][1][-2:] == ["cancelled", ""]
+    assert len(tables["Failed"][0]) == len(FAILED_COLUMNS) and len(tables["Queued"][0]) == len(JOB_COLUMNS)
+    assert job_tables([]) == {name: [] for name in TABLES}
+
+
+def test_a_jobs_detail_says_its_run_its_weights_its_result_and_whether_it_looks_unfinished():
+    from imgai.presentation.train import NO_JOB, job_detail
+
+    assert job_detail(None, None, []).text == NO_JOB
+    assert job_detail(None, None, []).confusion == {"headers": ["true \\ predicted"], "data": []}
+    result = {"labels": ["cat", "dog"], "per_class_accuracy": {"cat": 1.0, "dog": 0.5},
+              "confusion_matrix": [[2, 0], [1, 1]], "pytorch_path": "/x", "run": 2, "model_id": "m1"}
+    done = job("t1", SUCCEEDED, kind="train", result=result,
+               params={"data_warnings": ["w1", "w2", "w3", "w4"], "config": {"loss": "cross_entropy"}})
+    view = training_view("t1", SUCCEEDED, samples_per_s=12.0, val_accuracy=0.75, starting_weights="timm/x@abc")
+    detail = job_detail(done, view, [{"epoch": 3, "train_loss": 0.9, "train_accuracy": 0.5, "val_loss": 0.7}])
+    lines = detail.text.split("  \n")
+    assert lines[0] == "**Job `t1`** — My tagger (resnet18) on `shapes`: **succeeded**, 2/3 epochs"
+    assert lines[1] == "Throughput: 12 images/s; validation accuracy 75.0%"
+    assert lines[2] == "Started from ImageNet weights."
+    assert lines[3:6] == ["⚠️ w1", "⚠️ w2", "⚠️ w3"]                    # three warnings at most
+    assert lines[6].startswith("⚠️ This run looks unfinished: it gets only 50% of its own training images right")
+    assert lines[7] == "Saved as run 2 of **m1** — convert it in the Convert tab."
+    assert detail.per_class == [["cat", "100.0%"], ["dog", "50.0%"]]
+    assert detail.confusion == {"headers": ["true \\ predicted", "cat", "dog"], "data": [["cat", 2, 0], ["dog", 1, 1]]}
+    failed = job("t2", FAILED, kind="train", params={}, error="boom")
+    text = job_detail(failed, training_view("t2", FAILED, starting_weights="scratch", error="boom"), []).text
+    assert "⚠️ No pretrained weights on this machine: trained from scratch." in text and text.endswith("**Error:** boom")
+
+
+def test_the_job_buttons_follow_the_state_and_the_policy():
+    from imgai.presentation.train import job_buttons
+
+    assert job_buttons(None, LOCAL_OWNER) == [False, False, False, False]      # Cancel, Resume, Retrain, Download
+    assert job_buttons(job("t", RUNNING, kind="train"), LOCAL_OWNER) == [True, False, True, False]
+    assert job_buttons(job("t", SUCCEEDED, kind="train"), LOCAL_OWNER) == [False, False, True, True]
+    assert job_buttons(job("t", FAILED, kind="train"), LOCAL_OWNER) == [False, True, True, False]
+    assert job_buttons(job("t", RUNNING, kind="train"), STRANGER) == [False, False, False, False]
+
+
+def test_a_data_check_in_words():
+    from types import SimpleNamespace
+
+    from imgai.presentation.train import report_markdown
+
+    report = SimpleNamespace(images=12, labels=["cat", "dog"], counts={"cat": 8, "dog": 4}, warnings=["few dogs"],
+                             problems=[], ok=True)
+    assert report_markdown(report) == "**12 images in 2 classes** — cat: 8, dog: 4  \n⚠️ few dogs  \nReady to train."
+    bad = SimpleNamespace(images=1, labels=["cat"], counts={"cat": 1}, warnings=[], problems=["one class"], ok=False)
+    assert report_markdown(bad) == "**1 images in 1 classes** — cat: 1  \nProblem: one class"
+
+
+def test_the_training_form_reads_gradios_numbers_and_choices():
+    from imgai.presentation.train_form import FORM, aug_choice, form_settings, still_listed
+
+    values = ["cross_entropy", 0.0, 3.0, 8.0, "adamw", 1e-3, 0.9, 0.999, 1e-8, 0.01, "auto", 0.0, 0, 0.0, 0, 0,
+              True, "auto", "on", "as the data pipeline"]
+    settings = form_settings(values)
+    assert list(settings) == FORM
+    assert settings["epochs"] == 3 and isinstance(settings["epochs"], int) and settings["batch_size"] == 8
+    assert settings["num_workers"] == 0 and settings["seed"] == 0                 # 0 is a value here
+    assert settings["prefetch_factor"] is None and settings["image_size"] is None and settings["val_split"] is None
+    assert settings["flip"] is True and settings["crop"] is None and settings["lr"] == 1e-3
+    assert [aug_choice(v) for v in (None, True, False)] == ["as the data pipeline", "on", "off"]
+    assert still_listed("b", [("B", "b")]) and still_listed(None, []) and still_listed("x", ["x", "y"])
+    assert not still_listed("gone", [("B", "b")])
+
+
+def test_the_training_screen_draws_the_curves_only_when_they_change(imgai_home):
+    from imgai.presentation.curves import EMPTY
+    from imgai.presentation.train import NO_JOB, TABLES, training_screen
+
+    screen = training_screen(None, None, actor=LOCAL_OWNER)
+    assert screen.tables == {name: [] for name in TABLES} and screen.job_id == "" and screen.detail.text == NO_JOB
+    assert screen.plot_key == [None, 0, None] and all(EMPTY in plot for plot in screen.plots)
+    assert screen.buttons == [False] * 4
+    again = training_screen(None, screen.plot_key, actor=LOCAL_OWNER)
+    assert again.plots is None                                                   # nothing new: not redrawn
+
+
+def test_the_train_tab_hands_the_screen_to_gradio_unchanged(imgai_home):
+    pytest.importorskip("gradio")
+    from imgai.presentation.train import training_screen
+    from ui import train as tab
+
+    *tables, job_id, detail, loss, accuracy, per_class, confusion, key, cancel, resume, retrain, download = \
+        tab.refresh(None, None)
+    screen = training_screen(None, None, actor=LOCAL_OWNER)
+    assert tables == list(screen.tables.values()) and (job_id, detail, key) == ("", screen.detail.text, screen.plot_key)
+    assert (loss, accuracy) == screen.plots and (per_class, confusion) == ([], screen.detail.confusion)
+    assert [b["interactive"] for b in (cancel, resume, retrain, download)] == screen.buttons
+    assert tab.refresh(None, key)[len(tables) + 2] == {"__type__": "update"}     # the curves stay as drawn

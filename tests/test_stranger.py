@@ -267,7 +267,8 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
     from imgai import jobs
     from imgai.access import ANONYMOUS, LOCAL_OWNER
     from imgai.presentation.locks import locks
-    from ui.train import CREATES, _job_buttons
+    from imgai.presentation.train import job_buttons
+    from ui.train import CREATES
 
     stranger = Actor(ANONYMOUS, session="s1")
     note, allowed = locks(stranger, CREATES)
@@ -278,7 +279,7 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
     assert all(locks(LOCAL_OWNER, ("quantize", "quantize.push"))[1].values())
 
     def job_buttons(job_id, actor):     # Cancel, Resume, Retrain, Download
-        return [b["interactive"] for b in _job_buttons(jobs.get(job_id), actor)]
+        return job_buttons(jobs.get(job_id), actor)
 
     assert job_buttons(world["alices_job"], ALICE) == [False, True, True, False]     # hers, failed: resume, retrain
     assert job_buttons(world["shared_job"], ALICE) == [False, False, False, False]   # shared: not hers to change

@@ -6,43 +6,35 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai import access, jobs, train
+from imgai import registry, train
 from imgai.access import public
 from imgai.devices import PRECISIONS
-from imgai.errors import ConfigError, ImgaiError
-from imgai.library.training import TAG_SOURCES, add_pipeline_from_tags
-from imgai.presentation.train import default_architecture
+from imgai.errors import ConfigError
+from imgai.presentation import train_form as form_words
+from imgai.presentation.train import (ARCH_COLUMNS, ARCH_WIDTHS, FAILED_COLUMNS, JOB_COLUMNS, PIPELINE_COLUMNS,
+                                      TABLES, default_architecture, report_markdown, trainable_choices,
+                                      training_screen)
+from imgai.presentation.train_form import (AUG_CHOICES, AUGMENTATIONS, DEFAULTS, KINDS, SERVER_KINDS, finetune_form
+                                           as finetune_defaults, pipeline_lists, retrain_form, still_listed, train_lists)
 from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
-from . import train_views as views
 from .common import acting, clicked_row_id, locks
-from .curves import svg_chart
 from .page import Page
 
-KINDS = {"Image folder": "folder", "Zip upload": "zip", "Hub dataset (cached)": "hub",
-         "Photo library (its tags)": "library", "Images with .txt captions": "captions"}
-SERVER_KINDS = ("folder", "library", "captions")     # read folders on the server: not on a public app
-AUGMENTATIONS = {"flip": "flip", "crop": "crop", "colour jitter": "color_jitter"}
-DEFAULTS = {name: f.default for name, f in train.TrainConfig.__dataclass_fields__.items()}
+
+def _keep(value, choices):
+    """New choices; the value only when it no longer exists (imgai.presentation.train_form.still_listed)."""
+    return gr.update(choices=choices) if still_listed(value, choices) else gr.update(choices=choices, value=None)
 
 
 @acting
 def load_tab(model_id: str | None = None, data: str | None = None, picked: str | None = None, *, actor):
     """Everything the tab lists, rebuilt from the registry and the pipelines (on load, and whenever
     the page's revision moves: a model trained or added elsewhere shows here at once)."""
-    devices = train.available_devices()
-    models = views.trainable_models(actor)
-    names = views.pipeline_names(actor)
-
-    def keep(value, choices):
-        """New choices; the value only when it no longer exists (an empty one is left alone: an action
-        may be filling it at this very moment)."""
-        ids = [c[1] if isinstance(c, tuple) else c for c in choices]
-        return gr.update(choices=choices) if not value or value in ids else gr.update(choices=choices, value=None)
-
-    return (views.architecture_rows(), views.pipeline_rows(actor), keep(model_id, models), keep(data, names),
-            keep(picked, names), gr.update(choices=devices))
+    lists = train_lists(actor)
+    return (lists.architectures, lists.pipelines, _keep(model_id, lists.models), _keep(data, lists.names),
+            _keep(picked, lists.names), gr.update(choices=lists.devices))
 
 
 def starting_architecture():
@@ -57,26 +49,13 @@ def create_model(architecture: str, name: str, *, actor):
     return (f"Created **{model.name}** (`{model.id}`, {model.architecture}): untrained. Starting weights: "
             f"{model.extra['weights']['message']}. Pick a Data Source below and press **Train**; once trained, "
             "it can be converted and used to tag.",
-            gr.update(choices=views.trainable_models(actor), value=model.id))
+            gr.update(choices=trainable_choices(registry.list_models(actor=actor)), value=model.id))
 
 
 @acting
 def add_data(kind: str, name: str, folder: str, upload, hub_id: str, val_split: float, image_size: int,
              augment: list[str], *, actor):
-    kind = KINDS.get(kind, kind)
-    source = {"folder": (folder or "").strip(), "zip": upload if isinstance(upload, str) else getattr(upload, "name", None),
-              "hub": (hub_id or "").strip(), "library": (folder or "").strip(), "captions": (folder or "").strip()}[kind]
-    if not source:
-        raise ConfigError(f"give the {'folder path' if kind in SERVER_KINDS else 'zip file' if kind == 'zip' else 'Hub dataset id'}")
-    chosen = {AUGMENTATIONS[a]: True for a in augment or []}
-    if kind in TAG_SOURCES:
-        pipeline, images = add_pipeline_from_tags(kind, name or "", source, val_split=float(val_split),
-                                                  image_size=int(image_size), actor=actor, **chosen)
-        return (f"Data pipeline **{pipeline.name}**: {images} images, "
-                f"{'multi-label (trains with bce)' if pipeline.multi_label else 'single-label'}."), pipeline.name
-    pipeline = train.add_pipeline(name or "", source, kind=kind, val_split=float(val_split),
-                                  image_size=int(image_size), actor=actor, **chosen)
-    return f"Data pipeline **{pipeline.name}** reads `{pipeline.root}`.", pipeline.name
+    return form_words.add_data(kind, name, folder, upload, hub_id, val_split, image_size, augment, actor=actor)
 
 
 @acting
@@ -84,7 +63,7 @@ def preview_data(name: str, *, actor):
     if not name:
         raise ConfigError("pick a data pipeline to preview")
     _, report, samples = inspect_pipeline(name, count=8, actor=actor)
-    return [(image, label) for image, label in samples], views.report_markdown(report)
+    return [(image, label) for image, label in samples], report_markdown(report)
 
 
 @acting
@@ -104,87 +83,31 @@ def source_fields(kind: str):
 
 @acting
 def pipelines_changed(name: str | None, *, actor):
-    names = views.pipeline_names(actor)
-    return (views.pipeline_rows(actor), gr.update(choices=names, value=name if name in names else None),
+    rows, names = pipeline_lists(actor)
+    return (rows, gr.update(choices=names, value=name if name in names else None),
             gr.update(choices=names, value=name if name in names else None))
-
-
-def weights_note(model_id: str | None) -> str:
-    if not model_id:
-        return ""
-    from imgai.train.architectures import starting_weights
-
-    try:
-        model = train.resolve_model(model_id)
-    except ImgaiError:
-        return ""
-    arch = train.get_architecture(model.extra.get("train_architecture") or model.architecture)
-    weights = starting_weights(arch, model_args=model.extra.get("model_args"))
-    return ("Starts from " if weights.pretrained else "⚠️ ") + weights.describe()
-
-
-FORM = ["loss", "label_smoothing", "epochs", "batch_size", "optimizer", "lr", "beta1", "beta2", "eps",
-        "weight_decay", "device", "num_workers", "prefetch_factor", "seed", "image_size", "val_split", "pretrained",
-        "precision", "flip", "crop"]
-AUG_CHOICES = {"as the data pipeline": None, "on": True, "off": False}   # flip / crop: TrainConfig's None/True/False
-
-
-def _aug_choice(value) -> str:
-    return next(k for k, v in AUG_CHOICES.items() if v is value)
 
 
 def finetune_form(model_id: str | None, data: str | None, pretrained: bool):
     """Optimizer, learning rate, flip and crop as a run of this model on this data starts: the
     fine-tune defaults when it starts from ImageNet weights (all changeable), and the note."""
-    keep = (gr.update(),) * 4
-    if not model_id:
-        return (*keep, "")
-    try:
-        defaults = train.finetune_defaults(model_id, train.get_pipeline(data) if data else None,
-                                           pretrained=bool(pretrained))
-    except ImgaiError:
-        return (*keep, weights_note(model_id))
-    s = defaults.settings
-    return (s.get("optimizer", DEFAULTS["optimizer"]), s.get("lr", DEFAULTS["lr"]), _aug_choice(s.get("flip")),
-            _aug_choice(s.get("crop")), f"{weights_note(model_id)}\n\nDefaults: {defaults.note}.")
-
-
-def _settings(values) -> dict:
-    settings = dict(zip(FORM, values))
-    for key in ("epochs", "batch_size", "num_workers", "prefetch_factor", "seed", "image_size"):
-        if isinstance(settings[key], float) and settings[key].is_integer():
-            settings[key] = int(settings[key])
-    for key in ("prefetch_factor", "image_size", "val_split"):
-        if settings[key] == 0:   # gradio shows an empty number as 0: the form's "off" / "the pipeline's"
-            settings[key] = None
-    for key in ("flip", "crop"):
-        settings[key] = AUG_CHOICES.get(settings[key], settings[key])
-    return settings
+    form = finetune_defaults(model_id, data, pretrained)
+    return (*(form.values or (gr.update(),) * 4), form.note)
 
 
 @acting
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
                    precision, flip, crop, retrain_from, *, actor):
-    settings = _settings([loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps, weight_decay,
-                          device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained, precision,
-                          flip, crop])
-    if not data:
-        raise ConfigError("pick a Data Source (make one under Data pipelines first)")
-    data = train.get_pipeline(data)       # only named pipelines here: never an arbitrary server path
-    if retrain_from:
-        job = train.retrain(retrain_from.strip(), data=data, actor=actor,
-                            **{k: v for k, v in settings.items() if v is not None})
-    else:
-        if not model_id:
-            raise ConfigError("pick a model to train (Convert To Model makes one)")
-        job = train.start(model_id, data=data, config=train.TrainConfig(**settings), actor=actor)
+    job = form_words.start_training(model_id, data, [loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1,
+                                                     beta2, eps, weight_decay, device, num_workers, prefetch_factor,
+                                                     seed, image_size, val_split, pretrained, precision, flip, crop],
+                                    retrain_from, actor=actor)
     return f"Training job `{job.id}` for **{job.subject}** is {job.state}.", "", job.id
 
 
-# the buttons that make something new, and those that act on the selected job
+# the buttons that make something new (the selected job's: imgai.presentation.train.JOB_ACTIONS)
 CREATES = ("train.create", "data.create", "data.remove", "train.start")
-JOB_ACTIONS = ("jobs.cancel", "train.resume", "train.retrain", "train.download")
 
 
 @acting
@@ -194,32 +117,11 @@ def access_state(*, actor):
     return note, *(gr.update(interactive=allowed[action]) for action in CREATES)
 
 
-def _job_buttons(selected: jobs.Job | None, actor):
-    """Cancel, Resume, Retrain, Download: each when the job's state allows it and the policy lets
-    this visitor act on this job."""
-    state = selected.state if selected else None
-    makes_sense = {"jobs.cancel": state in jobs.ACTIVE, "train.resume": state in train.RESUMABLE,
-                   "train.retrain": selected is not None, "train.download": state == jobs.SUCCEEDED}
-    return [gr.update(interactive=makes_sense[action] and not access.refused(actor, action, selected))
-            for action in JOB_ACTIONS]
-
-
 @acting
 def refresh(job_id: str | None, plot_key, *, actor):
-    tables, found = views.job_tables(actor)
-    if not job_id and found:
-        job_id = next((v.job_id for v in found if v.state == jobs.RUNNING), found[0].job_id)
-    known = {v.job_id: v for v in found}
-    selected = known.get(job_id)
-    loss, accuracy = views.curve_frames(job_id if selected else None)
-    key = (job_id, len(loss), selected and selected.state)     # redraw only when a point is added
-    if key != tuple(plot_key or ()):
-        plots = (svg_chart(loss, "Loss"), svg_chart(accuracy, "Accuracy", percent=True))
-    else:
-        plots = (gr.update(), gr.update())
-    detail, per_class, confusion = views.job_detail(job_id if selected else None, actor)
-    return (*tables.values(), job_id or "", detail, *plots, per_class, confusion, list(key),
-            *_job_buttons(jobs.get(job_id) if selected else None, actor))
+    s = training_screen(job_id, plot_key, actor=actor)
+    return (*s.tables.values(), s.job_id, s.detail.text, *(s.plots or (gr.update(), gr.update())),
+            s.detail.per_class, s.detail.confusion, s.plot_key, *(gr.update(interactive=b) for b in s.buttons))
 
 
 @acting
@@ -236,18 +138,13 @@ def resume_job(job_id: str, *, actor):
 
 @acting
 def load_retrain(job_id: str, *, actor):
-    if not job_id:
-        raise ConfigError("select a job to retrain")
-    values = views.config_values(job_id, actor)
-    form = [_aug_choice(values.get(k)) if k in ("flip", "crop") else values.get(k, DEFAULTS[k]) for k in FORM]
-    return (gr.update(value=values["model"]), gr.update(value=values["data"]), *form,
-            job_id, f"Settings of job `{job_id}` loaded: edit them above and press **Train** for a new run.")
+    form = retrain_form(job_id, actor=actor)
+    return gr.update(value=form.model), gr.update(value=form.data), *form.values, job_id, form.note
 
 
 @acting
 def download_model(job_id: str, *, actor):
     return str(train.download(job_id, actor=actor))
-
 
 
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
@@ -257,8 +154,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 "**Train**. The trained model appears in the **Convert** tab; convert it and it tags.")
     lock_md = gr.Markdown(elem_id="train-lock")
     with gr.Accordion("1. Architectures", open=True):
-        arch_table = gr.Dataframe(headers=views.ARCH_COLUMNS, interactive=False, label="Trainable architectures",
-                                  wrap=True, column_widths=views.ARCH_WIDTHS, elem_classes="imgai-table")
+        arch_table = gr.Dataframe(headers=ARCH_COLUMNS, interactive=False, label="Trainable architectures",
+                                  wrap=True, column_widths=ARCH_WIDTHS, elem_classes="imgai-table")
         with gr.Row():
             arch = gr.Dropdown(list(train.ARCHITECTURES), value=None, label="Architecture",
                                elem_id="train-architecture")   # on load: one whose weights are at hand
@@ -283,7 +180,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             augment = gr.CheckboxGroup(list(AUGMENTATIONS), label="Augmentations (none by default)")
         add = gr.Button("Create data pipeline", variant="primary")
         data_msg = gr.Markdown()
-        pipelines = gr.Dataframe(headers=views.PIPELINE_COLUMNS, interactive=False, label="Data pipelines",
+        pipelines = gr.Dataframe(headers=PIPELINE_COLUMNS, interactive=False, label="Data pipelines",
                                  wrap=True, elem_classes="imgai-table")
         with gr.Row():
             preview_pick = gr.Dropdown([], label="Preview pipeline", allow_custom_value=True)
@@ -332,8 +229,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         start_msg = gr.Markdown()
     with gr.Accordion("4. Training", open=True):
         tables = {}
-        for title in views.TABLES:
-            headers = views.FAILED_COLUMNS if title == "Failed" else views.JOB_COLUMNS
+        for title in TABLES:
+            headers = FAILED_COLUMNS if title == "Failed" else JOB_COLUMNS
             tables[title] = gr.Dataframe(headers=headers, interactive=False, label=title, wrap=True,
                                          elem_classes="imgai-table")
         with gr.Row():
