@@ -499,3 +499,57 @@ def test_the_train_tab_hands_the_screen_to_gradio_unchanged(imgai_home):
     assert (loss, accuracy) == screen.plots and (per_class, confusion) == ([], screen.detail.confusion)
     assert [b["interactive"] for b in (cancel, resume, retrain, download)] == screen.buttons
     assert tab.refresh(None, key)[len(tables) + 2] == {"__type__": "update"}     # the curves stay as drawn
+
+
+# -- issue 24: the Browse tab's Hub details and download progress ------------------------------------
+
+def details(**fields):
+    from imgai.hub.results import HubModel, ModelDetails
+
+    model = HubModel("acme/vit-tiny", architecture="ViTForImageClassification", family="vit",
+                     library="transformers", labels=14, license="apache-2.0")
+    base = dict(repo_id="acme/vit-tiny", sha="0123456789abcdef", supported=True, reason=None, model=model,
+                files=[{"path": "config.json", "size": 1000, "needed": True},
+                       {"path": "model.safetensors", "size": 2_000_000, "needed": True},
+                       {"path": "tf_model.h5", "size": 3_000_000, "needed": False}],
+                download_size=2_001_000, total_size=5_001_000, card_summary="A tiny ViT.",
+                label_names=[f"l{i}" for i in range(14)], private=False, gated=False, in_registry=None,
+                registered_other_revision=None)
+    return ModelDetails(**{**base, **fields})
+
+
+def test_a_repos_details_say_what_a_download_takes_and_whether_it_is_registered():
+    from imgai.hub.support import human_size
+    from imgai.presentation.hub import details_markdown
+
+    parts = details_markdown(details()).split("\n\n")
+    assert parts[:4] == ["### acme/vit-tiny", "commit `0123456789ab`",
+                         "**vit** — transformers `ViTForImageClassification`, 14 labels, license **apache-2.0**",
+                         "> A tiny ViT."]
+    assert parts[4] == "Labels: " + ", ".join(f"`l{i}`" for i in range(12)) + " …"   # the first 12, and more
+    assert parts[5] == (f"Download: **{human_size(2_001_000)}** in 2 files (config.json, model.safetensors) "
+                        f"of {human_size(5_001_000)} in the repo")
+    assert len(parts) == 6
+    assert details_markdown(details(in_registry="vit-tiny")).endswith("Already in the registry as **vit-tiny**.")
+    assert details_markdown(details(registered_other_revision="vit-old")).endswith(
+        "Another revision is in the registry as **vit-old**.")
+    unsupported = details_markdown(details(supported=False, reason="BERT is not an image classifier", model=None,
+                                           card_summary="", label_names=[], sha=None))
+    assert unsupported.split("\n\n")[1:3] == ["commit ``", "**Not supported**: BERT is not an image classifier"]
+    gated = details_markdown(details(model=details().model.__class__("a/b", "resnet", "resnet", "timm", gated="manual")))
+    assert "? labels, license **unknown**, gated: manual" in gated
+
+
+def test_a_download_job_in_words():
+    from imgai.presentation.hub import download_words
+
+    running = job("d1", RUNNING, kind="download", subject="acme/vit-tiny", progress=0.42, stage="model.safetensors")
+    assert download_words(running) == "Downloading: 42% — model.safetensors"
+    assert download_words(job("d1", "queued", kind="download", stage="")) == "Downloading: 50% — queued"
+    done = job("d1", SUCCEEDED, kind="download", subject="acme/vit-tiny", result={"model_id": "vit-tiny"})
+    assert download_words(done) == ("Done: **acme/vit-tiny** registered as **vit-tiny**; it is listed in the "
+                                    "**Convert** tab: press **Convert to ONNX** there.")
+    again = job("d1", SUCCEEDED, kind="download", result={"model_id": "vit-tiny", "already_registered": True})
+    assert "registered as **vit-tiny** (it was already there);" in download_words(again)
+    assert download_words(job("d1", FAILED, kind="download", subject="a/b", error="404")) == \
+        "Download of **a/b** failed: 404"

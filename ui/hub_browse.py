@@ -12,7 +12,7 @@ from imgai import hub, jobs
 from imgai.config import on_space
 from imgai.hub.auth import Token
 from imgai.hub.search import COLUMNS, FAMILY_NAMES, LIBRARIES, SORTS
-from imgai.hub.support import human_size
+from imgai.presentation.hub import NO_REPO, details_markdown, download_words
 
 from .common import acting, clicked_row_id, guard, locks
 
@@ -62,34 +62,9 @@ def search_models(query: str, family: str, library: str, sort: str, oauth_token=
     return result.message, _table(result.models)
 
 
-def details_markdown(d: hub.ModelDetails) -> str:
-    m = d.model
-    lines = [f"### {d.repo_id}", f"commit `{(d.sha or '')[:12]}`"]
-    if d.supported and m:
-        lines.append(f"**{m.family}** — {m.library} `{m.architecture}`, {m.labels or '?'} labels, "
-                     f"license **{m.license or 'unknown'}**{', gated: ' + str(m.gated) if m.gated else ''}")
-    else:
-        lines.append(f"**Not supported**: {d.reason}")
-    if d.card_summary:
-        lines.append(f"> {d.card_summary}")
-    if d.label_names:
-        lines.append("Labels: " + ", ".join(f"`{x}`" for x in d.label_names[:12]) +
-                     (" …" if m and (m.labels or 0) > 12 else ""))
-    needed = [f for f in d.files if f["needed"]]
-    lines.append(f"Download: **{human_size(d.download_size)}** in {len(needed)} files "
-                 f"({', '.join(f['path'] for f in needed)}) of {human_size(d.total_size)} in the repo")
-    if d.in_registry:
-        lines.append(f"Already in the registry as **{d.in_registry}**.")
-    elif d.registered_other_revision:
-        lines.append(f"Another revision is in the registry as **{d.registered_other_revision}**.")
-    return "\n\n".join(lines)
-
-
 @guard
 def show_details(repo_id: str, oauth_token=None) -> str:
-    if not repo_id:
-        return "Select a model in the results."
-    return details_markdown(hub.info(repo_id, token=_token(oauth_token)))
+    return details_markdown(hub.info(repo_id, token=_token(oauth_token))) if repo_id else NO_REPO
 
 
 @acting
@@ -107,17 +82,7 @@ def start_download(repo_id: str, *, actor, oauth_token=None) -> tuple:
 
 @acting
 def download_status(job_id: str, *, actor) -> str:
-    if not job_id:
-        return ""
-    job = jobs.get(job_id, actor=actor)
-    if job.state == jobs.SUCCEEDED:
-        r = job.result or {}
-        note = " (it was already there)" if r.get("already_registered") else ""
-        return (f"Done: **{job.subject}** registered as **{r.get('model_id')}**{note}; it is listed in the "
-                "**Convert** tab: press **Convert to ONNX** there.")
-    if job.state in (jobs.FAILED, jobs.CANCELLED):
-        return f"Download of **{job.subject}** {job.state}: {job.error}"
-    return f"Downloading: {job.progress:.0%} — {job.stage or job.state}"
+    return download_words(jobs.get(job_id, actor=actor)) if job_id else ""
 
 
 @guard
@@ -126,8 +91,8 @@ def login_status(oauth_token=None) -> str:
     return message[:1].upper() + message[1:]
 
 
-def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
-    """"Signed in as NAME" / "not signed in", with the Sign in button on a Space."""
+def build_login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
+    """"Signed in as NAME" / "not signed in", with the Sign in button on a Space (layout, no logic)."""
     with gr.Row():
         status = gr.Markdown()
         if on_space():
@@ -136,9 +101,12 @@ def login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Markdown:
     return status
 
 
+login_row = build_login_row   # the name ui/quantize.py still imports (being edited elsewhere: rename it there after)
+
+
 def build_search(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Find a model on the Hugging Face Hub")
-    login_row(demo)
+    build_login_row(demo)
     with gr.Row():
         query = gr.Textbox(label="Search", placeholder="vit, convnext, swin, resnet …", scale=3)
         family = gr.Dropdown([ANY, *FAMILY_NAMES], value=ANY, label="Family", scale=1)
