@@ -553,3 +553,31 @@ def test_a_download_job_in_words():
     assert "registered as **vit-tiny** (it was already there);" in download_words(again)
     assert download_words(job("d1", FAILED, kind="download", subject="a/b", error="404")) == \
         "Download of **a/b** failed: 404"
+
+
+# -- issue 24: Browse's "Add model" ----------------------------------------------------------------
+
+def test_the_add_forms_preprocessing_fields_become_options_only_where_set():
+    from imgai.presentation.models import FROM_MODEL, preprocess_options
+
+    assert preprocess_options(None, mean_std=FROM_MODEL, layout=FROM_MODEL, channel_order=None) is None
+    assert preprocess_options(0, mean_std=FROM_MODEL) is None                  # gradio's empty number
+    assert preprocess_options(224.0, mean_std="imagenet", layout=FROM_MODEL, channel_order="BGR") == \
+        {"mean_std": "imagenet", "channel_order": "BGR", "size": 224}
+
+
+def test_an_added_model_says_what_it_entered_as_its_next_step_and_its_preprocessing():
+    from imgai.guide import next_step
+    from imgai.presentation.models import added_words
+
+    new = model("new")
+    assert added_words(new) == (f"Added **new** as PyTorch / NotConverted (timm resnet18); it is listed in the "
+                                f"**Convert** tab: {next_step(new)}.")
+    assert added_words(model("default")).endswith("it is listed in the **Convert** tab and ready to tag.")
+    onnx = model("enabled", library="onnx", extra={"preprocess": {
+        "spec": "224x224, ImageNet mean/std", "origin": "inferred from the ONNX graph", "assumed": True,
+        "ignored": ["layout (the graph says NCHW)"]}})
+    lines = added_words(onnx).split("\n")
+    assert lines[2] == ("Preprocessing: 224x224, ImageNet mean/std (inferred from the ONNX graph). ⚠️ **Assumed**: "
+                        "check it on a few images, then confirm or edit it.")
+    assert lines[3] == "- ignored layout (the graph says NCHW)" and len(lines) == 4

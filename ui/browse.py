@@ -8,7 +8,7 @@ import gradio as gr
 from imgai.classify.architectures import FAMILIES
 from imgai.access import public
 from imgai.classify.preprocess import INTERPOLATIONS, MEAN_STD_PRESETS, RESIZE_MODES
-from imgai.guide import next_step
+from imgai.presentation.models import FROM_MODEL, added_words, preprocess_options
 from imgai.sources import add_model as add_source
 
 from .common import acting, locks
@@ -16,29 +16,14 @@ from .hub_browse import build_search
 from .page import Page
 
 
-FROM_MODEL = "from the model"
-
-
 @acting
 def add_model(source: str, name: str, size=None, mean_std=FROM_MODEL, channel_order=FROM_MODEL, layout=FROM_MODEL,
               resize_mode=FROM_MODEL, interpolation=FROM_MODEL, *, actor) -> str:
-    fields = {"mean_std": mean_std, "channel_order": channel_order, "layout": layout, "resize_mode": resize_mode,
-              "interpolation": interpolation}
-    options = {k: v for k, v in fields.items() if v and v != FROM_MODEL}
-    if size:
-        options["size"] = int(size)
-    model = add_source((source or "").strip(), name=(name or "").strip() or None, preprocess_options=options or None,
+    options = preprocess_options(size, mean_std=mean_std, channel_order=channel_order, layout=layout,
+                                 resize_mode=resize_mode, interpolation=interpolation)
+    model = add_source((source or "").strip(), name=(name or "").strip() or None, preprocess_options=options,
                        actor=actor)
-    step = next_step(model)
-    message = (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}); "
-               f"it is listed in the **Convert** tab" + (f": {step}." if step else " and ready to tag."))
-    pre = model.extra.get("preprocess")
-    if pre:
-        message += f"\n\nPreprocessing: {pre['spec']} ({pre['origin']})."
-        if pre["assumed"]:
-            message += " ⚠️ **Assumed**: check it on a few images, then confirm or edit it."
-        message += "".join(f"\n- ignored {reason}" for reason in pre["ignored"])
-    return message
+    return added_words(model)
 
 
 @acting

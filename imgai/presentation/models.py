@@ -268,3 +268,32 @@ def convert_screen(model_id: str | None, actor: Actor | None, *, conversion_hint
     chosen = next((m for m in models if m.id == selected), None)
     return ConvertScreen(model_rows(models), ids, selected, job_rows(model_jobs(actor), with_kind=True),
                          demo_status().state in RESTORABLE, model_actions(chosen, actor, conversion_hint=conversion_hint))
+
+
+# -- adding a model (the Browse tab's "Add model") -------------------------------------------------
+
+FROM_MODEL = "from the model"      # a preprocessing field left to the ONNX graph and the model's config
+
+
+def preprocess_options(size=None, **fields) -> dict | None:
+    """The Add form's preprocessing fields as imgai.sources.add_model's `preprocess_options`: those
+    not left on FROM_MODEL, and the size in pixels when given (None when nothing is set)."""
+    options = {k: v for k, v in fields.items() if v and v != FROM_MODEL}
+    if size:
+        options["size"] = int(size)
+    return options or None
+
+
+def added_words(model: registry.Model) -> str:
+    """A model just added: what it entered as, where it is listed, its next step, and the
+    preprocessing it will use (marked when it is only assumed, with the fields it ignored)."""
+    step = next_step(model)
+    message = (f"Added **{model.id}** as {model.type} / {model.conversion} ({model.library} {model.architecture}); "
+               f"it is listed in the **Convert** tab" + (f": {step}." if step else " and ready to tag."))
+    pre = model.extra.get("preprocess")
+    if pre:
+        message += f"\n\nPreprocessing: {pre['spec']} ({pre['origin']})."
+        if pre["assumed"]:
+            message += " ⚠️ **Assumed**: check it on a few images, then confirm or edit it."
+        message += "".join(f"\n- ignored {reason}" for reason in pre["ignored"])
+    return message
