@@ -581,3 +581,14 @@ def test_an_added_model_says_what_it_entered_as_its_next_step_and_its_preprocess
     assert lines[2] == ("Preprocessing: 224x224, ImageNet mean/std (inferred from the ONNX graph). ⚠️ **Assumed**: "
                         "check it on a few images, then confirm or edit it.")
     assert lines[3] == "- ignored layout (the graph says NCHW)" and len(lines) == 4
+
+
+def test_the_tag_form_without_images_says_where_images_come_from(imgai_home, monkeypatch):
+    from imgai.presentation.tag import tag_form, upload_paths
+
+    with pytest.raises(ConfigError, match="^no images: upload some, or give a folder$"):
+        tag_form([], "  ", None, 5, 0.0, 0.35, 0.85, False, None, actor=LOCAL_OWNER)
+    monkeypatch.setenv("IMGAI_PUBLIC", "1")                # a public app names no server folder
+    with pytest.raises(ConfigError, match="^no images: upload some$"):
+        tag_form(None, "", None, 5, 0.0, 0.35, 0.85, False, None, actor=STRANGER)
+    assert upload_paths(["/a.png", type("Upload", (), {"name": "/b.png"})()]) == ["/a.png", "/b.png"]

@@ -248,3 +248,21 @@ def test_tagging_does_not_recheck_an_onnx_file_that_passed_until_it_changes(tagg
     onnx_file.write_bytes(b"\x08\x07not a graph" * 100)  # replaced by garbage: the check refuses it
     with pytest.raises(ValidationError, match="not a readable ONNX model"):
         Tagger(onnx_file.parent)
+
+
+def test_the_tag_tabs_form_tags_uploads_and_a_folder_and_reports_progress(tagging_model, tmp_path):
+    """imgai.presentation.tag.tag_form: what the Tag tab's one call does, in-process."""
+    from imgai.presentation.tag import tag_form
+
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "bad.jpg").write_bytes(b"not an image")
+    uploads = [str(random_image(tmp_path / "up" / "a.jpg", seed=1)), str(tmp_path / "up" / "bad.jpg")]
+    seen = []
+    screen = tag_form(uploads, "", "", 2, 0.0, 0.35, 0.85, False, None,
+                      on_progress=lambda done, total: seen.append((done, total)))
+    assert screen.tagged == uploads and [i.name for i in screen.images] == ["a.jpg"]
+    assert [row[0] for row in screen.rows] == ["a.jpg", "bad.jpg"] and screen.rows[1][1].startswith("could not be read")
+    assert screen.summary.startswith(f"Tagged 1 of 2 images with {tagging_model.id}. 1 could not be read")
+    assert len(screen.images[0].bars) == 2                        # top-k 2
+    assert seen and seen[-1] == (2, 2)
+    assert all(path.endswith((".csv", ".json")) for path in screen.downloads)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai.classify.report import tag_to_files
-from imgai.classify.tag import CHARACTER_THRESHOLD, GENERAL_THRESHOLD, TagOptions
+from imgai.classify.tag import CHARACTER_THRESHOLD, GENERAL_THRESHOLD
 from imgai.access import public
-from imgai.errors import ConfigError
 from imgai.presentation.tag import (NO_IMAGE, TAG_COLUMNS, bars_title, fresh_upload, image_at, image_of_row,
-                                    tag_readiness, tag_screen)
+                                    tag_form, tag_readiness)
 
 from .common import acting
 from .page import Page
@@ -28,24 +26,13 @@ def taggable_models(current: str | None = None, *, actor):
 def tag_images(files, folder, model_id, top_k, threshold, general_threshold=GENERAL_THRESHOLD,
                character_threshold=CHARACTER_THRESHOLD, underscores_to_spaces=False, exclude_tags=None,
                progress=gr.Progress(), *, actor):
-    paths = [f if isinstance(f, str) else f.name for f in (files or [])]
-    folders = [folder.strip()] if folder and folder.strip() else []
-    if not paths and not folders:
-        raise ConfigError("no images: upload some" + ("" if public() else ", or give a folder"))
-
-    def on_result(done, total, result):
-        progress((done, total), desc="tagging", unit="images")
-
-    report = tag_to_files(paths, folders=folders, model_id=model_id or None, actor=actor,
-                          options=TagOptions(top_k=int(top_k) or None, threshold=float(threshold),
-                                             general_threshold=float(general_threshold),
-                                             character_threshold=float(character_threshold),
-                                             underscores_to_spaces=bool(underscores_to_spaces),
-                                             exclude_tags=exclude_tags or ""), on_result=on_result)
-    screen = tag_screen(report)
-    # the gallery's selection starts again on the first image, and the bars say that they are its
+    """Tag the form's images (imgai.presentation.tag.tag_form); the gallery's selection starts again on
+    the first image, and the bars say that they are its."""
+    screen = tag_form(files, folder, model_id, top_k, threshold, general_threshold, character_threshold,
+                      underscores_to_spaces, exclude_tags, actor=actor,
+                      on_progress=lambda done, total: progress((done, total), desc="tagging", unit="images"))
     return (screen.summary, gr.Gallery(value=[(i.file, i.name) for i in screen.images], selected_index=0),
-            _bars(image_at(screen.images, 0)), screen.images, screen.rows, screen.downloads, paths)
+            _bars(image_at(screen.images, 0)), screen.images, screen.rows, screen.downloads, screen.tagged)
 
 
 def _bars(image):

@@ -4,10 +4,12 @@ which image they describe and follow a click in the gallery or the table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from .. import registry
-from ..access import Actor
+from ..access import Actor, public
+from ..errors import ConfigError
 from ..guide import DEMO_PREPARING, demo_status
 from ..words import plain
 
@@ -59,6 +61,7 @@ class TagScreen:
     images: list[TaggedImage] = field(default_factory=list)   # gallery order: the images that were read
     rows: list[list] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
+    tagged: list[str] = field(default_factory=list)    # the uploaded files of the run (a new upload starts without them)
 
 
 def tags_text(result) -> str:
@@ -107,3 +110,29 @@ def fresh_upload(files, tagged) -> list:
     the visitor chose to add to it. `files`: the field's value (gradio keeps adding uploads to it)."""
     done = set(tagged or [])
     return [f for f in (files or []) if (f if isinstance(f, str) else getattr(f, "name", f)) not in done]
+
+
+def upload_paths(files) -> list[str]:
+    """The upload field's files as paths (gradio gives paths, or objects with a `name`)."""
+    return [f if isinstance(f, str) else f.name for f in (files or [])]
+
+
+def tag_form(files, folder, model_id, top_k, threshold, general_threshold, character_threshold,
+             underscores_to_spaces, exclude_tags, *, on_progress: Callable[[int, int], None] | None = None,
+             actor: Actor | None = None) -> TagScreen:
+    """The Tag form (its fields in order) run: the uploads and the folder tagged with `model_id` (none:
+    the default), written as CSV and JSON, and shown (tag_screen). `on_progress(done, total)` after
+    each image. No image at all is a ConfigError that says where images come from here."""
+    from ..classify.report import tag_to_files
+    from ..classify.tag import TagOptions
+
+    paths = upload_paths(files)
+    folders = [folder.strip()] if folder and folder.strip() else []
+    if not paths and not folders:
+        raise ConfigError("no images: upload some" + ("" if public() else ", or give a folder"))
+    options = TagOptions(top_k=int(top_k) or None, threshold=float(threshold),
+                         general_threshold=float(general_threshold), character_threshold=float(character_threshold),
+                         underscores_to_spaces=bool(underscores_to_spaces), exclude_tags=exclude_tags or "")
+    report = tag_to_files(paths, folders=folders, model_id=model_id or None, actor=actor, options=options,
+                          on_result=(lambda done, total, result: on_progress(done, total)) if on_progress else None)
+    return replace(tag_screen(report), tagged=paths)
