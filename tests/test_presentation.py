@@ -592,3 +592,28 @@ def test_the_tag_form_without_images_says_where_images_come_from(imgai_home, mon
     with pytest.raises(ConfigError, match="^no images: upload some$"):
         tag_form(None, "", None, 5, 0.0, 0.35, 0.85, False, None, actor=STRANGER)
     assert upload_paths(["/a.png", type("Upload", (), {"name": "/b.png"})()]) == ["/a.png", "/b.png"]
+
+
+def test_the_train_forms_refuse_what_is_missing_and_load_a_jobs_settings_back(imgai_home):
+    from imgai import jobs
+    from imgai.presentation.train_form import (DEFAULTS, FORM, FinetuneForm, add_data, finetune_form, retrain_form,
+                                               start_training, weights_note)
+
+    with pytest.raises(ConfigError, match="^give the folder path$"):
+        add_data("Image folder", "mine", "  ", None, "", 0.2, 224, [], actor=LOCAL_OWNER)
+    with pytest.raises(ConfigError, match="^give the Hub dataset id$"):
+        add_data("Hub dataset (cached)", "mine", "", None, "", 0.2, 224, [], actor=LOCAL_OWNER)
+    with pytest.raises(ConfigError, match="^pick a Data Source"):
+        start_training("m1", "", [DEFAULTS[k] for k in FORM], "", actor=LOCAL_OWNER)
+    with pytest.raises(ConfigError, match="^select a job to retrain$"):
+        retrain_form("", actor=LOCAL_OWNER)
+    assert finetune_form(None, None, True) == FinetuneForm(None, "")
+    assert weights_note(None) == "" and weights_note("no-such-model") == ""
+    assert finetune_form("no-such-model", None, True) == FinetuneForm(None, "")      # the fields stay as they are
+    config = {**{k: DEFAULTS[k] for k in FORM}, "epochs": 7, "flip": True, "crop": False}
+    job = jobs.submit("train", {"data": {"name": "shapes"}, "config": config}, subject="m1", start=False)
+    form = retrain_form(job.id, actor=LOCAL_OWNER)
+    assert (form.model, form.data) == ("m1", "shapes") and len(form.values) == len(FORM)
+    values = dict(zip(FORM, form.values))
+    assert values["epochs"] == 7 and (values["flip"], values["crop"]) == ("on", "off")
+    assert form.note == f"Settings of job `{job.id}` loaded: edit them above and press **Train** for a new run."

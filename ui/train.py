@@ -10,12 +10,12 @@ from imgai import registry, train
 from imgai.access import public
 from imgai.devices import PRECISIONS
 from imgai.errors import ConfigError
-from imgai.presentation import train_form as form_words
+from imgai.presentation import train_form
 from imgai.presentation.train import (ARCH_COLUMNS, ARCH_WIDTHS, FAILED_COLUMNS, JOB_COLUMNS, PIPELINE_COLUMNS,
                                       TABLES, default_architecture, report_markdown, trainable_choices,
                                       training_screen)
-from imgai.presentation.train_form import (AUG_CHOICES, AUGMENTATIONS, DEFAULTS, KINDS, SERVER_KINDS, finetune_form
-                                           as finetune_defaults, pipeline_lists, retrain_form, still_listed, train_lists)
+from imgai.presentation.train_form import (AUG_CHOICES, AUGMENTATIONS, DEFAULTS, KINDS, SERVER_KINDS, pipeline_lists,
+                                           retrain_form, still_listed, train_lists)
 from imgai.train.config import LOSSES, OPTIMIZERS
 from imgai.train.images import inspect_pipeline
 
@@ -55,7 +55,7 @@ def create_model(architecture: str, name: str, *, actor):
 @acting
 def add_data(kind: str, name: str, folder: str, upload, hub_id: str, val_split: float, image_size: int,
              augment: list[str], *, actor):
-    return form_words.add_data(kind, name, folder, upload, hub_id, val_split, image_size, augment, actor=actor)
+    return train_form.add_data(kind, name, folder, upload, hub_id, val_split, image_size, augment, actor=actor)
 
 
 @acting
@@ -91,7 +91,7 @@ def pipelines_changed(name: str | None, *, actor):
 def finetune_form(model_id: str | None, data: str | None, pretrained: bool):
     """Optimizer, learning rate, flip and crop as a run of this model on this data starts: the
     fine-tune defaults when it starts from ImageNet weights (all changeable), and the note."""
-    form = finetune_defaults(model_id, data, pretrained)
+    form = train_form.finetune_form(model_id, data, pretrained)
     return (*(form.values or (gr.update(),) * 4), form.note)
 
 
@@ -99,7 +99,7 @@ def finetune_form(model_id: str | None, data: str | None, pretrained: bool):
 def start_training(model_id, data, loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1, beta2, eps,
                    weight_decay, device, num_workers, prefetch_factor, seed, image_size, val_split, pretrained,
                    precision, flip, crop, retrain_from, *, actor):
-    job = form_words.start_training(model_id, data, [loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1,
+    job = train_form.start_training(model_id, data, [loss, label_smoothing, epochs, batch_size, optimizer, lr, beta1,
                                                      beta2, eps, weight_decay, device, num_workers, prefetch_factor,
                                                      seed, image_size, val_split, pretrained, precision, flip, crop],
                                     retrain_from, actor=actor)
