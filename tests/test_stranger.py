@@ -267,7 +267,7 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
     from imgai import jobs
     from imgai.access import ANONYMOUS, LOCAL_OWNER
     from imgai.presentation.locks import locks
-    from imgai.presentation.train import job_buttons
+    from imgai.presentation.train import job_buttons as buttons_of
     from ui.train import CREATES
 
     stranger = Actor(ANONYMOUS, session="s1")
@@ -279,7 +279,7 @@ def test_the_train_and_quantize_tabs_grey_what_the_visitor_may_not_do(world):
     assert all(locks(LOCAL_OWNER, ("quantize", "quantize.push"))[1].values())
 
     def job_buttons(job_id, actor):     # Cancel, Resume, Retrain, Download
-        return job_buttons(jobs.get(job_id), actor)
+        return buttons_of(jobs.get(job_id), actor)
 
     assert job_buttons(world["alices_job"], ALICE) == [False, True, True, False]     # hers, failed: resume, retrain
     assert job_buttons(world["shared_job"], ALICE) == [False, False, False, False]   # shared: not hers to change
