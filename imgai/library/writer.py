@@ -87,17 +87,18 @@ def write_batch(conn, batch: list, fingerprint: str, known: dict[str, int] | Non
         new: dict[tuple[int, int], int] = {}
         for image_id, (_, _, tags) in zip(image_ids, scored):
             tag_ids(conn, fingerprint, tags, known)
-            for tag in tags:
-                new[(image_id, known[tag.label])] = int(round(tag.score * SCORE_SCALE))
-        owners.update((tag_id, True) for tag_id in known.values())
+            new.update(((image_id, known[tag.label]), int(round(tag.score * SCORE_SCALE))) for tag in tags)
         stored = {(i, tag_id): score for i, tag_id, score in conn.execute(
             f"SELECT image_id, tag_id, score FROM scores WHERE image_id IN ({_marks(image_ids)})", image_ids)}
-        _learn_owners(conn, fingerprint, {tag_id for _, tag_id in stored}, owners)
-        stale = [key for key in stored if key not in new and owners.get(key[1])]
-        if stale:
-            conn.executemany("DELETE FROM scores WHERE image_id=? AND tag_id=?", stale)
-        conn.executemany("INSERT OR REPLACE INTO scores(image_id, tag_id, score) VALUES (?, ?, ?)",
-                         [(*key, score) for key, score in new.items() if stored.get(key) != score])
+        if stored:              # tagged before (by this model or another): write only what differs
+            _learn_owners(conn, fingerprint, {tag_id for _, tag_id in stored}, owners)
+            stale = [key for key in stored if key not in new and owners[key[1]]]
+            if stale:
+                conn.executemany("DELETE FROM scores WHERE image_id=? AND tag_id=?", stale)
+            rows = [(*key, score) for key, score in new.items() if stored.get(key) != score]
+        else:
+            rows = [(*key, score) for key, score in new.items()]
+        conn.executemany("INSERT OR REPLACE INTO scores(image_id, tag_id, score) VALUES (?, ?, ?)", rows)
         conn.executemany("INSERT OR REPLACE INTO tagged(image_id, fingerprint, hash, at) VALUES (?, ?, ?, ?)",
                          [(image_id, fingerprint, digest or "", t) for image_id, (_, digest, _) in zip(image_ids, scored)])
 
@@ -112,6 +113,7 @@ def _learn_owners(conn, fingerprint: str, tag_ids_seen: set[int], owners: dict[i
     unknown = [tag_id for tag_id in tag_ids_seen if tag_id not in owners]
     for chunk in range(0, len(unknown), 500):
         part = unknown[chunk:chunk + 500]
+        owners.update((tag_id, False) for tag_id in part)          # (a score whose tag row is gone: not ours)
         owners.update((tag_id, fp == fingerprint) for tag_id, fp in conn.execute(
             f"SELECT id, fingerprint FROM tags WHERE id IN ({_marks(part)})", part))
 
