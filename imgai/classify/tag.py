@@ -333,6 +333,9 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
 
 def no_images(paths: Iterable[str | Path]) -> ConfigError:
     """The error for inputs that hold no image file: what was looked for, and where."""
+    paths = list(paths)
+    if not paths:
+        return ConfigError("no images given; give image files or a folder")
     return ConfigError(f"no images in {', '.join(map(str, paths))} (looked for "
                        f"{', '.join(sorted(IMAGE_SUFFIXES))} files, folders searched recursively)")
 
