@@ -3,10 +3,10 @@
 
 A run killed at any moment leaves whole batches (each image's row, its scores and its `tagged`
 mark land together), so running the same command again continues where it stopped: the plan finds
-the finished images unchanged. A folder with no images is an error before anything is recorded
-(no run row; images the index had there are marked missing). Two runs on one folder at once both finish; every write is an
+the finished images unchanged. Two runs on one folder at once both finish; every write is an
 upsert keyed by path or (image, tag), so there is never a duplicate row. Results are written by
-the process that reads the stream (the Ray engine's driver included).
+the process that reads the stream (the Ray engine's driver included). A folder with no images is
+an error before anything is recorded (no run row; images the index had there are marked missing).
 """
 
 from __future__ import annotations
