@@ -184,3 +184,80 @@ def test_the_library_is_for_the_local_user_and_admins_only(imgai_home):
     for stranger in (Actor(VISITOR, username="someone"), Actor(ANONYMOUS, session="abc")):
         with pytest.raises(PermissionDeniedError, match="photo library"):
             search("cat", actor=stranger)
+
+
+def test_files_are_hashed_from_the_bytes_read_for_decoding_not_read_again(wd_default, imgai_home, tmp_path,
+                                                                         monkeypatch):
+    """A first run and a --force run hash each file from the bytes the decoder reads (the plan
+    reads nothing); only a new path whose size the index knows (a possible move) is hashed first."""
+    from imgai.library import plan
+    from imgai.library.run import tag_into_library
+
+    folder = tmp_path / "photos"
+    files = photo_folder(folder, 6)
+    real, reads = plan.content_hash, []
+    monkeypatch.setattr(plan, "content_hash", lambda path: reads.append(str(path)) or real(path))
+    tag_into_library([folder])
+    tag_into_library([folder], force=True)
+    assert reads == []
+    stored = dict(sqlite3.connect(imgai_home / "library.sqlite").execute("SELECT path, hash FROM images"))
+    assert stored == {str(f): real(f) for f in files}          # the same hash as reading the file
+
+    os.rename(files[0], folder / "renamed.jpg")
+    report = tag_into_library([folder])
+    assert report.counts["moved"] == 1 and reads == [str(folder / "renamed.jpg")]
+
+
+def test_tagging_again_writes_what_changed_and_drops_scores_no_longer_given(wd_default, imgai_home, tmp_path):
+    from imgai.library.run import tag_into_library
+
+    folder = tmp_path / "photos"
+    photo_folder(folder, 3)
+    tag_into_library([folder])
+    conn = sqlite3.connect(imgai_home / "library.sqlite", isolation_level=None)
+    before = conn.execute("SELECT image_id, tag_id, score FROM scores ORDER BY 1, 2").fetchall()
+    image_id, tag_id, _ = before[0]
+    fingerprint = conn.execute("SELECT fingerprint FROM tags WHERE id=?", (tag_id,)).fetchone()[0]
+    conn.execute("UPDATE scores SET score=1 WHERE image_id=? AND tag_id=?", (image_id, tag_id))     # changed
+    gone = conn.execute("INSERT INTO tags(fingerprint, label) VALUES (?, 'gone') RETURNING id", (fingerprint,)).fetchone()[0]
+    other = conn.execute("INSERT INTO tags(fingerprint, label) VALUES ('another-model', 'cat') RETURNING id").fetchone()[0]
+    conn.executemany("INSERT INTO scores VALUES (?, ?, 500000)", [(image_id, gone), (image_id, other)])
+    tag_into_library([folder], force=True)
+    after = conn.execute("SELECT image_id, tag_id, score FROM scores ORDER BY 1, 2").fetchall()
+    assert after == sorted(before + [(image_id, other, 500000)])     # another model's score is not this run's
+
+
+def test_a_failed_index_write_ends_the_run_failed_and_is_raised(wd_default, imgai_home, tmp_path, monkeypatch):
+    from imgai.library import writer
+    from imgai.library.run import tag_into_library
+
+    folder = tmp_path / "photos"
+    photo_folder(folder, 5)
+
+    def disk_error(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(writer, "write_batch", disk_error)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        tag_into_library([folder])
+    conn = sqlite3.connect(imgai_home / "library.sqlite")
+    assert conn.execute("SELECT state, error FROM runs").fetchall() == [("Failed", "disk I/O error")]
+
+
+def test_a_folder_without_images_says_so_and_records_no_run(wd_default, imgai_home, tmp_path, cli):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no image here")
+    code, out, err = cli("tag", empty)
+    assert code == 1 and "no images in" in err and "library:" not in err and out == ""
+    assert json.loads(cli("library", "status", "--json")[1])["runs"] == []
+
+    photos = tmp_path / "photos"
+    photo_folder(photos, 2)
+    assert cli("tag", photos)[0] == 0
+    for f in photos.iterdir():
+        f.unlink()
+    code, _, err = cli("tag", photos)                 # emptied since: its images are marked missing
+    assert code == 1 and "no images in" in err
+    status = json.loads(cli("library", "status", "--json")[1])
+    assert status["images"] == {"missing": 2} and [r["state"] for r in status["runs"]] == ["Done"]

@@ -10,6 +10,7 @@ slow processors, timm) or torchvision's antialiased resize of uint8 tensors (tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import warnings
@@ -259,6 +260,22 @@ def pad_square(image, gray: int):
     canvas = Image.new("RGB", (side, side), (gray, gray, gray))
     canvas.paste(image, ((side - w) // 2, (side - h) // 2))
     return canvas
+
+
+def content_hasher():
+    """The hash a file's content is known by (the photo library's key for moved and changed files):
+    blake2b-128 of its bytes. `.update()` it with the bytes, then `.hexdigest()`."""
+    return hashlib.blake2b(digest_size=16)
+
+
+def read_image_file(path) -> bytes:
+    """A file's bytes, for `decode_image(io.BytesIO(data))` and `content_hasher()` to share one
+    read; a file that cannot be read raises UnreadableImageError as `decode_image` does."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise UnreadableImageError(f"cannot read: {exc.strerror or exc}") from exc
 
 
 def decode_image(path_or_file):

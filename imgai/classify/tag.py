@@ -8,7 +8,7 @@ same functions and get the same answers.
 
 from __future__ import annotations
 
-import functools
+import io
 import os
 import threading
 from collections import OrderedDict, deque
@@ -23,7 +23,7 @@ from .. import registry
 from ..errors import ConfigError, StateError, UnreadableImageError
 from ..words import term
 from .labels import TAGS_FILE, display_name, read_labels, read_tag_categories
-from .preprocess import PreprocessSpec, decode_image
+from .preprocess import PreprocessSpec, content_hasher, decode_image, read_image_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SHARED_TAGGERS = 4   # loaded models kept between calls (an app serves a few models to many visitors)
@@ -44,6 +44,7 @@ class TagOptions:
     exclude_tags: tuple[str, ...] = ()     # never reported (either spelling)
     batch_size: int = 16
     workers: int | None = None   # decoding threads; default: the machine's cores
+    content_hash: bool = False   # also hash each file's bytes as read for decoding (TagResult.content_hash)
 
     def __post_init__(self):
         if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
@@ -85,15 +86,21 @@ class TagResult:
     tags: list[Tag] = field(default_factory=list)
     error: str | None = None
     rating: Tag | None = None        # taggers with a rating category: the top rating and its score
+    # TagOptions(content_hash=True): the file's content hash (`content_hasher`) from the bytes read
+    # for decoding; None when not asked or the file could not be read
+    content_hash: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["content_hash"] is None:
+            del data["content_hash"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "TagResult":
         rating = data.get("rating")
         return cls(data["path"], [Tag(**t) for t in data.get("tags") or []], data.get("error"),
-                   Tag(**rating) if rating else None)
+                   Tag(**rating) if rating else None, data.get("content_hash"))
 
 
 class Tagger:
@@ -155,6 +162,21 @@ class Tagger:
         except UnreadableImageError as exc:
             return None, str(exc)
 
+    def decode_hashed(self, path) -> tuple[np.ndarray | None, str | None, str | None]:
+        """Like `decode_safe`, plus the file's content hash from the very bytes read for decoding
+        (one read of the file): (array, error, hash); the hash is None only when the file cannot
+        be read at all."""
+        try:
+            data = read_image_file(path)
+        except UnreadableImageError as exc:
+            return None, str(exc), None
+        hasher = content_hasher()
+        hasher.update(data)
+        try:
+            return self.spec(decode_image(io.BytesIO(data))), None, hasher.hexdigest()
+        except UnreadableImageError as exc:
+            return None, str(exc), hasher.hexdigest()
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """A batch of arrays → probabilities: the graph's own when it ends in a Sigmoid/Softmax,
         else softmax (or sigmoid for multi-label models) applied here, never twice."""
@@ -175,27 +197,36 @@ class Tagger:
         (at most top_k), excluded ones dropped; the top rating apart (taggers with categories)."""
         cats = self.categories or [None] * probs.shape[1]
         limit = options.top_k or (CLASSIFIER_TOP_K if self.categories is None else probs.shape[1])
-        name = functools.partial(display_name, underscores_to_spaces=options.underscores_to_spaces)
+        names = self._names(options.underscores_to_spaces)
         excluded = set(options.exclude_tags) | {display_name(t, underscores_to_spaces=True) for t in options.exclude_tags}
         floors = np.array([options.threshold_for(c) for c in cats])
         is_rating = np.array([c == "rating" for c in cats])
+        ratings = np.flatnonzero(is_rating)
         out = []
         for p in probs:
             rating = None
-            if is_rating.any():
-                best = int(np.flatnonzero(is_rating)[np.argmax(p[is_rating])])
-                rating = Tag(name(self.labels[best]), round(float(p[best]), 6), "rating")
+            if len(ratings):
+                best = int(ratings[np.argmax(p[ratings])])
+                rating = Tag(names[best], round(float(p[best]), 6), "rating")
             keep = np.flatnonzero((p >= floors) & ~is_rating)
+            order = keep[np.argsort(-p[keep], kind="stable")]
             tags = []
-            for i in keep[np.argsort(-p[keep], kind="stable")]:
-                label = name(self.labels[i])
-                if label in excluded or self.labels[i] in excluded:
+            for i, score in zip(order.tolist(), p[order].tolist()):
+                if excluded and (names[i] in excluded or self.labels[i] in excluded):
                     continue
-                tags.append(Tag(label, round(float(p[i]), 6), cats[i]))
+                tags.append(Tag(names[i], round(score, 6), cats[i]))
                 if len(tags) == limit:
                     break
             out.append((tags, rating))
         return out
+
+    def _names(self, underscores_to_spaces: bool) -> list[str]:
+        """Every label as shown (`display_name`), worked out once per tagger and spelling."""
+        cache = self.__dict__.setdefault("_shown_names", {})
+        if underscores_to_spaces not in cache:
+            cache[underscores_to_spaces] = [display_name(label, underscores_to_spaces=underscores_to_spaces)
+                                            for label in self.labels]
+        return cache[underscores_to_spaces]
 
     def top_k(self, probs: np.ndarray, options: TagOptions) -> list[list[Tag]]:
         return [tags for tags, _ in self.select(probs, options)]
@@ -207,7 +238,7 @@ class Tagger:
         paths = [str(p) for p in paths]
         workers = options.workers or max(1, (os.cpu_count() or 2))
         window = options.batch_size * 2 + workers
-        decode_safe = self.decode_safe
+        decode = self.decode_hashed if options.content_hash else self._decode_unhashed
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgai-decode") as pool:
             pending: deque[tuple[str, Future]] = deque()
@@ -218,21 +249,24 @@ class Tagger:
                     path = next(it, None)
                     if path is None:
                         return
-                    pending.append((path, pool.submit(decode_safe, path)))
+                    pending.append((path, pool.submit(decode, path)))
 
             fill()
             while pending:
                 batch = [pending.popleft() for _ in range(min(options.batch_size, len(pending)))]
                 fill()
                 decoded = [(path, *fut.result()) for path, fut in batch]
-                ok = [(path, arr) for path, arr, err in decoded if arr is not None]
+                ok = [(path, arr) for path, arr, err, _ in decoded if arr is not None]
                 chosen = {}
                 if ok:
                     probs = self.infer(np.stack([arr for _, arr in ok]))
                     chosen = dict(zip((p for p, _ in ok), self.select(probs, options)))
-                for path, arr, err in decoded:
+                for path, arr, err, digest in decoded:
                     tags, rating = chosen.get(path, ([], None))
-                    yield TagResult(path, tags, err, rating)
+                    yield TagResult(path, tags, err, rating, digest)
+
+    def _decode_unhashed(self, path) -> tuple[np.ndarray | None, str | None, None]:
+        return (*self.decode_safe(path), None)
 
 
 _SHARED: OrderedDict[tuple, Tagger] = OrderedDict()
@@ -295,6 +329,15 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             raise ConfigError(f"{item} does not exist; give image files or folders")
     return found
+
+
+def no_images(paths: Iterable[str | Path]) -> ConfigError:
+    """The error for inputs that hold no image file: what was looked for, and where."""
+    paths = list(paths)
+    if not paths:
+        return ConfigError("no images given; give image files or a folder")
+    return ConfigError(f"no images in {', '.join(map(str, paths))} (looked for "
+                       f"{', '.join(sorted(IMAGE_SUFFIXES))} files, folders searched recursively)")
 
 
 def tag(paths: Iterable[str | Path], *, model_id: str | None = None, options: TagOptions = TagOptions(),

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     words.use(words.CLI)
     parser = build_parser()
+    argv = _words_behind_options(parser, list(sys.argv[1:] if argv is None else argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _unrecognized(parser, sys.argv[1:] if argv is None else argv, unknown)
@@ -65,12 +66,48 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
     """The (sub)command's own parser that `argv` reached, e.g. `imgai models show`'s."""
+    return _command_at(parser, argv)[0]
+
+
+def _command_at(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.ArgumentParser, int]:
+    """The (sub)command's own parser that `argv` reached, and where its own arguments start."""
+    start = 0
     while True:
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        name = next((t for t in argv if subs and t in subs[0].choices), None)
-        if name is None:
-            return parser
-        parser, argv = subs[0].choices[name], argv[argv.index(name) + 1:]
+        at = next((i for i, t in enumerate(argv[start:], start) if subs and t in subs[0].choices), None)
+        if at is None:
+            return parser, start
+        parser, start = subs[0].choices[argv[at]], at + 1
+
+
+def _words_behind_options(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """A command whose words may start with "-" (`set_defaults(dash_words=True)`: `imgai library
+    search -cat`) gets its own options first and every other token behind `--`, so "-cat" is a
+    word, not an unknown option. A token starting with "--" that is not one of its options stays
+    an option (a misspelled `--limt` is said as one); after a `--` everything is a word."""
+    command, start = _command_at(parser, argv)
+    if not command.get_default("dash_words"):
+        return argv
+    options = {name: action for action in command._actions for name in action.option_strings}
+    rest, front, words = argv[start:], [], []
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--":
+            words += rest[i + 1:]
+            break
+        action = options.get(token.split("=", 1)[0])
+        if action is not None:
+            front.append(token)
+            if action.nargs != 0 and "=" not in token and i + 1 < len(rest):
+                front.append(rest[i + 1])           # its value, whatever it looks like
+                i += 1
+        elif token.startswith("--"):
+            front.append(token)
+        else:
+            words.append(token)
+        i += 1
+    return argv[:start] + front + (["--", *words] if words else [])
 
 
 def _unrecognized(parser: argparse.ArgumentParser, argv: list[str], unknown: list[str]) -> None:

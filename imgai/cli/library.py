@@ -53,12 +53,15 @@ def register(sub) -> None:
     s.add_argument("--accept", type=float, help="tags from here up are accepted")
     s.set_defaults(func=cmd_thresholds)
 
-    s = lib.add_parser("search", help='images with tags: "cat -dog"', parents=[JSON])
-    s.add_argument("query")
+    s = lib.add_parser("search", help='images with tags: "cat -dog"', parents=[JSON],
+                       description='Images with every tag given and none of the ones after a "-": '
+                                   'imgai library search cat -dog (or "cat -dog" as one argument; '
+                                   'a quoted "long hair" is one tag). A word may start with "-" anywhere.')
+    s.add_argument("query", nargs="+", metavar="TAG", help='tags; -tag excludes one')
     s.add_argument("--min-score", type=float, help="a model's score counts from here (default: the accept threshold)")
     s.add_argument("--model", help="only this model's scores")
     s.add_argument("--limit", type=int, default=100, help="images listed (the count covers all)")
-    s.set_defaults(func=cmd_search)
+    s.set_defaults(func=cmd_search, dash_words=True)     # "-cat" is a word here (imgai/cli/__init__.py)
 
     s = lib.add_parser("export", help="csv/json with scores and review state; txt captions; xmp sidecars",
                        parents=[JSON])
@@ -189,14 +192,15 @@ def cmd_thresholds(args) -> int:
 def cmd_search(args) -> int:
     from ..library.search import search
 
-    result = search(args.query, min_score=args.min_score, model_id=args.model, limit=args.limit)
+    text = " ".join(args.query)
+    result = search(text, min_score=args.min_score, model_id=args.model, limit=args.limit)
     if args.json:
         print_json(result.to_dict())
         return 0
     for hit in result.hits:
         print(f"{hit.path}\t" + ", ".join(f"{t.label} ({t.score:.2f})" if t.score is not None else t.label
                                             for t in hit.tags))
-    print(f"{result.total} image(s) match {args.query!r}", file=sys.stderr)
+    print(f"{result.total} image(s) match {text!r}", file=sys.stderr)
     return 0
 
 

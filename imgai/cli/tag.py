@@ -49,7 +49,7 @@ def cmd_tag(args) -> int:
     from tqdm import tqdm
 
     from ..classify.outputs import write_sidecars
-    from ..classify.tag import IMAGE_SUFFIXES, TagOptions, model_note
+    from ..classify.tag import TagOptions, model_note, no_images
     from ..classify.writers import ResultFile
     from ..engines import EngineOptions, tag_stream
     from ..errors import ConfigError
@@ -88,7 +88,7 @@ def cmd_tag(args) -> int:
     stream = tag_stream(args.paths, model_id=args.model, options=options, engine=engine)
     if len(stream) == 0:
         stream.close()
-        raise _no_images(args.paths)
+        raise no_images(args.paths)
     note = model_note(args.model)
     if note:
         print(note, file=sys.stderr)
@@ -112,14 +112,6 @@ def cmd_tag(args) -> int:
     return 1 if failed else 0
 
 
-def _no_images(paths):
-    from ..classify.tag import IMAGE_SUFFIXES
-    from ..errors import ConfigError
-
-    return ConfigError(f"no images in {', '.join(map(str, paths))} (looked for "
-                       f"{', '.join(sorted(IMAGE_SUFFIXES))} files, folders searched recursively)")
-
-
 def _records_into_library(args) -> bool:
     """Local folders go into the photo library (incremental), unless --no-library."""
     from pathlib import Path
@@ -138,9 +130,7 @@ def _tag_into_library(args, options, engine, output) -> int:
 
     failed, kept = [], 0
     with tqdm(unit="img", file=sys.stderr, disable=None) as bar, output as writer:
-        def on_plan(plan):
-            if not (plan.to_tag or plan.unchanged or plan.unreadable):
-                raise _no_images(args.paths)
+        def on_plan(plan):        # (a folder with no images is the library's error, before any run is recorded)
             print(f"library: {plan.summary()}", file=sys.stderr)
             bar.reset(total=len(plan.to_tag))
 

@@ -1,7 +1,8 @@
 """Tagging on Ray: Ray Data drives the same batch functions as the local engine.
 
     paths ──from_items──> tag (map_batches over TagActor, an actor pool: Tagger.decode in the
-          actor's thread pool, then Tagger.infer + Tagger.top_k)
+          actor's thread pool — with the content hash of the bytes read when the options ask —
+          then Tagger.infer + Tagger.top_k)
           ──> the driver, which writes results as they come
 
 Only paths and result rows travel between processes: each actor decodes its own batches (a thread
@@ -103,12 +104,15 @@ def model_files(folder: Path) -> dict[str, bytes]:
 
 # -- the batch stage -------------------------------------------------------------------------
 
-def _decode_one(tagger: Tagger, path: str):
-    """(array, error) for one path or URI, as Tagger.decode_safe gives them."""
+def _decode_one(tagger: Tagger, path: str, hashed: bool = False):
+    """(array, error, content hash) for one path or URI, as Tagger.decode_safe / decode_hashed give
+    them (the hash only when asked, and for local paths)."""
     try:
-        return tagger.decode_safe(_readable(path))
+        if hashed and not is_uri(path):
+            return tagger.decode_hashed(path)
+        return (*tagger.decode_safe(_readable(path)), None)
     except OSError as exc:          # a URI that cannot be read
-        return None, f"cannot read: {exc}"
+        return None, f"cannot read: {exc}", None
 
 
 CALLS_PER_ACTOR = 2    # batches an actor works on at once: one decodes while the other runs the session
@@ -139,10 +143,11 @@ class TagActor:
 
     def __call__(self, batch: dict) -> dict:
         paths = [str(p) for p in batch["path"]]
-        decoded = list(self.decoders.map(lambda p: _decode_one(self.tagger, p), paths))
-        errors = np.array([error or "" for _, error in decoded], dtype=object)
+        hashed = self.options.content_hash
+        decoded = list(self.decoders.map(lambda p: _decode_one(self.tagger, p, hashed), paths))
+        errors = np.array([error or "" for _, error, _ in decoded], dtype=object)
         tags = ['{"tags": []}'] * len(paths)
-        ok = [i for i, (array, _) in enumerate(decoded) if array is not None]
+        ok = [i for i, (array, _, _) in enumerate(decoded) if array is not None]
         if ok:
             arrays = np.stack([decoded[i][0] for i in ok])
             with self.session_lock:
@@ -151,6 +156,7 @@ class TagActor:
                 tags[i] = json.dumps({"tags": [asdict(t) for t in row], "rating": rating and asdict(rating)},
                                      ensure_ascii=False)
         return {"path": batch["path"], "tags": np.array(tags, dtype=object), "error": errors,
+                "hash": np.array([digest or "" for _, _, digest in decoded], dtype=object),
                 "worker": np.array([self.worker] * len(paths), dtype=object)}
 
 
@@ -215,8 +221,11 @@ def tag_rows(files: list[str], *, folder: Path, options: TagOptions, address: st
                 raise JobError(f"tagging on Ray failed: {str(exc).strip().splitlines()[0][:300]}") from exc
             if batch is None:
                 return
-            for path, tags, error, worker in zip(batch["path"], batch["tags"], batch["error"], batch["worker"]):
-                result = TagResult.from_dict({"path": str(path), "error": str(error) or None, **json.loads(tags)})
+            hashes = batch["hash"] if "hash" in batch else [""] * len(batch["path"])
+            for path, tags, error, digest, worker in zip(batch["path"], batch["tags"], batch["error"], hashes,
+                                                         batch["worker"]):
+                result = TagResult.from_dict({"path": str(path), "error": str(error) or None,
+                                              "content_hash": str(digest) or None, **json.loads(tags)})
                 yield result, str(worker)
 
 

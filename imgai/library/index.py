@@ -32,6 +32,7 @@ from ..errors import ImgaiError
 
 SCORE_FLOOR = 0.02        # scores below this are not kept (100k images × ~50 scores ≈ 150 MB)
 SCORE_SCALE = 1_000_000   # scores are stored as whole millionths
+MMAP_BYTES = 1 << 30      # the index is read through a memory map up to this size (a search opens a fresh connection)
 
 OK, ERROR, MISSING = "ok", "error", "missing"           # image statuses
 ACCEPT, REJECT, ADD = "accept", "reject", "add"         # a person's decisions
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS tags (
     UNIQUE (fingerprint, label)
 );
 CREATE INDEX IF NOT EXISTS tags_label ON tags(label);
+CREATE INDEX IF NOT EXISTS tags_text ON tags(lower(replace(label, '_', ' ')));
 CREATE TABLE IF NOT EXISTS tagged (
     image_id INTEGER NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -87,6 +89,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     PRIMARY KEY (image_id, label)
 );
 CREATE INDEX IF NOT EXISTS decisions_label ON decisions(label, action);
+CREATE INDEX IF NOT EXISTS decisions_text ON decisions(lower(replace(label, '_', ' ')), action);
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -104,6 +107,10 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at REAL
 );
 """
+
+
+# indexes added after the first release: an older index file gets them on its next connect
+LATER_INDEXES = ("tags_text", "decisions_text")
 
 
 class LibraryError(ImgaiError):
@@ -133,11 +140,15 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=60000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")     # reads straight from the page cache, no read() per page
+        names = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')").fetchall()
+        have = {name for kind, name in names if kind == "table"}
         if not {"images", "scores", "decisions"} <= have:
             if have - {"sqlite_sequence"}:
                 raise sqlite3.DatabaseError(f"unexpected tables {sorted(have)}")
             _create(conn)
+        elif not set(LATER_INDEXES) <= {name for kind, name in names if kind == "index"}:
+            _create(conn)            # an index made before these existed: add them (IF NOT EXISTS)
     except sqlite3.DatabaseError as exc:
         conn.close()
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):

@@ -9,24 +9,30 @@ A file is
     changed     size or mtime differ and so does the content hash (the same hash: just touched)
     untagged    known, but not tagged by this model yet (another model tagged it)
     missing     in the index under a listed folder, no longer on disk: marked, not an error
+
+Files are hashed here only when the hash decides what to do before tagging: a known path whose
+size or mtime changed (touched or changed?), and a new path whose size some indexed image has (a
+move or copy keeps the size). Every other file to tag — new with a size nobody has, or `--force`
+— is hashed by the tagging itself, from the bytes it reads to decode (`TagOptions.content_hash`),
+so no file is read twice.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..classify.preprocess import content_hasher
 from .index import ERROR, MISSING, OK
 
 HASH_CHUNK = 1 << 20
 
 
 def content_hash(path: str | Path) -> str:
-    """blake2b-128 of the file's bytes (read once; the decoder then reads them from the page cache)."""
-    h = hashlib.blake2b(digest_size=16)
+    """The file's content hash (`content_hasher`: blake2b-128 of its bytes), read here for the plan."""
+    h = content_hasher()
     with open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
@@ -39,7 +45,7 @@ class Item:
     path: str
     size: int
     mtime_ns: int
-    hash: str | None
+    hash: str | None              # None: hashed by the tagging, from the bytes it decodes
     kind: str                     # new | changed | untagged | forced
 
 
@@ -109,11 +115,19 @@ def make_plan(conn, roots: list[Path], files: list[Path], fingerprint: str, *, f
 
     plan = Plan(fingerprint, list(on_disk))
     to_hash: list[tuple[str, os.stat_result, tuple | None]] = []
+    sizes = None              # the sizes of indexed images (a moved or copied file keeps its size)
     for path, st in on_disk.items():
         row = known.get(path)
         same = row is not None and row[2] == st.st_size and row[3] == st.st_mtime_ns
         if force:
-            to_hash.append((path, st, row))
+            plan.to_tag.append(Item(path, st.st_size, st.st_mtime_ns, None, "forced"))
+        elif row is None:
+            if sizes is None:
+                sizes = _indexed_sizes(conn)
+            if st.st_size in sizes:
+                to_hash.append((path, st, row))
+            else:
+                plan.to_tag.append(Item(path, st.st_size, st.st_mtime_ns, None, "new"))
         elif same and row[5] == OK and row[6] is not None and row[6] == row[4]:
             plan.unchanged.append(row[0])
         elif same and row[5] == ERROR:
@@ -136,9 +150,7 @@ def make_plan(conn, roots: list[Path], files: list[Path], fingerprint: str, *, f
         if digest is None:
             plan.hash_errors.append((path, st.st_size, st.st_mtime_ns, reason))
             continue
-        if force:
-            plan.to_tag.append(Item(path, st.st_size, st.st_mtime_ns, digest, "forced"))
-        elif row is not None and row[4] == digest and row[5] != ERROR:
+        if row is not None and row[4] == digest and row[5] != ERROR:
             plan.touched.append((row[0], st.st_size, st.st_mtime_ns))     # same bytes, new mtime
             if row[6] == digest:
                 plan.unchanged.append(row[0])
@@ -158,6 +170,12 @@ def make_plan(conn, roots: list[Path], files: list[Path], fingerprint: str, *, f
                     gone.discard(source_id)
                     plan.missing = [i for i in plan.missing if i != source_id]
     return plan
+
+
+def _indexed_sizes(conn) -> set[int]:
+    """Sizes of the images whose content the index knows (the only sizes a moved file can have)."""
+    return {r[0] for r in conn.execute("SELECT DISTINCT size FROM images WHERE hash IS NOT NULL AND status != ?",
+                                       (ERROR,))}
 
 
 def _same_content(conn, digest: str, fingerprint: str) -> tuple[int, str] | None:

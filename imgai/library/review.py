@@ -103,18 +103,22 @@ def image_tags(conn, image_ids: list[int], *, model_id: str | None = None, limit
     or only `model_id`'s); a person's decision wins; tags below the review floor left out unless asked."""
     limits = limits or thresholds(conn)
     out: dict[int, dict[str, TagState]] = {i: {} for i in image_ids}
-    model_filter, args = ("AND t.fingerprint IN (SELECT fingerprint FROM models WHERE model_id=?)", [model_id]) \
-        if model_id else ("", [])
+    model_filter, args = ("AND s.tag_id IN (SELECT id FROM tags WHERE fingerprint IN "
+                          "(SELECT fingerprint FROM models WHERE model_id=?))", [model_id]) if model_id else ("", [])
     if not include_below:          # below every review floor: never shown, not even read
         model_filter += f" AND s.score >= {to_score(min(r for r, _ in limits.values.values()))}"
+    known: dict[int, tuple] = {}   # tag id → (label, category), asked once for the tags met
     for chunk in _chunks(image_ids):
         marks = ",".join("?" * len(chunk))
-        scored = (f"SELECT s.image_id, t.label, t.category, s.score FROM scores s JOIN tags t ON t.id = s.tag_id "
-                  f"WHERE s.image_id IN ({marks}) {model_filter}")
+        scored = f"SELECT s.image_id, s.tag_id, s.score FROM scores s WHERE s.image_id IN ({marks}) {model_filter}"
         if top:          # each image's best `top` scores only
-            scored = (f"SELECT image_id, label, category, score FROM (SELECT *, row_number() OVER "
+            scored = (f"SELECT image_id, tag_id, score FROM (SELECT *, row_number() OVER "
                       f"(PARTITION BY image_id ORDER BY score DESC) AS rank FROM ({scored})) WHERE rank <= {int(top)}")
-        for image_id, label, category, score in conn.execute(scored + " ORDER BY score DESC", [*chunk, *args]):
+        rows = conn.execute(scored, [*chunk, *args]).fetchall()
+        rows.sort(key=lambda r: -r[2])
+        _tag_names(conn, {r[1] for r in rows}, known)
+        for image_id, tag_id, score in rows:
+            label, category = known[tag_id]
             if label not in out[image_id]:
                 value = from_score(score)
                 out[image_id][label] = TagState(label, category, value, limits.state(value, category))
@@ -126,6 +130,14 @@ def image_tags(conn, image_ids: list[int], *, model_id: str | None = None, limit
             tag.changed = bool(decided_hash and current and decided_hash != current)
             out[image_id][label] = tag
     return {i: [t for t in tags.values() if include_below or t.state != BELOW] for i, tags in out.items()}
+
+
+def _tag_names(conn, tag_ids: set[int], known: dict[int, tuple]) -> None:
+    """Fill `known` (tag id → (label, category)) for these ids."""
+    missing = [i for i in tag_ids if i not in known]
+    for chunk in _chunks(missing):
+        known.update((i, (label, category)) for i, label, category in conn.execute(
+            f"SELECT id, label, category FROM tags WHERE id IN ({','.join('?' * len(chunk))})", chunk))
 
 
 def _chunks(items: list, size: int = 500):

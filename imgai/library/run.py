@@ -1,10 +1,12 @@
-"""Incremental tagging into the library: plan, tag what changed, write each batch in one transaction.
+"""Incremental tagging into the library: plan, tag what changed, write each batch in one transaction
+(on the writer's thread, writer.py, so the tagging never waits for SQLite).
 
 A run killed at any moment leaves whole batches (each image's row, its scores and its `tagged`
 mark land together), so running the same command again continues where it stopped: the plan finds
 the finished images unchanged. Two runs on one folder at once both finish; every write is an
 upsert keyed by path or (image, tag), so there is never a duplicate row. Results are written by
-the process that reads the stream (the Ray engine's driver included).
+the process that reads the stream (the Ray engine's driver included). A folder with no images is
+an error before anything is recorded (no run row; images the index had there are marked missing).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from .. import access
 from ..errors import ConfigError
 from ..log import get_logger
 from .index import (DONE, ERROR, FAILED, MISSING, OK, RUNNING, SCORE_FLOOR, LibraryError, connect, now,
-                    to_score, from_score, transaction)
+                    from_score, transaction)
 from .plan import Item, Plan, make_plan
+from .writer import BatchWriter, upsert_image
 
 WRITE_BATCH = 64          # results per transaction …
 WRITE_EVERY_S = 1.0       # … or fewer, at least once a second (a killed run loses at most that)
@@ -94,7 +97,7 @@ def tag_into_library(paths, *, model_id: str | None = None, options=None, engine
                      on_result: Callable[[object], None] | None = None, actor=None) -> RunReport:
     """Tag folders (and files) into the library, skipping what is unchanged. `on_result` gets each
     freshly tagged TagResult (scores down to the floor); `on_plan` the plan before tagging starts."""
-    from ..classify.tag import TagOptions, tagging_folder
+    from ..classify.tag import TagOptions, no_images, tagging_folder
     from ..engines import EngineOptions, tag_stream
 
     access.check(actor, "library")
@@ -114,6 +117,10 @@ def tag_into_library(paths, *, model_id: str | None = None, options=None, engine
     conn = connect()
     try:
         _fail_abandoned_runs(conn)
+        plan = make_plan(conn, roots, files, fingerprint, force=force)
+        if not plan.listed:
+            _apply_plan(conn, plan, fingerprint)       # what the index had there is marked missing
+            raise no_images(paths)
         with transaction(conn):
             run_id = conn.execute("INSERT INTO runs(folder, model_id, fingerprint, state, pid, started_at) "
                                   "VALUES (?, ?, ?, ?, ?, ?)", (json.dumps([str(p) for p in roots + files]),
@@ -121,37 +128,46 @@ def tag_into_library(paths, *, model_id: str | None = None, options=None, engine
                                                                  now())).lastrowid
             conn.execute("INSERT OR IGNORE INTO models(fingerprint, model_id, at) VALUES (?, ?, ?)",
                          (fingerprint, model_id, now()))
-        plan = make_plan(conn, roots, files, fingerprint, force=force)
         report = RunReport(run_id, model_id, fingerprint, plan.counts(), plan.summary())
         log.info("library run %s (%s): %s", run_id, model_id, report.summary)
-        if on_plan:
-            on_plan(plan)
-        _apply_plan(conn, plan, fingerprint)
-        scan = TagOptions(threshold=floor, top_k=top, batch_size=options.batch_size, workers=options.workers)
         tagged = failed = 0
-        pending: list[tuple[Item, object]] = []
-        items = {i.path: i for i in plan.to_tag}
-        flushed = time.monotonic()
+        writer = None
         try:
+            if on_plan:
+                on_plan(plan)
+            _apply_plan(conn, plan, fingerprint)
+            # every score down to the floor; each file hashed from the bytes read to decode it
+            scan = TagOptions(threshold=floor, top_k=top, batch_size=options.batch_size, workers=options.workers,
+                              content_hash=True)
+            pending: list[tuple[Item, object]] = []
+            items = {i.path: i for i in plan.to_tag}
+            flushed = time.monotonic()
             if items:
+                writer = BatchWriter(fingerprint)
                 stream = tag_stream(list(items), model_id=model_id, options=scan, engine=engine)
                 try:
                     for result in stream:
                         pending.append((items[str(result.path)], result))
                         if result.error:
                             failed += 1
-                            _check_roots(roots, conn, pending, fingerprint)
+                            _check_roots(roots, writer, pending)
                         else:
                             tagged += 1
                         if on_result:
                             on_result(result)
                         if len(pending) >= WRITE_BATCH or time.monotonic() - flushed > WRITE_EVERY_S:
-                            write_batch(conn, pending, fingerprint)
+                            writer.put(pending)
                             pending, flushed = [], time.monotonic()
                 finally:
                     stream.close()
-                write_batch(conn, pending, fingerprint)
+                writer.put(pending)
+                writer.close()
         except BaseException as exc:
+            if writer is not None:
+                try:
+                    writer.close()          # what was handed over lands before the run ends Failed
+                except BaseException as write_error:    # noqa: BLE001 (the first error is the one raised)
+                    log.error("library run %s: %s", run_id, write_error)
             report.counts.update(tagged=tagged, failed=failed)
             _end_run(conn, run_id, FAILED, report.counts, str(exc) or type(exc).__name__)
             raise
@@ -167,12 +183,11 @@ def _lowest_threshold(options) -> float:
     return min(values) if values else SCORE_FLOOR
 
 
-def _check_roots(roots: list[Path], conn, pending, fingerprint) -> None:
+def _check_roots(roots: list[Path], writer: BatchWriter, pending) -> None:
     """A listed folder that vanished (an unplugged drive) ends the run Failed, keeping what was done."""
     gone = [r for r in roots if not r.is_dir()]
     if gone:
-        done = [(item, r) for item, r in pending if not r.error]
-        write_batch(conn, done, fingerprint)
+        writer.put([(item, r) for item, r in pending if not r.error])
         pending.clear()
         raise LibraryError(f"the folder {gone[0]} disappeared during the run (unplugged or unmounted?); what was "
                            "tagged before is kept; run the same command again once it is back")
@@ -199,51 +214,7 @@ def _apply_plan(conn, plan: Plan, fingerprint: str) -> None:
                 conn.execute("INSERT OR IGNORE INTO scores SELECT ?, tag_id, score FROM scores WHERE image_id=?",
                              (new[0], source))
         for path, size, mtime, reason in plan.hash_errors:
-            _upsert_image(conn, path, size, mtime, None, ERROR, reason, t)
-
-
-def _upsert_image(conn, path, size, mtime, digest, status, error, t) -> int:
-    return conn.execute(
-        "INSERT INTO images(path, size, mtime_ns, hash, status, error, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
-        "hash=coalesce(excluded.hash, images.hash), status=excluded.status, error=excluded.error, "
-        "seen_at=excluded.seen_at RETURNING id", (path, size, mtime, digest, status, error, t)).fetchone()[0]
-
-
-def tag_ids(conn, fingerprint: str, tags, known: dict[str, int]) -> dict[str, int]:
-    """Ids of (fingerprint, label) rows for the labels in `tags`, made on first sight; `known`
-    (label → id, kept for the run) saves asking again."""
-    for tag in tags:
-        if tag.label not in known:
-            known[tag.label] = conn.execute(
-                "INSERT INTO tags(fingerprint, label, category) VALUES (?, ?, ?) ON CONFLICT(fingerprint, label) "
-                "DO UPDATE SET category=excluded.category RETURNING id", (fingerprint, tag.label, tag.category)).fetchone()[0]
-    return known
-
-
-def write_batch(conn, batch: list[tuple[Item, object]], fingerprint: str) -> None:
-    """One transaction: each image's row, its scores for this model and its `tagged` mark."""
-    if not batch:
-        return
-    t = now()
-    known = dict(conn.execute("SELECT label, id FROM tags WHERE fingerprint=?", (fingerprint,)).fetchall())
-    with transaction(conn):
-        for item, result in batch:
-            if result.error:
-                status = MISSING if not os.path.exists(item.path) else ERROR
-                image_id = _upsert_image(conn, item.path, item.size, item.mtime_ns, item.hash, status,
-                                         None if status == MISSING else result.error, t)
-                conn.execute("DELETE FROM tagged WHERE image_id=?", (image_id,))
-                continue
-            image_id = _upsert_image(conn, item.path, item.size, item.mtime_ns, item.hash, OK, None, t)
-            tags = list(result.tags) + ([result.rating] if result.rating else [])
-            ids = tag_ids(conn, fingerprint, tags, known)
-            conn.execute("DELETE FROM scores WHERE image_id=? AND tag_id IN (SELECT id FROM tags WHERE fingerprint=?)",
-                         (image_id, fingerprint))
-            conn.executemany("INSERT OR REPLACE INTO scores(image_id, tag_id, score) VALUES (?, ?, ?)",
-                             [(image_id, ids[tag.label], to_score(tag.score)) for tag in tags])
-            conn.execute("INSERT OR REPLACE INTO tagged(image_id, fingerprint, hash, at) VALUES (?, ?, ?, ?)",
-                         (image_id, fingerprint, item.hash, t))
+            upsert_image(conn, path, size, mtime, None, ERROR, reason, t)
 
 
 def _end_run(conn, run_id: int, state: str, counts: dict, error: str | None) -> None:
@@ -311,7 +282,7 @@ def as_requested(result, options):
     from ..classify.tag import CLASSIFIER_TOP_K, Tag, TagResult
 
     if result.error:
-        return result
+        return TagResult(result.path, [], result.error)
     has_categories = any(t.category is not None for t in result.tags) or result.rating is not None
     limit = options.top_k or (len(result.tags) if has_categories else CLASSIFIER_TOP_K)
     excluded = set(options.exclude_tags) | {display_name(t, underscores_to_spaces=True) for t in options.exclude_tags}

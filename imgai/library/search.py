@@ -3,8 +3,14 @@
 A term is a tag (spaces and underscores alike, any case); `-term` excludes it; a quoted phrase is
 one term. An image has a tag when a person accepted or added it, or when a model scored it at
 least `min_score` (default: the tag's accept threshold) and no person rejected it. `model_id`
-limits the scores to one model's. Answered from the index (tags → scores_by_tag), never a scan
-of the scores.
+limits the scores to one model's.
+
+Answered from the index, never a scan of the scores: each term is a range of `scores_by_tag`
+(tag id, score ≥ floor), read by SQLite as one string of ids (`group_concat`: no row-by-row fetch
+into Python) and met with the others as sorted arrays (numpy). The smallest term goes first; once
+the candidates are few (≤ PROBE_MAX), each further term is checked for those images only, by the
+primary key, instead of reading the whole term. The hits are the first `limit` ids (the order
+images were first tagged); the total counts every match.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ from dataclasses import dataclass, field
 
 from .. import access
 from ..errors import ConfigError
-from .index import ACCEPT, ADD, ERROR, MISSING, REJECT, reading, to_score
+from .index import ACCEPT, ADD, ERROR, MISSING, OK, REJECT, reading, to_score
 from .review import BY_PERSON, TagState, image_tags, thresholds
 
 SEARCH_LIMIT = 100     # images whose tags come back with a search (the count covers every match)
 HIT_TAGS = 12          # … each with its best tags, a person's decisions included
+PROBE_MAX = 2000       # candidates few enough to check term by term through the primary key
+ESTIMATE_CAP = PROBE_MAX + 1   # a term's size is counted up to here to choose the order
 
 
 @dataclass
@@ -76,27 +84,75 @@ def search(text: str, *, min_score: float | None = None, model_id: str | None = 
         limits = thresholds(conn)
         include = [_Term.resolve(conn, t, min_score, model_id, limits) for t in query.include]
         exclude = [_Term.resolve(conn, t, min_score, model_id, limits) for t in query.exclude]
-        # each tag is a range of the scores_by_tag index; the ranges meet in INTERSECT / EXCEPT
-        # (measured faster than a lookup per candidate), then the few images not ok are left out
-        selects, args = [], []
-        for term in include:
-            sql, a = term.select()
-            selects.append(f"SELECT image_id FROM ({sql})")
-            args += a
-        compound = " INTERSECT ".join(selects) or "SELECT id AS image_id FROM images"
-        for term in exclude:
-            sql, a = term.select()
-            compound += f" EXCEPT SELECT image_id FROM ({sql})"
-            args += a
-        # in the index's order (the order images were first tagged): no sort of every match by path
-        ids = [r[0] for r in conn.execute(f"SELECT image_id FROM ({compound}) WHERE image_id NOT IN "
-                                          "(SELECT id FROM images WHERE status IN (?, ?))", [*args, ERROR, MISSING])]
-        shown = ids[:limit]
+        ids = _matches(conn, include, exclude)
+        shown = ids[:limit].tolist()
         paths = dict(conn.execute(f"SELECT id, path FROM images WHERE id IN ({','.join('?' * len(shown))})", shown)) \
             if shown else {}
         tags = image_tags(conn, shown, model_id=model_id, limits=limits, top=HIT_TAGS)
     return SearchResult(text, len(ids), [Hit(paths[i], [t for t in tags[i] if t.state != BY_PERSON[REJECT]])
                                          for i in shown])
+
+
+def _matches(conn, include: list["_Term"], exclude: list["_Term"]):
+    """The sorted ids of the images (ok ones) with every included term and none of the excluded."""
+    import numpy as np
+
+    if include:
+        include = sorted(include, key=lambda term: term.estimate(conn))
+        ids = include[0].ids(conn)
+    else:
+        ids = _id_array(conn, "SELECT group_concat(id) FROM images WHERE status = ?", [OK])
+    for term in include[1:]:
+        if not len(ids):
+            break
+        ids = _meet(ids, term.ids(conn, within=ids), keep=True)
+    for term in exclude:
+        if not len(ids):
+            break
+        ids = _meet(ids, term.ids(conn, within=ids), keep=False)
+    gone = _id_array(conn, "SELECT group_concat(id) FROM images WHERE status IN (?, ?)", [ERROR, MISSING])
+    return _meet(ids, gone, keep=False) if len(gone) and len(ids) else np.asarray(ids, dtype=np.int64)
+
+
+def _meet(ids, other, *, keep: bool):
+    """The sorted `ids` that are (keep) or are not (not keep) in the sorted `other`."""
+    import numpy as np
+
+    if not len(other):
+        return ids[:0] if keep else ids
+    at = np.searchsorted(other, ids)
+    found = other[np.minimum(at, len(other) - 1)] == ids
+    return ids[found if keep else ~found]
+
+
+def _id_array(conn, sql: str, args):
+    """The ids a `SELECT group_concat(id) …` gives, sorted and unique (one string from SQLite,
+    parsed by numpy: far cheaper than a row per id)."""
+    import numpy as np
+
+    text = conn.execute(sql, args).fetchone()[0]
+    if not text:
+        return np.empty(0, dtype=np.int64)
+    return _sorted_unique(np.fromstring(text, dtype=np.int64, sep=","))
+
+
+def _sorted_unique(ids):
+    """Sorted, each id once (a sort and a neighbour comparison: numpy's unique() hashes, far slower here)."""
+    import numpy as np
+
+    ids.sort()
+    if len(ids) > 1:
+        ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
+    return ids
+
+
+def _union(parts):
+    import numpy as np
+
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.empty(0, dtype=np.int64)
+    return parts[0] if len(parts) == 1 else _sorted_unique(np.concatenate(parts))
 
 
 @dataclass
@@ -120,24 +176,40 @@ class _Term:
         return cls(text, tags, {label for label, action in actions if action == REJECT},
                    any(action in (ACCEPT, ADD) for _, action in actions))
 
-    def _not_rejected(self, label: str, column: str) -> tuple[str, list]:
-        if label not in self.rejected:
-            return "", []
-        return (f" AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.image_id = {column} AND d.label = ? "
-                "AND d.action = ?)", [label, REJECT])
+    def estimate(self, conn) -> int:
+        """How many images have this term, counted up to ESTIMATE_CAP (enough to order the terms)."""
+        total = 0
+        for tag_id, _, floor in self.tags:
+            total += conn.execute("SELECT count(*) FROM (SELECT 1 FROM scores WHERE tag_id = ? AND score >= ? LIMIT ?)",
+                                  (tag_id, floor, ESTIMATE_CAP)).fetchone()[0]
+            if total >= ESTIMATE_CAP:
+                break
+        return total
 
-    def select(self) -> tuple[str, list]:
-        """SQL selecting the ids (as image_id) of the images that have this term."""
-        branches, args = [], []
+    def ids(self, conn, within=None):
+        """The sorted ids of the images that have this term; with `within` (sorted candidate ids),
+        only those of them that have it, looked up one by one when they are few."""
+        import json
+
+        probe = within is not None and len(within) <= PROBE_MAX
+        candidates = json.dumps(within.tolist()) if probe else None
+        parts = []
         for tag_id, label, floor in self.tags:
-            extra, a = self._not_rejected(label, "s.image_id")
-            branches.append(f"SELECT s.image_id AS image_id FROM scores s WHERE s.tag_id = ? AND s.score >= ?{extra}")
-            args += [tag_id, floor, *a]
-        if self.kept or not branches:
-            branches.append("SELECT image_id AS image_id FROM decisions WHERE action IN (?, ?) "
-                            "AND lower(replace(label, '_', ' ')) = ?")
-            args += [ACCEPT, ADD, self.text]
-        return " UNION ".join(branches), args
+            if probe:
+                scored = _id_array(conn, "SELECT group_concat(s.image_id) FROM json_each(?) AS c CROSS JOIN scores AS s "
+                                         "ON s.image_id = c.value AND s.tag_id = ? WHERE s.score >= ?",
+                                   [candidates, tag_id, floor])
+            else:
+                scored = _id_array(conn, "SELECT group_concat(image_id) FROM scores WHERE tag_id = ? AND score >= ?",
+                                   [tag_id, floor])
+            if label in self.rejected:
+                scored = _meet(scored, _id_array(conn, "SELECT group_concat(image_id) FROM decisions WHERE label = ? "
+                                                       "AND action = ?", [label, REJECT]), keep=False)
+            parts.append(scored)
+        if self.kept:
+            parts.append(_id_array(conn, "SELECT group_concat(image_id) FROM decisions WHERE action IN (?, ?) "
+                                         "AND lower(replace(label, '_', ' ')) = ?", [ACCEPT, ADD, self.text]))
+        return _union(parts)
 
 
 def status(*, actor=None) -> dict:
