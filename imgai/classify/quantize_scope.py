@@ -7,6 +7,18 @@ which must stay float. So the weights are quantized (every MatMul/Gemm/Conv with
 operand: the linear layers, the patch embedding) and the activation-by-activation MatMuls, the
 normalisations and the shape arithmetic are left in float. quantize.py passes the result to
 `quantize_dynamic` / `quantize_static` as `op_types_to_quantize` and `nodes_to_exclude`.
+
+`quant_plan` is the one place that decides, per graph, what the INT8 search tries:
+
+    CNN graph          onnxruntime's default op types; `auto` = the calibration methods (static QDQ)
+    transformer graph  WEIGHT_OPS only, attention MatMuls excluded (LayerNorm, Softmax, GELU, Add stay
+                       float as a consequence); `auto` = the calibration methods, then dynamic
+                       (weights per channel, activations quantized per batch at run time)
+
+Static comes first because it is the faster INT8 where it keeps the answers; dynamic is tried
+when no static calibration met the gate, since its per-batch activation ranges follow a
+transformer's outlier activations that one calibrated range clips. The k-fold gate decides
+between them on the user's photos; neither is assumed to keep the answers.
 """
 
 from __future__ import annotations
@@ -24,10 +36,42 @@ class QuantScope:
     nodes_to_exclude: list[str] = field(default_factory=list)
     attention_matmuls: int = 0        # activation × activation MatMuls kept in float
     transformer: bool = False         # the graph has attention or LayerNorm
+    float_ops: list[str] = field(default_factory=list)   # FLOAT_OPS the graph holds (they stay float)
 
     def to_dict(self) -> dict:
         return {"op_types_to_quantize": self.op_types_to_quantize, "excluded_nodes": len(self.nodes_to_exclude),
-                "attention_matmuls_in_float": self.attention_matmuls, "transformer": self.transformer}
+                "attention_matmuls_in_float": self.attention_matmuls, "transformer": self.transformer,
+                "float_ops": self.float_ops}
+
+
+@dataclass
+class QuantPlan:
+    """What the INT8 search of one graph tries: `methods` in order, `op_types` (None: onnxruntime's
+    default set), `excluded` nodes never quantized; `scope` is what was found in the graph."""
+    scope: QuantScope
+    methods: list[str]
+    op_types: list[str] | None
+    excluded: list[str]
+
+    def to_dict(self) -> dict:
+        """The record kept in the INT8 model's `quantization` settings (models show, the card)."""
+        return {**self.scope.to_dict(), "family": "transformer" if self.scope.transformer else "cnn",
+                "op_types_to_quantize": self.op_types, "methods": self.methods}
+
+
+def quant_plan(onnx_path: Path, *, method: str, op_types: list[str] | None = None,
+               shape_only: list[str] | None = None) -> QuantPlan:
+    """The plan for the graph at `onnx_path` and `--method` (auto, a calibration method or dynamic);
+    `op_types` given by the caller win over the scope's."""
+    from .int8_search import CALIBRATION_METHODS
+
+    scope = quant_scope(onnx_path, shape_only=shape_only)
+    if method == "auto":
+        methods = [*CALIBRATION_METHODS, "dynamic"] if scope.transformer else list(CALIBRATION_METHODS)
+    else:
+        methods = [method]
+    chosen_ops = op_types if op_types is not None else (scope.op_types_to_quantize if scope.transformer else None)
+    return QuantPlan(scope, methods, chosen_ops, scope.nodes_to_exclude)
 
 
 def quant_scope(onnx_path: Path, *, shape_only: list[str] | None = None) -> QuantScope:
@@ -42,6 +86,7 @@ def quant_scope(onnx_path: Path, *, shape_only: list[str] | None = None) -> Quan
     excluded = list(shape_only or [])
     attention = 0
     transformer = False
+    float_ops = sorted({n.op_type for n in graph.node if n.op_type in FLOAT_OPS})
     for node in graph.node:
         if node.op_type in ("LayerNormalization", "Softmax"):
             transformer = True
@@ -50,4 +95,14 @@ def quant_scope(onnx_path: Path, *, shape_only: list[str] | None = None) -> Quan
             transformer = True
             if node.name:
                 excluded.append(node.name)
-    return QuantScope(list(WEIGHT_OPS), sorted(set(excluded)), attention, transformer)
+    return QuantScope(list(WEIGHT_OPS), sorted(set(excluded)), attention, transformer, float_ops)
+
+
+def scope_text(record: dict) -> str:
+    """A plan's record (QuantPlan.to_dict) in words, for `models show`, the job's events and the card."""
+    ops = record.get("op_types_to_quantize")
+    what = f"INT8 on {', '.join(ops)}" if ops else "INT8 on onnxruntime's default op types"
+    kept = [f"{record['attention_matmuls_in_float']} attention MatMul(s)"] if record.get("attention_matmuls_in_float") else []
+    kept += record.get("float_ops") or []
+    return what + (f"; in float: {', '.join(kept)}" if kept else "") + \
+        (f"; tried: {', '.join(record['methods'])}" if record.get("methods") else "")
