@@ -276,9 +276,9 @@ def _float_nodes(path, op_type: str) -> int:
 def test_models_quantize_a_vit_static_weights_int8_attention_and_layernorm_float(imgai_home, tmp_path, cli):
     """`imgai models quantize` on a transformer graph (the plan: quantize_scope.quant_plan): the
     linear layers and the patch embedding in INT8, Q·Kᵀ, softmax·V, LayerNorm and Softmax in float;
-    auto tries the calibration methods, then dynamic; the scope and the agreement are recorded and
-    shown. A budget this small runs one attempt (MinMax); --force enables it whatever its figures,
-    so that it can tag."""
+    auto tries MinMax, dynamic, then the other calibration methods; the scope and the agreement are
+    recorded and shown. A budget this small runs one attempt (MinMax); --force enables it whatever
+    its figures, so that it can tag."""
     model, folder = _converted_vit(tmp_path)
     code, out, err = cli("models", "quantize", model.id, "--calibration", folder, "--budget", "0.01", "--force",
                          "--wait", "--json")
@@ -290,7 +290,7 @@ def test_models_quantize_a_vit_static_weights_int8_attention_and_layernorm_float
     scope = settings["scope"]
     assert (scope["family"], scope["transformer"], scope["attention_matmuls_in_float"]) == ("transformer", True, 2)
     assert scope["op_types_to_quantize"] == ["Conv", "MatMul", "Gemm"]
-    assert scope["methods"] == ["minmax", "percentile", "entropy", "dynamic"]
+    assert scope["methods"] == ["minmax", "dynamic", "percentile", "entropy"]
     assert {"LayerNormalization", "Softmax"} <= set(scope["float_ops"])
     assert settings["format"] == "QDQ" and settings["calibrate_method"] == "MinMax"
 
@@ -309,11 +309,11 @@ def test_models_quantize_a_vit_static_weights_int8_attention_and_layernorm_float
 
     code, out, err = cli("models", "show", new.id)
     assert code == 0 and "INT8 scope    INT8 on Conv, MatMul, Gemm; in float: 2 attention MatMul(s)" in out
-    assert "LayerNormalization" in out and "tried: minmax, percentile, entropy, dynamic" in out
+    assert "LayerNormalization" in out and "tried: minmax, dynamic, percentile, entropy" in out
     from imgai.hub.publish import render_classifier_card
 
     card = str(render_classifier_card(new, repo_id="someone/vit-int8"))
-    assert "a transformer graph: attention and normalisation stay float" in card and "INT8 on Conv, MatMul" in card
+    assert "a graph with attention or LayerNorm: those stay float" in card and "INT8 on Conv, MatMul" in card
 
     code, out, err = cli("tag", folder / "chelsea.jpg", "--model", new.id, "--format", "json")
     assert code == 0, err
@@ -337,8 +337,9 @@ def test_dynamic_int8_of_a_vit_keeps_attention_and_layernorm_float(imgai_home, t
     assert new.vs_fp32["views"] == 4 * 16 and new.vs_fp32["top1_agreement"] >= 0.9
 
 
-def test_a_cnn_keeps_the_default_int8_plan(imgai_home, tmp_path):
-    """A CNN graph is not a transformer: onnxruntime's default op types, the calibration methods only."""
+def test_a_cnn_keeps_the_default_int8_plan_and_convnext_keeps_its_layernorm_float(imgai_home, tmp_path):
+    """A CNN graph is not a transformer: onnxruntime's default op types, the calibration methods only.
+    ConvNeXt normalises with LayerNorm: the weights-only scope, LayerNorm float, no attention."""
     from imgai.classify.convert import convert
     from imgai.classify.quantize import shape_only_nodes
     from imgai.classify.quantize_scope import quant_plan
@@ -348,6 +349,12 @@ def test_a_cnn_keeps_the_default_int8_plan(imgai_home, tmp_path):
     plan = quant_plan(model.onnx_path, method="auto", shape_only=shape_only_nodes(model.onnx_path))
     assert (plan.scope.transformer, plan.op_types, plan.methods) == (False, None, ["minmax", "percentile", "entropy"])
     assert plan.to_dict()["family"] == "cnn" and quant_plan(model.onnx_path, method="dynamic").methods == ["dynamic"]
+
+    model = convert(add_model(str(build("transformers", "convnext", tmp_path / "convnext")), name="convnext").id)
+    plan = quant_plan(model.onnx_path, method="auto")
+    assert (plan.to_dict()["family"], plan.scope.attention_matmuls) == ("layernorm", 0)
+    assert plan.op_types == ["Conv", "MatMul", "Gemm"] and "LayerNormalization" in plan.scope.float_ops
+    assert plan.methods == ["minmax", "dynamic", "percentile", "entropy"]
 
 
 def test_the_sweep_records_a_pass_and_a_failure_with_its_reason(tmp_path):
