@@ -247,16 +247,17 @@ def test_int8_scope_of_a_vit_quantizes_weights_and_keeps_attention_and_layernorm
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9 and np.abs(a - b).max() < 0.1 * np.abs(a).max()
 
 
-def _converted_vit(tmp_path):
+def _converted(library: str, name: str, tmp_path):
+    """`name` built, added and converted, and a folder of 4 real photos to calibrate and judge INT8."""
     from imgai.classify.convert import convert
     from imgai.sources import add_model
     from tests.factories import photo
 
-    model = convert(add_model(str(build("transformers", "vit", tmp_path / "vit")), name="vit").id)
+    model = convert(add_model(str(build(library, name, tmp_path / name)), name=name).id)
     folder = tmp_path / "calibration"
     folder.mkdir()
-    for name in ("astronaut", "chelsea", "coffee", "rocket"):
-        photo(name, folder)
+    for photo_name in ("astronaut", "chelsea", "coffee", "rocket"):
+        photo(photo_name, folder)
     return model, folder
 
 
@@ -279,7 +280,7 @@ def test_models_quantize_a_vit_static_weights_int8_attention_and_layernorm_float
     auto tries MinMax, dynamic, then the other calibration methods; the scope and the agreement are
     recorded and shown. A budget this small runs one attempt (MinMax); --force enables it whatever
     its figures, so that it can tag."""
-    model, folder = _converted_vit(tmp_path)
+    model, folder = _converted("transformers", "vit", tmp_path)
     code, out, err = cli("models", "quantize", model.id, "--calibration", folder, "--budget", "0.01", "--force",
                          "--wait", "--json")
     job = json.loads(out)
@@ -325,7 +326,7 @@ def test_dynamic_int8_of_a_vit_keeps_attention_and_layernorm_float(imgai_home, t
     time (MatMulInteger), the same scope; one model serves every fold."""
     from imgai.classify.quantize import QuantizeOptions, quantize
 
-    model, folder = _converted_vit(tmp_path)
+    model, folder = _converted("transformers", "vit", tmp_path)
     new = quantize(model.id, options=QuantizeOptions(method="dynamic", calibration=str(folder), force=True))
     settings = new.extra["quantization"]
     assert settings["format"] == "QOperator (dynamic)" and settings["scope"]["methods"] == ["dynamic"]
@@ -335,6 +336,21 @@ def test_dynamic_int8_of_a_vit_keeps_attention_and_layernorm_float(imgai_home, t
     ops = [n.op_type for n in onnx.load(new.onnx_path).graph.node]
     assert ops.count("MatMulInteger") >= 4 and ops.count("MatMul") == 2 and "LayerNormalization" in ops
     assert new.vs_fp32["views"] == 4 * 16 and new.vs_fp32["top1_agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("library,name", [("transformers", "deit"), ("transformers", "beit"), ("transformers", "swin"),
+                                          ("transformers", "dinov2"), ("timm", "vit_tiny_patch16_224")])
+def test_static_int8_of_each_transformer_family_keeps_its_attention_float(imgai_home, tmp_path, library, name):
+    """Each transformer family the sweep offers goes through the same plan: a validated INT8 copy
+    whose attention MatMuls (Swin: per window) take no quantized activation, with its figures."""
+    from imgai.classify.quantize import QuantizeOptions, quantize
+
+    model, folder = _converted(library, name, tmp_path)
+    new = quantize(model.id, options=QuantizeOptions(method="minmax", calibration=str(folder), budget=0.01))
+    scope = new.extra["quantization"]["scope"]
+    assert new.valid and scope["family"] == "transformer" and scope["attention_matmuls_in_float"] >= 2
+    assert _float_nodes(new.onnx_path, "MatMul") == scope["attention_matmuls_in_float"]
+    assert new.vs_fp32["views"] == 4 * 16 and 0 <= new.vs_fp32["top1_agreement"] <= 1
 
 
 def test_a_cnn_keeps_the_default_int8_plan_and_convnext_keeps_its_layernorm_float(imgai_home, tmp_path):

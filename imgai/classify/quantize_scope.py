@@ -20,6 +20,10 @@ next, because it costs one quantization (no calibration, one model serves every 
 per-batch activation ranges follow a transformer's outlier activations that one calibrated range
 clips; Percentile and Entropy last (their histograms cost minutes on a ViT). The k-fold gate decides
 on the user's photos; neither static nor dynamic is assumed to keep the answers.
+
+Static QDQ quantizes a tensor once for all its consumers (one Q/DQ pair), so a float node that
+shares its input with a quantized one reads the 8-bit value: EfficientFormerV2's V feeds both its
+local Conv and an attention MatMul. The MatMul still computes in float; the gate judges the result.
 """
 
 from __future__ import annotations
