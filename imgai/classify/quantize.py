@@ -274,7 +274,8 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
                               shape_only=shape_only_nodes(prepared))
             methods = plan.methods
             if plan.scope.transformer:
-                event(f"transformer graph: {scope_text(plan.to_dict())}", data={"scope": plan.to_dict()})
+                record = plan.to_dict()
+                event(f"{record['family']} graph: {scope_text(record)}", data={"scope": record})
             progress(0.12, f"searching: {', '.join(methods)} on {len(views)} photos, budget {options.budget:.0f} s")
             search = int8_search.Search(source_dir, prepared, views, search_dir, input_name=name,
                                         batch=fixed or CALIBRATION_BATCH, excluded_always=plan.excluded,
