@@ -247,6 +247,132 @@ def test_int8_scope_of_a_vit_quantizes_weights_and_keeps_attention_and_layernorm
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9 and np.abs(a - b).max() < 0.1 * np.abs(a).max()
 
 
+def _converted(library: str, name: str, tmp_path):
+    """`name` built, added and converted, and a folder of 4 real photos to calibrate and judge INT8."""
+    from imgai.classify.convert import convert
+    from imgai.sources import add_model
+    from tests.factories import photo
+
+    model = convert(add_model(str(build(library, name, tmp_path / name)), name=name).id)
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for photo_name in ("astronaut", "chelsea", "coffee", "rocket"):
+        photo(photo_name, folder)
+    return model, folder
+
+
+def _float_nodes(path, op_type: str) -> int:
+    """How many `op_type` nodes of the QDQ graph at `path` take no quantized activation (no input
+    from a QuantizeLinear → DequantizeLinear pair): the ones INT8 left in float. (A random-init
+    ViT's zero biases share one initializer, so a LayerNorm may read the patch embedding's
+    dequantized zero bias: a constant, exact.)"""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    quantized = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear"}
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in quantized}
+    return sum(n.op_type == op_type and not dequantized & set(n.input) for n in graph.node)
+
+
+def test_models_quantize_a_vit_static_weights_int8_attention_and_layernorm_float(imgai_home, tmp_path, cli):
+    """`imgai models quantize` on a transformer graph (the plan: quantize_scope.quant_plan): the
+    linear layers and the patch embedding in INT8, Q·Kᵀ, softmax·V, LayerNorm and Softmax in float;
+    auto tries MinMax, dynamic, then the other calibration methods; the scope and the agreement are
+    recorded and shown. A budget this small runs one attempt (MinMax); --force enables it whatever
+    its figures, so that it can tag."""
+    model, folder = _converted("transformers", "vit", tmp_path)
+    code, out, err = cli("models", "quantize", model.id, "--calibration", folder, "--budget", "0.01", "--force",
+                         "--wait", "--json")
+    job = json.loads(out)
+    assert code == 0 and job["state"] == "succeeded", job["error"]
+    new = registry.get(f"{model.id}-int8")
+    assert (new.type, new.precision, new.valid, new.enabled) == ("ONNX", "int8", True, True)
+    settings = new.extra["quantization"]
+    scope = settings["scope"]
+    assert (scope["family"], scope["transformer"], scope["attention_matmuls_in_float"]) == ("transformer", True, 2)
+    assert scope["op_types_to_quantize"] == ["Conv", "MatMul", "Gemm"]
+    assert scope["methods"] == ["minmax", "dynamic", "percentile", "entropy"]
+    assert {"LayerNormalization", "Softmax"} <= set(scope["float_ops"])
+    assert settings["format"] == "QDQ" and settings["calibrate_method"] == "MinMax"
+
+    onnx_path = new.onnx_path
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(onnx_path).graph.node]
+    assert ops.count("DequantizeLinear") >= 4                                # the weights are INT8
+    assert _float_nodes(onnx_path, "MatMul") == 2                            # Q·Kᵀ and softmax·V
+    assert _float_nodes(onnx_path, "LayerNormalization") == ops.count("LayerNormalization") >= 2
+    assert _float_nodes(onnx_path, "Softmax") == ops.count("Softmax") == 1
+
+    figures = new.vs_fp32
+    assert figures["views"] == 4 * 16 and 0 <= figures["top1_agreement"] <= 1 and figures["mean_abs_dprob"] >= 0
+    assert figures["meets_bar"] == (not registry.int8_gate_problems(figures))
+
+    code, out, err = cli("models", "show", new.id)
+    assert code == 0 and "INT8 scope    INT8 on Conv, MatMul, Gemm; in float: 2 attention MatMul(s)" in out
+    assert "LayerNormalization" in out and "tried: minmax, dynamic, percentile, entropy" in out
+    from imgai.hub.publish import render_classifier_card
+
+    card = str(render_classifier_card(new, repo_id="someone/vit-int8"))
+    assert "a graph with attention or LayerNorm: those stay float" in card and "INT8 on Conv, MatMul" in card
+
+    code, out, err = cli("tag", folder / "chelsea.jpg", "--model", new.id, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)[0]["tags"][0]["label"] in LABELS
+
+
+def test_dynamic_int8_of_a_vit_keeps_attention_and_layernorm_float(imgai_home, tmp_path):
+    """--method dynamic on a transformer graph: weights per channel, activations quantized at run
+    time (MatMulInteger), the same scope; one model serves every fold."""
+    from imgai.classify.quantize import QuantizeOptions, quantize
+
+    model, folder = _converted("transformers", "vit", tmp_path)
+    new = quantize(model.id, options=QuantizeOptions(method="dynamic", calibration=str(folder), force=True))
+    settings = new.extra["quantization"]
+    assert settings["format"] == "QOperator (dynamic)" and settings["scope"]["methods"] == ["dynamic"]
+    assert settings["scope"]["op_types_to_quantize"] == ["Conv", "MatMul", "Gemm"] and new.valid
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(new.onnx_path).graph.node]
+    assert ops.count("MatMulInteger") >= 4 and ops.count("MatMul") == 2 and "LayerNormalization" in ops
+    assert new.vs_fp32["views"] == 4 * 16 and new.vs_fp32["top1_agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("library,name", [("transformers", "deit"), ("transformers", "beit"), ("transformers", "swin"),
+                                          ("transformers", "dinov2"), ("timm", "vit_tiny_patch16_224")])
+def test_static_int8_of_each_transformer_family_keeps_its_attention_float(imgai_home, tmp_path, library, name):
+    """Each transformer family the sweep offers goes through the same plan: a validated INT8 copy
+    whose attention MatMuls (Swin: per window) take no quantized activation, with its figures."""
+    from imgai.classify.quantize import QuantizeOptions, quantize
+
+    model, folder = _converted(library, name, tmp_path)
+    new = quantize(model.id, options=QuantizeOptions(method="minmax", calibration=str(folder), budget=0.01))
+    scope = new.extra["quantization"]["scope"]
+    assert new.valid and scope["family"] == "transformer" and scope["attention_matmuls_in_float"] >= 2
+    assert _float_nodes(new.onnx_path, "MatMul") == scope["attention_matmuls_in_float"]
+    assert new.vs_fp32["views"] == 4 * 16 and 0 <= new.vs_fp32["top1_agreement"] <= 1
+
+
+def test_a_cnn_keeps_the_default_int8_plan_and_convnext_keeps_its_layernorm_float(imgai_home, tmp_path):
+    """A CNN graph is not a transformer: onnxruntime's default op types, the calibration methods only.
+    ConvNeXt normalises with LayerNorm: the weights-only scope, LayerNorm float, no attention."""
+    from imgai.classify.convert import convert
+    from imgai.classify.quantize import shape_only_nodes
+    from imgai.classify.quantize_scope import quant_plan
+    from imgai.sources import add_model
+
+    model = convert(add_model(str(build("transformers", "regnet", tmp_path / "regnet")), name="regnet").id)
+    plan = quant_plan(model.onnx_path, method="auto", shape_only=shape_only_nodes(model.onnx_path))
+    assert (plan.scope.transformer, plan.op_types, plan.methods) == (False, None, ["minmax", "percentile", "entropy"])
+    assert plan.to_dict()["family"] == "cnn" and quant_plan(model.onnx_path, method="dynamic").methods == ["dynamic"]
+
+    model = convert(add_model(str(build("transformers", "convnext", tmp_path / "convnext")), name="convnext").id)
+    plan = quant_plan(model.onnx_path, method="auto")
+    assert (plan.to_dict()["family"], plan.scope.attention_matmuls) == ("layernorm", 0)
+    assert plan.op_types == ["Conv", "MatMul", "Gemm"] and "LayerNormalization" in plan.scope.float_ops
+    assert plan.methods == ["minmax", "dynamic", "percentile", "entropy"]
+
+
 def test_the_sweep_records_a_pass_and_a_failure_with_its_reason(tmp_path):
     """The sweep itself, on one tiny candidate that converts and one that cannot be built here."""
     from imgai.classify.architectures import read_support_table

@@ -153,3 +153,44 @@ def test_no_folder_means_built_in_photos_and_the_note_says_so():
     assert images.not_yours and len(images.photos) == len(calibration.BUILTIN_PHOTOS) == 12
     assert calibration.open_image("skimage:motorcycle_right").size == calibration.open_image("skimage:motorcycle_left").size
     assert json.loads(json.dumps(images.to_dict()))["not_yours"] is True
+
+
+class _ScriptedSearch:
+    """A Search whose attempts' figures are given: (method, keep_fp32 count) → (agreement, speed-up)."""
+
+    def __init__(self, figures):
+        self.figures, self.attempts, self.ranked_from = figures, [], None
+        self.folds, self.batch, self.eval_views = [[0], [1]], 8, [[0] * 8]
+
+    def event(self, message, **kw):
+        pass
+
+    def evaluate(self, recipe):
+        from imgai.classify.int8_search import Attempt
+
+        agreement, speedup = self.figures[(recipe.method, len(recipe.keep_fp32))]
+        a = Attempt(number=len(self.attempts) + 1, method=recipe.method, keep_fp32=list(recipe.keep_fp32),
+                    agreement=agreement, agreement_lb=agreement, mean_abs_dprob=0.001, max_abs_dprob=0.01, views=400,
+                    photos=25, speedup=speedup, fp32_ms_per_image=1.0, int8_ms_per_image=1 / speedup, seconds=0.0,
+                    meets_gate=agreement >= 0.99)
+        self.attempts.append(a)
+        return a
+
+    def rank_nodes(self, recipe):
+        self.ranked_from = recipe.method
+        return ["n1", "n2"]
+
+
+def test_a_slow_dynamic_attempt_does_not_end_the_search_and_nodes_are_ranked_on_a_calibrated_one():
+    """A transformer's plan (minmax, dynamic, percentile, entropy): dynamic slower than --min-speedup
+    says nothing of static, so the calibration methods go on; dynamic agreeing best, the nodes are
+    still ranked on the best calibrated attempt (node ranking needs a QDQ graph)."""
+    from imgai.classify.int8_search import run_search
+
+    search = _ScriptedSearch({("minmax", 0): (0.95, 1.5), ("dynamic", 0): (0.98, 1.0),
+                              ("percentile", 0): (0.96, 1.5), ("entropy", 0): (0.94, 1.5),
+                              ("percentile", 1): (0.97, 1.4), ("percentile", 2): (0.995, 1.3)})
+    result = run_search(search, methods=["minmax", "dynamic", "percentile", "entropy"], budget_s=60, min_speedup=1.1)
+    assert [a.method for a in search.attempts][:4] == ["minmax", "dynamic", "percentile", "entropy"]
+    assert search.ranked_from == "percentile"
+    assert (result.chosen.method, len(result.chosen.keep_fp32), result.enable) == ("percentile", 2, True)

@@ -397,11 +397,11 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
         if search.attempts and not room():
             break
         attempt = search.evaluate(Recipe(method))
-        if good(attempt) or attempt.speedup < min_speedup:
-            break                    # the gate holds; or INT8 is no faster, and keeping nodes in FP32 only slows it
-    base = max(search.attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
-    if (not any(good(a) for a in search.attempts) and base.speedup >= min_speedup and methods != ["dynamic"]
-            and room()):
+        if good(attempt) or (attempt.speedup < min_speedup and attempt.method != "dynamic"):
+            break        # the gate holds; or static INT8 is no faster, and keeping nodes in FP32 only slows it
+    calibrated = [a for a in search.attempts if a.method != "dynamic"]    # nodes are ranked on a QDQ graph
+    base = max(calibrated or search.attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
+    if not any(good(a) for a in search.attempts) and base.speedup >= min_speedup and calibrated and room():
         search.event(f"ranking the nodes of {Recipe(base.method).describe()} by the error they add")
         ranked = search.rank_nodes(Recipe(base.method))
         if max_nodes is not None:

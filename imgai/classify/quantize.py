@@ -35,6 +35,7 @@ from .convert import _replace_dir
 from .labels import TAGS_FILE
 from .onnx_file import external_data_files
 from .preprocess import PreprocessSpec
+from .quantize_scope import quant_plan, scope_text
 from .validate import validate_files
 
 METHODS = int8_search.QUANTIZE_METHODS
@@ -198,8 +199,9 @@ def quantize_file(source: Path, target: Path, *, method: str, calibration_views:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         prepared = prepare_graph(source, Path(scratch) / "prepared.onnx", event)
         name, fixed = _input_batch(source)
+        plan = quant_plan(prepared, method=method, shape_only=shape_only_nodes(prepared))
         quantizer = int8_search.Quantizer(prepared, Path(scratch), input_name=name, batch=fixed or CALIBRATION_BATCH,
-                                          excluded_always=shape_only_nodes(prepared))
+                                          excluded_always=plan.excluded, op_types=plan.op_types)
         quantizer.external = bool(external_data_files(source))
         return quantizer.write(int8_search.Recipe(method, tuple(keep_fp32)), target, calibration_views, cache_key="x")
 
@@ -259,7 +261,6 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
         search_dir.mkdir()
         out = staging / "onnx"
         out.mkdir()
-        methods = list(int8_search.CALIBRATION_METHODS) if options.method == "auto" else [options.method]
         start = time.monotonic()
 
         def on_attempt(attempt):
@@ -269,10 +270,16 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
         try:
             progress(0.1, "pre-processing the graph (onnxruntime)")
             prepared = prepare_graph(source_dir / "model.onnx", search_dir / "prepared.onnx", event)
+            plan = quant_plan(prepared, method=options.method, op_types=options.op_types,
+                              shape_only=shape_only_nodes(prepared))
+            methods = plan.methods
+            if plan.scope.transformer:
+                record = plan.to_dict()
+                event(f"{record['family']} graph: {scope_text(record)}", data={"scope": record})
             progress(0.12, f"searching: {', '.join(methods)} on {len(views)} photos, budget {options.budget:.0f} s")
             search = int8_search.Search(source_dir, prepared, views, search_dir, input_name=name,
-                                        batch=fixed or CALIBRATION_BATCH, excluded_always=shape_only_nodes(prepared),
-                                        calibration_views=calibration.CALIBRATION_VIEWS, op_types=options.op_types,
+                                        batch=fixed or CALIBRATION_BATCH, excluded_always=plan.excluded,
+                                        calibration_views=calibration.CALIBRATION_VIEWS, op_types=plan.op_types,
                                         on_attempt=on_attempt, event=event)
             search.quantizer.external = bool(external_data_files(source_dir / "model.onnx"))
             result = int8_search.run_search(search, methods=methods, budget_s=options.budget,
@@ -306,7 +313,8 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
                     "weight_type": "int8", "per_channel": True,
                     "activation_type": "uint8" if static else "uint8 at run time",
                     "calibrate_method": int8_search.CALIBRATION_METHODS[chosen.method][0] if static else None,
-                    "keep_fp32": list(chosen.keep_fp32), "pre_processed": prepared != source_dir / "model.onnx",
+                    "keep_fp32": list(chosen.keep_fp32), "scope": plan.to_dict(),
+                    "pre_processed": prepared != source_dir / "model.onnx",
                     "onnxruntime": onnxruntime.__version__, "calibration": images.source,
                     "calibration_not_yours": images.not_yours, "photos": len(views),
                     "views_per_photo": calibration.VALIDATION_VIEWS, "skipped": skipped,

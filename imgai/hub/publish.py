@@ -110,12 +110,21 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
         source_url=f"{endpoint()}/{base_model}" if base_model else None, architecture=model.architecture,
         library=original.library, family=family, precision=model.precision,
         quantized_from=model.extra.get("quantized_from"), quantization=model.extra.get("quantization") or {},
+        int8_scope=_int8_scope(model),
         vs_fp32=model.vs_fp32 or {}, exporter=model.extra.get("exporter"),
         opset=model.extra.get("opset"), num_labels=len(labels), labels_preview=labels[:30],
         more_labels=max(0, len(labels) - 30), multi_label=spec.multi_label, preprocess=spec.to_dict(),
         layout=spec.layout, input_name=_input_name(Path(model.onnx_path)), validation=validation,
         validated_at=time.strftime("%Y-%m-%d", time.localtime(model.validated_at)) if model.validated_at else "",
         speed=measure_speed(Path(model.onnx_path), shape), imgai_version=__version__, training=training)
+
+
+def _int8_scope(model: registry.Model) -> str | None:
+    """What the INT8 copy quantized and kept in float, in words (None: not recorded, e.g. older copies)."""
+    from ..classify.quantize_scope import scope_text
+
+    scope = (model.extra.get("quantization") or {}).get("scope")
+    return scope_text(scope) if scope else None
 
 
 def _original(model: registry.Model) -> registry.Model:

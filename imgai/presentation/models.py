@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .. import access, registry
 from ..access import Actor
+from ..classify.quantize_scope import scope_text
 from ..guide import RESTORABLE, demo_status, next_step
 from ..words import plain
 from .jobs import job_rows, model_jobs, when
@@ -153,6 +154,8 @@ def model_fields(m: registry.Model) -> list[tuple[str, str]]:
         fields_.append(("quantized from", f"{m.extra['quantized_from']}"))
         if quantization:
             fields_.append(("quantization", quantization_text(quantization)))
+        if quantization.get("scope"):
+            fields_.append(("INT8 scope", scope_text(quantization["scope"])))
         fields_ += [("INT8 search" if i == 0 else "", line) for i, line in enumerate(int8_search_lines(m))]
     exporter = (m.extra or {}).get("exporter")
     if exporter:
