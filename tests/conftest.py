@@ -55,7 +55,11 @@ def pytest_collection_modifyitems(config, items):
 # instead: a tiny model's conversion in the Browse → Convert flow took 3 minutes to load and ran out
 # its 300 s wait (whatever test ran before it). Tests run workers at their own priority; the
 # niceness itself is tested in test_jobs.py (test_workers_run_below_the_app_…).
+# Set for the whole test process too: a test that brings its own IMGAI_HOME (the demo's first start,
+# the CLI's first use) starts workers as well, and beside the other xdist worker a niced demo job took
+# 252 s where it takes 25.
 WORKERS_AT_TEST_PRIORITY = {"IMGAI_JOB_NICE": "0"}
+os.environ.update(WORKERS_AT_TEST_PRIORITY)
 
 
 @pytest.fixture
