@@ -35,8 +35,8 @@ class ResultWriter:
         pass
 
 
-class TableWriter(ResultWriter):
-    """A table for people, aligned, with a header: written when the run ends (progress shows meanwhile)."""
+class CollectingWriter(ResultWriter):
+    """Keeps every result and writes them all at once when the run ends, as `render` makes them."""
 
     def __init__(self, stream):
         super().__init__(stream)
@@ -46,7 +46,17 @@ class TableWriter(ResultWriter):
         self.results.append(result)
 
     def close(self):
-        self.stream.write(to_table(self.results))
+        self.stream.write(self.render(self.results))
+
+    @staticmethod
+    def render(results: list[TagResult]) -> str:
+        raise NotImplementedError
+
+
+class TableWriter(CollectingWriter):
+    """A table for people, aligned, with a header: written when the run ends (progress shows meanwhile)."""
+
+    render = staticmethod(to_table)
 
 
 class CsvWriter(ResultWriter):
@@ -64,18 +74,10 @@ class JsonLinesWriter(ResultWriter):
         self.stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
 
 
-class JsonWriter(ResultWriter):
+class JsonWriter(CollectingWriter):
     """One JSON list, as `imgai tag --format json` always printed: written at the end."""
 
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.results: list[TagResult] = []
-
-    def write(self, result):
-        self.results.append(result)
-
-    def close(self):
-        self.stream.write(to_json(self.results))
+    render = staticmethod(to_json)
 
 
 class ParquetWriter(ResultWriter):
