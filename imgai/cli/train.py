@@ -226,7 +226,9 @@ def cmd_retrain(args) -> int:
 
 
 def _pct(x) -> str:
-    return "" if x is None else f"{x:.1%}"
+    from ..presentation.train import pct
+
+    return pct(x)
 
 
 def cmd_list(args) -> int:
@@ -245,6 +247,7 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     from .. import jobs
+    from ..presentation.train import job_detail, job_warnings
     from ..train import curves, view
 
     job = jobs.get(args.job_id)
@@ -254,20 +257,21 @@ def cmd_show(args) -> int:
         return 0
     for key, value in v.to_dict().items():
         print(f"{key:17} {value}")
+    detail = job_detail(job, v, history)
+    for warning in job_warnings(job, v, history):
+        print(f"warning: {warning}")
     if history:
         print()
         print_table([(h["epoch"], f"{h['train_loss']:.4f}", _pct(h["train_accuracy"]),
                       "" if h["val_loss"] is None else f"{h['val_loss']:.4f}", _pct(h["val_accuracy"]),
                       f"{h['samples_per_s']:.0f}") for h in history],
                     ["EPOCH", "TRAIN LOSS", "TRAIN ACC", "VAL LOSS", "VAL ACC", "SAMPLES/S"])
-    result = job.result or {}
-    if result.get("per_class_accuracy"):
+    if detail.per_class:
         print("\nper-class validation accuracy:")
-        print_table([(label, _pct(acc)) for label, acc in result["per_class_accuracy"].items()], ["CLASS", "ACCURACY"])
-    if result.get("confusion_matrix"):
-        labels = result["labels"]
+        print_table(detail.per_class, ["CLASS", "ACCURACY"])
+    if detail.confusion["data"]:
         print("\nconfusion matrix (rows: true class, columns: predicted):")
-        print_table([[labels[i], *row] for i, row in enumerate(result["confusion_matrix"])], ["", *labels])
+        print_table(detail.confusion["data"], ["", *detail.confusion["headers"][1:]])
     return 0
 
 

@@ -131,23 +131,35 @@ class JobDetail:
     confusion: dict = field(default_factory=lambda: dict(NO_CONFUSION))
 
 
-def _job_lines(job: jobs.Job, v: TrainingView, history: list[dict]) -> list[str]:
-    lines = [f"**Job `{v.job_id}`** — {v.model_name} ({v.architecture}) on `{v.data}`: **{v.state}**, "
-             f"{v.epoch_ratio} epochs"]
-    if v.samples_per_s:
-        lines.append(f"Throughput: {v.samples_per_s:.0f} images/s; validation accuracy {pct(v.val_accuracy)}")
-    if v.starting_weights:
-        lines.append("Started from ImageNet weights." if v.starting_weights != "scratch"
-                     else "⚠️ No pretrained weights on this machine: trained from scratch.")
-    lines += [f"⚠️ {w}" for w in (job.params.get("data_warnings") or [])[:3]]
-    if v.error:
-        lines.append(f"**Error:** {v.error}")
+SCRATCH = "No pretrained weights on this machine: trained from scratch."
+
+
+def job_warnings(job: jobs.Job, v: TrainingView, history: list[dict]) -> list[str]:
+    """What a person should know about a training job's result, in plain words (the Train tab marks
+    each with ⚠️, `imgai train show` prints them): trained from scratch, the data's warnings, and a
+    run that ended before it learnt."""
+    warnings = [SCRATCH] if v.starting_weights == "scratch" else []
+    warnings += list(job.params.get("data_warnings") or [])[:3]
     result = job.result or {}
     if job.state == jobs.SUCCEEDED and result.get("labels"):
         note = unfinished_note(history, classes=len(result["labels"]),
                                loss=(job.params.get("config") or {}).get("loss", "cross_entropy"))
         if note:
-            lines.append(f"⚠️ {note}")
+            warnings.append(note)
+    return warnings
+
+
+def _job_lines(job: jobs.Job, v: TrainingView, history: list[dict]) -> list[str]:
+    lines = [f"**Job `{v.job_id}`** — {v.model_name} ({v.architecture}) on `{v.data}`: **{v.state}**, "
+             f"{v.epoch_ratio} epochs"]
+    if v.samples_per_s:
+        lines.append(f"Throughput: {v.samples_per_s:.0f} images/s; validation accuracy {pct(v.val_accuracy)}")
+    if v.starting_weights and v.starting_weights != "scratch":
+        lines.append("Started from ImageNet weights.")
+    lines += [f"⚠️ {w}" for w in job_warnings(job, v, history)]    # a run that ends early succeeded: no error
+    if v.error:
+        lines.append(f"**Error:** {v.error}")
+    result = job.result or {}
     if result.get("pytorch_path"):
         lines.append(f"Saved as run {result['run']} of **{result['model_id']}** — convert it in the Convert tab.")
     return lines
