@@ -153,3 +153,37 @@ def test_no_folder_means_built_in_photos_and_the_note_says_so():
     assert images.not_yours and len(images.photos) == len(calibration.BUILTIN_PHOTOS) == 12
     assert calibration.open_image("skimage:motorcycle_right").size == calibration.open_image("skimage:motorcycle_left").size
     assert json.loads(json.dumps(images.to_dict()))["not_yours"] is True
+
+
+def test_seven_bit_weights_where_8_bit_products_saturate():
+    """x86 AVX2 without VNNI adds uint8 × int8 products in int16 pairs (onnxruntime's U8S8 kernels):
+    there the weights of the layers that run as matrix products get 7 bits; depthwise convolutions,
+    the convolution fed by the image and every weight elsewhere keep 8."""
+    import platform
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from imgai.classify.int8_search import saturating_cpu, seven_bit_weights
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert saturating_cpu("flags\t\t: fpu sse2 avx avx2 fma\n")
+        assert not saturating_cpu("flags\t\t: fpu avx2 avx512f avx512_vnni\n")
+        assert not saturating_cpu("flags\t\t: fpu avx2 avx_vnni\n") and not saturating_cpu("flags\t\t: sse2\n")
+    else:
+        assert not saturating_cpu("flags\t\t: fpu avx2\n")
+
+    def w(name, *shape):
+        return numpy_helper.from_array(np.ones(shape, np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w_stem"], ["a"], name="stem"),
+             helper.make_node("Conv", ["a", "w_dw"], ["b"], name="dw", group=4),
+             helper.make_node("Conv", ["b", "w_pw"], ["c"], name="pw"),
+             helper.make_node("GlobalAveragePool", ["c"], ["d"]), helper.make_node("Flatten", ["d"], ["e"]),
+             helper.make_node("Gemm", ["e", "w_fc"], ["y"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              [w("w_stem", 4, 3, 3, 3), w("w_dw", 4, 1, 3, 3), w("w_pw", 8, 4, 1, 1), w("w_fc", 2, 8)])
+    onnx.checker.check_model(helper.make_model(graph))
+    assert seven_bit_weights(graph) == ["w_pw", "w_fc"]
