@@ -187,3 +187,37 @@ def test_seven_bit_weights_where_8_bit_products_saturate():
                               [w("w_stem", 4, 3, 3, 3), w("w_dw", 4, 1, 3, 3), w("w_pw", 8, 4, 1, 1), w("w_fc", 2, 8)])
     onnx.checker.check_model(helper.make_model(graph))
     assert seven_bit_weights(graph) == ["w_pw", "w_fc"]
+
+
+def test_an_attempt_that_runs_past_the_budget_stops_between_its_folds():
+    """The budget is checked between the folds of every attempt after the first (the first always
+    completes: the search needs one to choose); the stopped attempt is dropped and the budget is spent."""
+    import time
+
+    from imgai.classify.int8_search import Attempt, OutOfTime, run_search
+
+    class Folds:                                  # the parts of Search that run_search uses, folds timed by hand
+        folds, batch, eval_views = [[0], [1]], 8, [[0] * 16]
+
+        def __init__(self):
+            self.attempts, self.events, self.deadline = [], [], None
+
+        def event(self, message, **kw):
+            self.events.append(message)
+
+        def evaluate(self, recipe):
+            for f in range(len(self.folds)):
+                if f and self.attempts and time.monotonic() > self.deadline:
+                    raise OutOfTime(f"attempt {len(self.attempts) + 1} stopped after {f} of 2 folds: the budget is spent")
+                time.sleep(0.3 if self.attempts else 0)     # the second attempt is the long one
+            a = Attempt(number=len(self.attempts) + 1, method=recipe.method, keep_fp32=[], agreement=0.5,
+                        agreement_lb=0.3, mean_abs_dprob=0.1, max_abs_dprob=0.2, views=32, photos=2, speedup=2.0,
+                        fp32_ms_per_image=2.0, int8_ms_per_image=1.0, seconds=0.0, meets_gate=False, problems=["x"])
+            self.attempts.append(a)
+            return a
+
+    search = Folds()
+    result = run_search(search, methods=["minmax", "percentile"], budget_s=0.2, min_speedup=1.1)
+    assert [a.method for a in result.attempts] == ["minmax"] and result.budget_exhausted
+    assert search.events == ["attempt 2 stopped after 1 of 2 folds: the budget is spent"]
+    assert "the time budget ran out" in result.why

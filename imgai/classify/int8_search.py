@@ -277,6 +277,11 @@ def _time(taggers: dict, x: np.ndarray, rounds: int) -> dict[str, float]:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+class OutOfTime(Exception):
+    """An attempt stopped between its folds because the search's budget is spent (never the first
+    attempt: the search always has one to choose)."""
+
+
 class Search:
     """The accuracy-aware search over one FP32 model folder and a set of photos' views.
 
@@ -301,6 +306,7 @@ class Search:
         self.on_attempt = on_attempt or (lambda attempt: None)
         self.event = event or (lambda message, **kw: None)
         self._n = 0
+        self.deadline: float | None = None       # time.monotonic() past which a later attempt stops between folds
 
     def calibration(self, photos: list[int]) -> np.ndarray:
         return np.concatenate([self.photo_views[i][:self.calibration_views] for i in photos])
@@ -324,6 +330,9 @@ class Search:
         self._n += 1
         p8, first = [], None
         for f, fold in enumerate(self.folds):
+            if f and self.attempts and self.deadline is not None and time.monotonic() > self.deadline:
+                shutil.rmtree(self.scratch / f"a{self._n}f0", ignore_errors=True)
+                raise OutOfTime(f"attempt {self._n} stopped after {f} of {len(self.folds)} folds: the budget is spent")
             if recipe.method == "dynamic" and first is not None:    # no calibration: one model serves every fold
                 p8.append(_infer(first, self.eval_views[f], self.batch))
                 continue
@@ -421,6 +430,7 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
     """Methods first, then nodes kept in FP32 (doubling, then bisecting); bounded by `budget_s`."""
     t0 = time.monotonic()
     exhausted = False
+    search.deadline = t0 + budget_s
 
     def room() -> bool:
         nonlocal exhausted
@@ -436,7 +446,12 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
     for method in methods:
         if search.attempts and not room():
             break
-        attempt = search.evaluate(Recipe(method))
+        try:
+            attempt = search.evaluate(Recipe(method))
+        except OutOfTime as stop:
+            exhausted = True
+            search.event(str(stop))
+            break
         if good(attempt) or attempt.speedup < min_speedup:
             break                    # the gate holds; or INT8 is no faster, and keeping nodes in FP32 only slows it
     base = max(search.attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
@@ -449,7 +464,12 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
         lo, hi, n = 0, None, 1
         tried: dict[int, Attempt] = {}
         while ranked and room():
-            attempt = tried[n] = search.evaluate(Recipe(base.method, tuple(ranked[:n])))
+            try:
+                attempt = tried[n] = search.evaluate(Recipe(base.method, tuple(ranked[:n])))
+            except OutOfTime as stop:
+                exhausted = True
+                search.event(str(stop))
+                break
             if good(attempt):
                 hi = n
             elif attempt.speedup < min_speedup:
