@@ -8,6 +8,10 @@
          → the chosen recipe calibrated on every photo → validate the files
          → rename into place → registry row `<id>-int8` (type ONNX, precision int8)
 
+On an x86 CPU with AVX2 but no VNNI, onnxruntime's fused uint8 × int8 kernels add product pairs
+in int16 and saturate; there the weights of the layers that run as matrix products are quantized
+to 7 bits (int8_search.saturating_cpu; the setting is recorded as `seven_bit_weights`).
+
 imgai writes no quantizer of its own: onnxruntime does the quantization. The new model keeps the
 labels and preprocessing of its original. It is enabled only when it meets the gate (registry.
 int8_gate_problems: agreement and mean |Δprob|) and is faster than FP32 by --min-speedup; `force`
