@@ -17,6 +17,7 @@ from imgai.presentation.locks import locks
 from imgai.presentation.models import (ACTIONS, MODEL_COLUMNS, model_actions, model_fields, model_lines,
                                        model_row, validation_text)
 from imgai.presentation.quantize import check_scores, parse_check_size, plan_text, quantize_request
+from tests.library_fixtures import wd_default  # noqa: F401 (fixture)
 
 ALICE = Actor(VISITOR, username="alice")
 STRANGER = Actor(ANONYMOUS, session="s1")
@@ -617,3 +618,46 @@ def test_the_train_forms_refuse_what_is_missing_and_load_a_jobs_settings_back(im
     values = dict(zip(FORM, form.values))
     assert values["epochs"] == 7 and (values["flip"], values["crop"]) == ("on", "off")
     assert form.note == f"Settings of job `{job.id}` loaded: edit them above and press **Train** for a new run."
+
+
+def test_the_library_review_screen_one_images_tags_and_a_folder_run_in_words(wd_default, tmp_path):
+    """The Library tab's screens, read in-process: a folder tagged into the library reports its plan
+    and each image to the progress callable; the review screen lists the images with pending tags
+    and the labels for "accept all"; one image's tags are rows with an accept and a reject cell; a
+    stranger gets the refusal instead of the library."""
+    from imgai.library import review
+    from imgai.presentation.library import ACCEPT_CELL, REJECT_CELL, image_tags, review_screen, tag_folder
+    from tests.library_fixtures import photo_folder
+
+    photo_folder(tmp_path / "photos", 4)
+    calls = []
+    words = tag_folder(f"  {tmp_path / 'photos'} ", lambda *a, **kw: calls.append((a, kw)))
+    assert words.startswith("Library: ") and "4 new" in words and f"(model **{wd_default}**)" in words
+    assert calls[0][0] == ((0, 4),) and "4 new" in calls[0][1]["desc"]
+    assert [c[0][0] for c in calls[1:]] == [(1, 4), (2, 4), (3, 4), (4, 4)] and calls[-1][1]["unit"] == "images"
+
+    for category in review.CATEGORIES:                    # every stored score between floor and threshold
+        review.set_thresholds(category, review=0.0, accept=1.0)
+    screen = review_screen(None)
+    assert screen.paths and len(screen.gallery) == len(screen.paths) and screen.label is None
+    assert "reviewed" in screen.progress and screen.choices
+    label = screen.choices[0][1]
+    assert screen.choices[0][0].startswith(f"{label} (")
+    assert review_screen(label).label == label and review_screen("no-such-tag").label is None
+
+    assert image_tags(None) == ("Select an image above.", [])
+    note, rows = image_tags(screen.paths[0])
+    assert rows and all(r[2:] == [ACCEPT_CELL, REJECT_CELL] for r in rows) and "tag(s) to review" in note
+
+    refused = review_screen(None, actor=STRANGER)
+    assert (refused.gallery, refused.paths, refused.choices) == ([], [], [])
+    assert refused.progress.startswith("🔒") and "**Tag** tab" in refused.progress
+
+
+def test_pushing_a_quantized_output_names_what_is_missing(imgai_home):
+    from imgai.presentation.quantize import push
+
+    with pytest.raises(ConfigError, match="pick an output to push"):
+        push(None, "acme", False)
+    with pytest.raises(ConfigError, match="enter the Hub user or organisation"):
+        push("sd15-torch-int8", "  ", False)

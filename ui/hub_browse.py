@@ -101,9 +101,6 @@ def build_login_row(demo: gr.Blocks, *, api_name: str = "hub_whoami") -> gr.Mark
     return status
 
 
-login_row = build_login_row   # the name ui/quantize.py still imports (being edited elsewhere: rename it there after)
-
-
 def build_search(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Find a model on the Hugging Face Hub")
     build_login_row(demo)

@@ -7,65 +7,37 @@ asks imgai, so a stranger calling an endpoint is refused there."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import gradio as gr
 
 from imgai import access
-from imgai.classify.tag import TagOptions
 from imgai.library import review
 from imgai.library.review import ACCEPT, CATEGORIES, REJECT
-from imgai.library.run import tag_into_library
 from imgai.presentation import library as shown
+from imgai.presentation.library import ACCEPT_CELL, REJECT_CELL
 
 from .common import acting
 from .page import Page
 
 TAG_COLUMNS = ["Tag", "Score", "Accept", "Reject"]
-ACCEPT_CELL, REJECT_CELL = "✓ accept", "✗ reject"
 
 
 @acting
 def tag_folder(folder, progress=gr.Progress(), *, actor):
-    count = {"done": 0, "total": 0}
-
-    def planned(plan):
-        count["total"] = len(plan.to_tag)
-        progress((0, max(1, count["total"])), desc=plan.summary())
-
-    def step(result):
-        count["done"] += 1
-        progress((count["done"], max(1, count["total"])), desc="tagging", unit="images")
-
-    report = tag_into_library([folder.strip()] if folder and folder.strip() else [], options=TagOptions(),
-                              on_plan=planned, on_result=step, actor=actor)
-    return f"Library: {report.summary} (model **{report.model_id}**)."
+    return shown.tag_folder(folder, progress, actor=actor)
 
 
 @acting
 def load_review(label, *, actor):
-    """The review gallery, the paths behind it, the progress line and the labels with pending tags
-    (for a stranger on a public app: why the library is not theirs, instead of an error on load)."""
-    why = access.refused(actor, "library")
-    if why:
-        return [], [], f"🔒 {why}; upload tagging stays in the **Tag** tab.", gr.update(choices=[])
-    labels = shown.pending_labels(actor=actor)
-    label = label if label in [name for name, _ in labels] else None     # nothing of it left: every tag
-    queue = shown.review_queue(label=label, actor=actor)
-    return (shown.gallery([(i.path, i.caption) for i in queue]), [i.path for i in queue],
-            shown.progress_line(actor=actor),
-            gr.update(choices=[(f"{name} ({n})", name) for name, n in labels], value=label))
+    """The review gallery, the paths behind it, the progress line and the labels with pending tags."""
+    screen = shown.review_screen(label, actor=actor)
+    return screen.gallery, screen.paths, screen.progress, gr.update(choices=screen.choices, value=screen.label)
 
 
 @acting
 def image_tags(path, *, actor):
     """The pending tags of one image, as rows with an accept and a reject cell."""
-    if not path:
-        return "Select an image above.", []
-    rows = [[p.label, round(p.score, 3), ACCEPT_CELL, REJECT_CELL]
-            for p in review.pending(actor=actor) if p.path == path]
-    note = f"**{len(rows)} tag(s) to review** in `{Path(path).name}` — click ✓ or ✗ (arrow keys and Enter work too)."
-    return note, rows
+    return shown.image_tags(path, actor=actor)
 
 
 def select_image(evt: gr.SelectData, paths: list):

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import gradio as gr
 
-from imgai import hub
 from imgai.access import public
 from imgai.devices import QUANTIZE_DEVICES
 from imgai.diffusion import BACKENDS, MODEL_KEYS, QUANTIZATIONS
 from imgai.diffusion.job import submit
 from imgai.diffusion.matrix import SUMMARY_HEADERS
 from imgai.diffusion.outputs import list_outputs
-from imgai.diffusion.targets import push_output
-from imgai.errors import ConfigError
 from imgai.presentation.jobs import RUN_COLUMNS
+from imgai.presentation.quantize import push as shown_push
 from imgai.presentation.quantize import output_view, quantize_plan, quantize_request, quantize_screen, run_status
 
 from .common import acting, clicked_row_id, guard, locks
-from .hub_browse import login_row
+from .hub_browse import build_login_row
 from .page import Page
 
 INTRO = ("Convert diffusion pipelines for publishing: **TorchAO INT8** or **FP16** PyTorch (safetensors), or "
@@ -69,13 +67,7 @@ def show(name: str | None):
 @acting
 def push(name: str | None, org: str, private: bool, *, actor, oauth_token=None) -> str:
     """Push with the visitor's own sign-in on a Space, the local login otherwise."""
-    if not name:
-        raise ConfigError("pick an output to push")
-    if not org or not org.strip():
-        raise ConfigError("enter the Hub user or organisation to push to")
-    token = hub.visitor_token(oauth_token.token if oauth_token is not None else None)
-    url = push_output(name, org=org.strip(), private=bool(private), token=token, actor=actor)
-    return f"Pushed **{name}** to {url} (one commit, verified file by file)"
+    return shown_push(name, org, private, visitor_token=oauth_token.token if oauth_token is not None else None, actor=actor)
 
 
 @acting
@@ -124,7 +116,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         push_private = gr.Checkbox(label="Private", scale=0)
         push_btn = gr.Button("Push to Hub", scale=0)
     push_lock = gr.Markdown(elem_id="quantize-push-lock")
-    login_row(demo, api_name="quantize_whoami")
+    build_login_row(demo, api_name="quantize_whoami")
     push_msg = gr.Markdown()
     scores = gr.Markdown()
     with gr.Tabs():

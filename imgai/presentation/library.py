@@ -5,9 +5,12 @@ Pure functions over imgai.library; the tab turns them into components."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from .. import access
 from ..library import review, search
 
+ACCEPT_CELL, REJECT_CELL = "✓ accept", "✗ reject"     # the cells of one image's tag table that decide
 THUMBNAIL = 256          # px, the longest side of a gallery thumbnail
 REVIEW_PAGE = 24         # images in the review gallery at once
 
@@ -80,3 +83,57 @@ def search_hits(text: str, *, min_score: float | None = None, actor=None) -> tup
                                for t in h.tags)) for h in result.hits]
     more = f", the first {len(shown)} shown" if result.total > len(shown) else ""
     return f"**{result.total}** image(s) match `{text}`{more}.", shown
+
+
+@dataclass
+class ReviewScreen:
+    """The review view: gallery [(thumbnail, caption)], the paths behind it, the progress line, the
+    "accept all ≥ x" choices [(shown, label)] and the label chosen (None: every tag)."""
+    gallery: list
+    paths: list[str]
+    progress: str
+    choices: list[tuple[str, str]]
+    label: str | None
+
+
+def review_screen(label: str | None, *, actor=None) -> ReviewScreen:
+    """The review view for `label` (None, or a label with nothing left to review: every tag); for a
+    stranger on a public app, why the library is not theirs instead of an error on load."""
+    why = access.refused(actor, "library")
+    if why:
+        return ReviewScreen([], [], f"🔒 {why}; upload tagging stays in the **Tag** tab.", [], None)
+    labels = pending_labels(actor=actor)
+    label = label if label in [name for name, _ in labels] else None
+    queue = review_queue(label=label, actor=actor)
+    return ReviewScreen(gallery([(i.path, i.caption) for i in queue]), [i.path for i in queue],
+                        progress_line(actor=actor), [(f"{name} ({n})", name) for name, n in labels], label)
+
+
+def image_tags(path: str | None, *, actor=None) -> tuple[str, list[list]]:
+    """One image's pending tags: a note and rows [label, score, accept cell, reject cell]."""
+    if not path:
+        return "Select an image above.", []
+    rows = [[p.label, round(p.score, 3), ACCEPT_CELL, REJECT_CELL]
+            for p in review.pending(actor=actor) if p.path == path]
+    return f"**{len(rows)} tag(s) to review** in `{Path(path).name}` — click ✓ or ✗ (arrow keys and Enter work too).", rows
+
+
+def tag_folder(folder: str | None, progress, *, actor=None) -> str:
+    """Tag `folder` into the library, reporting to `progress((done, total), desc=..., unit=...)` (the
+    plan's summary first, then each image); the run's summary in words."""
+    from ..classify.tag import TagOptions
+    from ..library.run import tag_into_library
+
+    count = {"done": 0, "total": 0}
+
+    def planned(plan):
+        count["total"] = len(plan.to_tag)
+        progress((0, max(1, count["total"])), desc=plan.summary())
+
+    def step(result):
+        count["done"] += 1
+        progress((count["done"], max(1, count["total"])), desc="tagging", unit="images")
+
+    report = tag_into_library([folder.strip()] if folder and folder.strip() else [], options=TagOptions(),
+                              on_plan=planned, on_result=step, actor=actor)
+    return f"Library: {report.summary} (model **{report.model_id}**)."

@@ -155,3 +155,19 @@ def quantize_screen(job_id: str | None, output: str | None, actor: Actor | None)
             row[RUN_COLUMNS.index("Progress")] = progress_words(job, target_results(job.id))
     return QuantizeScreen(rows, job_id or "", *run_status(job_id, actor), outputs,
                           output if output in outputs else (outputs[0] if outputs else None))
+
+
+def push(name: str | None, org: str | None, private: bool, *, visitor_token: str | None = None,
+         actor: Actor | None = None) -> str:
+    """Push the output `name` to the Hub user or organisation `org`, with the visitor's own sign-in on
+    a Space (`visitor_token`), the local login otherwise; what was done, in words."""
+    from .. import hub
+    from ..diffusion.targets import push_output
+
+    if not name:
+        raise ConfigError("pick an output to push")
+    if not org or not org.strip():
+        raise ConfigError("enter the Hub user or organisation to push to")
+    url = push_output(name, org=org.strip(), private=bool(private), token=hub.visitor_token(visitor_token),
+                      actor=actor)
+    return f"Pushed **{name}** to {url} (one commit, verified file by file)"
