@@ -4,10 +4,13 @@ moves and the tag leaves the list), "accept all ≥ x" for a tag, and a search w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, visible  # noqa: F401 (fixture)
 from tests.conftest import served_tab
+from tests.waiting import wait_until
 from tests.library_fixtures import photo_folder, wd_default  # noqa: F401 (fixture)
 
 pytestmark = needs_chromium
@@ -68,3 +71,32 @@ def test_review_one_click_accept_all_and_search(library_tab, browser, tmp_path, 
     assert summary.inner_text().startswith(f"{expected} image(s) match")
     assert page.locator("#library-matches button").count() == expected
     page.screenshot(path=str(output_dir / "search.png"))
+
+    # from the keyboard: tick one tag of an image (Space), press the button (Enter): that tag is
+    # accepted and the image's other pending tags rejected, in one step
+    from imgai.presentation.library import review_queue
+
+    page.get_by_role("tab", name="Review").click()
+    page.locator("#library-queue button").first.click()
+    boxes = page.locator("#library-ticks input[type=checkbox]")
+    boxes.first.wait_for(timeout=30000)
+    labels = [label.inner_text().strip() for label in page.locator("#library-ticks label").all()]
+    pending = {(p.path, p.label) for p in review.pending()}
+    before = {(d["path"], d["label"]) for d in review.export_decisions()}
+    boxes.first.focus()
+    page.keyboard.press("Space")
+    page.locator("#library-decide-image").focus()
+    page.keyboard.press("Enter")
+    wait_until(lambda: len(review.export_decisions()) == len(before) + len(labels), 30, "the image's tags decided")
+    new = [d for d in review.export_decisions() if (d["path"], d["label"]) not in before]
+    (path,) = {d["path"] for d in new}                       # one image, each of its pending tags once
+    assert sorted(d["label"] for d in new) == sorted(labels) and {(path, label) for label in labels} <= pending
+    assert [d["label"] for d in new if d["action"] == "accept"] == [labels[0]]
+    assert sum(d["action"] == "reject" for d in new) == len(labels) - 1
+    # the reviewed image leaves the queue; the one now at its place is shown, in the preview and beside it
+    done, total = review.progress()
+    progress.get_by_text(f"{done} of {total} reviewed").wait_for(timeout=30000)
+    now_at_place = review_queue()[0]
+    page.locator("#library-image").get_by_text(Path(now_at_place.path).name).wait_for(timeout=30000)
+    assert page.locator("#library-queue").get_by_text(now_at_place.caption).count() >= 1
+    page.screenshot(path=str(output_dir / "review-keyboard.png"))

@@ -47,7 +47,7 @@ READ_HANDLERS = {
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
     "ui.quantize.access_state", "ui.train.access_state",    # which buttons the visitor's page greys
     "ui.browse.access_state", "ui.hub_browse.access_state", "ui.train.starting_architecture",
-    "ui.library.load_review", "ui.library.image_tags", "ui.library.select_image", "ui.library.clicked_cell",
+    "ui.library.load_review", "ui.library.image_tags", "ui.library.select_image", "ui.library.follow_selection", "ui.library.clicked_cell",
     "ui.library.show_thresholds",    # the library's reads ask imgai too (access `library`)
     "ui.int8.panel",                                         # the INT8 search's attempts, as the visitor may see them
 }
@@ -62,6 +62,7 @@ CHANGE_HANDLERS = {   # handler → its endpoint, which test_every_change_is_ref
     "ui.train.resume_job": "/train_resume", "ui.train.start_training": "/train_start",
     "ui.convert.restore": "/restore_demo", "ui.train.remove_data": "/train_data_remove",
     "ui.library.tag_folder": "/library_tag", "ui.library.decide_clicked": "/library_decide",
+    "ui.library.decide_image": "/library_decide_image",
     "ui.library.accept_all": "/library_accept_all", "ui.library.save_thresholds": "/library_thresholds",
     "ui.library.search_library": "/library_search",   # a library's contents are its owner's, searching included
 }
@@ -112,6 +113,7 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
                          (w["shared_trainable"], "shapes", *form, w["alices_job"])],
         "/train_cancel": jobs, "/train_resume": jobs, "/train_download": jobs,
         "/library_tag": [(str(w["folder"]),)], "/library_decide": [(str(w["folder"] / "a.png"), ["cat", "accept"])],
+        "/library_decide_image": [(str(w["folder"] / "a.png"), ["cat"])],
         "/library_accept_all": [("cat", 0.0)], "/library_thresholds": [("general", 0.1, 0.5)],
         "/library_search": [("cat", 0.0)],
     }

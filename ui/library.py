@@ -36,13 +36,26 @@ def load_review(label, *, actor):
 
 @acting
 def image_tags(path, *, actor):
-    """The pending tags of one image, as rows with an accept and a reject cell."""
-    return shown.image_tags(path, actor=actor)
+    """The pending tags of one image, as rows with an accept and a reject cell, and as boxes to tick."""
+    note, rows = shown.image_tags(path, actor=actor)
+    return note, rows, gr.update(choices=[row[0] for row in rows], value=[])
+
+
+@acting
+def decide_image(path, accepted, *, actor):
+    return shown.decide_image(path, accepted, actor=actor)
 
 
 def select_image(evt: gr.SelectData, paths: list):
+    """The image clicked in the gallery, and its place there."""
     index = evt.index if isinstance(evt.index, int) else 0
-    return paths[index] if paths and 0 <= index < len(paths) else None
+    return follow_selection(paths, index), index
+
+
+def follow_selection(paths: list, index: int | None):
+    """After the gallery is refreshed, the image now at the place the person selected (the next one
+    to review, when the reviewed one left the queue), as the gallery's preview shows it."""
+    return paths[index] if paths and index is not None and 0 <= index < len(paths) else None
 
 
 def clicked_cell(evt: gr.SelectData):
@@ -111,6 +124,11 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 tags = gr.Dataframe(headers=TAG_COLUMNS, interactive=False, elem_id="library-tags",
                                     elem_classes="imgai-table")
                 with gr.Row():
+                    ticks = gr.CheckboxGroup(label="Tags to accept (the rest are rejected)", choices=[],
+                                             elem_id="library-ticks", scale=3)
+                    decide_button = gr.Button("Accept ticked, reject the rest", elem_id="library-decide-image",
+                                              scale=1)
+                with gr.Row():
                     min_score = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Accept all of the tag above ≥")
                     accept_button = gr.Button("Accept all ≥ x", elem_id="library-accept-all")
                 accept_note = gr.Markdown()
@@ -131,6 +149,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
 
     paths = gr.State([])
     current = gr.State(None)
+    place = gr.State(None)             # the selected image's place in the gallery
     clicked = gr.State(None)
     refresh_inputs, refresh_outputs = [only], [queue, paths, progress_md, only]
     page.listen(load_review, refresh_inputs, refresh_outputs, api_name="library_review")
@@ -138,14 +157,19 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.changed(run.click(tag_folder, [folder], [run_summary], api_name="library_tag",
                            show_progress_on=[run_summary])).then(
         load_review, refresh_inputs, refresh_outputs, api_name=False)
-    queue.select(select_image, [paths], [current], api_name=False, show_progress="hidden").then(
-        image_tags, [current], [image_note, tags], api_name=False)
+    queue.select(select_image, [paths], [current, place], api_name=False, show_progress="hidden").then(
+        image_tags, [current], [image_note, tags, ticks], api_name=False)
     tags.select(clicked_cell, None, [clicked], api_name=False, show_progress="hidden").then(
         decide_clicked, [current, clicked], [progress_md], api_name="library_decide").then(
-        image_tags, [current], [image_note, tags], api_name=False)
+        image_tags, [current], [image_note, tags, ticks], api_name=False)
+    decide_button.click(decide_image, [current, ticks], [progress_md], api_name="library_decide_image").then(
+        load_review, refresh_inputs, refresh_outputs, api_name=False).then(
+        follow_selection, [paths, place], [current], api_name=False, show_progress="hidden").then(
+        image_tags, [current], [image_note, tags, ticks], api_name=False)
     accept_button.click(accept_all, [only, min_score], [accept_note], api_name="library_accept_all").then(
         load_review, refresh_inputs, refresh_outputs, api_name=False).then(
-        image_tags, [current], [image_note, tags], api_name=False)
+        follow_selection, [paths, place], [current], api_name=False, show_progress="hidden").then(
+        image_tags, [current], [image_note, tags, ticks], api_name=False)
     category.change(show_thresholds, [category], [review_floor, accept], api_name=False)
     demo.load(show_thresholds, [category], [review_floor, accept], api_name=False)
     save.click(save_thresholds, [category, review_floor, accept], [thresholds_note],

@@ -115,7 +115,19 @@ def image_tags(path: str | None, *, actor=None) -> tuple[str, list[list]]:
         return "Select an image above.", []
     rows = [[p.label, round(p.score, 3), ACCEPT_CELL, REJECT_CELL]
             for p in review.pending(actor=actor) if p.path == path]
-    return f"**{len(rows)} tag(s) to review** in `{Path(path).name}` — click ✓ or ✗ (arrow keys and Enter work too).", rows
+    return (f"**{len(rows)} tag(s) to review** in `{Path(path).name}` — click ✓ or ✗; from the keyboard, tick the "
+            "tags to accept below (Tab, Space) and press the button (Enter): the rest are rejected."), rows
+
+
+def decide_image(path: str | None, accepted: list[str] | None, *, actor=None) -> str:
+    """One image reviewed at once: its pending tags in `accepted` accepted, the others rejected; the
+    progress line after it."""
+    if path:
+        labels = {p.label for p in review.pending(actor=actor) if p.path == path}
+        ticked = set(accepted or ())
+        review.decide([{"path": path, "label": label, "action": review.ACCEPT if label in ticked else review.REJECT}
+                       for label in sorted(labels)], actor=actor)
+    return progress_line(actor=actor)
 
 
 def tag_folder(folder: str | None, progress, *, actor=None) -> str:
