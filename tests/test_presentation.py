@@ -626,7 +626,8 @@ def test_the_library_review_screen_one_images_tags_and_a_folder_run_in_words(wd_
     and the labels for "accept all"; one image's tags are rows with an accept and a reject cell; a
     stranger gets the refusal instead of the library."""
     from imgai.library import review
-    from imgai.presentation.library import ACCEPT_CELL, REJECT_CELL, image_tags, review_screen, tag_folder
+    from imgai.presentation.library import (ACCEPT_CELL, REJECT_CELL, decide_image, image_tags, review_screen,
+                                            tag_folder)
     from tests.library_fixtures import photo_folder
 
     photo_folder(tmp_path / "photos", 4)
@@ -648,6 +649,13 @@ def test_the_library_review_screen_one_images_tags_and_a_folder_run_in_words(wd_
     assert image_tags(None) == ("Select an image above.", [])
     note, rows = image_tags(screen.paths[0])
     assert rows and all(r[2:] == [ACCEPT_CELL, REJECT_CELL] for r in rows) and "tag(s) to review" in note
+
+    line = decide_image(screen.paths[0], [rows[0][0]])       # one tag accepted, the image's others rejected
+    decided = {d["label"]: d["action"] for d in review.export_decisions() if d["path"] == screen.paths[0]}
+    assert decided == {r[0]: "accept" if i == 0 else "reject" for i, r in enumerate(rows)}
+    assert f"{len(rows)} of" in line and image_tags(screen.paths[0])[1] == []
+    with pytest.raises(Exception, match="library"):
+        decide_image(screen.paths[1], [], actor=STRANGER)
 
     refused = review_screen(None, actor=STRANGER)
     assert (refused.gallery, refused.paths, refused.choices) == ([], [], [])

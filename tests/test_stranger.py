@@ -113,7 +113,7 @@ def _changes(w: dict) -> dict[str, list[tuple]]:
                          (w["shared_trainable"], "shapes", *form, w["alices_job"])],
         "/train_cancel": jobs, "/train_resume": jobs, "/train_download": jobs,
         "/library_tag": [(str(w["folder"]),)], "/library_decide": [(str(w["folder"] / "a.png"), ["cat", "accept"])],
-        "/library_decide_image": [(str(w["folder"] / "a.png"), ["cat"])],
+        "/library_decide_image": [([],)],          # the image is the page's state: the API takes the ticks
         "/library_accept_all": [("cat", 0.0)], "/library_thresholds": [("general", 0.1, 0.5)],
         "/library_search": [("cat", 0.0)],
     }

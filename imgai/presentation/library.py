@@ -122,6 +122,7 @@ def image_tags(path: str | None, *, actor=None) -> tuple[str, list[list]]:
 def decide_image(path: str | None, accepted: list[str] | None, *, actor=None) -> str:
     """One image reviewed at once: its pending tags in `accepted` accepted, the others rejected; the
     progress line after it."""
+    access.check(actor, "library")
     if path:
         labels = {p.label for p in review.pending(actor=actor) if p.path == path}
         ticked = set(accepted or ())
