@@ -267,3 +267,13 @@ def test_a_wd_tagger_downloads_from_the_hub_without_its_safetensors_twin(imgai_h
     assert model.extra["preprocess"]["origin"] == "WD tagger recipe"
     assert any("selected_tags.csv" in line for line in fetched)
     assert not any("model.safetensors" in line for line in fetched)
+
+
+def test_models_add_says_which_preprocessing_it_assumed(imgai_home, tmp_path, cli):
+    """The terminal gets the preprocessing `models show` gives: assumed, and the command that confirms it."""
+    folder = make_bare_onnx(tmp_path / "bare", LABELS, size=24, layout="NHWC", label_file="labels.json")
+    code, out, err = cli("models", "add", folder)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("added bare: ONNX") and lines[1].startswith("preprocessing ")
+    assert "ASSUMED" in lines[1] and "`imgai models preprocess bare --confirm`" in lines[1]

@@ -105,6 +105,8 @@ def cmd_add(args) -> int:
         print_json(model.to_dict())
     else:
         print(f"added {model.id}: {model.type} / {model.conversion} ({model.library} {model.architecture})")
+        for line in preprocessing_lines(model):     # as `models show` says it: assumed, and how to confirm
+            print(line)
     return 0
 
 
