@@ -492,6 +492,9 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
                 n = counts_to_try(lo, hi)
                 if n in tried or n <= lo:
                     break
+    # spent, whichever way the search ended (room() is only asked when another attempt is considered:
+    # a run whose one attempt was too slow to search further must not read as "within budget")
+    exhausted = exhausted or time.monotonic() - t0 >= budget_s
     result = _choose(search.attempts, budget_s=budget_s, seconds=time.monotonic() - t0, exhausted=exhausted,
                      ranked=ranked, min_speedup=min_speedup, n_folds=len(search.folds))
     result.speed_batch = min(search.batch, len(search.eval_views[0]))
