@@ -15,12 +15,13 @@ from .jobs import JobKind
 from .train import job as training
 from .train.pretrained import weights_job
 
+# warm: the worker needs torch and the exporters, so it is forked from a warm process (imgai/warm.py)
 BUILT_IN: dict[str, JobKind] = {
-    "convert": JobKind(convert.convert_job, convert.abort_job),
+    "convert": JobKind(convert.convert_job, convert.abort_job, warm=True),
     "download": JobKind(download_job, abort_download),
-    "train": JobKind(training.train_job, training.abort_job),
-    "weights": JobKind(weights_job),
-    "quantize": JobKind(diffusion.quantize_job, diffusion.abort_job),
-    "demo": JobKind(demo.prepare_job, demo.abort_job),
-    "int8": JobKind(int8.quantize_job, int8.abort_job),
+    "train": JobKind(training.train_job, training.abort_job, warm=True),
+    "weights": JobKind(weights_job, warm=True),
+    "quantize": JobKind(diffusion.quantize_job, diffusion.abort_job, warm=True),
+    "demo": JobKind(demo.prepare_job, demo.abort_job, warm=True),
+    "int8": JobKind(int8.quantize_job, int8.abort_job, warm=True),
 }

@@ -21,7 +21,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
-from . import access, db
+from . import access, db, warm
 from .access import Actor
 from .config import max_parallel_jobs, paths
 from .errors import JobError, StateError
@@ -40,6 +40,7 @@ class JobKind:
     run: Callable | str                     # takes a JobContext (imgai.job_context), returns a JSON-able result
     on_abort: Callable | str | None = None  # takes (job, reason) when the job dies or is cancelled;
                                             # must be idempotent (it may run in two processes)
+    warm: bool = False                      # its worker needs torch & co: fork it from a warm process
     # A kind registered from outside imgai names its functions as "module:function", so the workers
     # this process starts can find them (see REGISTERED_KINDS_ENV).
 
@@ -274,13 +275,13 @@ def dispatch() -> list[str]:
                 break
             # a visitor's jobs wait while they already have their share running
             row = conn.execute(
-                f"SELECT id FROM jobs AS q WHERE state = '{QUEUED}' AND (owner IS NULL OR "
+                f"SELECT id, kind FROM jobs AS q WHERE state = '{QUEUED}' AND (owner IS NULL OR "
                 f"(SELECT COUNT(*) FROM jobs AS r WHERE r.owner = q.owner AND r.state IN ('{STARTING}', '{RUNNING}')) < ?) "
                 "ORDER BY created_at, rowid LIMIT 1", (_running_per_visitor(),)).fetchone()
             if row is None:
                 break
             conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (STARTING, row["id"]))
-        _spawn(row["id"])
+        _spawn(row["id"], row["kind"])
         started.append(row["id"])
     return started
 
@@ -291,13 +292,24 @@ def _running_per_visitor() -> int:
     return limit("running_jobs")
 
 
-def _spawn(job_id: str) -> None:
+def _spawn(job_id: str, kind: str) -> None:
+    """Start the job's worker: forked from a warm process (imgai/warm.py) when its kind is warm,
+    else a fresh `python -m imgai.worker`."""
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, IMGAI_HOME=str(paths().home),
                PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
     if _registered:
         env[REGISTERED_KINDS_ENV] = json.dumps({name: asdict(kind) for name, kind in _registered.items()})
-    log = open(paths().logs / f"job-{job_id}.out", "ab")
+    log_path = paths().logs / f"job-{job_id}.out"
+    spec = kinds().get(kind)
+    if spec is not None and spec.warm and warm.enabled():
+        try:
+            if not warm.submit(job_id, env, log_path):
+                warm.start(job_id, env, log_path)
+            return
+        except OSError as exc:      # no private runtime folder: a fresh worker, as without warm workers
+            get_logger("imgai.jobs").warning("warm workers are off: %s", exc)
+    log = open(log_path, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "imgai.worker", job_id], env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()

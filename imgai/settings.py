@@ -94,6 +94,11 @@ SETTINGS = _settings(
     Setting("IMGAI_MAX_JOBS", COUNT, "1", "jobs that run at once (each in its own worker process)", minimum=1),
     Setting("IMGAI_JOB_NICE", COUNT, "10", "how much lower than the app a job's worker runs (0–19)",
             minimum=0, maximum=19),
+    Setting("IMGAI_WARM_WORKER", FLAG, "1", "1 forks conversion, training and quantization jobs from a process that "
+                                            "imported torch and the exporters once (~10 s saved per job); 0 starts "
+                                            "a fresh Python for each"),
+    Setting("IMGAI_WARM_IDLE", SECONDS, "600", "seconds that warm process waits for the next job before it exits",
+            minimum=1),
     Setting("IMGAI_FILES_TTL", SECONDS, "10800", "seconds a visitor's result files and uploads are kept",
             minimum=0),
     Setting("IMGAI_MAX_UPLOAD", BYTES, "50MB", "the largest file the app accepts in an upload",

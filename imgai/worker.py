@@ -5,7 +5,6 @@ runs is imgai/job_kinds.py; what the running job sees is imgai/job_context.py.""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -16,19 +15,7 @@ from .job_context import JobCancelled, JobContext
 from .jobs import CANCELLED, FAILED, RUNNING, STARTING, SUCCEEDED, dispatch, finish, get, kinds, run_abort, \
     record_event, resolve
 from .log import get_logger
-
-
-def lower_priority(niceness: int) -> None:
-    """Run at `niceness` below the app. The worker leads its own session (so a cancel can signal its
-    whole process group), and with the kernel's autogroup scheduling (on by default on desktops and
-    on the hosts of containers) each session is one group that competes with the app's group as an
-    equal: a process's own nice only ranks it inside its group. So the group's nice is lowered too."""
-    os.nice(niceness)
-    try:
-        with open("/proc/self/autogroup", "w") as group:
-            group.write(str(niceness))
-    except OSError:      # no autogroup (kernel without it, or /proc read-only): the process nice is all
-        pass
+from .priority import lower_priority
 
 
 def run_in_worker(job_id: str) -> int:
@@ -81,8 +68,10 @@ def run_in_worker(job_id: str) -> int:
     return code
 
 
-def main(job_id: str) -> int:
-    lower_priority(job_niceness())
+def main(job_id: str, *, base_nice: int | None = None) -> int:
+    """A worker's life; `base_nice` is the nice of the process that submitted the job when a warm
+    process (imgai/warm.py) forked this one, else this process's own."""
+    lower_priority(job_niceness(), base=base_nice)
     words.use(words.RAW)   # stored messages keep their markers; the app or CLI renders them when read
     return run_in_worker(job_id)
 

@@ -17,3 +17,17 @@ def selftest_job(ctx) -> dict:
     if ctx.params.get("fail"):
         raise JobError(str(ctx.params["fail"]))
     return {"steps": steps}
+
+
+def probe_job(ctx) -> dict:
+    """What the worker found when the job began: whether torch was already imported (a warm worker's
+    is; a fresh worker's is not: imgai imports torch only inside the functions that need it), its
+    parent, environment, folder and priority; then sleeps `seconds` (a job to cancel)."""
+    import os
+    import sys
+
+    seen = {"torch_preloaded": "torch" in sys.modules, "pid": os.getpid(), "ppid": os.getppid(),
+            "probe": os.environ.get("IMGAI_TEST_PROBE"), "cwd": os.getcwd(), "nice": os.nice(0)}
+    ctx.progress(0.5, "probed")
+    time.sleep(float(ctx.params.get("seconds", 0)))
+    return seen

@@ -129,7 +129,7 @@ def test_a_visitor_queues_at_most_three_jobs_and_runs_one_at_a_time(public, monk
         _queue("alice")
     bob, shared = _queue("bob")[0], _queue(None, 4)       # others are not held back by alice, nor shared work
     started = []
-    monkeypatch.setattr(jobs, "_spawn", started.append)   # record what would start, start nothing
+    monkeypatch.setattr(jobs, "_spawn", lambda job_id, kind: started.append(job_id))   # record, start nothing
     monkeypatch.setenv("IMGAI_MAX_JOBS", "10")
     jobs.dispatch()
     assert started == [alice[0].id, bob.id] + [j.id for j in shared]

@@ -41,6 +41,26 @@ def bare_server(tmp_path):
     server.stop()
 
 
+@pytest.fixture
+def held_demo_server(tmp_path, monkeypatch):
+    """`python app.py` on its first start, with the demo's preparation held back behind another job
+    (one job runs at a time) until the test lets it go: `release()`. A warm worker prepares the demo
+    in seconds, often before a browser opens; held, the page meets it being prepared every time."""
+    from imgai import jobs
+
+    home = tmp_path / "app_home"
+    monkeypatch.setenv("IMGAI_HOME", str(home))
+    blocker = jobs.submit("selftest", {"steps": 1, "delay": 600})
+    server = AppServer(home, env={"IMGAI_MAX_JOBS": "1"})
+
+    def release():
+        jobs.cancel(blocker.id)
+
+    server.release = release
+    yield server
+    server.stop()
+
+
 def open_app(page, url):
     """Open the page and wait until it has settled: the opening tab chosen, the lists read."""
     from playwright.sync_api import expect
@@ -75,15 +95,17 @@ def shot(page, folder, name):
     return path
 
 
-def test_first_start_tags_without_visiting_convert(app_server, page, photos, output_dir):
+def test_first_start_tags_without_visiting_convert(held_demo_server, page, photos, output_dir):
     """A newcomer lands on Start, sees the demo being prepared, and tags a photo from there."""
     from playwright.sync_api import expect
 
-    open_app(page, app_server.url)
+    open_app(page, held_demo_server.url)
     expect(page.get_by_role("tab", name="Start", exact=True)).to_have_attribute("aria-selected", "true")
     visible(page, "The demo model").wait_for()
-    shot(page, output_dir, "1-start-preparing")
     go = page.get_by_role("button", name="Tag a photo with the demo →")
+    expect(go).to_be_disabled()
+    shot(page, output_dir, "1-start-preparing")
+    held_demo_server.release()
     expect(go).to_be_enabled(timeout=LONG)
     visible(page, "is ready: tag a photo with it").wait_for()
     shot(page, output_dir, "2-start-ready")

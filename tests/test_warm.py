@@ -1,0 +1,96 @@
+"""Warm workers (imgai/warm.py): a job whose kind needs torch is forked from a process that imported
+it once, with the submitter's environment, folder and priority, and can be cancelled like any other."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from imgai import jobs, warm
+from tests.waiting import wait_until
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _probe_kinds():
+    for name, is_warm in (("probe", False), ("warmprobe", True)):
+        jobs.register_kind(name, jobs.JobKind("tests.job_kinds:probe_job", warm=is_warm))
+
+
+def _run(kind: str, **params) -> dict:
+    job = jobs.wait(jobs.submit(kind, params).id, timeout=240)
+    assert job.state == "succeeded", (job.state, job.error)
+    return job.result
+
+
+def _warm_process(pid: int) -> psutil.Process:
+    parent = psutil.Process(pid)
+    assert parent.cmdline()[1:3] == ["-m", "imgai.warm_server"], parent.cmdline()
+    return parent
+
+
+def test_a_warm_kind_is_forked_from_a_process_that_imported_torch(imgai_home, monkeypatch, tmp_path):
+    fresh = _run("probe")
+    assert not fresh["torch_preloaded"]                  # a fresh worker imports torch only when a job needs it
+
+    monkeypatch.setenv("IMGAI_TEST_PROBE", "first")
+    first = _run("warmprobe")
+    monkeypatch.setenv("IMGAI_TEST_PROBE", "second")
+    monkeypatch.chdir(tmp_path)
+    second = _run("warmprobe")
+
+    assert first["torch_preloaded"] and second["torch_preloaded"]
+    assert first["ppid"] == second["ppid"] and first["pid"] != second["pid"]   # one warm process, two forks
+    server = _warm_process(first["ppid"])
+    assert (first["probe"], second["probe"]) == ("first", "second")          # each job's own environment
+    assert Path(second["cwd"]) == tmp_path.resolve()
+    assert first["nice"] == second["nice"] == min(19, os.nice(0) + int(os.environ["IMGAI_JOB_NICE"]))
+    log = (imgai_home / "logs" / f"job-{jobs.list_jobs()[0].id}.out")
+    assert log.is_file()
+    assert server.is_running()
+
+
+def test_a_warm_job_is_cancelled_like_any_other(imgai_home):
+    job = jobs.submit("warmprobe", {"seconds": 120})
+    running = wait_until(lambda: (j := jobs.get(job.id)).state == "running" and j.pid and j, timeout=240,
+                         what="the warm job to run")
+    assert jobs.cancel(job.id).state == "cancelled"
+    wait_until(lambda: not jobs._alive(running.pid, running.pid_started), what="the forked worker to go")
+
+
+def test_a_warm_process_killed_leaves_a_stale_socket_that_the_next_job_replaces(imgai_home):
+    before = _run("warmprobe")
+    os.kill(before["ppid"], signal.SIGKILL)
+    wait_until(lambda: not psutil.pid_exists(before["ppid"]) or
+               psutil.Process(before["ppid"]).status() == psutil.STATUS_ZOMBIE, what="the warm process to die")
+    after = _run("warmprobe")                             # refused connection → a new warm process
+    assert after["torch_preloaded"] and after["ppid"] != before["ppid"]
+    _warm_process(after["ppid"])
+    assert _run("warmprobe")["ppid"] == after["ppid"]
+
+
+def test_off_means_a_fresh_worker(imgai_home, monkeypatch):
+    monkeypatch.setenv("IMGAI_WARM_WORKER", "0")
+    assert not _run("warmprobe")["torch_preloaded"]
+
+
+def test_one_warm_process_per_environment_the_libraries_read():
+    env = {"PATH": "/usr/bin", "HF_ENDPOINT": "http://a", "IMGAI_HOME": "/x", "GRADIO_SERVER_PORT": "1",
+           "PYTEST_CURRENT_TEST": "t", "IMGAI_JOB_NICE": "10"}
+    same = {**env, "IMGAI_HOME": "/y", "GRADIO_SERVER_PORT": "2", "PYTEST_CURRENT_TEST": "u"}
+    assert warm.key(env) == warm.key(same)
+    assert warm.key(env) != warm.key({**env, "HF_ENDPOINT": "http://b"})    # read by huggingface_hub on import
+    assert warm.key(env) != warm.key({**env, "IMGAI_JOB_NICE": "5"})        # the warm process's own priority
+
+
+def test_the_runtime_folder_must_be_private(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    folder = warm.runtime_dir()
+    assert folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o755)
+    with pytest.raises(PermissionError, match="not a private folder"):
+        warm.runtime_dir()
+    assert not warm.submit("job", {"PATH": "/usr/bin"}, tmp_path / "log")   # refused: a fresh worker instead
