@@ -26,10 +26,11 @@ chromium:
 	  || echo "warning: could not install chromium; browser tests will be skipped"; }
 
 # Two test processes (TEST_WORKERS=0 runs them in this one). A file's tests stay in one process
-# (--dist loadfile), so a module's fixture, such as the diffusion matrix, is built once.
+# (--dist loadfile), so a module's fixture, such as the diffusion matrix, is built once; the slowest
+# files go first, in the order tests/conftest.py's SLOWEST_FIRST gives (--no-loadscope-reorder).
 TEST_WORKERS ?= 2
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/tag_throughput.py

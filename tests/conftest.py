@@ -37,8 +37,22 @@ def _register_test_job_kinds() -> None:
 _register_test_job_kinds()
 
 
+# The files that take longest, longest first (a full run on 2 cores, summed from its junit report:
+# test_flows 318 s, test_quantize 138 s, … test_families 32 s). `make test` hands them out first
+# (xdist keeps this order with --no-loadscope-reorder; by default it sorts files by their number of
+# tests), so the run does not end with one process alone on a long file while the other idles.
+# Files not listed follow in their usual order. A stale list costs balance, never a result.
+SLOWEST_FIRST = ("test_flows", "test_quantize", "test_signin_two_users", "test_app", "test_ray_tag",
+                 "test_ray_train", "test_install", "test_stranger", "test_first_user", "test_train_app",
+                 "test_ray_quantize", "test_train_jobs", "test_hub_app", "test_signin", "test_train_pretrained",
+                 "test_diffusion_convert", "test_families")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `cuda` skip on machines without a CUDA GPU (CI never has one)."""
+    """Slow files first (SLOWEST_FIRST); tests marked `cuda` skip on machines without a CUDA GPU
+    (CI never has one)."""
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))     # stable: a file keeps its order
     cuda = [item for item in items if item.get_closest_marker("cuda")]
     if not cuda:
         return
@@ -60,6 +74,16 @@ def pytest_collection_modifyitems(config, items):
 # 252 s where it takes 25.
 WORKERS_AT_TEST_PRIORITY = {"IMGAI_JOB_NICE": "0"}
 os.environ.update(WORKERS_AT_TEST_PRIORITY)
+# The warm processes the suite starts (imgai/warm.py: one per environment, shared by every test
+# with that environment) leave soon after the last job, and the session asks them to leave at its end.
+os.environ["IMGAI_WARM_IDLE"] = "120"
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):       # the controller (or a run without xdist)
+        from imgai import warm
+
+        warm.stop_all()
 
 
 @pytest.fixture
@@ -164,23 +188,36 @@ class AppServer:
 def stop_job_workers(home: Path) -> list[int]:
     """Kill the job workers of the data folder `home` (each leads its own session, so its process
     group goes: a conversion's or the demo's worker outlives the app that started it, by design,
-    and would go on taking the CPU from the next test). Returns their pids."""
+    and would go on taking the CPU from the next test). Returns their pids. A fresh worker is found
+    by its command line and environment; one forked by a warm process has the warm process's, so
+    it is found by the pid its job recorded."""
     import signal
+    import sqlite3
 
     import psutil
 
-    home = str(Path(home).resolve())
-    stopped = []
+    home = Path(home).resolve()
+    pids = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if "imgai.worker" not in (proc.info["cmdline"] or []):
-                continue
-            if str(Path(proc.environ().get("IMGAI_HOME", "")).resolve()) != home:
-                continue
-            os.killpg(proc.pid, signal.SIGKILL)
-            stopped.append(proc.pid)
-        except (psutil.Error, ProcessLookupError, PermissionError):
+            if "imgai.worker" in (proc.info["cmdline"] or []) \
+                    and Path(proc.environ().get("IMGAI_HOME", "")).resolve() == home:
+                pids.add(proc.pid)
+        except (psutil.Error, PermissionError):
             continue
+    if (home / "registry.sqlite").is_file():
+        with contextlib.closing(sqlite3.connect(home / "registry.sqlite", timeout=10)) as db, \
+                contextlib.suppress(sqlite3.OperationalError):
+            for pid, started in db.execute("SELECT pid, pid_started FROM jobs WHERE pid IS NOT NULL "
+                                           "AND state IN ('starting', 'running')"):
+                with contextlib.suppress(psutil.Error):
+                    if abs(psutil.Process(pid).create_time() - started) < 1:
+                        pids.add(pid)
+    stopped = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+            stopped.append(pid)
     for pid in stopped:
         try:
             psutil.Process(pid).wait(10)
