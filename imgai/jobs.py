@@ -218,7 +218,7 @@ def recover() -> list[str]:
     stale = []
     for row in db.query(f"SELECT * FROM jobs WHERE state IN ('{STARTING}', '{RUNNING}')"):
         job = _to_job(row)
-        grace = job.state == STARTING and not job.pid and db.now() - job.created_at < 120
+        grace = job.state == STARTING and not job.pid and db.now() - (job.started_at or job.created_at) < 120
         if grace or _alive(job.pid, job.pid_started):
             continue
         if finish(job.id, FAILED, error="interrupted: the worker process ended unexpectedly",
@@ -280,7 +280,9 @@ def dispatch() -> list[str]:
                 "ORDER BY created_at, rowid LIMIT 1", (_running_per_visitor(),)).fetchone()
             if row is None:
                 break
-            conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (STARTING, row["id"]))
+            # started_at here is when it was handed to a worker (the worker sets it again when it claims
+            # the job): the grace a starting worker gets runs from it, not from the submission
+            conn.execute("UPDATE jobs SET state = ?, started_at = ? WHERE id = ?", (STARTING, db.now(), row["id"]))
         _spawn(row["id"], row["kind"])
         started.append(row["id"])
     return started

@@ -90,15 +90,15 @@ def submit(job_id: str, env: dict[str, str], log: Path) -> bool:
 
 
 def start(job_id: str, env: dict[str, str], log: Path) -> None:
-    """Start a warm process for the key of `env`, whose first fork is this job's worker."""
+    """Start a warm process for the key of `env`, whose first fork is this job's worker (the request
+    goes through its stdin: the environment may hold a token, and is never written to a file)."""
     folder = runtime_dir()
     name = key(env)
-    request = folder / f"{name}-{job_id}.first.json"
-    request.write_text(json.dumps(_request(job_id, env, log)))
-    request.chmod(0o600)
     with open(folder / f"{name}.log", "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "imgai.warm_server", name, str(request)], env=env, stdout=out,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "imgai.warm_server", name], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.PIPE, start_new_session=True)
+    with proc.stdin:
+        proc.stdin.write(json.dumps(_request(job_id, env, log)).encode())
 
 
 def stop_all() -> int:

@@ -1,4 +1,4 @@
-"""The warm process (`python -m imgai.warm_server KEY FIRST_REQUEST`, started by imgai/warm.py):
+"""The warm process (`python -m imgai.warm_server KEY`, its first request on stdin, started by imgai/warm.py):
 imports the libraries jobs need once, then forks one worker per request. It imports nothing of
 imgai's beyond these modules (settings, priority, warm): each worker imports the rest fresh, under
 its own job's environment."""
@@ -12,7 +12,6 @@ import signal
 import socket
 import sys
 import time
-from pathlib import Path
 
 from .warm import CONNECT_TIMEOUT_S, read_line, runtime_dir
 
@@ -74,13 +73,15 @@ def _fork(request: dict, closing: list) -> int:
         os._exit(code)
 
 
-def serve(name: str, first: Path) -> int:
-    """Body of `python -m imgai.warm_server KEY FIRST_REQUEST`."""
+def serve(name: str) -> int:
+    """Body of `python -m imgai.warm_server KEY`; the first job's request comes on stdin."""
     from . import settings
     from .priority import lower_priority
 
-    request = json.loads(first.read_text())
-    first.unlink(missing_ok=True)
+    request = json.loads(sys.stdin.buffer.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     idle = settings.get("IMGAI_WARM_IDLE")               # this process's environment is the first job's
     lower_priority(settings.get("IMGAI_JOB_NICE"))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)           # the kernel reaps the workers
@@ -128,4 +129,4 @@ def serve(name: str, first: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1], Path(sys.argv[2])))
+    sys.exit(serve(sys.argv[1]))

@@ -105,3 +105,20 @@ def test_a_bad_job_niceness_names_the_variable(monkeypatch):
     monkeypatch.setenv("IMGAI_JOB_NICE", "-5")
     with pytest.raises(ValueError, match="IMGAI_JOB_NICE='-5' must be a whole number from 0 to 19"):
         job_niceness()
+
+
+def test_a_job_that_waited_long_in_the_queue_gets_its_full_start_grace(imgai_home, monkeypatch):
+    """The grace a starting worker has to claim its job (a warm process may spend ~10 s importing
+    before it forks the first one) runs from the hand-over, not from the submission."""
+    from imgai import db
+
+    job = jobs.submit("selftest", {})
+    monkeypatch.setattr(jobs, "_spawn", lambda job_id, kind: None)      # handed over; no worker claims it yet
+    with db.transaction() as conn:                                       # queued 5 minutes ago
+        conn.execute("UPDATE jobs SET created_at = ? WHERE id = ?", (db.now() - 300, job.id))
+    jobs.dispatch()
+    assert jobs.recover() == [] and jobs.get(job.id).state == jobs.STARTING
+    with db.transaction() as conn:                                       # handed over 3 minutes ago, never claimed
+        conn.execute("UPDATE jobs SET started_at = ? WHERE id = ?", (db.now() - 180, job.id))
+    assert jobs.recover() == [job.id]
+    assert jobs.get(job.id).error.startswith("interrupted")
