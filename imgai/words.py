@@ -60,12 +60,14 @@ def render(text: str | None, place: str | None = None) -> str | None:
     return _MARK.sub(lambda m: TERMS[m[1]][index] if m[1] in TERMS else m[0], text)
 
 
-def use(place: str) -> None:
-    """Set the place of this process (the app: "ui"; the CLI: "cli"; a job worker: "raw")."""
+def use(place: str) -> str:
+    """Set the place of this process (the app: "ui"; the CLI: "cli"; a job worker: "raw"); returns
+    the place it had."""
     if place not in (CLI, UI, RAW):
         raise ValueError(f"place must be one of cli, ui, raw, not {place!r}")
     global _process_place
-    _process_place = place
+    before, _process_place = _process_place, place
+    return before
 
 
 def place() -> str:

@@ -86,6 +86,18 @@ def pytest_sessionfinish(session):
         warm.stop_all()
 
 
+@pytest.fixture(autouse=True)
+def _words_of_the_process():
+    """A test that builds the app (app.build_app sets the process's words to the app's) leaves the
+    next test's messages as it found them: the CLI's words, unless a test sets others."""
+    from imgai import words
+
+    before = words.use(words.CLI)
+    words.use(before)
+    yield
+    words.use(before)
+
+
 @pytest.fixture
 def imgai_home(tmp_path, monkeypatch):
     """A fresh, private IMGAI_HOME for one test."""
