@@ -55,7 +55,7 @@ def test_search_keeps_the_worst_nodes_in_fp32_to_bring_the_answers_back(fp32_mod
     assert [len(a["keep_fp32"]) for a in attempts[1:3]] == [1, 2]           # doubling, worst first
     assert all(a["keep_fp32"] == search["nodes_ranked"][:len(a["keep_fp32"])] for a in attempts)
     chosen = attempts[search["chosen"] - 1]
-    # this CPU's 7-bit weights leave the random model's near-ties closer than 99 % with up to three
+    # the random model's near-ties can stay closer than 99 % with up to three
     # quarters of its nodes in FP32 (one more photo flips the verdict); what must hold either way: the
     # nodes kept in FP32 bring the answers back, and the copy is enabled exactly when the gate holds
     assert chosen["keep_fp32"] and chosen["agreement"] > attempts[0]["agreement"]
@@ -202,17 +202,17 @@ def test_a_slow_dynamic_attempt_does_not_end_the_search_and_nodes_are_ranked_on_
     assert (result.chosen.method, len(result.chosen.keep_fp32), result.enable) == ("percentile", 2, True)
 
 
-def test_seven_bit_weights_where_8_bit_products_saturate():
+def test_uint8_weights_where_uint8_by_int8_products_saturate():
     """x86 AVX2 without VNNI adds uint8 × int8 products in int16 pairs (onnxruntime's U8S8 kernels):
-    there the weights of the layers that run as matrix products get 7 bits; depthwise convolutions,
-    the convolution fed by the image and every weight elsewhere keep 8."""
+    there the weights of the layers that run as matrix products are quantized to uint8 (U8U8
+    kernels, no saturation, still 8 bits); depthwise convolutions keep int8 weights."""
     import platform
 
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from imgai.classify.int8_search import saturating_cpu, seven_bit_weights
+    from imgai.classify.int8_search import saturating_cpu, uint8_weights
 
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert saturating_cpu("flags\t\t: fpu sse2 avx avx2 fma\n")
@@ -233,7 +233,39 @@ def test_seven_bit_weights_where_8_bit_products_saturate():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
                               [w("w_stem", 4, 3, 3, 3), w("w_dw", 4, 1, 3, 3), w("w_pw", 8, 4, 1, 1), w("w_fc", 2, 8)])
     onnx.checker.check_model(helper.make_model(graph))
-    assert seven_bit_weights(graph) == ["w_pw", "w_fc"]
+    assert uint8_weights(graph) == ["w_stem", "w_pw", "w_fc"]
+
+
+def test_a_saturating_matrix_product_keeps_its_answer(tmp_path):
+    """A 1×1 convolution whose activations and weights use their full 8 bits: every uint8 × int8
+    product pair (255 × 127 × 2) overflows int16 in onnxruntime's fused U8S8 kernel on AVX2 without
+    VNNI, which halves the output. Quantized as imgai does, it keeps FP32's output on any CPU, and
+    on a saturating one its weights are uint8."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from imgai.classify.int8_search import saturating_cpu
+    from imgai.classify.quantize import quantize_file
+    from imgai.classify.session import create_session
+
+    channels = 64
+    weight = np.ones((8, channels, 1, 1), np.float32) * np.linspace(0.5, 1.0, 8, dtype=np.float32)[:, None, None, None]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="pw")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 4, 4])], [numpy_helper.from_array(weight, "w")])
+    source = tmp_path / "fp32.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
+    x = np.full((4, channels, 4, 4), 6.0, np.float32)           # the calibrated maximum: uint8 255
+    x[:, :, 0, 0] = 0.0
+    target = quantize_file(source, tmp_path / "int8.onnx", method="minmax", calibration_views=x)
+
+    expected = create_session(source).run(None, {"x": x[:1]})[0]
+    got = create_session(target).run(None, {"x": x[:1]})[0]
+    np.testing.assert_allclose(got, expected, rtol=0.02, atol=0.05)      # saturated, it is about half
+    weights = {i.name: i.data_type for i in onnx.load(str(target)).graph.initializer}
+    assert weights["w_quantized"] == (TensorProto.UINT8 if saturating_cpu() else TensorProto.INT8)
 
 
 def test_an_attempt_that_runs_past_the_budget_stops_between_its_folds():

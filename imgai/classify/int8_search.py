@@ -66,18 +66,18 @@ def saturating_cpu(cpuinfo: str | None = None) -> bool:
     return "avx2" in flags and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
 
 
-def seven_bit_weights(graph) -> list[str]:
-    """The weights onnxruntime should quantize to 7 bits on a saturating CPU: those of the Conv (not
-    depthwise: MLAS runs those with its own kernel) and Gemm nodes that run as 8-bit matrix products,
-    except a convolution fed by the image itself (few input channels; on the demo 7 bits cost it more
-    than the saturation)."""
+def uint8_weights(graph) -> list[str]:
+    """The weights onnxruntime should quantize to uint8 on a saturating CPU: those of the Conv (not
+    depthwise: MLAS runs those with its own kernel, which does not saturate) and Gemm nodes that run
+    as 8-bit matrix products. Their fused kernels are then U8U8, which widen to int16 before they
+    multiply and never saturate (onnxruntime's quantization docs advise U8U8 on AVX2 without VNNI);
+    every weight keeps 8 bits. On the demo (EfficientNet-Lite0, 12 photos, MinMax) U8U8 agrees with
+    FP32 on 89.6 % of the views, where int8 weights give 66.7 % and int8 weights cut to 7 bits ~75 %."""
     inits = {i.name for i in graph.initializer}
-    inputs = {i.name for i in graph.input if i.name not in inits}
     out = []
     for node in graph.node:
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if (node.op_type in ("Conv", "Gemm") and group == 1 and len(node.input) > 1 and node.input[1] in inits
-                and not inputs & set(node.input)):
+        if node.op_type in ("Conv", "Gemm") and group == 1 and len(node.input) > 1 and node.input[1] in inits:
             out.append(node.input[1])
     return out
 
@@ -202,7 +202,7 @@ class Quantizer:
         self.input_name, self.batch = input_name, batch
         self.excluded_always, self.op_types = list(excluded_always), op_types
         self.external = False
-        self.seven_bit: list[str] = []          # weights quantized to 7 bits (set on a saturating CPU)
+        self.uint8_weights: list[str] = []      # weights quantized to uint8 (set on a saturating CPU)
 
     def write(self, recipe: Recipe, target: Path, calibration: np.ndarray | None, *, cache_key: str) -> Path:
         from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
@@ -218,8 +218,9 @@ class Quantizer:
         cache = self.scratch / f"calib-{recipe.method}-{cache_key}.json"
         reader = _Batches(self.input_name, calibration, self.batch) if not cache.is_file() else None
         extra = dict(extra)
-        if self.seven_bit:                      # per channel (axis 0), as every other weight
-            extra["TensorQuantOverrides"] = {w: [{"reduce_range": True, "axis": 0}] for w in self.seven_bit}
+        if self.uint8_weights:                  # per channel (axis 0), as every other weight
+            extra["TensorQuantOverrides"] = {w: [{"quant_type": QuantType.QUInt8, "axis": 0}]
+                                             for w in self.uint8_weights}
         quantize_static(str(self.prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=exclude, op_types_to_quantize=self.op_types,

@@ -10,7 +10,8 @@
 
 On an x86 CPU with AVX2 but no VNNI, onnxruntime's fused uint8 × int8 kernels add product pairs
 in int16 and saturate; there the weights of the layers that run as matrix products are quantized
-to 7 bits (int8_search.saturating_cpu; the setting is recorded as `seven_bit_weights`).
+to uint8 instead, so those layers run U8U8 kernels that do not saturate (int8_search.saturating_cpu,
+int8_search.uint8_weights; the setting is recorded as `uint8_weights`, the number of such weights).
 
 imgai writes no quantizer of its own: onnxruntime does the quantization. The new model keeps the
 labels and preprocessing of its original. It is enabled only when it meets the gate (registry.
@@ -178,14 +179,14 @@ def shape_only_nodes(onnx_path: Path) -> list[str]:
 
 
 
-def seven_bit_weights(prepared: Path) -> list[str]:
-    """The weights to quantize to 7 bits: on a CPU whose 8-bit products saturate (x86 AVX2 without
-    VNNI), those of the layers that run as 8-bit matrix products; none elsewhere."""
+def uint8_weights(prepared: Path) -> list[str]:
+    """The weights to quantize to uint8: on a CPU whose uint8 × int8 products saturate (x86 AVX2
+    without VNNI), those of the layers that run as 8-bit matrix products; none elsewhere."""
     import onnx
 
     if not int8_search.saturating_cpu():
         return []
-    return int8_search.seven_bit_weights(onnx.load(str(prepared), load_external_data=False).graph)
+    return int8_search.uint8_weights(onnx.load(str(prepared), load_external_data=False).graph)
 
 
 def prepare_graph(source: Path, prepared: Path, event) -> Path:
@@ -217,7 +218,7 @@ def quantize_file(source: Path, target: Path, *, method: str, calibration_views:
         quantizer = int8_search.Quantizer(prepared, Path(scratch), input_name=name, batch=fixed or CALIBRATION_BATCH,
                                           excluded_always=plan.excluded, op_types=plan.op_types)
         quantizer.external = bool(external_data_files(source))
-        quantizer.seven_bit = seven_bit_weights(prepared)
+        quantizer.uint8_weights = uint8_weights(prepared)
         return quantizer.write(int8_search.Recipe(method, tuple(keep_fp32)), target, calibration_views, cache_key="x")
 
 
@@ -297,10 +298,11 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
                                         calibration_views=calibration.CALIBRATION_VIEWS, op_types=plan.op_types,
                                         on_attempt=on_attempt, event=event)
             search.quantizer.external = bool(external_data_files(source_dir / "model.onnx"))
-            search.quantizer.seven_bit = seven_bit_weights(prepared)
-            if search.quantizer.seven_bit:
-                event(f"this CPU's 8-bit products can saturate (x86 AVX2 without VNNI): "
-                      f"{len(search.quantizer.seven_bit)} matrix-product weights are quantized to 7 bits")
+            search.quantizer.uint8_weights = uint8_weights(prepared)
+            if search.quantizer.uint8_weights:
+                event(f"this CPU's uint8 × int8 products can saturate (x86 AVX2 without VNNI): "
+                      f"{len(search.quantizer.uint8_weights)} matrix-product weights are quantized to uint8 "
+                      "(U8U8 kernels, which do not saturate)")
             result = int8_search.run_search(search, methods=methods, budget_s=options.budget,
                                             min_speedup=options.min_speedup)
             chosen = int8_search.Recipe(result.chosen.method, tuple(result.chosen.keep_fp32))
@@ -330,7 +332,7 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
         static = chosen.method != "dynamic"
         settings = {"method": chosen.method, "format": "QDQ" if static else "QOperator (dynamic)",
                     "weight_type": "int8", "per_channel": True,
-                    "seven_bit_weights": len(search.quantizer.seven_bit) if static else 0,
+                    "uint8_weights": len(search.quantizer.uint8_weights) if static else 0,
                     "activation_type": "uint8" if static else "uint8 at run time",
                     "calibrate_method": int8_search.CALIBRATION_METHODS[chosen.method][0] if static else None,
                     "keep_fp32": list(chosen.keep_fp32), "scope": plan.to_dict(),

@@ -49,6 +49,9 @@ def quantization_text(settings: dict) -> str:
     parts = [settings.get("format") or settings.get("method") or "INT8"]
     if settings.get("per_channel"):
         parts.append("int8 weights per channel")
+    if settings.get("uint8_weights"):      # quantize.py: a CPU whose uint8 × int8 products saturate
+        parts.append(f"uint8 weights on {settings['uint8_weights']} matrix-product layers (U8U8 kernels: "
+                     "this CPU's uint8 × int8 products saturate)")
     if settings.get("calibration_images"):
         parts.append(f"calibrated on {settings['calibration_images']} images"
                      + (f" ({settings['calibration']})" if settings.get("calibration") else ""))
