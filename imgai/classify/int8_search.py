@@ -70,7 +70,8 @@ def saturating_cpu(cpuinfo: str | None = None) -> bool:
 
 def matrix_weights(graph) -> list[str]:
     """The weights whose layers run as 8-bit matrix products, which saturate on such a CPU: those of
-    the Conv (not depthwise: MLAS runs those with its own kernel) and Gemm nodes. A recipe's
+    the Conv (not depthwise: MLAS runs those with its own kernel) and Gemm nodes, except a convolution
+    fed by the image itself (few input channels; on the demo 7 bits cost it more than the saturation). A recipe's
     `weights` decides what they get there: "int8" cuts them to 7 bits (fast U8S8 kernels, no
     overflow, one bit less), "uint8" quantizes them to uint8 (U8U8 kernels, which widen to int16
     before they multiply and never saturate, as onnxruntime's docs advise on AVX2 without VNNI; all
@@ -78,10 +79,12 @@ def matrix_weights(graph) -> list[str]:
     66.7 % agreement, 7 bits ~75 %, uint8 89.6 %; speed-up on a quiet machine 1.22x (8-bit int8)
     against 1.01x (uint8); ResNet-50 at batch 8: 1.92x against 1.33x."""
     inits = {i.name for i in graph.initializer}
+    inputs = {i.name for i in graph.input if i.name not in inits}
     out = []
     for node in graph.node:
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if node.op_type in ("Conv", "Gemm") and group == 1 and len(node.input) > 1 and node.input[1] in inits:
+        if (node.op_type in ("Conv", "Gemm") and group == 1 and len(node.input) > 1 and node.input[1] in inits
+                and not inputs & set(node.input)):
             out.append(node.input[1])
     return out
 
