@@ -4,7 +4,9 @@
     attempt = a recipe (calibration method, nodes kept in FP32) quantized once per fold by onnxruntime,
               each fold's model judged on its held-back photos' views against FP32:
               top-1 agreement with its 95 % Wilson lower bound, mean and max |Δprob|, speed-up
-    search:  the calibration methods first (MinMax, Percentile, Entropy); when none meets the gate,
+    search:  the calibration methods first (MinMax, Percentile, Entropy; on a CPU whose uint8 × int8
+             products saturate, the first that misses the gate is tried again with uint8 matrix-product
+             weights, and the better weights serve the methods after it); when none meets the gate,
              the nodes of the best one are ranked by the error they add (quantized vs FP32 outputs
              per node, onnxruntime.quantization.qdq_loss_debug) and the worst are kept in FP32,
              doubling their number, then bisecting, until the gate holds, the speed-up is gone
@@ -66,11 +68,16 @@ def saturating_cpu(cpuinfo: str | None = None) -> bool:
     return "avx2" in flags and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
 
 
-def seven_bit_weights(graph) -> list[str]:
-    """The weights onnxruntime should quantize to 7 bits on a saturating CPU: those of the Conv (not
-    depthwise: MLAS runs those with its own kernel) and Gemm nodes that run as 8-bit matrix products,
-    except a convolution fed by the image itself (few input channels; on the demo 7 bits cost it more
-    than the saturation)."""
+def matrix_weights(graph) -> list[str]:
+    """The weights whose layers run as 8-bit matrix products, which saturate on such a CPU: those of
+    the Conv (not depthwise: MLAS runs those with its own kernel) and Gemm nodes, except a convolution
+    fed by the image itself (few input channels; on the demo 7 bits cost it more than the saturation). A recipe's
+    `weights` decides what they get there: "int8" cuts them to 7 bits (fast U8S8 kernels, no
+    overflow, one bit less), "uint8" quantizes them to uint8 (U8U8 kernels, which widen to int16
+    before they multiply and never saturate, as onnxruntime's docs advise on AVX2 without VNNI; all
+    8 bits, but slower). On the demo (EfficientNet-Lite0, 12 photos, MinMax, k-fold): int8 with 8 bits
+    66.7 % agreement, 7 bits ~75 %, uint8 89.6 %; speed-up on a quiet machine 1.22x (8-bit int8)
+    against 1.01x (uint8); ResNet-50 at batch 8: 1.92x against 1.33x."""
     inits = {i.name for i in graph.initializer}
     inputs = {i.name for i in graph.input if i.name not in inits}
     out = []
@@ -139,10 +146,11 @@ class Recipe:
     """One way to quantize: a calibration method (or dynamic) and the nodes kept in FP32."""
     method: str                                  # minmax | percentile | entropy | dynamic
     keep_fp32: tuple[str, ...] = ()
+    weights: str = "int8"                        # int8 | uint8: the matrix-product weights on a saturating CPU
 
     def describe(self) -> str:
         name = "dynamic" if self.method == "dynamic" else CALIBRATION_METHODS[self.method][0]
-        return f"{name}, {len(self.keep_fp32)} node(s) in FP32"
+        return f"{name}{', uint8 weights' if self.weights == 'uint8' else ''}, {len(self.keep_fp32)} node(s) in FP32"
 
 
 @dataclass
@@ -162,9 +170,14 @@ class Attempt:
     seconds: float
     meets_gate: bool
     problems: list[str] = field(default_factory=list)
+    weights: str = "int8"                       # Recipe.weights
+
+    def recipe(self) -> Recipe:
+        return Recipe(self.method, tuple(self.keep_fp32), self.weights)
 
     def line(self) -> str:
-        return (f"attempt {self.number}: {CALIBRATION_METHODS.get(self.method, ('dynamic',))[0]}, "
+        return (f"attempt {self.number}: {CALIBRATION_METHODS.get(self.method, ('dynamic',))[0]}"
+                f"{', uint8 weights' if self.weights == 'uint8' else ''}, "
                 f"{len(self.keep_fp32)} node(s) FP32 → agreement {self.agreement:.1%} (95% LB "
                 f"{self.agreement_lb:.1%}) on {self.views} views, mean |Δprob| {self.mean_abs_dprob:.4f}, "
                 f"max {self.max_abs_dprob:.4f}, {self.speedup:.2f}x FP32"
@@ -202,7 +215,7 @@ class Quantizer:
         self.input_name, self.batch = input_name, batch
         self.excluded_always, self.op_types = list(excluded_always), op_types
         self.external = False
-        self.seven_bit: list[str] = []          # weights quantized to 7 bits (set on a saturating CPU)
+        self.matrix_weights: list[str] = []     # matrix_weights(): set on a saturating CPU only
 
     def write(self, recipe: Recipe, target: Path, calibration: np.ndarray | None, *, cache_key: str) -> Path:
         from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
@@ -218,8 +231,9 @@ class Quantizer:
         cache = self.scratch / f"calib-{recipe.method}-{cache_key}.json"
         reader = _Batches(self.input_name, calibration, self.batch) if not cache.is_file() else None
         extra = dict(extra)
-        if self.seven_bit:                      # per channel (axis 0), as every other weight
-            extra["TensorQuantOverrides"] = {w: [{"reduce_range": True, "axis": 0}] for w in self.seven_bit}
+        if self.matrix_weights:                 # per channel (axis 0), as every other weight
+            override = ({"quant_type": QuantType.QUInt8} if recipe.weights == "uint8" else {"reduce_range": True})
+            extra["TensorQuantOverrides"] = {w: [{**override, "axis": 0}] for w in self.matrix_weights}
         quantize_static(str(self.prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=exclude, op_types_to_quantize=self.op_types,
@@ -350,7 +364,7 @@ class Search:
         figures = Figures.of(np.concatenate(self.p32), np.concatenate(p8), len(self.photo_views))
         speed = _time({"fp32": self.fp32, "int8": first}, self.eval_views[0][:self.batch], self.speed_rounds)
         problems = gate_problems({"top1_agreement": figures.agreement, "mean_abs_dprob": figures.mean_abs_dprob})
-        attempt = Attempt(number=self._n, method=recipe.method, keep_fp32=list(recipe.keep_fp32),
+        attempt = Attempt(number=self._n, method=recipe.method, keep_fp32=list(recipe.keep_fp32), weights=recipe.weights,
                           agreement=figures.agreement, agreement_lb=figures.agreement_lb,
                           mean_abs_dprob=figures.mean_abs_dprob, max_abs_dprob=figures.max_abs_dprob,
                           views=figures.views, photos=figures.photos, speedup=speed["fp32"] / speed["int8"],
@@ -448,17 +462,25 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
         return a.meets_gate and a.speedup >= min_speedup
 
     ranked: list[str] = []
-    for method in methods:
-        if search.attempts and not room():
-            break
-        try:
-            attempt = search.evaluate(Recipe(method))
-        except OutOfTime as stop:
-            exhausted = True
-            search.event(str(stop))
-            break
-        if good(attempt):
-            break
+    quantizer = getattr(search, "quantizer", None)
+    weights, uint8_untried = "int8", bool(quantizer and quantizer.matrix_weights)
+    try:
+        for method in methods:
+            if search.attempts and not room():
+                break
+            attempt = search.evaluate(Recipe(method, weights=weights))
+            if good(attempt):
+                break
+            if uint8_untried and method != "dynamic" and room():     # the saturation-free weights, once
+                uint8_untried = False
+                other = search.evaluate(Recipe(method, weights="uint8"))
+                if good(other):
+                    break
+                if (other.agreement, -other.mean_abs_dprob) > (attempt.agreement, -attempt.mean_abs_dprob):
+                    weights = "uint8"
+    except OutOfTime as stop:
+        exhausted = True
+        search.event(str(stop))
     # the nodes are ranked on a calibrated attempt (a QDQ graph; dynamic has none), the best one fast
     # enough (keeping nodes in FP32 only slows INT8 down); one slow timing of one method (they are
     # noisy on a shared machine) does not end the search
@@ -466,14 +488,14 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
     fast = [a for a in calibrated if a.speedup >= min_speedup]
     base = max(fast or calibrated or search.attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
     if not any(good(a) for a in search.attempts) and fast and room():
-        search.event(f"ranking the nodes of {Recipe(base.method).describe()} by the error they add")
-        ranked = search.rank_nodes(Recipe(base.method))
+        search.event(f"ranking the nodes of {Recipe(base.method, weights=base.weights).describe()} by the error they add")
+        ranked = search.rank_nodes(Recipe(base.method, weights=base.weights))
         ranked = ranked[:MAX_FP32_SHARE * len(ranked) // 4 if max_nodes is None else max_nodes]
         lo, hi, n = 0, None, 1
         tried: dict[int, Attempt] = {}
         while ranked and room():
             try:
-                attempt = tried[n] = search.evaluate(Recipe(base.method, tuple(ranked[:n])))
+                attempt = tried[n] = search.evaluate(Recipe(base.method, tuple(ranked[:n]), base.weights))
             except OutOfTime as stop:
                 exhausted = True
                 search.event(str(stop))
@@ -507,7 +529,7 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, ranked, mi
     if fast:
         chosen = min(fast, key=lambda a: (len(a.keep_fp32), -a.speedup))
         enable = True
-        why = (f"attempt {chosen.number} ({Recipe(chosen.method, tuple(chosen.keep_fp32)).describe()}) meets the "
+        why = (f"attempt {chosen.number} ({chosen.recipe().describe()}) meets the "
                f"gate at {chosen.speedup:.2f}x FP32 with the fewest nodes in FP32")
     elif passing or max(a.speedup for a in attempts) < min_speedup:
         chosen = max(passing or attempts, key=lambda a: (a.speedup if passing else a.agreement))

@@ -9,8 +9,10 @@
          → rename into place → registry row `<id>-int8` (type ONNX, precision int8)
 
 On an x86 CPU with AVX2 but no VNNI, onnxruntime's fused uint8 × int8 kernels add product pairs
-in int16 and saturate; there the weights of the layers that run as matrix products are quantized
-to 7 bits (int8_search.saturating_cpu; the setting is recorded as `seven_bit_weights`).
+in int16 and saturate; there the weights of the layers that run as matrix products (int8_search.
+matrix_weights) are cut to 7 bits (fast), and the search also tries them as uint8 (U8U8 kernels that
+do not saturate, slower); the chosen setting is recorded as `seven_bit_weights` or `uint8_weights`,
+the number of such weights.
 
 imgai writes no quantizer of its own: onnxruntime does the quantization. The new model keeps the
 labels and preprocessing of its original. It is enabled only when it meets the gate (registry.
@@ -178,14 +180,14 @@ def shape_only_nodes(onnx_path: Path) -> list[str]:
 
 
 
-def seven_bit_weights(prepared: Path) -> list[str]:
-    """The weights to quantize to 7 bits: on a CPU whose 8-bit products saturate (x86 AVX2 without
-    VNNI), those of the layers that run as 8-bit matrix products; none elsewhere."""
+def matrix_weights(prepared: Path) -> list[str]:
+    """On a CPU whose uint8 × int8 products saturate (x86 AVX2 without VNNI), the weights of the
+    layers that run as 8-bit matrix products (7 bits or uint8, as the recipe says); none elsewhere."""
     import onnx
 
     if not int8_search.saturating_cpu():
         return []
-    return int8_search.seven_bit_weights(onnx.load(str(prepared), load_external_data=False).graph)
+    return int8_search.matrix_weights(onnx.load(str(prepared), load_external_data=False).graph)
 
 
 def prepare_graph(source: Path, prepared: Path, event) -> Path:
@@ -207,8 +209,9 @@ def prepare_graph(source: Path, prepared: Path, event) -> Path:
 
 
 def quantize_file(source: Path, target: Path, *, method: str, calibration_views: np.ndarray | None,
-                  keep_fp32: tuple[str, ...] = (), event=None) -> Path:
-    """`target` from `source` with one recipe and no search (benchmarks, scripts)."""
+                  keep_fp32: tuple[str, ...] = (), weights: str = "int8", event=None) -> Path:
+    """`target` from `source` with one recipe and no search (benchmarks, scripts); `weights`: int8 or
+    uint8 for the matrix-product layers on a CPU whose uint8 × int8 products saturate (Recipe.weights)."""
     event = event or (lambda message, **kw: None)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         prepared = prepare_graph(source, Path(scratch) / "prepared.onnx", event)
@@ -217,8 +220,8 @@ def quantize_file(source: Path, target: Path, *, method: str, calibration_views:
         quantizer = int8_search.Quantizer(prepared, Path(scratch), input_name=name, batch=fixed or CALIBRATION_BATCH,
                                           excluded_always=plan.excluded, op_types=plan.op_types)
         quantizer.external = bool(external_data_files(source))
-        quantizer.seven_bit = seven_bit_weights(prepared)
-        return quantizer.write(int8_search.Recipe(method, tuple(keep_fp32)), target, calibration_views, cache_key="x")
+        quantizer.matrix_weights = matrix_weights(prepared)
+        return quantizer.write(int8_search.Recipe(method, tuple(keep_fp32), weights), target, calibration_views, cache_key="x")
 
 
 def _usable_views(model: registry.Model, images: calibration.CalibrationSet, spec: PreprocessSpec, skip,
@@ -297,13 +300,14 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
                                         calibration_views=calibration.CALIBRATION_VIEWS, op_types=plan.op_types,
                                         on_attempt=on_attempt, event=event)
             search.quantizer.external = bool(external_data_files(source_dir / "model.onnx"))
-            search.quantizer.seven_bit = seven_bit_weights(prepared)
-            if search.quantizer.seven_bit:
-                event(f"this CPU's 8-bit products can saturate (x86 AVX2 without VNNI): "
-                      f"{len(search.quantizer.seven_bit)} matrix-product weights are quantized to 7 bits")
+            search.quantizer.matrix_weights = matrix_weights(prepared)
+            if search.quantizer.matrix_weights:
+                event(f"this CPU's uint8 × int8 products can saturate (x86 AVX2 without VNNI): "
+                      f"{len(search.quantizer.matrix_weights)} matrix-product weights get 7 bits, or uint8 "
+                      "(U8U8 kernels, which do not saturate) where the search finds that better")
             result = int8_search.run_search(search, methods=methods, budget_s=options.budget,
                                             min_speedup=options.min_speedup)
-            chosen = int8_search.Recipe(result.chosen.method, tuple(result.chosen.keep_fp32))
+            chosen = result.chosen.recipe()
             progress(0.87, f"chosen: attempt {result.chosen.number} ({chosen.describe()}); calibrating on every photo")
             search.quantizer.write(chosen, out / "model.onnx",
                                    None if chosen.method == "dynamic" else search.calibration(range(len(views))),
@@ -330,7 +334,8 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
         static = chosen.method != "dynamic"
         settings = {"method": chosen.method, "format": "QDQ" if static else "QOperator (dynamic)",
                     "weight_type": "int8", "per_channel": True,
-                    "seven_bit_weights": len(search.quantizer.seven_bit) if static else 0,
+                    "seven_bit_weights": len(search.quantizer.matrix_weights) if static and chosen.weights == "int8" else 0,
+                    "uint8_weights": len(search.quantizer.matrix_weights) if static and chosen.weights == "uint8" else 0,
                     "activation_type": "uint8" if static else "uint8 at run time",
                     "calibrate_method": int8_search.CALIBRATION_METHODS[chosen.method][0] if static else None,
                     "keep_fp32": list(chosen.keep_fp32), "scope": plan.to_dict(),

@@ -49,6 +49,12 @@ def quantization_text(settings: dict) -> str:
     parts = [settings.get("format") or settings.get("method") or "INT8"]
     if settings.get("per_channel"):
         parts.append("int8 weights per channel")
+    if settings.get("seven_bit_weights"):  # quantize.py: a CPU whose uint8 × int8 products saturate
+        parts.append(f"7-bit weights on {settings['seven_bit_weights']} matrix-product layers (this CPU's "
+                     "uint8 × int8 products saturate)")
+    if settings.get("uint8_weights"):
+        parts.append(f"uint8 weights on {settings['uint8_weights']} matrix-product layers (U8U8 kernels: "
+                     "this CPU's uint8 × int8 products saturate)")
     if settings.get("calibration_images"):
         parts.append(f"calibrated on {settings['calibration_images']} images"
                      + (f" ({settings['calibration']})" if settings.get("calibration") else ""))
@@ -86,7 +92,8 @@ def vs_fp32_line(figures: dict) -> str:
 
 def attempt_line(a: dict) -> str:
     """One attempt of the INT8 search (int8_search.Attempt as a dict), in words."""
-    return (f"#{a['number']} {a['method']}, {len(a['keep_fp32'])} node(s) FP32: agreement {a['agreement']:.1%} "
+    weights = ", uint8 weights" if a.get("weights") == "uint8" else ""
+    return (f"#{a['number']} {a['method']}{weights}, {len(a['keep_fp32'])} node(s) FP32: agreement {a['agreement']:.1%} "
             f"(LB {a['agreement_lb']:.1%}), mean |Δprob| {a['mean_abs_dprob']:.4f}, max {a['max_abs_dprob']:.4f}, "
             f"{a['speedup']:.2f}x" + (" ✓" if a["meets_gate"] else ""))
 
