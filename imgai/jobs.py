@@ -306,9 +306,8 @@ def _spawn(job_id: str, kind: str) -> None:
     spec = kinds().get(kind)
     if spec is not None and spec.warm and warm.enabled():
         try:
-            if not warm.submit(job_id, env, log_path):
-                warm.start(job_id, env, log_path)
-            return
+            if warm.submit(job_id, env, log_path) or warm.start_if_wanted(job_id, env, log_path):
+                return
         except OSError as exc:      # no private runtime folder: a fresh worker, as without warm workers
             get_logger("imgai.jobs").warning("warm workers are off: %s", exc)
     log = open(log_path, "ab")

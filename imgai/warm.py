@@ -16,9 +16,12 @@ warm process is imgai/warm_server.py.
   construction.
 - It imports third-party libraries, and of imgai only settings, priority and these two modules:
   each worker imports the rest fresh, with its own IMGAI_HOME and settings.
-- It starts on the first warm job, with that job as its first fork (so the first job costs what a
-  fresh worker costs), and exits after `IMGAI_WARM_IDLE` seconds without a job. A second one that
-  finds the key taken (a lock file) runs its first job and exits.
+- It starts with the second job of its key (the first runs in a fresh worker, which imports only
+  what it needs: a key that has one job never pays for a warm process), that job as its first fork,
+  and exits after `IMGAI_WARM_IDLE` seconds without a job. A second one that finds the key taken
+  (a lock file) runs its first job and exits.
+- Before it serves it freezes its objects out of the garbage collector (gc.freeze), so a worker's
+  collections never walk, nor copy, the thousands of modules it was born with.
 - Anything wrong with it (no socket, a stale one, a refused request) falls back to starting one;
   a job forked twice by a race runs once (the worker claims STARTING → RUNNING in a transaction,
   and the loser exits).
@@ -34,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # environment variables no preloaded library reads as it is imported: they may differ between jobs of one key
@@ -87,6 +91,20 @@ def submit(job_id: str, env: dict[str, str], log: Path) -> bool:
     except (OSError, ValueError):
         return False
     return bool(reply.get("pid"))
+
+
+def start_if_wanted(job_id: str, env: dict[str, str], log: Path) -> bool:
+    """Start a warm process for this job when its key has had a job within `IMGAI_WARM_IDLE`
+    seconds (a second job: more are likely); the first job of a key runs in a fresh worker, which
+    imports only what it needs, and leaves the mark. True when a warm process took the job."""
+    from . import settings
+
+    mark = runtime_dir() / f"{key(env)}.seen"
+    recent = mark.is_file() and time.time() - mark.stat().st_mtime < settings.get("IMGAI_WARM_IDLE")
+    mark.touch()
+    if recent:
+        start(job_id, env, log)
+    return recent
 
 
 def start(job_id: str, env: dict[str, str], log: Path) -> None:

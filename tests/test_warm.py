@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from pathlib import Path
 
 import psutil
@@ -32,37 +33,47 @@ def _warm_process(pid: int) -> psutil.Process:
     return parent
 
 
-def test_a_warm_kind_is_forked_from_a_process_that_imported_torch(imgai_home, monkeypatch, tmp_path):
-    fresh = _run("probe")
-    assert not fresh["torch_preloaded"]                  # a fresh worker imports torch only when a job needs it
+@pytest.fixture
+def new_key(monkeypatch):
+    """An environment no warm process has served yet (a variable the libraries might read)."""
+    monkeypatch.setenv("WARM_TEST_KEY", uuid.uuid4().hex)
 
-    monkeypatch.setenv("IMGAI_TEST_PROBE", "first")
-    first = _run("warmprobe")
+
+def test_a_warm_kind_is_forked_from_a_process_that_imported_torch(imgai_home, new_key, monkeypatch, tmp_path):
+    assert not _run("probe")["torch_preloaded"]           # a fresh worker imports torch only when a job needs it
+
+    first = _run("warmprobe")                              # a key's first job: a fresh worker, nothing warm started
+    assert not first["torch_preloaded"]
     monkeypatch.setenv("IMGAI_TEST_PROBE", "second")
+    second = _run("warmprobe")                             # the second starts the warm process, its first fork
+    monkeypatch.setenv("IMGAI_TEST_PROBE", "third")
     monkeypatch.chdir(tmp_path)
-    second = _run("warmprobe")
+    third = _run("warmprobe")
 
-    assert first["torch_preloaded"] and second["torch_preloaded"]
-    assert first["ppid"] == second["ppid"] and first["pid"] != second["pid"]   # one warm process, two forks
-    server = _warm_process(first["ppid"])
-    assert (first["probe"], second["probe"]) == ("first", "second")          # each job's own environment
-    assert Path(second["cwd"]) == tmp_path.resolve()
-    assert first["nice"] == second["nice"] == min(19, os.nice(0) + int(os.environ["IMGAI_JOB_NICE"]))
-    log = (imgai_home / "logs" / f"job-{jobs.list_jobs()[0].id}.out")
-    assert log.is_file()
+    assert second["torch_preloaded"] and third["torch_preloaded"]
+    assert second["ppid"] == third["ppid"] and second["pid"] != third["pid"]   # one warm process, two forks
+    server = _warm_process(second["ppid"])
+    assert (second["probe"], third["probe"]) == ("second", "third")         # each job's own environment
+    assert Path(third["cwd"]) == tmp_path.resolve()
+    assert second["nice"] == third["nice"] == min(19, os.nice(0) + int(os.environ["IMGAI_JOB_NICE"]))
+    assert all((imgai_home / "logs" / f"job-{job.id}.out").is_file() for job in jobs.list_jobs())
     assert server.is_running()
 
 
 def test_a_warm_job_is_cancelled_like_any_other(imgai_home):
+    _run("warmprobe")
     job = jobs.submit("warmprobe", {"seconds": 120})
     running = wait_until(lambda: (j := jobs.get(job.id)).state == "running" and j.pid and j, timeout=240,
                          what="the warm job to run")
+    _warm_process(psutil.Process(running.pid).ppid())
     assert jobs.cancel(job.id).state == "cancelled"
     wait_until(lambda: not jobs._alive(running.pid, running.pid_started), what="the forked worker to go")
 
 
 def test_a_warm_process_killed_leaves_a_stale_socket_that_the_next_job_replaces(imgai_home):
+    _run("warmprobe")
     before = _run("warmprobe")
+    assert before["torch_preloaded"]
     os.kill(before["ppid"], signal.SIGKILL)
     wait_until(lambda: not psutil.pid_exists(before["ppid"]) or
                psutil.Process(before["ppid"]).status() == psutil.STATUS_ZOMBIE, what="the warm process to die")
