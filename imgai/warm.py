@@ -90,6 +90,8 @@ def submit(job_id: str, env: dict[str, str], log: Path) -> bool:
             reply = json.loads(read_line(conn) or b"{}")
     except (OSError, ValueError):
         return False
+    if reply.get("pid"):
+        path.with_suffix(".seen").touch()          # the key's last job: start_if_wanted reads it
     return bool(reply.get("pid"))
 
 
