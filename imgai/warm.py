@@ -83,11 +83,7 @@ def submit(job_id: str, env: dict[str, str], log: Path) -> bool:
     (then `start` one) or it refused."""
     try:
         path = runtime_dir() / f"{key(env)}.sock"
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(CONNECT_TIMEOUT_S)
-            conn.connect(str(path))
-            conn.sendall(json.dumps(_request(job_id, env, log)).encode() + b"\n")
-            reply = json.loads(read_line(conn) or b"{}")
+        reply = json.loads(_ask(path, _request(job_id, env, log)) or b"{}")
     except (OSError, ValueError):
         return False
     if reply.get("pid"):
@@ -130,15 +126,20 @@ def stop_all() -> int:
     asked = 0
     for path in sockets:
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(CONNECT_TIMEOUT_S)
-                conn.connect(str(path))
-                conn.sendall(b'{"stop": true}\n')
-                read_line(conn)
+            _ask(path, {"stop": True})
             asked += 1
         except OSError:
             continue
     return asked
+
+
+def _ask(path: Path, request: dict) -> bytes:
+    """Send one JSON line to the warm process listening at `path`; its reply line."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(CONNECT_TIMEOUT_S)
+        conn.connect(str(path))
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        return read_line(conn)
 
 
 def read_line(conn: socket.socket, limit: int = 1 << 22) -> bytes:
