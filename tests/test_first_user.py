@@ -92,8 +92,11 @@ def test_first_user(fresh_app, browser, tiny_model_cache, tmp_path, output_dir, 
         # a reload keeps the tab and the Convert tab's selection
         table = page.locator("#models-table")
         open_tab(page, "Convert", showing=visible(table, other, exact=True))
+        remembered = page.evaluate("localStorage.getItem('imgai-page')")
         visible(table, other, exact=True).click()
         expect(page.get_by_label("Selected model")).to_have_value(other)
+        # the browser has written the selection down (the page's memory changed) before the reload
+        page.wait_for_function("before => localStorage.getItem('imgai-page') !== before", arg=remembered)
         page.reload(wait_until="load")
         expect(page.get_by_role("tab", name="Convert", exact=True)).to_have_attribute("aria-selected", "true",
                                                                                     timeout=30_000)

@@ -129,12 +129,14 @@ def test_a_click_on_a_result_row_selects_its_repo(imgai_home):
     demo = app.build_app()
     selects = [(demo.blocks[block_id], f) for f in demo.fns.values() for block_id, event in f.targets
                if event == "select" and isinstance(demo.blocks[block_id], gr.Dataframe)]
-    # the Library's ✓/✗ cells read [label, action] from the event too (ui.library.clicked_cell), and the
-    # Tag table's rows pick their gallery image (ui.tag.show_row, the run's images its one input)
+    # the Library's ✓/✗ cells read [label, action] from the event too (ui.library.clicked_cell), the
+    # Tag table's rows pick their gallery image (ui.tag.show_row, the run's images its one input), and
+    # Convert's rows are remembered in the browser as they are picked (ui.convert.pick_row, through
+    # clicked_row_id; the page's memory its one input)
     assert {(f.fn.__name__, len(f.inputs)) for _, f in selects} == {
-        ("clicked_row_id", 0), ("clicked_cell", 0), ("show_row", 1)}
+        ("clicked_row_id", 0), ("clicked_cell", 0), ("show_row", 1), ("pick_row", 1)}
     assert not any(i is table for table, f in selects for i in f.inputs)      # none reads its table's value
-    assert all(isinstance(i, gr.State) for _, f in selects for i in f.inputs)
+    assert all(isinstance(i, (gr.State, gr.BrowserState)) for _, f in selects for i in f.inputs)
     [results] = [f for table, f in selects if table.label == "Results"]
     assert [o.label for o in results.outputs] == ["Selected repo"]
     row = ["acme/resnet-tiny", "ResNet", "timm", 12, 3]

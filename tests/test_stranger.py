@@ -43,6 +43,7 @@ READ_HANDLERS = {
     # the page (ui/page.py, ui/start.py) and what only shows or hides parts of it
     "imgai.changes.revision", "ui.start.status", "app.opening_tab", "app.remember_tab", "ui.start.<lambda>",
     "ui.train.<lambda>", "ui.convert.<lambda>", "ui.convert.remember_selection", "ui.tag.show_row", "ui.tag.new_upload",
+    "ui.convert.pick_row",
     "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh",
     "ui.tag.show_bars", "ui.train.source_fields", "ui.train.finetune_form",
     "ui.quantize.access_state", "ui.train.access_state",    # which buttons the visitor's page greys

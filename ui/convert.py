@@ -108,6 +108,16 @@ def remember_selection(model_id: str | None, memory: dict | None) -> dict:
     return {**(memory or {}), "convert": model_id or ""}
 
 
+def pick_row(memory: dict | None, evt: gr.SelectData):
+    """A click on a models row: selects that model and remembers it in the same answer, so the browser
+    keeps it the moment the selection shows (a reload straight after the click used to find the
+    memory not yet written, in a second event, and fell back to the default model)."""
+    model_id = clicked_row_id(evt)
+    if model_id == gr.update():          # off the rows
+        return model_id, gr.update()
+    return model_id, remember_selection(model_id, memory)
+
+
 def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page = page or Page(demo, standalone=True)
     gr.Markdown("Models in the registry. Select one, then act on it. A model tags once it is converted to ONNX, "
@@ -148,8 +158,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 api_name="convert_refresh")
     page.listen(int8.panel, [selected], [int8_result])
     selected.input(remember_selection, [selected, remembered], [remembered], api_name=False, queue=False)
-    models.select(clicked_row_id, None, [selected], api_name=False).then(
-        remember_selection, [selected, remembered], [remembered], api_name=False, queue=False)
+    models.select(pick_row, [remembered], [selected, remembered], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
 
     for button, fn, name, extra in ((convert_btn, convert_model, "convert", []),
