@@ -61,11 +61,12 @@ def main() -> None:
     from starlette.middleware import Middleware
 
     from imgai import files, settings, startup
+    from ui.common import queue
     from ui.security import RefuseFileRedirects
 
     startup.prepare()
     demo = build_app()
-    demo.queue(default_concurrency_limit=4, max_size=64)
+    queue(demo, default_concurrency_limit=4, max_size=64)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

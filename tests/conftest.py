@@ -139,9 +139,11 @@ def served_tab(module):
     free port; yields its URL."""
     import gradio as gr
 
+    from ui.common import queue
+
     with gr.Blocks() as demo:
         module.build(demo)
-    demo.queue()
+    queue(demo)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:

@@ -113,3 +113,20 @@ def test_file_route_refuses_outside_urls(app_server):
             assert info.value.code == 403, (prefix, target)
     with urllib.request.urlopen(app_server.url, timeout=10) as page:   # the app itself still answers
         assert page.status == 200
+
+
+def test_the_app_queue_looks_for_work_every_20_ms_not_every_millisecond(imgai_home, monkeypatch):
+    """gradio's queue polls every 1 ms when idle (7-8 % of a core per idle app; bench/idle_server.py);
+    `python app.py` launches with ui.common.queue's polling, and keeps its concurrency settings."""
+    import gradio as gr
+
+    import app
+    from ui.common import PROGRESS_POLL_S, QUEUE_POLL_S
+
+    launched = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kwargs: launched.append(demo))
+    app.main()
+    [demo] = launched
+    assert demo._queue.sleep_when_free == QUEUE_POLL_S == 0.02
+    assert demo._queue.progress_update_sleep_when_free == PROGRESS_POLL_S
+    assert (demo._queue.default_concurrency_limit, demo._queue.max_size) == (4, 64)

@@ -19,6 +19,23 @@ from imgai.presentation.jobs import when  # noqa: F401  (the tabs' time format, 
 from imgai.presentation.locks import lock_note, locks, shown_folder  # noqa: F401  (the policy in words)
 
 
+# gradio 6.17.3's queue looks for work every 1 ms when it has none (and for progress every 10 ms): an
+# idle app then takes 7-8 % of a core, on a Space as anywhere (bench/idle_server.py). 20 ms keeps an
+# event's start below what a person notices, and the idle app near 1 %.
+QUEUE_POLL_S = 0.02
+PROGRESS_POLL_S = 0.05
+
+
+def queue(demo: gr.Blocks, **kwargs) -> gr.Blocks:
+    """`demo.queue(**kwargs)`, polling for work every QUEUE_POLL_S instead of every millisecond."""
+    demo.queue(**kwargs)
+    q = getattr(demo, "_queue", None)          # gradio's own attribute names (a newer gradio: left as it is)
+    if q is not None and hasattr(q, "sleep_when_free"):
+        q.sleep_when_free = QUEUE_POLL_S
+        q.progress_update_sleep_when_free = PROGRESS_POLL_S
+    return demo
+
+
 def guard(fn):
     """Run a handler; an imgai error becomes a gr.Error with its message (in plain words: a pop-up
     shows no markdown), anything else is logged with its traceback and shown as a short error."""
