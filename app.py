@@ -62,6 +62,7 @@ def main() -> None:
 
     from imgai import files, settings, startup
     from ui.common import queue
+    from ui.page import middleware as page_middleware
     from ui.security import RefuseFileRedirects
 
     startup.prepare()
@@ -70,7 +71,7 @@ def main() -> None:
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        app_kwargs={"middleware": [Middleware(RefuseFileRedirects)]},
+        app_kwargs={"middleware": [Middleware(RefuseFileRedirects), *page_middleware()]},
         allowed_paths=[str(files.root())],   # visitors' result files; never served by path (ui/security.py)
         css=CSS,
         show_error=True,

@@ -1,8 +1,12 @@
-"""What an idle app costs: the CPU a started `python app.py` takes while nobody uses it, with gradio's
-own queue polling (every 1 ms when it has no work) and with imgai's (`ui.common.queue`: every
-QUEUE_POLL_S), side by side from one run, then the delay an event's start can gain.
+"""What an idle app costs, side by side from one run.
 
-    .venv/bin/python bench/idle_server.py [--seconds 20]
+- no visitor: the CPU a started `python app.py` takes while nobody uses it, with gradio's own queue
+  polling (every 1 ms when it has no work) and with imgai's (`ui.common.queue`: every QUEUE_POLL_S);
+- `--page`: one visitor's page left open in Chromium (Debian's), app and browser together, with the
+  page's change watch (ui/page.py: a plain GET of /imgai/revision every POLL_S, a gradio event only
+  when it moves) and with what it replaced (a gr.Timer: one queued gradio event per tick).
+
+    .venv/bin/python bench/idle_server.py [--seconds 20] [--page]
 
 Each setting runs the real app (IMGAI_NO_DEMO=1, a private data folder) in its own process; the two
 take turns, twice each, and the bench prints CPU-seconds per minute of idling for both and their ratio.
@@ -28,8 +32,19 @@ GRADIO_DEFAULT = ("import ui.common as c, gradio as gr; "
                   "import runpy; runpy.run_path('app.py', run_name='__main__')")
 
 
-def idle_cpu(code: list[str], seconds: float) -> float:
-    """CPU-seconds per minute the app process takes idling `seconds` once it answers."""
+# the app with the page's revision read by a gr.Timer tick (the reference for --page)
+TIMER_PAGE = ("import gradio as gr, ui.page as p; from imgai import changes\n"
+              "def start(self):\n"
+              "    self.demo.load(changes.revision, None, [self.revision], api_name=False, show_progress='hidden')\n"
+              "    gr.Timer(p.POLL_S).tick(changes.revision, None, [self.revision], api_name=False,\n"
+              "                            show_progress='hidden', concurrency_limit=None)\n"
+              "p.Page.start = start\n"
+              "import runpy; runpy.run_path('app.py', run_name='__main__')")
+
+
+def idle_cpu(code: list[str], seconds: float, page: bool = False) -> float:
+    """CPU-seconds per minute the app process (and, with `page`, a Chromium page open on it) takes
+    idling `seconds` once it answers (and the page has loaded and settled)."""
     import psutil
 
     from tests.conftest import free_port
@@ -48,36 +63,73 @@ def idle_cpu(code: list[str], seconds: float) -> float:
                 except OSError:
                     return False
             wait_until(answers, 120, "the app to answer", every=0.5)
-            time.sleep(2)                                  # let start-up work settle
-            p = psutil.Process(proc.pid)
-            before = sum(p.cpu_times()[:2])
-            time.sleep(seconds)
-            return (sum(p.cpu_times()[:2]) - before) * 60 / seconds
+            if not page:
+                time.sleep(2)                                  # let start-up work settle
+                p = psutil.Process(proc.pid)
+                before = sum(p.cpu_times()[:2])
+                time.sleep(seconds)
+                return (sum(p.cpu_times()[:2]) - before) * 60 / seconds
+            return _page_cpu(f"http://127.0.0.1:{port}/", proc.pid, seconds)
         finally:
             proc.terminate()
             proc.wait(10)
 
 
+def _page_cpu(url: str, app_pid: int, seconds: float) -> float:
+    import psutil
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_fixtures import ARGS, CHROMIUM, VIEWPORT
+
+    def cpu() -> float:
+        procs = [psutil.Process(app_pid), *psutil.Process(os.getpid()).children(recursive=True)]
+        total = 0.0
+        for p in {p.pid: p for p in procs}.values():
+            try:
+                total += sum(p.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return total
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url, wait_until="load")
+        page.wait_for_timeout(15_000)                          # the page's load events settle
+        before = cpu()
+        page.wait_for_timeout(seconds * 1000)
+        used = cpu() - before
+        browser.close()
+    return used * 60 / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--page", action="store_true", help="one visitor's page open in Chromium")
     args = parser.parse_args()
     from ui.common import QUEUE_POLL_S
+    from ui.page import POLL_S
 
-    runs = {"gradio's 1 ms": [], f"imgai's {QUEUE_POLL_S * 1000:.0f} ms": []}
+    if args.page:
+        settings = {"gr.Timer tick": ["-c", TIMER_PAGE], "revision watch": ["app.py"]}
+        what, key = f"change check every {POLL_S} s", "idle_page_cpu_timer_vs_watch"
+    else:
+        settings = {"gradio's 1 ms": ["-c", GRADIO_DEFAULT], f"imgai's {QUEUE_POLL_S * 1000:.0f} ms": ["app.py"]}
+        what, key = "queue polling", "idle_cpu_gradio_default_vs_imgai"
+    runs = {name: [] for name in settings}
     for _ in range(2):
-        runs["gradio's 1 ms"].append(idle_cpu(["-c", GRADIO_DEFAULT], args.seconds))
-        runs[f"imgai's {QUEUE_POLL_S * 1000:.0f} ms"].append(idle_cpu(["app.py"], args.seconds))
+        for name, code in settings.items():
+            runs[name].append(idle_cpu(code, args.seconds, page=args.page))
     print(f"load: {os.getloadavg()[0]:.2f} (1 min)")
-    print("| queue polling | idle app CPU-s per minute (each run) | mean |")
+    print(f"| {what} | idle CPU-s per minute{' (app + browser)' if args.page else ''}, each run | mean |")
     print("|---|---|---|")
     means = {}
     for name, values in runs.items():
         means[name] = sum(values) / len(values)
         print(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {means[name]:.2f} |")
-    default, ours = means.values()
-    print(f"an event waits at most {QUEUE_POLL_S * 1000:.0f} ms longer to start; "
-          f"idle_cpu_gradio_default_vs_imgai={default / ours:.1f}")
+    reference, ours = means.values()
+    print(f"{key}={reference / ours:.1f}")
 
 
 if __name__ == "__main__":

@@ -140,12 +140,14 @@ def served_tab(module):
     import gradio as gr
 
     from ui.common import queue
+    from ui.page import middleware
 
     with gr.Blocks() as demo:
         module.build(demo)
     queue(demo)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                app_kwargs={"middleware": middleware()})
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

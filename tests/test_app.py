@@ -130,3 +130,35 @@ def test_the_app_queue_looks_for_work_every_20_ms_not_every_millisecond(imgai_ho
     assert demo._queue.sleep_when_free == QUEUE_POLL_S == 0.02
     assert demo._queue.progress_update_sleep_when_free == PROGRESS_POLL_S
     assert (demo._queue.default_concurrency_limit, demo._queue.max_size) == (4, 64)
+
+
+def test_a_page_learns_of_changes_from_a_plain_route_not_a_timer_event(imgai_home):
+    """An idle page asks GET /imgai/revision (a few bytes, no gradio event) and presses its hidden
+    poke button only when the answer moves; no gr.Timer sends a queue event per tick per visitor."""
+    import gradio as gr
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    import app
+    from imgai import changes, registry
+    from ui.page import POKE_ID, REVISION_PATH, RevisionRoute
+
+    inner = Starlette(routes=[Route("/{path:path}", lambda request: PlainTextResponse("the app"),
+                                    methods=["GET", "POST"])])
+    client = TestClient(RevisionRoute(inner))
+    before = client.get(REVISION_PATH)
+    assert (before.status_code, before.text) == (200, changes.revision())
+    assert before.headers["cache-control"] == "no-store"
+    registry.create(name="new", source="local:new", architecture="resnet18", library="timm")
+    assert client.get(REVISION_PATH).text == changes.revision() != before.text      # it moves with the registry
+    assert client.post(REVISION_PATH).text == client.get("/gradio_api/info").text == "the app"   # the rest passes
+
+    demo = app.build_app()
+    assert not [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+    [poke] = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == POKE_ID]
+    [watch] = [f for f in demo.fns.values() if f.js and REVISION_PATH.lstrip("/") in f.js]
+    assert watch.fn is None and [event for _, event in watch.targets] == ["load"]      # the browser's own script
+    pressed = [f for f in demo.fns.values() if (poke._id, "click") in f.targets]
+    assert [f.fn for f in pressed] == [changes.revision] and pressed[0].queue
