@@ -225,3 +225,31 @@ def test_the_fp16_loss_scaler_state_round_trips_through_the_checkpoint(tmp_path)
     fp32 = Amp("cpu", "fp32")                           # no scaler: nothing saved, nothing to load
     assert fp32.state_dict() is None and "scaler" not in _checkpoint_state(model, optimizer, 1, [])
     fp32.load_state_dict(saved["scaler"])
+
+
+def test_checkpoints_are_written_by_one_thread_that_starts_with_the_run(tmp_path, monkeypatch):
+    """No thread starts during the epochs (a cancel landing inside a per-epoch Thread.start() left
+    a thread close() could not join: the job failed instead of being cancelled); close() waits for
+    each write, reported in order, and finish() lets the writer's thread go."""
+    import threading
+
+    import torch
+
+    from imgai.train.loop import CheckpointWriter, EpochMetrics, load_checkpoint
+
+    reported = []
+    writer = CheckpointWriter(tmp_path / "last.pt", on_saved=reported.append)
+    [thread] = [t for t in threading.enumerate() if t.name == "imgai-checkpoint" and t.is_alive()]
+    started = []
+    monkeypatch.setattr(threading.Thread, "start", lambda t: started.append(t.name))
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    epochs = [EpochMetrics(epoch=e, epochs=2, train_loss=1.0, train_accuracy=0.5, val_loss=None, val_accuracy=None,
+                           samples_per_s=1.0, seconds=1.0, lr=0.1) for e in (1, 2)]
+    for metrics in epochs:
+        writer.save(metrics, model=model, optimizer=optimizer, history=[])
+        writer.close()
+        assert reported[-1] == metrics and load_checkpoint(tmp_path / "last.pt")["epoch"] == metrics.epoch
+    writer.finish()
+    thread.join(10)
+    assert started == [] and reported == epochs and not thread.is_alive()

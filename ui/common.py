@@ -31,8 +31,7 @@ def queue(demo: gr.Blocks, **kwargs) -> gr.Blocks:
     demo.queue(**kwargs)
     q = getattr(demo, "_queue", None)          # gradio's own attribute names (a newer gradio: left as it is)
     if q is not None and hasattr(q, "sleep_when_free"):
-        q.sleep_when_free = QUEUE_POLL_S
-        q.progress_update_sleep_when_free = PROGRESS_POLL_S
+        q.sleep_when_free, q.progress_update_sleep_when_free = QUEUE_POLL_S, PROGRESS_POLL_S
     return demo
 
 

@@ -153,10 +153,22 @@ class CheckpointWriter:
     thread from a copy of the weights, so the next epoch does not wait for the disk, and only
     then reports the epoch (`on_saved(metrics)`). So whatever was reported is in a checkpoint on
     disk, whenever the process dies. At most one write is in flight; `close()` waits for it
-    (also on cancel), so a stopped run leaves its latest checkpoint complete and reported."""
+    (also on cancel), so a stopped run leaves its latest checkpoint complete and reported;
+    `finish()` also lets the thread go.
+
+    One thread serves the whole run, started with the writer: a thread started per epoch could be
+    hit by a cancel (SIGTERM → JobCancelled) inside `Thread.start()` itself, which left a thread
+    that close() could not join, and the job failed ("cannot join thread before it is started")
+    instead of being cancelled."""
 
     def __init__(self, path: Path | None, on_saved: Callable[[EpochMetrics], None] | None = None):
-        self.path, self.on_saved, self._thread, self._error = path, on_saved, None, None
+        import queue
+        import threading
+
+        self.path, self.on_saved, self._error = path, on_saved, None
+        self._pending: queue.Queue = queue.Queue()
+        if path is not None:
+            threading.Thread(target=self._run, name="imgai-checkpoint", daemon=True).start()
 
     def save(self, metrics: EpochMetrics, *, model, optimizer, history: list[dict], best: dict | None = None,
              scaler: dict | None = None) -> None:
@@ -164,19 +176,19 @@ class CheckpointWriter:
         if self.path is None:
             self._report(metrics)
             return
-        state = _checkpoint_state(model, optimizer, metrics.epoch, history, best, scaler)
+        self._pending.put((metrics, _checkpoint_state(model, optimizer, metrics.epoch, history, best, scaler)))
 
-        def write():
+    def _run(self) -> None:
+        while (item := self._pending.get()) is not None:
+            metrics, state = item
             try:
                 _write_checkpoint(self.path, state)
                 self._report(metrics)
             except BaseException as exc:       # reported by close(), in the training thread
                 self._error = exc
-
-        import threading
-
-        self._thread = threading.Thread(target=write, name="imgai-checkpoint", daemon=True)
-        self._thread.start()
+            finally:
+                self._pending.task_done()
+        self._pending.task_done()
 
     def _report(self, metrics: EpochMetrics) -> None:
         if self.on_saved:
@@ -184,12 +196,17 @@ class CheckpointWriter:
         stop_here_for_tests(f"epoch-reported:{metrics.epoch}")
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._pending.join()                   # the write in flight, if any
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def finish(self) -> None:
+        try:
+            self.close()
+        finally:
+            if self.path is not None:
+                self._pending.put(None)        # the thread ends
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -371,7 +388,7 @@ def fit(model, train_set, val_set, config: TrainConfig, *, num_classes: int, mul
             writer.save(metrics, model=core, optimizer=optimizer, history=history, best=best,
                         scaler=amp.state_dict())
     finally:
-        writer.close()         # the last checkpoint is complete (and reported) before anyone reads it
+        writer.finish()        # the last checkpoint is complete (and reported) before anyone reads it
     last = history[-1]["epoch"] if history else None
     if best is not None and best["epoch"] != last and "model" in best:   # keep the best epoch's weights
         core.load_state_dict(best["model"])
