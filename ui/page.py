@@ -20,6 +20,8 @@ import gradio as gr
 
 from imgai import changes
 
+from .security import send_text
+
 POLL_S = 1.5
 REVISION_PATH = "/imgai/revision"
 POKE_ID = "imgai-page-poke"
@@ -56,11 +58,7 @@ class RevisionRoute:
             from starlette.concurrency import run_in_threadpool
 
             body = (await run_in_threadpool(changes.revision)).encode()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/plain"), (b"cache-control", b"no-store"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await send_text(send, 200, body, ((b"cache-control", b"no-store"),))
         await self.app(scope, receive, send)
 
 

@@ -49,6 +49,12 @@ class RefuseFileRedirects:
 
 
 async def _refuse(send, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": 403,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send_text(send, 403, body)
+
+
+async def send_text(send, status: int, body: bytes, headers: tuple = ()) -> None:
+    """A whole plain-text answer from ASGI middleware (no app behind it)."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
