@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -61,20 +62,44 @@ CREATE TABLE IF NOT EXISTS job_events (
 CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, seq);
 """
 
+BUSY_TIMEOUT_S = 30
 _ready: set[str] = set()
+_setting_up = threading.Lock()
 
 
 def connect() -> sqlite3.Connection:
     path = paths().registry
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     if str(path) not in _ready:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(SCHEMA)
-        _migrate(conn)
-        _ready.add(str(path))
+        with _setting_up:                 # one thread of this process sets the file up; the others wait
+            if str(path) not in _ready:
+                use_wal(conn, BUSY_TIMEOUT_S)
+                conn.executescript(SCHEMA)
+                _migrate(conn)
+                _ready.add(str(path))
     return conn
+
+
+def use_wal(conn: sqlite3.Connection, wait_s: float) -> None:
+    """Put `conn`'s database in WAL mode (a no-op once it is). The switch needs the file to itself,
+    and SQLite answers it with 'database is locked' at once, without its busy wait, while any other
+    connection is reading or writing, so wait here, up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                return           # (SQLite returns the mode it kept when it could not switch)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"database is locked: other connections held it for {wait_s:g} s "
+                                           "while it was being switched to WAL")
+        time.sleep(0.01)
 
 
 # Columns added after a table's first release: (table, column, declaration). Rows that existed

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Iterator
 
 from ..config import paths
-from ..db import immediate
+from ..db import immediate, use_wal
 from ..errors import ImgaiError
 
 SCORE_FLOOR = 0.02        # scores below this are not kept (100k images × ~50 scores ≈ 150 MB)
 SCORE_SCALE = 1_000_000   # scores are stored as whole millionths
 MMAP_BYTES = 1 << 30      # the index is read through a memory map up to this size (a search opens a fresh connection)
+BUSY_TIMEOUT_S = 60        # a writer waits this long for another (a tagging run commits in batches)
 
 OK, ERROR, MISSING = "ok", "error", "missing"           # image statuses
 ACCEPT, REJECT, ADD = "accept", "reject", "add"         # a person's decisions
@@ -134,11 +135,11 @@ def rebuild_hint(path: Path) -> str:
 def connect(path: Path | None = None) -> sqlite3.Connection:
     path = Path(path or index_path())
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     try:
-        conn.execute("PRAGMA busy_timeout=60000")
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        use_wal(conn, BUSY_TIMEOUT_S)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")     # reads straight from the page cache, no read() per page
         names = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')").fetchall()
