@@ -199,3 +199,24 @@ def test_the_tag_flavour_is_one_set_of_packages():
     assert wanted == _names(_requirements(ROOT / "requirements-tag.txt"))
     with pytest.raises(MissingDependencyError, match=r"requirements-tag\.txt.*imgai\[tag\]"):
         require("imgai_no_such_module", extra="tag")
+
+
+def test_make_venv_gives_uv_the_package_sources_pip_is_configured_with():
+    """uv ignores pip.conf: tools/uv_sources.py turns `pip config list` into uv's flags, once each,
+    keeping every URL of a space-separated list, so `make venv` reads the same local wheels pip would."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from uv_sources import uv_flags
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    config = ("global.cert='/etc/ssl/certs/ca.crt'\n"
+              "global.extra-index-url='file:///opt/a/simple file:///opt/b/simple'\n"
+              "global.find-links='/opt/wheels'\n"
+              ":env:.find-links='/opt/wheels'\n"
+              "global.constraint='/etc/pip/constraints.txt'\n")
+    assert uv_flags(config) == ["--extra-index-url", "file:///opt/a/simple", "--extra-index-url", "file:///opt/b/simple",
+                                "--find-links", "/opt/wheels", "--constraint", "/etc/pip/constraints.txt",
+                                "--index-strategy", "unsafe-best-match"]
+    assert uv_flags("global.find-links='/w'\n") == ["--find-links", "/w"]
+    assert uv_flags("") == []
+    assert "uv_sources.py" in (ROOT / "Makefile").read_text()
