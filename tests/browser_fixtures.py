@@ -51,6 +51,20 @@ def browser():
         browser.close()
 
 
+@pytest.fixture
+def page(browser, request, output_dir):
+    """A page that, when its test fails, leaves failed.png and the browser's console in output_dir."""
+    page = browser.new_page(viewport=VIEWPORT)
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(output_dir / "failed.png"), full_page=True)
+        (output_dir / "console.log").write_text("\n".join(console))
+    page.close()
+
+
 def visible(page, text, exact=False):
     return page.get_by_text(text, exact=exact).filter(visible=True).first
 

@@ -116,7 +116,23 @@ def pytest_runtest_makereport(item, call):
     teardown that the test failed (the browser pages screenshot themselves then)."""
     report = yield
     setattr(item, f"rep_{report.when}", report)
+    if report.when == "call" and report.failed:
+        _dump_threads(OUTPUT / item.name.replace("/", "_").replace("[", "_").replace("]", ""))
     return report
+
+
+def _dump_threads(folder: Path) -> None:
+    """Where every other thread of this test process stood when its test failed (an app served in
+    this process by `served_tab` runs its handlers in them): threads-at-failure.txt."""
+    import threading
+    import traceback
+
+    frames = sys._current_frames()
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.ident in frames]
+    if others:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "threads-at-failure.txt").write_text("\n".join(
+            f"--- {t.name} (daemon={t.daemon})\n{''.join(traceback.format_stack(frames[t.ident]))}" for t in others))
 
 
 @pytest.fixture

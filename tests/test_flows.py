@@ -10,27 +10,13 @@ import re
 
 import pytest
 
-from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, visible  # noqa: F401 (fixture)
+from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, page, visible  # noqa: F401 (fixture)
 from tests.conftest import AppServer
 from tests.diffusion_fixtures import tiny_sources  # noqa: F401 (fixture)
 from tests.train_fixtures import make_shapes, one_thread  # noqa: F401 (fixture)
 
 pytestmark = [*needs_chromium, pytest.mark.slow]
 LONG = 300_000   # ms: a conversion or a short training on a loaded 2-core machine
-
-
-@pytest.fixture
-def page(browser, request, output_dir):
-    """A page that, when its test fails, leaves failed.png and the browser's console in output_dir."""
-    page = browser.new_page(viewport=VIEWPORT)
-    console = []
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        page.screenshot(path=str(output_dir / "failed.png"), full_page=True)
-        (output_dir / "console.log").write_text("\n".join(console))
-    page.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, visible  # noqa: F401 (fixture)
+from tests.browser_fixtures import browser, needs_chromium, page, visible  # noqa: F401 (fixture)
 from tests.conftest import served_tab
 from tests.waiting import wait_until
 from tests.library_fixtures import photo_folder, wd_default  # noqa: F401 (fixture)
@@ -24,14 +24,13 @@ def library_tab(wd_default):
         yield url
 
 
-def test_review_one_click_accept_all_and_search(library_tab, browser, tmp_path, output_dir):
+def test_review_one_click_accept_all_and_search(library_tab, page, tmp_path, output_dir):
     from imgai.library import review
 
     folder = tmp_path / "photos"
     photo_folder(folder, 6, size=(64, 48))
     review.set_thresholds("general", review=0.4, accept=0.9)       # smile, long_hair, blue_eyes… to review
 
-    page = browser.new_page(viewport=VIEWPORT)
     page.goto(library_tab)
     page.get_by_label("Folder on this machine").fill(str(folder))
     page.get_by_role("button", name="Tag into the library").click()
