@@ -162,3 +162,23 @@ def test_a_page_learns_of_changes_from_a_plain_route_not_a_timer_event(imgai_hom
     assert watch.fn is None and [event for _, event in watch.targets] == ["load"]      # the browser's own script
     pressed = [f for f in demo.fns.values() if (poke._id, "click") in f.targets]
     assert [f.fn for f in pressed] == [changes.revision] and pressed[0].queue
+
+
+def test_a_handler_that_answers_changes_is_one_listener(imgai_home):
+    """A handler that answers several fields' changes (the Quantize plan, Train's defaults and job
+    view, the Library's review list) is one listener, whose answers land in the order of their
+    causes. With a listener per field they ran side by side, and an older answer could land last:
+    the Quantize plan said "will run" for settings that were up to date (test_flows, once)."""
+    import collections
+
+    import app
+
+    demo = app.build_app()
+    listeners = collections.defaultdict(list)
+    for dep in demo.fns.values():
+        if dep.fn is not None and {event for _, event in dep.targets} & {"change", "input", "load"}:
+            listeners[(f"{dep.fn.__module__}.{dep.fn.__qualname__}", tuple(map(id, dep.outputs)))].append(dep)
+    assert [name for (name, _), deps in listeners.items() if len(deps) > 1] == []
+    merged = {name: deps[0] for (name, _), deps in listeners.items() if len(deps[0].targets) > 1}
+    assert {"ui.quantize.preview", "ui.train.finetune_form", "ui.train.refresh", "ui.library.load_review"} <= set(merged)
+    assert {name for name, dep in merged.items() if dep.trigger_mode != "always_last"} == set()

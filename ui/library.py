@@ -152,8 +152,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     place = gr.State(None)             # the selected image's place in the gallery
     clicked = gr.State(None)
     refresh_inputs, refresh_outputs = [only], [queue, paths, progress_md, only]
-    page.listen(load_review, refresh_inputs, refresh_outputs, api_name="library_review")
-    only.input(load_review, refresh_inputs, refresh_outputs, api_name=False)
+    page.listen(load_review, refresh_inputs, refresh_outputs, also=[only.input], api_name="library_review")
     page.changed(run.click(tag_folder, [folder], [run_summary], api_name="library_tag",
                            show_progress_on=[run_summary])).then(
         load_review, refresh_inputs, refresh_outputs, api_name=False)
@@ -170,8 +169,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         load_review, refresh_inputs, refresh_outputs, api_name=False).then(
         follow_selection, [paths, place], [current], api_name=False, show_progress="hidden").then(
         image_tags, [current], [image_note, tags, ticks], api_name=False)
-    category.change(show_thresholds, [category], [review_floor, accept], api_name=False)
-    demo.load(show_thresholds, [category], [review_floor, accept], api_name=False)
+    gr.on([demo.load, category.change], show_thresholds, [category], [review_floor, accept], api_name=False,
+          trigger_mode="always_last")
     save.click(save_thresholds, [category, review_floor, accept], [thresholds_note],
                api_name="library_thresholds").then(load_review, refresh_inputs, refresh_outputs, api_name=False)
     query.submit(search_library, [query, search_min], [search_summary, matches], api_name="library_search")

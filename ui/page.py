@@ -82,10 +82,12 @@ class Page:
         if standalone:
             self.start()
 
-    def listen(self, fn, inputs=None, outputs=None, *, api_name=False, **kwargs) -> None:
-        """Run `fn` when the page loads and whenever anything listed changes (the page's load sets
-        the revision, which fires every listener once)."""
-        self.revision.change(fn, inputs, outputs, api_name=api_name, show_progress="hidden", **kwargs)
+    def listen(self, fn, inputs=None, outputs=None, *, also=(), api_name=False, **kwargs) -> None:
+        """Run `fn` when the page loads, whenever anything listed changes (the page's load sets the
+        revision, which fires every listener once) and on the tab's own triggers `also` (a field's
+        change): one listener, so its answers land in the order of their causes, never an older one last."""
+        gr.on([self.revision.change, *also], fn, inputs, outputs, api_name=api_name, show_progress="hidden",
+              trigger_mode="always_last", **kwargs)
 
     def changed(self, event):
         """After `event` (an action that changed something), read the revision now, not at the next tick."""

@@ -130,9 +130,10 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         with gr.Tab("Files"):
             tree = gr.Code(label="Output folder", language=None)
 
-    for field in form:
-        field.change(preview, form, [plan_md, run_btn, lock_md], api_name=False, show_progress="hidden")
-    demo.load(preview, form, [plan_md, run_btn, lock_md], api_name=False)
+    # one listener for the whole form, so the plans come back in the order of the edits (a listener
+    # per field ran them side by side, and the plan of an older edit could land last)
+    gr.on([demo.load, *(field.change for field in form)], preview, form, [plan_md, run_btn, lock_md],
+          api_name=False, show_progress="hidden", trigger_mode="always_last")
     demo.load(access_state, None, [push_lock, push_btn], api_name=False)
     page.listen(refresh, [job_id, output], [jobs_table, job_id, progress, results, output], api_name="quantize_refresh")
     page.changed(run_btn.click(start, form, [job_id, progress], api_name="quantize", show_progress_on=[progress]))

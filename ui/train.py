@@ -259,15 +259,16 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
 
     page.listen(load_tab, [model, data, preview_pick], [arch_table, pipelines, model, data, preview_pick, device],
                 api_name="train_load")
-    page.listen(refresh, [job, plot_key], live, api_name="train_refresh")
+    page.listen(refresh, [job, plot_key], live, also=[job.change], api_name="train_refresh")
     demo.load(access_state, None, [lock_md, create, add, remove, start], api_name=False)
     demo.load(starting_architecture, None, [arch], api_name=False)
     arch_table.select(clicked_row_id, None, [arch], api_name=False)
     page.changed(create.click(create_model, [arch, name], [create_msg, model], api_name="train_create",
                               show_progress_on=[create_msg]))
-    for trigger in (model, data, pretrained):
-        trigger.change(finetune_form, [model, data, pretrained], [optimizer, lr, flip, crop, note],
-                       api_name="train_defaults" if trigger is model else False, show_progress="hidden")
+    # one listener for the three fields: the defaults of the last choice are the ones that stay
+    gr.on([model.change, data.change, pretrained.change], finetune_form, [model, data, pretrained],
+          [optimizer, lr, flip, crop, note], api_name="train_defaults", show_progress="hidden",
+          trigger_mode="always_last")
     kind.change(source_fields, [kind], [folder, upload, hub_id], api_name=False, show_progress="hidden")
     added = add.click(add_data, [kind, data_name, folder, upload, hub_id, val_split, image_size, augment],
                       [data_msg, preview_pick], api_name="train_data_add", show_progress_on=[data_msg])
@@ -282,7 +283,6 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                              api_name="train_start", show_progress_on=[start_msg]))
     for table in tables.values():
         table.select(clicked_row_id, None, [job], api_name=False)
-    job.change(refresh, [job, plot_key], live, api_name=False, show_progress="hidden")
     page.changed(cancel.click(cancel_job, [job], [job_msg], api_name="train_cancel", show_progress_on=[job_msg]))
     page.changed(resume.click(resume_job, [job], [job_msg, job], api_name="train_resume", show_progress_on=[job_msg]))
     retrain.click(load_retrain, [job], [model, data, *form, retrain_from, job_msg], api_name="train_retrain",
