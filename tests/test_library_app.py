@@ -25,17 +25,21 @@ def library_tab(wd_default):
 
 
 def test_review_one_click_accept_all_and_search(library_tab, page, tmp_path, output_dir):
+    from playwright.sync_api import expect
+
     from imgai.library import review
 
     folder = tmp_path / "photos"
     photo_folder(folder, 6, size=(64, 48))
     review.set_thresholds("general", review=0.4, accept=0.9)       # smile, long_hair, blue_eyes… to review
 
-    page.goto(library_tab)
+    page.goto(library_tab, wait_until="load")
+    progress = page.locator("#library-progress")
+    progress.get_by_text("Nothing to review").wait_for(timeout=30000)     # the page's first read has landed
     page.get_by_label("Folder on this machine").fill(str(folder))
+    expect(page.get_by_label("Folder on this machine")).to_have_value(str(folder))
     page.get_by_role("button", name="Tag into the library").click()
     visible(page, "Library: 0 unchanged, 6 new").wait_for(timeout=60000)
-    progress = page.locator("#library-progress")
     progress.get_by_text("0 of").wait_for(timeout=30000)
     total = int(progress.inner_text().split(" of ")[1].split()[0])
     assert total == len(review.pending())
