@@ -69,19 +69,27 @@ def visible(page, text, exact=False):
     return page.get_by_text(text, exact=exact).filter(visible=True).first
 
 
+def settled(page, timeout: float = 30) -> None:
+    """Wait until the page's first read has landed: the Start tab's demo status is written by a
+    listener that runs after the page's load events, the opening tab's choice (unqueued) among them."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#demo-status").first).to_contain_text("demo", timeout=timeout * 1000)
+
+
 def open_tab(page, name: str, *, showing=None, timeout: float = 60) -> None:
-    """Click the tab `name` until `showing` (a locator; default: the tab is selected) holds: the
-    page's own load event picks its opening tab (ui/start.py) and may switch after a first click."""
+    """Click the tab `name`, once the page has settled, until `showing` (a locator; default: the tab
+    is selected) holds: the page's own load event picks its opening tab (ui/start.py)."""
     import time
 
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    settled(page)
     tab = page.get_by_role("tab", name=name, exact=True)
     target = showing if showing is not None else page.get_by_role("tab", name=name, exact=True, selected=True)
     deadline = time.monotonic() + timeout
     while True:
         tab.click()
-        page.wait_for_timeout(1000)          # let a pending load event land before judging
         try:
             target.first.wait_for(state="visible", timeout=3000)
             if showing is not None or tab.get_attribute("aria-selected") == "true":

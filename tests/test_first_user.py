@@ -45,10 +45,9 @@ def test_first_user(fresh_app, browser, tiny_model_cache, tmp_path, output_dir, 
         expect(page.locator("#tag-waiting")).to_contain_text("No model is ready to tag yet", timeout=30_000)
         expect(run).to_be_disabled()
         expect(page.locator("#tag-waiting")).not_to_contain_text("progress")   # nothing is in progress
-        asked = []                           # an idle page asks the plain revision route, no gradio event
-        page.on("request", lambda request: asked.append(request.url))
-        page.wait_for_timeout(2000)
-        assert f"{fresh_app.url}imgai/revision" in asked
+        # an idle page asks the plain revision route (every 1.5 s), no gradio event
+        with page.expect_request(f"{fresh_app.url}imgai/revision", timeout=10_000):
+            pass
         open_tab(page, "Tag", showing=run)   # a loaded machine's late opening-tab event may have moved the page
         shot(page, output_dir, "1-tag-without-a-model")
 

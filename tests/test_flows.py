@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, page, visible  # noqa: F401 (fixture)
+from tests.browser_fixtures import VIEWPORT, browser, needs_chromium, page, settled, visible  # noqa: F401 (fixture)
 from tests.conftest import AppServer
 from tests.diffusion_fixtures import tiny_sources  # noqa: F401 (fixture)
 from tests.train_fixtures import make_shapes, one_thread  # noqa: F401 (fixture)
@@ -49,10 +49,8 @@ def held_demo_server(tmp_path, monkeypatch):
 
 def open_app(page, url):
     """Open the page and wait until it has settled: the opening tab chosen, the lists read."""
-    from playwright.sync_api import expect
-
     page.goto(url, wait_until="load")
-    expect(page.locator("#demo-status").first).to_contain_text("demo", timeout=30_000)
+    settled(page)
 
 
 def tab(page, name):

@@ -1,7 +1,8 @@
 """Two visitors and the Space's owner, each signed in for real in their own browser (the fake Hub
 is the OpenID provider), on the app started as a Space starts it.
 
-alice downloads a model from the Hub and converts it (two jobs of hers); bob sees neither the
+alice downloads a model from the Hub and converts it (two jobs of hers; bob and the owner sign in
+while it runs); bob sees neither the
 model nor the jobs, and cannot remove alice's model through the API either (called from bob's own
 page, so it carries his session cookie); the Space's owner sees it and removes it. Screenshots of
 every step go to test-output/test_two_visitors_and_the_owner/.
@@ -74,9 +75,11 @@ def test_two_visitors_and_the_owner(hub, browser, imgai_home, output_dir):
     app = space_app(imgai_home, hub)
     alice, bob, owner = (browser.new_context(viewport=VIEWPORT).new_page() for _ in range(3))
     try:
-        for page, name in ((alice, "alice"), (bob, "bob"), (owner, SPACE_AUTHOR)):
+        def signed_in(page, name):
             sign_in(page, app.url, name)
             visible(page, f"Signed in as {name}").wait_for(timeout=30_000)
+
+        signed_in(alice, "alice")
         screenshot(alice, "alice-signed-in")
 
         # alice downloads a model from the Hub: it becomes hers
@@ -97,6 +100,8 @@ def test_two_visitors_and_the_owner(hub, browser, imgai_home, output_dir):
         visible(alice, "queued as job").wait_for(timeout=60_000)
         job_id = re.search(r"queued as job (\w+)", visible(alice, "queued as job").inner_text()).group(1)
         assert jobs.get(job_id).owner == "alice"
+        for page, name in ((bob, "bob"), (owner, SPACE_AUTHOR)):     # while her conversion runs
+            signed_in(page, name)
         wait_until(lambda: registry.get(model_id).conversion == registry.CONVERTED, 300, "alice's conversion")
         wait_until(lambda: "Converted" in table_text(alice), 30, "Converted in alice's table")
         screenshot(alice, "alice-converted")
