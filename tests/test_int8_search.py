@@ -400,3 +400,43 @@ def test_a_budget_spent_on_one_slow_attempt_says_so_whatever_its_speed():
         search = Slow({("minmax", 0): (0.8, speedup)})
         result = run_search(search, methods=["minmax"], budget_s=0.01, min_speedup=1.1)
         assert len(search.attempts) == 1 and result.budget_exhausted, speedup
+
+
+def test_minmax_folds_calibrate_each_photo_once_with_the_ranges_of_their_union(tmp_path):
+    """k-fold MinMax calibration measures each fold's photos once (Quantizer.calibrate_folds) and gives
+    fold f the ranges that onnxruntime's own calibration gives on the other folds' photos together:
+    the same cache, to the bit, without running every photo k-1 times."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from imgai.classify.int8_search import Quantizer, Recipe
+
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=(8, 3, 3, 3)).astype(np.float32), rng.normal(size=(4, 8, 1, 1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["a"], ["r"], name="relu"),
+         helper.make_node("Conv", ["r", "w2"], ["y"], name="c2")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4, 8, 8])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    model = tmp_path / "fp32.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    chunks = [rng.normal(size=(n, 3, 8, 8)).astype(np.float32) * (g + 1) for g, n in enumerate((5, 3, 4))]
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    Quantizer(model, merged, input_name="x", batch=2, excluded_always=[]).calibrate_folds(chunks)
+    assert sorted(p.name for p in merged.iterdir()) == [f"calib-minmax-f{f}.json" for f in range(3)]
+    for f in range(3):
+        direct = tmp_path / f"direct{f}"
+        direct.mkdir()
+        union = np.concatenate([c for g, c in enumerate(chunks) if g != f])
+        Quantizer(model, direct, input_name="x", batch=2, excluded_always=[]).write(
+            Recipe("minmax"), direct / "model.onnx", union, cache_key=f"f{f}")
+        want, got = (load_tensors_data(d / f"calib-minmax-f{f}.json") for d in (direct, merged))
+        assert set(got.keys()) == set(want.keys()) and {"x", "a", "r", "y"} <= set(want.keys())
+        for name in want.keys():
+            assert np.array_equal(got[name].range_value, want[name].range_value), (f, name)

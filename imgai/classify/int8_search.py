@@ -242,6 +242,37 @@ class Quantizer:
         return target
 
 
+    def calibrate_folds(self, chunks: list[np.ndarray]) -> None:
+        """MinMax calibration of k folds with each photo run once, not k-1 times: each chunk's ranges
+        are measured once (onnxruntime's own calibrator, with quantize_static's defaults), and fold f's
+        are the lowest minimum and the highest maximum over every other chunk, which is what calibrating
+        on their union gives. Written as fold f's calibration cache (`cache_key` f"f{f}"), which
+        quantize_static then reads instead of calibrating."""
+        from onnxruntime.quantization.calibrate import (CalibrationMethod, TensorsData, create_calibrator,
+                                                        save_tensors_data)
+        from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+        op_types = self.op_types or list(set(QLinearOpsRegistry) | set(QDQRegistry))   # quantize_static's default
+        augmented = self.scratch / "augmented.onnx"
+        calibrator = create_calibrator(self.prepared, op_types, calibrate_method=CalibrationMethod.MinMax,
+                                       augmented_model_path=str(augmented), use_external_data_format=self.external)
+        ranges = []
+        try:
+            for chunk in chunks:            # one augmented model and session for every chunk
+                calibrator.calibrate_tensors_range = None      # this chunk's own ranges, not the running merge
+                calibrator.collect_data(_Batches(self.input_name, chunk, self.batch))
+                ranges.append(calibrator.compute_data())
+        finally:
+            del calibrator
+            for leftover in self.scratch.glob(f"{augmented.name}*"):
+                leftover.unlink()
+        for f in range(len(chunks)):
+            others = [r for g, r in enumerate(ranges) if g != f]
+            merged = {name: (np.minimum.reduce([r[name].lowest for r in others]),
+                             np.maximum.reduce([r[name].highest for r in others])) for name in others[0].keys()}
+            save_tensors_data(TensorsData(CalibrationMethod.MinMax, merged), self.scratch / f"calib-minmax-f{f}.json")
+
+
 class _Batches:
     """onnxruntime's CalibrationDataReader protocol over preprocessed views."""
 
@@ -343,6 +374,9 @@ class Search:
         t0 = time.monotonic()
         self._n += 1
         p8, first = [], None
+        if recipe.method == "minmax" and len(self.folds) > 2 \
+                and not (self.quantizer.scratch / "calib-minmax-f0.json").is_file():
+            self.quantizer.calibrate_folds([self.calibration(fold) for fold in self.folds])
         for f, fold in enumerate(self.folds):
             if f and self.attempts and self.deadline is not None and time.monotonic() > self.deadline:
                 shutil.rmtree(self.scratch / f"a{self._n}f0", ignore_errors=True)
