@@ -294,14 +294,23 @@ def _running_per_visitor() -> int:
     return limit("running_jobs")
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a job's worker. The same whether the app or CLI that queued the job starts
+    it, or a worker that has just finished its own job does (its environment is this one): the warm
+    process that may fork it is chosen by the environment (warm.key), and a package root added to a
+    PYTHONPATH that held it already sent such jobs to fresh workers of their own."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != package_root]
+    env = dict(os.environ, IMGAI_HOME=str(paths().home), PYTHONPATH=os.pathsep.join([package_root, *rest]))
+    if _registered:
+        env[REGISTERED_KINDS_ENV] = json.dumps({name: asdict(kind) for name, kind in _registered.items()})
+    return env
+
+
 def _spawn(job_id: str, kind: str) -> None:
     """Start the job's worker: forked from a warm process (imgai/warm.py) when its kind is warm,
     else a fresh `python -m imgai.worker`."""
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, IMGAI_HOME=str(paths().home),
-               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
-    if _registered:
-        env[REGISTERED_KINDS_ENV] = json.dumps({name: asdict(kind) for name, kind in _registered.items()})
+    env = worker_env()
     log_path = paths().logs / f"job-{job_id}.out"
     spec = kinds().get(kind)
     if spec is not None and spec.warm and warm.enabled():

@@ -106,3 +106,17 @@ def test_the_runtime_folder_must_be_private(tmp_path, monkeypatch):
     with pytest.raises(PermissionError, match="not a private folder"):
         warm.runtime_dir()
     assert not warm.submit("job", {"PATH": "/usr/bin"}, tmp_path / "log")   # refused: a fresh worker instead
+
+
+def test_a_job_started_by_a_finishing_worker_goes_to_the_same_warm_process(imgai_home, new_key, monkeypatch):
+    """A worker that has finished its job starts the next queued one (jobs.dispatch), from inside its
+    own environment: worker_env() built there must be the submitter's, or the job's warm key differs.
+    It added the package root to PYTHONPATH a second time, so such a job ran in a fresh worker of its
+    own, a child of the ending worker (test_a_warm_job_is_cancelled_like_any_other saw it once)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/somewhere/else", str(Path(jobs.__file__).parent.parent)]))
+    submitter = jobs.worker_env()
+    for name, value in submitter.items():            # the worker's own environment
+        monkeypatch.setenv(name, value)
+    in_the_worker = jobs.worker_env()
+    assert in_the_worker == submitter and warm.key(in_the_worker) == warm.key(submitter)
+    assert submitter["PYTHONPATH"].split(os.pathsep) == [str(Path(jobs.__file__).parent.parent), "/somewhere/else"]
