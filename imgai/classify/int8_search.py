@@ -228,7 +228,7 @@ class Quantizer:
                              use_external_data_format=self.external)
             return target
         name, extra = CALIBRATION_METHODS[recipe.method]
-        cache = self.scratch / f"calib-{recipe.method}-{cache_key}.json"
+        cache = self.cache_path(recipe.method, cache_key)
         reader = _Batches(self.input_name, calibration, self.batch) if not cache.is_file() else None
         extra = dict(extra)
         if self.matrix_weights:                 # per channel (axis 0), as every other weight
@@ -241,6 +241,10 @@ class Quantizer:
                         extra_options=extra, calibration_cache_path=str(cache))
         return target
 
+
+    def cache_path(self, method: str, cache_key: str) -> Path:
+        """onnxruntime's calibration cache of `method` on the photos that `cache_key` names."""
+        return self.scratch / f"calib-{method}-{cache_key}.json"
 
     def calibrate_folds(self, chunks: list[np.ndarray]) -> None:
         """MinMax calibration of k folds with each photo run once, not k-1 times: each chunk's ranges
@@ -270,7 +274,7 @@ class Quantizer:
             others = [r for g, r in enumerate(ranges) if g != f]
             merged = {name: (np.minimum.reduce([r[name].lowest for r in others]),
                              np.maximum.reduce([r[name].highest for r in others])) for name in others[0].keys()}
-            save_tensors_data(TensorsData(CalibrationMethod.MinMax, merged), self.scratch / f"calib-minmax-f{f}.json")
+            save_tensors_data(TensorsData(CalibrationMethod.MinMax, merged), self.cache_path("minmax", f"f{f}"))
 
 
 class _Batches:
@@ -374,8 +378,7 @@ class Search:
         t0 = time.monotonic()
         self._n += 1
         p8, first = [], None
-        if recipe.method == "minmax" and len(self.folds) > 2 \
-                and not (self.quantizer.scratch / "calib-minmax-f0.json").is_file():
+        if recipe.method == "minmax" and len(self.folds) > 2 and not self.quantizer.cache_path("minmax", "f0").is_file():
             self.quantizer.calibrate_folds([self.calibration(fold) for fold in self.folds])
         for f, fold in enumerate(self.folds):
             if f and self.attempts and self.deadline is not None and time.monotonic() > self.deadline:
