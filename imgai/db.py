@@ -83,9 +83,10 @@ def connect() -> sqlite3.Connection:
 
 
 def use_wal(conn: sqlite3.Connection, wait_s: float) -> None:
-    """Put `conn`'s database in WAL mode (a no-op once it is). The switch needs the file to itself,
-    and SQLite answers it with 'database is locked' at once, without its busy wait, while any other
-    connection is reading or writing, so wait here, up to `wait_s`."""
+    """Put `conn`'s database in WAL mode (a no-op once it is). The switch needs the file to itself.
+    A reader elsewhere only makes it wait (SQLite's busy wait), but two connections switching at
+    once deadlock, and SQLite answers one of them 'database is locked' at once, so try again here,
+    up to `wait_s`."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
