@@ -11,7 +11,7 @@ import time
 
 from . import db, words
 from .config import job_niceness
-from .job_context import JobCancelled, JobContext
+from .job_context import JobCancelled, JobContext, cancel_requested
 from .jobs import CANCELLED, FAILED, RUNNING, STARTING, SUCCEEDED, dispatch, finish, get, kinds, run_abort, \
     record_event, resolve
 from .log import get_logger
@@ -27,7 +27,8 @@ def run_in_worker(job_id: str) -> int:
     log = get_logger("imgai.worker")
 
     def on_term(signum, frame):
-        raise JobCancelled()
+        if not cancel_requested():      # else the job raises it at its next check (job_context.checked_cancel)
+            raise JobCancelled()
 
     # A cancel can come at any moment: hold SIGTERM until we are inside the try below.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})

@@ -32,6 +32,7 @@ def _register_test_job_kinds() -> None:
     from imgai.jobs import JobKind, register_kind
 
     register_kind("selftest", JobKind("tests.job_kinds:selftest_job"))
+    register_kind("self-cancel", JobKind("tests.job_kinds:self_cancel_job"))
 
 
 _register_test_job_kinds()
@@ -207,6 +208,18 @@ class AppServer:
         from gradio_client import Client
 
         return Client(self.url, verbose=False)
+
+    def job_log(self, job_id: str, chars: int = 4000) -> str:
+        """What a failed assertion about a job should show: the job's record, its worker's output
+        and the end of the app's log (a job's error is otherwise out of a test's sight)."""
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.home / "registry.sqlite")) as conn:
+            record = conn.execute("SELECT state, error FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        worker = self.home / "logs" / f"job-{job_id}.out"
+        return (f"job {job_id}: {record}\n--- its worker's output\n"
+                f"{worker.read_text()[-chars:] if worker.is_file() else '(none)'}\n"
+                f"--- the app's log\n{self.log.read_text()[-chars:]}")
 
     def stop(self) -> None:
         self.proc.terminate()

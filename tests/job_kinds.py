@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from pathlib import Path
 
 from imgai.errors import JobError
 
@@ -31,3 +34,26 @@ def probe_job(ctx) -> dict:
     ctx.progress(0.5, "probed")
     time.sleep(float(ctx.params.get("seconds", 0)))
     return seen
+
+
+def self_cancel_job(ctx) -> dict:
+    """Cancels itself mid-step (the SIGTERM `jobs.cancel` sends, to its own worker) and writes to
+    `out` how far the step got. With `checked`, inside job_context.checked_cancel: the step runs
+    to its end and the job stops at its next check; without, it stops where the signal lands."""
+    from imgai.job_context import checked_cancel
+
+    out = Path(ctx.params["out"])
+
+    def step() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(i * i for i in range(10_000))          # bytecodes for the signal to land between
+        out.write_text("the step ended")
+        ctx.check()
+        out.write_text("went past the check")
+
+    if ctx.params.get("checked"):
+        with checked_cancel():
+            step()
+    else:
+        step()
+    return {}

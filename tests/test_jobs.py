@@ -54,6 +54,16 @@ def test_cancel_queued_and_running(imgai_home):
         jobs.cancel(running.id)
 
 
+@pytest.mark.parametrize("checked", [False, True])
+def test_a_cancel_lands_where_the_job_lets_it(imgai_home, tmp_path, checked):
+    """By default a cancel stops the job where it stands; inside checked_cancel (training) only at
+    the job's own checks, never between two bytecodes of library code (imgai/job_context.py)."""
+    out = tmp_path / "how-far.txt"
+    job = jobs.wait(jobs.submit("self-cancel", {"out": str(out), "checked": checked}).id, timeout=60)
+    assert (job.state, job.error) == ("cancelled", "cancelled by user")
+    assert (out.read_text() if out.exists() else None) == ("the step ended" if checked else None)
+
+
 def test_killed_worker_becomes_failed_interrupted(imgai_home):
     job = jobs.submit("selftest", {"steps": 200, "delay": 0.05})
     running = _wait_state(job.id, ("running",))

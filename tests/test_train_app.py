@@ -85,7 +85,8 @@ def test_train_tab_end_to_end(app_server, tmp_path):
                                               api_name="/train_start")
     assert cleared == "" and second != job_id
     _wait_in(client, "In Progress", second)
-    assert "cancelled" in client.predict(second, api_name="/train_cancel")
+    cancelled = client.predict(second, api_name="/train_cancel")
+    assert "cancelled" in cancelled, app_server.job_log(second)
     row, out = _wait_in(client, "Failed", second)
     assert row[-2] == "cancelled"
     assert "run 1" in client.predict(job_id, [], api_name="/train_refresh")[5]   # the first run is kept

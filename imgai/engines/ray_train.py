@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import JobError
+from ..job_context import check_cancelled
 from ..log import get_logger
 from ..train.config import TrainConfig
 from ..train.loop import EpochMetrics, FitResult, _write_checkpoint, load_checkpoint
@@ -124,6 +125,7 @@ def _follow(out, runner: threading.Thread, *, checkpoint, on_epoch, on_batch) ->
         try:
             kind, payload = out.get(timeout=0.5)
         except queue_errors.Empty:
+            check_cancelled()           # a cancel while Ray starts its workers, or between reports
             if not runner.is_alive():
                 if out.empty():
                     return done

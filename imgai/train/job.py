@@ -26,6 +26,15 @@ HISTORY_EVENT, EPOCH_EVENT = "history", "epoch"
 
 
 def train_job(ctx) -> dict:
+    """The worker's entry. Training checks for a cancel at every batch and report, so a cancel is
+    raised only there (job_context.checked_cancel), never inside library code mid-step."""
+    from ..job_context import checked_cancel
+
+    with checked_cancel():
+        return _train(ctx)
+
+
+def _train(ctx) -> dict:
     from .. import registry
     from .images import datasets
     from ..engines import work_function
@@ -82,6 +91,7 @@ def train_job(ctx) -> dict:
     started = time.monotonic()
 
     def on_batch(epoch: int, i: int, batches: int) -> None:
+        ctx.check()
         fraction = (epoch - 1 + i / batches) / epochs
         if i == 1:
             ctx.progress(fraction, epoch_stage(epoch, epochs))
