@@ -35,22 +35,29 @@ def build_app() -> gr.Blocks:
     # uploads and gradio's copies of results go after IMGAI_FILES_TTL, as the result folders do
     with gr.Blocks(title="imgai", delete_cache=files.cache_schedule()) as demo:
         gr.Markdown("## imgai — a model workshop for image AI", elem_classes="imgai-header")
-        page = Page(demo)
+        ids = [title.lower() for title, _ in TABS]
+        page = Page(demo, tab_ids=tuple(ids))
         # a reload comes back to the tab the visitor was on (kept in the browser, as the Convert selection)
         last_tab = gr.BrowserState("", storage_key="imgai-tab")
-        ids = [title.lower() for title, _ in TABS]
         with gr.Tabs() as tabs:
             page.tabs = tabs
             for title, module in TABS:
-                with gr.Tab(title, id=title.lower()) as tab:
+                tab_id = title.lower()
+                with gr.Tab(title, id=tab_id) as tab, page.tab(tab_id):
                     module.build(demo, page)
-                tab.select(remembering(title.lower()), None, [last_tab], api_name=False, queue=False,
+                tab.select(remembering(tab_id), None, [last_tab], api_name=False, queue=False,
                            show_progress="hidden")
+                page.opened(tab, tab_id)
 
         def opening_tab(last: str | None) -> gr.Tabs:
+            return gr.Tabs(selected=start.opening_tab(last, ids))
+
+        def opening_tab_id(last: str | None) -> str:
             return start.opening_tab(last, ids)
 
-        demo.load(opening_tab, [last_tab], [tabs], api_name=False, queue=False)   # at once: before a click
+        # at once (before a click), then the page's open tab (queued: a State's change fires then)
+        demo.load(opening_tab, [last_tab], [tabs], api_name=False, queue=False).then(
+            opening_tab_id, [last_tab], [page.open], api_name=False, show_progress="hidden")
         page.start()
     return demo
 

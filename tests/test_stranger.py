@@ -41,7 +41,8 @@ READ_HANDLERS = {
     "ui.train.load_retrain", "ui.train.load_tab",
     "ui.train.pipelines_changed", "ui.train.preview_data", "ui.train.refresh",
     # the page (ui/page.py, ui/start.py) and what only shows or hides parts of it
-    "imgai.changes.revision", "ui.start.status", "app.opening_tab", "app.remember_tab", "ui.start.<lambda>",
+    "imgai.changes.revision", "ui.start.status", "app.opening_tab", "app.opening_tab_id", "app.remember_tab",
+    "ui.page.open_tab", "ui.page.deliver", "ui.start.<lambda>",
     "ui.train.<lambda>", "ui.convert.<lambda>", "ui.convert.remember_selection", "ui.tag.show_row", "ui.tag.new_upload",
     "ui.convert.pick_row",
     "ui.convert.ask_remove", "ui.convert.keep_model", "ui.quantize.refresh",

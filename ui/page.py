@@ -12,9 +12,21 @@ differs from the last one does it press the page's hidden poke button, whose que
 revision into the State. A gr.Timer did the same with a full queued gradio event every tick: an idle
 page open in Chromium took 11.6 CPU-s a minute (app and browser), 7.7 with the watch
 (bench/idle_server.py --page, one run). Where the route is missing (a Blocks mounted elsewhere),
-the script presses the button every POLL_S, as the timer did."""
+the script presses the button every POLL_S, as the timer did.
+
+Only the open tab reads. A listener of a tab (built inside `page.tab(id)`) runs when the revision
+moves while its tab is open, and when its tab is opened on a revision it has not shown yet: each
+tab has its own State, the revision it last read, and one event (`deliver`) hands the revision to
+the open tab's State only. With every tab's lists refreshed on every move, one page open beside a
+running job took 29 CPU-s in 20 s, app and Chromium (a gradio event per tab and table, each
+re-rendered though hidden), where the page's base cost is 7.4. Listeners built outside a tab, or
+with `every_tab=True` (the Start tab's demo status, which every tab's first read waits for), run
+on every move, as before."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import gradio as gr
 
@@ -70,11 +82,18 @@ def middleware() -> list:
 
 
 class Page:
-    def __init__(self, demo: gr.Blocks, *, standalone: bool = False):
-        """`standalone`: a tab built alone in its own Blocks (tests): the page starts watching now."""
+    def __init__(self, demo: gr.Blocks, *, tab_ids: tuple[str, ...] = (), standalone: bool = False):
+        """`tab_ids`: the page's tabs (built with `page.tab(id)`); `standalone`: a tab built alone in
+        its own Blocks (tests): the page starts watching now."""
         self.demo = demo
         self.revision = gr.State("")
+        self.open = gr.State("")          # the id of the tab the visitor has open
         self.tabs: gr.Tabs | None = None
+        self._building: str | None = None
+        # tab id → the revision its lists last read. Made here, outside the tabs: a State inside a tab
+        # that is not open gets a change event for any answer sent to it (gradio 6.17.3), the same
+        # value or gr.skip() included, and then every tab's lists would read again on every move.
+        self._shown: dict[str, gr.State] = {tab_id: gr.State("") for tab_id in tab_ids}
         self._restores: list[tuple] = []
         # what the visitor picked, kept in the browser across reloads ({"convert": model id, …}); made
         # here, outside the tabs, so it is mounted (and read) before the page's first load events
@@ -82,11 +101,38 @@ class Page:
         if standalone:
             self.start()
 
-    def listen(self, fn, inputs=None, outputs=None, *, also=(), api_name=False, **kwargs) -> None:
+    @contextmanager
+    def tab(self, tab_id: str) -> Iterator[None]:
+        """Build the contents of the tab `tab_id` (one of the page's `tab_ids`): their listeners run
+        while it is open."""
+        if tab_id not in self._shown:
+            raise ValueError(f"tab {tab_id!r} is not one of this page's tabs {list(self._shown)}")
+        self._building = tab_id
+        try:
+            yield
+        finally:
+            self._building = None
+
+    def opened(self, tab: gr.Tab, tab_id: str) -> None:
+        """The visitor's click on `tab` opens it: its lists read the revision if they have not."""
+        def open_tab() -> str:
+            return tab_id
+
+        tab.select(open_tab, None, [self.open], api_name=False, show_progress="hidden", concurrency_limit=None)
+
+    def show(self, tab_id: str) -> tuple:
+        """The outputs [page.tabs, page.open] of a handler that switches to `tab_id` (a click does not
+        happen, so the tab's select event does not either)."""
+        return gr.Tabs(selected=tab_id), tab_id
+
+    def listen(self, fn, inputs=None, outputs=None, *, also=(), every_tab: bool = False, api_name=False,
+               **kwargs) -> None:
         """Run `fn` when the page loads, whenever anything listed changes (the page's load sets the
         revision, which fires every listener once) and on the tab's own triggers `also` (a field's
-        change): one listener, so its answers land in the order of their causes, never an older one last."""
-        gr.on([self.revision.change, *also], fn, inputs, outputs, api_name=api_name, show_progress="hidden",
+        change): one listener, so its answers land in the order of their causes, never an older one last.
+        Inside `page.tab(id)`, the load and the changes count only while that tab is open (see above)."""
+        trigger = self.revision if self._building is None or every_tab else self._shown[self._building]
+        gr.on([trigger.change, *also], fn, inputs, outputs, api_name=api_name, show_progress="hidden",
               trigger_mode="always_last", **kwargs)
 
     def changed(self, event):
@@ -106,6 +152,18 @@ class Page:
             event = step(fn, inputs, outputs, api_name=False, show_progress="hidden", queue=False)
         step = event.then if event is not None else self.demo.load
         step(changes.revision, None, [self.revision], api_name=False, show_progress="hidden")
+        if self._shown:
+            ids = list(self._shown)
+
+            def deliver(revision: str, open_tab: str, *shown: str):
+                """The revision to the open tab's lists; the others keep what they last read (the
+                same value: a State's change event fires for any other answer, gr.skip() included)."""
+                answers = [revision if tab_id == open_tab else read for tab_id, read in zip(ids, shown)]
+                return answers if len(answers) > 1 else answers[0]
+
+            states = [self._shown[tab_id] for tab_id in ids]
+            gr.on([self.revision.change, self.open.change], deliver, [self.revision, self.open, *states], states, api_name=False, show_progress="hidden",
+                  trigger_mode="always_last", concurrency_limit=None)
         poke = gr.Button("", visible="hidden", elem_id=POKE_ID)
         # queued (a State's change event fires only for queued events), but never waiting behind work
         poke.click(changes.revision, None, [self.revision], api_name=False, show_progress="hidden",

@@ -37,13 +37,13 @@ def intro() -> str:
                         or_from_folder=", or add one from a folder" if local else "")
 
 
-def opening_tab(last: str | None = None, ids=()) -> gr.Tabs:
-    """The tab this browser was on before a reload (one of the page's tab `ids`); on a first visit
-    Tag when a model is ready to tag, else Start."""
+def opening_tab(last: str | None = None, ids=()) -> str:
+    """The id of the tab to open: the one this browser was on before a reload (one of the page's
+    tab `ids`); on a first visit Tag when a model is ready to tag, else Start."""
     if last and last in ids:
-        return gr.Tabs(selected=last)
+        return last
     ready = any(m.can_tag for m in registry.list_models())
-    return gr.Tabs(selected="tag" if ready else "start")
+    return "tag" if ready else "start"
 
 
 def progress_html(fraction: float) -> str:
@@ -65,5 +65,5 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             bar = gr.HTML()
             message = gr.Markdown(elem_id="demo-status")
         go = gr.Button("Tag a photo with the demo →", variant="primary", interactive=False, scale=1, min_width=260)
-    page.listen(status, None, [bar, message, go], api_name="demo_status")
-    go.click(lambda: gr.Tabs(selected="tag"), None, [page.tabs], api_name=False)
+    page.listen(status, None, [bar, message, go], api_name="demo_status", every_tab=True)
+    go.click(lambda: page.show("tag"), None, [page.tabs, page.open], api_name=False)
