@@ -1,0 +1,56 @@
+"""Only the open tab reads (ui/page.py): while a job moves the page's revision, the hidden tabs'
+lists send no event; a tab reads when it is opened. Watched from Chromium, by the events the page
+itself sends (each queued event is a POST to gradio_api/queue/join naming its fn_index)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.browser_fixtures import browser, chromium_only, open_tab, page, settled  # noqa: F401 (fixtures)
+from tests.conftest import AppServer
+from tests.waiting import wait_until
+
+
+def waiting_in(page, condition, timeout: float, what: str):
+    """wait_until, letting Playwright deliver the page's events meanwhile (its sync API only does
+    so inside its own calls)."""
+    def check():
+        page.wait_for_timeout(200)
+        return condition()
+
+    return wait_until(check, timeout, what, every=0)
+
+
+@pytest.mark.browser
+@chromium_only
+def test_only_the_open_tab_reads_while_a_job_moves_the_revision(page, imgai_home):  # noqa: F811
+    from imgai import jobs
+
+    server = AppServer(imgai_home, env={"IMGAI_NO_DEMO": "1"})
+    try:
+        sent: list[int] = []
+        page.on("request", lambda r: sent.append(json.loads(r.post_data)["fn_index"])
+                if "queue/join" in r.url else None)
+        page.goto(server.url)
+        settled(page)                    # on Start: nothing to tag yet
+        config = page.request.get(server.url + "config").json()
+        endpoint = {dep["api_name"]: dep["id"] for dep in config["dependencies"] if dep.get("api_name")}
+        status, tag_lists, convert_lists = endpoint["demo_status"], endpoint["tag_models"], endpoint["convert_refresh"]
+
+        sent.clear()
+        job = jobs.submit("selftest", {"steps": 40, "delay": 0.3})     # a progress report every 0.3 s
+        # the Start tab's status reads on every move: four reads are three moves the page has seen
+        waiting_in(page, lambda: sent.count(status) >= 4, 60, "the page to see the job move its revision")
+        assert sent.count(tag_lists) == sent.count(convert_lists) == 0, sent
+
+        open_tab(page, "Convert")
+        waiting_in(page, lambda: convert_lists in sent, 30, "the Convert tab to read when opened")
+        assert tag_lists not in sent
+        opened = sent.count(convert_lists)
+        waiting_in(page, lambda: sent.count(convert_lists) > opened, 30, "the open Convert tab to read on the next move")
+        assert tag_lists not in sent
+        jobs.cancel(job.id)
+    finally:
+        server.stop()
