@@ -195,6 +195,23 @@ def record_event(conn, job_id: str, level: str, message: str, data: dict | None 
 
 # -- liveness and recovery ----------------------------------------------------------------
 
+WALL_CLOCK_STARTS = 1e9     # a recorded start above this is psutil's create_time (rows written before process_start)
+
+
+def process_start(proc) -> float:
+    """When `proc` (a psutil.Process) started: recorded with a worker's pid, so that another
+    process given the same pid later is not taken for it. On Linux the start in seconds after boot,
+    from /proc, which no clock change moves. psutil's create_time adds the wall clock's boot time
+    and so moves with every step of the clock: an NTP step of over 2 s made every running job look
+    dead (failed, "interrupted") while its worker went on. Elsewhere, that create_time."""
+    try:
+        with open(f"/proc/{proc.pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return proc.create_time()
+
+
 def _alive(pid: int | None, started: float | None) -> bool:
     if not pid:
         return False
@@ -204,7 +221,11 @@ def _alive(pid: int | None, started: float | None) -> bool:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
-        return started is None or abs(proc.create_time() - started) < 2.0
+        if started is None:
+            return True
+        if started > WALL_CLOCK_STARTS:
+            return abs(proc.create_time() - started) < 2.0
+        return abs(process_start(proc) - started) < 0.5
     except psutil.Error:
         return False
 

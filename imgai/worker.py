@@ -12,8 +12,8 @@ import time
 from . import db, words
 from .config import job_niceness
 from .job_context import JobCancelled, JobContext, cancel_requested
-from .jobs import CANCELLED, FAILED, RUNNING, STARTING, SUCCEEDED, dispatch, finish, get, kinds, run_abort, \
-    record_event, resolve
+from .jobs import CANCELLED, FAILED, RUNNING, STARTING, SUCCEEDED, dispatch, finish, get, kinds, process_start, \
+    run_abort, record_event, resolve
 from .log import get_logger
 from .priority import lower_priority
 
@@ -40,7 +40,7 @@ def run_in_worker(job_id: str) -> int:
             return 0
         me = psutil.Process()
         conn.execute("UPDATE jobs SET state = ?, pid = ?, pid_started = ?, started_at = ? WHERE id = ?",
-                     (RUNNING, me.pid, me.create_time(), db.now(), job_id))
+                     (RUNNING, me.pid, process_start(me), db.now(), job_id))
         record_event(conn, job_id, "info", f"started (pid {me.pid})")
     job = get(job_id)
     t0 = time.time()

@@ -241,6 +241,8 @@ def stop_job_workers(home: Path) -> list[int]:
 
     import psutil
 
+    from imgai import jobs
+
     home = Path(home).resolve()
     pids = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
@@ -256,7 +258,7 @@ def stop_job_workers(home: Path) -> list[int]:
             for pid, started in db.execute("SELECT pid, pid_started FROM jobs WHERE pid IS NOT NULL "
                                            "AND state IN ('starting', 'running')"):
                 with contextlib.suppress(psutil.Error):
-                    if abs(psutil.Process(pid).create_time() - started) < 1:
+                    if jobs._alive(pid, started):
                         pids.add(pid)
     stopped = []
     for pid in pids:

@@ -1,6 +1,8 @@
 """The job system: worker subprocesses, queue order, progress, cancel and crash recovery."""
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,21 @@ def test_a_cancel_lands_where_the_job_lets_it(imgai_home, tmp_path, checked):
     job = jobs.wait(jobs.submit("self-cancel", {"out": str(out), "checked": checked}).id, timeout=60)
     assert (job.state, job.error) == ("cancelled", "cancelled by user")
     assert (out.read_text() if out.exists() else None) == ("the step ended" if checked else None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the start after boot is read from /proc")
+def test_a_step_of_the_wall_clock_leaves_a_running_job_alive(imgai_home, monkeypatch):
+    """A worker is known by its pid and its start. psutil's create_time moves with the wall clock
+    (its boot time is the clock's now minus the uptime), so an NTP step made running jobs look dead."""
+    import psutil
+
+    job = jobs.submit("selftest", {"steps": 200, "delay": 0.05})
+    running = _wait_state(job.id, ("running",))
+    booted = psutil.boot_time()
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: booted + 30)     # the clock stepped 30 s
+    assert psutil.Process(running.pid).create_time() > time.time() + 20    # psutil dates the worker 30 s later
+    assert jobs.get(job.id).state == "running"            # every read reconciles (recover) and keeps it
+    assert jobs.cancel(job.id).state == "cancelled"
 
 
 def test_killed_worker_becomes_failed_interrupted(imgai_home):
