@@ -1,4 +1,4 @@
-"""Fixtures for the diffusion tests: the four tiny source pipelines, built once per session.
+"""Fixtures for the diffusion tests: the four tiny source pipelines, built once per run.
 
 Import the fixtures into a test module with `from tests.diffusion_fixtures import *`.
 """
@@ -27,9 +27,18 @@ def build_sources(root: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_sources(tmp_path_factory) -> dict[str, Path]:
-    """{key: folder} of tiny diffusers pipelines (a few MB each), saved as safetensors."""
-    return build_sources(tmp_path_factory.getbasetemp() / "diffusion-sources")
+def tiny_sources(tmp_path_factory, worker_id) -> dict[str, Path]:
+    """{key: folder} of tiny diffusers pipelines (a few MB each), saved as safetensors: built once
+    per run, in the folder the xdist workers share (the first builds, under a lock, the other waits
+    and reads: 15-40 s of building once, not twice). Tests only read them."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent
+    with open(root / "diffusion-sources.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build_sources(root / "diffusion-sources")
 
 
 @pytest.fixture
