@@ -1,5 +1,6 @@
 """Only the open tab reads (ui/page.py): while a job moves the page's revision, the hidden tabs'
-lists send no event; a tab reads when it is opened. Watched from Chromium, by the events the page
+lists send no event; a tab reads when it is opened, and what a tab reads once (Browse's Hub
+status) waits for its first opening. Watched from Chromium, by the events the page
 itself sends (each queued event is a POST to gradio_api/queue/join naming its fn_index)."""
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def test_only_the_open_tab_reads_while_a_job_moves_the_revision(page, imgai_home
         config = page.request.get(server.url + "config").json()
         endpoint = {dep["api_name"]: dep["id"] for dep in config["dependencies"] if dep.get("api_name")}
         status, tag_lists, convert_lists = endpoint["demo_status"], endpoint["tag_models"], endpoint["convert_refresh"]
+        hub_start = endpoint["hub_start"]
+        assert hub_start not in sent                   # Browse's once-a-page read waits for Browse
 
         sent.clear()
         job = jobs.submit("selftest", {"steps": 40, "delay": 0.3})     # a progress report every 0.3 s
@@ -52,5 +55,11 @@ def test_only_the_open_tab_reads_while_a_job_moves_the_revision(page, imgai_home
         waiting_in(page, lambda: sent.count(convert_lists) > opened, 30, "the open Convert tab to read on the next move")
         assert tag_lists not in sent
         jobs.cancel(job.id)
+
+        for _ in range(2):                             # opened twice, read once
+            open_tab(page, "Browse")
+            waiting_in(page, lambda: hub_start in sent, 30, "Browse's first opening to read the Hub status")
+            open_tab(page, "Convert")
+        assert sent.count(hub_start) == 1
     finally:
         server.stop()

@@ -58,6 +58,6 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
             interpolation = gr.Dropdown([FROM_MODEL, *INTERPOLATIONS], value=FROM_MODEL, label="Interpolation")
     add_lock = gr.Markdown(elem_id="browse-add-lock")
     message = gr.Markdown()
-    demo.load(access_state, None, [add_lock, add], api_name=False)
+    page.on_open(access_state, None, [add_lock, add], api_name=False)
     page.changed(add.click(add_model, [source, name, size, mean_std, channel_order, layout, resize_mode, interpolation],
                            [message], api_name="add_model", show_progress_on=[message]))

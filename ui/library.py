@@ -169,7 +169,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         load_review, refresh_inputs, refresh_outputs, api_name=False).then(
         follow_selection, [paths, place], [current], api_name=False, show_progress="hidden").then(
         image_tags, [current], [image_note, tags, ticks], api_name=False)
-    gr.on([demo.load, category.change], show_thresholds, [category], [review_floor, accept], api_name=False,
+    gr.on([page.on_open, category.change], show_thresholds, [category], [review_floor, accept], api_name=False,
           trigger_mode="always_last")
     save.click(save_thresholds, [category, review_floor, accept], [thresholds_note],
                api_name="library_thresholds").then(load_review, refresh_inputs, refresh_outputs, api_name=False)

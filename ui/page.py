@@ -94,6 +94,7 @@ class Page:
         # that is not open gets a change event for any answer sent to it (gradio 6.17.3), the same
         # value or gr.skip() included, and then every tab's lists would read again on every move.
         self._shown: dict[str, gr.State] = {tab_id: gr.State("") for tab_id in tab_ids}
+        self._opened: dict[str, gr.State] = {tab_id: gr.State(False) for tab_id in tab_ids}   # opened once
         self._restores: list[tuple] = []
         # what the visitor picked, kept in the browser across reloads ({"convert": model id, …}); made
         # here, outside the tabs, so it is mounted (and read) before the page's first load events
@@ -119,6 +120,13 @@ class Page:
             return tab_id
 
         tab.select(open_tab, None, [self.open], api_name=False, show_progress="hidden", concurrency_limit=None)
+
+    @property
+    def on_open(self):
+        """The event "this tab is open for the first time on this page" (inside `page.tab(id)`; else
+        the page's load), for what a tab reads once: the sign-in status, the buttons the visitor may
+        press. Call it as `page.on_open(fn, inputs, outputs)`, or list it in `gr.on([...])`."""
+        return self.demo.load if self._building is None else self._opened[self._building].change
 
     def show(self, tab_id: str) -> tuple:
         """The outputs [page.tabs, page.open] of a handler that switches to `tab_id` (a click does not
@@ -155,13 +163,15 @@ class Page:
         if self._shown:
             ids = list(self._shown)
 
-            def deliver(revision: str, open_tab: str, *shown: str):
-                """The revision to the open tab's lists; the others keep what they last read (the
-                same value: a State's change event fires for any other answer, gr.skip() included)."""
-                answers = [revision if tab_id == open_tab else read for tab_id, read in zip(ids, shown)]
-                return answers if len(answers) > 1 else answers[0]
+            def deliver(revision: str, open_tab: str, *known):
+                """The revision to the open tab's lists, and the open tab marked opened; the other tabs
+                keep what they had (the same value: a State's change event fires for any other
+                answer, gr.skip() included)."""
+                shown, opened = known[:len(ids)], known[len(ids):]
+                return ([revision if tab_id == open_tab else read for tab_id, read in zip(ids, shown)]
+                        + [was or tab_id == open_tab for tab_id, was in zip(ids, opened)])
 
-            states = [self._shown[tab_id] for tab_id in ids]
+            states = [self._shown[tab_id] for tab_id in ids] + [self._opened[tab_id] for tab_id in ids]
             gr.on([self.revision.change, self.open.change], deliver, [self.revision, self.open, *states], states, api_name=False, show_progress="hidden",
                   trigger_mode="always_last", concurrency_limit=None)
         poke = gr.Button("", visible="hidden", elem_id=POKE_ID)

@@ -33,7 +33,7 @@ def push(model_id: str, repo_id: str, private: bool, branch: str, *, actor, oaut
 def build_push(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Push to the Hub\nA converted model goes up with `model.onnx`, `labels.json`, "
                 "`preprocess.json` and a generated model card, in one commit, checked file by file afterwards.")
-    build_login_row(demo, api_name="push_whoami")
+    build_login_row(demo, page, api_name="push_whoami")
     with gr.Row():
         model = gr.Dropdown(choices=[], label="Converted model", scale=2,   # filled per visitor on load
                             allow_custom_value=True)   # the registry checks the id

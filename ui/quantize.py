@@ -116,7 +116,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
         push_private = gr.Checkbox(label="Private", scale=0)
         push_btn = gr.Button("Push to Hub", scale=0)
     push_lock = gr.Markdown(elem_id="quantize-push-lock")
-    build_login_row(demo, api_name="quantize_whoami")
+    build_login_row(demo, page, api_name="quantize_whoami")
     push_msg = gr.Markdown()
     scores = gr.Markdown()
     with gr.Tabs():
@@ -132,9 +132,9 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
 
     # one listener for the whole form, so the plans come back in the order of the edits (a listener
     # per field ran them side by side, and the plan of an older edit could land last)
-    gr.on([demo.load, *(field.change for field in form)], preview, form, [plan_md, run_btn, lock_md],
+    gr.on([page.on_open, *(field.change for field in form)], preview, form, [plan_md, run_btn, lock_md],
           api_name=False, show_progress="hidden", trigger_mode="always_last")
-    demo.load(access_state, None, [push_lock, push_btn], api_name=False)
+    page.on_open(access_state, None, [push_lock, push_btn], api_name=False)
     page.listen(refresh, [job_id, output], [jobs_table, job_id, progress, results, output], api_name="quantize_refresh")
     page.changed(run_btn.click(start, form, [job_id, progress], api_name="quantize", show_progress_on=[progress]))
     jobs_table.select(clicked_row_id, None, [job_id], api_name=False)

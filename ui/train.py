@@ -260,8 +260,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.listen(load_tab, [model, data, preview_pick], [arch_table, pipelines, model, data, preview_pick, device],
                 api_name="train_load")
     page.listen(refresh, [job, plot_key], live, also=[job.change], api_name="train_refresh")
-    demo.load(access_state, None, [lock_md, create, add, remove, start], api_name=False)
-    demo.load(starting_architecture, None, [arch], api_name=False)
+    page.on_open(access_state, None, [lock_md, create, add, remove, start], api_name=False)
+    page.on_open(starting_architecture, None, [arch], api_name=False)
     arch_table.select(clicked_row_id, None, [arch], api_name=False)
     page.changed(create.click(create_model, [arch, name], [create_msg, model], api_name="train_create",
                               show_progress_on=[create_msg]))
