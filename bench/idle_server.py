@@ -5,8 +5,11 @@
 - `--page`: one visitor's page left open in Chromium (Debian's), app and browser together, with the
   page's change watch (ui/page.py: a plain GET of /imgai/revision every POLL_S, a gradio event only
   when it moves) and with what it replaced (a gr.Timer: one queued gradio event per tick).
+- `--busy`: that page open on its Start tab while a job reports progress (the revision moves at
+  every check), with only the open tab's lists reading (ui/page.py) and with every tab's lists
+  reading on each move, as before.
 
-    .venv/bin/python bench/idle_server.py [--seconds 20] [--page]
+    .venv/bin/python bench/idle_server.py [--seconds 20] [--page | --busy]
 
 Each setting runs the real app (IMGAI_NO_DEMO=1, a private data folder) in its own process; the two
 take turns, twice each, and the bench prints CPU-seconds per minute of idling for both and their ratio.
@@ -42,7 +45,14 @@ TIMER_PAGE = ("import gradio as gr, ui.page as p; from imgai import changes\n"
               "import runpy; runpy.run_path('app.py', run_name='__main__')")
 
 
-def idle_cpu(code: list[str], seconds: float, page: bool = False) -> float:
+# the app with every tab's lists reading on each move of the revision (the reference for --busy)
+EVERY_TAB_PAGE = ("import ui.page as p\n"
+                  "listen = p.Page.listen\n"
+                  "p.Page.listen = lambda self, *a, **k: listen(self, *a, **{**k, 'every_tab': True})\n"
+                  "import runpy; runpy.run_path('app.py', run_name='__main__')")
+
+
+def idle_cpu(code: list[str], seconds: float, page: bool = False, busy: bool = False) -> float:
     """CPU-seconds per minute the app process (and, with `page`, a Chromium page open on it) takes
     idling `seconds` once it answers (and the page has loaded and settled)."""
     import psutil
@@ -69,23 +79,35 @@ def idle_cpu(code: list[str], seconds: float, page: bool = False) -> float:
                 before = sum(p.cpu_times()[:2])
                 time.sleep(seconds)
                 return (sum(p.cpu_times()[:2]) - before) * 60 / seconds
-            return _page_cpu(f"http://127.0.0.1:{port}/", proc.pid, seconds)
+            return _page_cpu(f"http://127.0.0.1:{port}/", proc.pid, seconds, home=home if busy else None)
         finally:
             proc.terminate()
             proc.wait(10)
 
 
-def _page_cpu(url: str, app_pid: int, seconds: float) -> float:
+def _moving_job(home: str, seconds: float) -> str:
+    """A job in `home` that reports progress every 0.3 s for `seconds` (tests/job_kinds.py)."""
+    os.environ["IMGAI_HOME"] = home
+    from imgai import jobs
+
+    if "selftest" not in jobs.kinds():
+        jobs.register_kind("selftest", jobs.JobKind("tests.job_kinds:selftest_job"))
+    return jobs.submit("selftest", {"steps": int(seconds / 0.3) + 20, "delay": 0.3}).id
+
+
+def _page_cpu(url: str, app_pid: int, seconds: float, home: str | None = None) -> float:
     import psutil
     from playwright.sync_api import sync_playwright
 
     from tests.browser_fixtures import ARGS, CHROMIUM, VIEWPORT
 
     def cpu() -> float:
-        procs = [psutil.Process(app_pid), *psutil.Process(os.getpid()).children(recursive=True)]
+        procs = [psutil.Process(app_pid), *psutil.Process(os.getpid()).children(recursive=True)]   # + Chromium
         total = 0.0
         for p in {p.pid: p for p in procs}.values():
             try:
+                if "imgai.worker" in p.cmdline():     # the job's own work is the same in both
+                    continue
                 total += sum(p.cpu_times()[:2])
             except psutil.Error:
                 pass
@@ -96,10 +118,17 @@ def _page_cpu(url: str, app_pid: int, seconds: float) -> float:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url, wait_until="load")
         page.wait_for_timeout(15_000)                          # the page's load events settle
+        job = _moving_job(home, seconds) if home else None
+        if job:
+            page.wait_for_timeout(3000)                        # its worker has started
         before = cpu()
         page.wait_for_timeout(seconds * 1000)
         used = cpu() - before
         browser.close()
+    if job:
+        from imgai import jobs
+
+        jobs.cancel(job)
     return used * 60 / seconds
 
 
@@ -107,11 +136,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--page", action="store_true", help="one visitor's page open in Chromium")
+    parser.add_argument("--busy", action="store_true", help="that page open while a job moves the revision")
     args = parser.parse_args()
     from ui.common import QUEUE_POLL_S
     from ui.page import POLL_S
 
-    if args.page:
+    if args.busy:
+        settings = {"every tab reads": ["-c", EVERY_TAB_PAGE], "the open tab reads": ["app.py"]}
+        what, key = "beside a running job", "busy_page_cpu_every_tab_vs_open_tab"
+    elif args.page:
         settings = {"gr.Timer tick": ["-c", TIMER_PAGE], "revision watch": ["app.py"]}
         what, key = f"change check every {POLL_S} s", "idle_page_cpu_timer_vs_watch"
     else:
@@ -120,9 +153,11 @@ def main() -> None:
     runs = {name: [] for name in settings}
     for _ in range(2):
         for name, code in settings.items():
-            runs[name].append(idle_cpu(code, args.seconds, page=args.page))
+            runs[name].append(idle_cpu(code, args.seconds, page=args.page or args.busy, busy=args.busy))
     print(f"load: {os.getloadavg()[0]:.2f} (1 min)")
-    print(f"| {what} | idle CPU-s per minute{' (app + browser)' if args.page else ''}, each run | mean |")
+    page = args.page or args.busy
+    print(f"| {what} | {'CPU-s' if args.busy else 'idle CPU-s'} per minute{' (app + browser)' if page else ''}, "
+          "each run | mean |")
     print("|---|---|---|")
     means = {}
     for name, values in runs.items():
