@@ -347,6 +347,9 @@ def _spawn(job_id: str, kind: str) -> None:
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it, so it never lingers as a zombie
 
 
+CANCEL_GRACE_S = 30.0    # how long a cancelled worker has to stop at its own checks before it is killed
+
+
 def cancel(job_id: str, *, actor: Actor | None = None) -> Job:
     job = get(job_id)
     access.check(actor, "jobs.cancel", job)
@@ -361,10 +364,13 @@ def cancel(job_id: str, *, actor: Actor | None = None) -> Job:
         job = get(job_id)
         if job.pid and _alive(job.pid, job.pid_started):
             _signal_group(job.pid, signal.SIGTERM)  # the worker cleans up, records cancelled, then exits
-            deadline = time.time() + 30
+            deadline = time.time() + CANCEL_GRACE_S
             while time.time() < deadline and not get(job_id).done and _alive(job.pid, job.pid_started):
                 time.sleep(0.05)
             if not get(job_id).done:
+                # recorded first: a read (recover) between the kill and the record would take the
+                # killed worker for a crash and mark the job failed ("interrupted")
+                finish(job_id, CANCELLED, error="cancelled by user")
                 _signal_group(job.pid, signal.SIGKILL)
         finish(job_id, CANCELLED, error="cancelled by user")
         if get(job_id).state == CANCELLED:

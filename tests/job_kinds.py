@@ -57,3 +57,13 @@ def self_cancel_job(ctx) -> dict:
     else:
         step()
     return {}
+
+
+def stubborn_job(ctx) -> dict:
+    """Inside job_context.checked_cancel, and then never checks: a cancel has to kill it."""
+    from imgai.job_context import checked_cancel
+
+    with checked_cancel():
+        ctx.progress(0.5, "sleeping without a check")
+        time.sleep(float(ctx.params.get("seconds", 60)))
+    return {}

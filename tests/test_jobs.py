@@ -66,6 +66,18 @@ def test_a_cancel_lands_where_the_job_lets_it(imgai_home, tmp_path, checked):
     assert (out.read_text() if out.exists() else None) == ("the step ended" if checked else None)
 
 
+def test_a_job_that_does_not_stop_is_killed_after_its_grace_and_recorded_cancelled(imgai_home, monkeypatch):
+    monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 1.0)
+    job = jobs.submit("stubborn", {"seconds": 60})
+    running = wait_until(lambda: (j := jobs.get(job.id)).stage == "sleeping without a check" and j, 60,
+                         "the job to sleep inside checked_cancel")
+    started = time.monotonic()
+    done = jobs.cancel(job.id)
+    assert (done.state, done.error) == ("cancelled", "cancelled by user") and time.monotonic() - started < 10
+    wait_until(lambda: not jobs._alive(running.pid, running.pid_started), 10, "the worker to be killed")
+    assert jobs.get(job.id).state == "cancelled"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the start after boot is read from /proc")
 def test_a_step_of_the_wall_clock_leaves_a_running_job_alive(imgai_home, monkeypatch):
     """A worker is known by its pid and its start. psutil's create_time moves with the wall clock
