@@ -146,3 +146,17 @@ def _tiny_cnn():
     return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
                                torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                torch.nn.Flatten(), torch.nn.Linear(16, 3))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_cancel_stops_a_training_jobs_image_decode(shapes_sets, workers):
+    """Inside a training job a cancel is raised only at the job's checks (imgai/job_context.py);
+    decoding the whole data set is one of them, image by image, so a long decode stops early."""
+    from imgai.job_context import JobCancelled, cancel_requested, checked_cancel
+    from imgai.train.cache import DecodedImages
+
+    train_set, _ = shapes_sets
+    with pytest.raises(JobCancelled), checked_cancel():
+        assert cancel_requested()          # what the worker's SIGTERM handler does: noted, not raised
+        DecodedImages(train_set, image_size=32, store="cpu", device="cpu", workers=workers)
+        pytest.fail("the decode ran to its end")

@@ -70,14 +70,21 @@ class DecodedImages:
     def __init__(self, dataset, *, image_size: int, store: str, device: str, workers: int = 0):
         import torch
 
+        from ..job_context import check_cancelled
+
         paths = [(dataset.root / rel, image_size) for rel, _ in dataset.items]
+        tensors = []
         if workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=workers) as pool:   # PIL decodes without the GIL
-                tensors = list(pool.map(_decode, paths, chunksize=16))
+                for tensor in pool.map(_decode, paths, chunksize=16):
+                    check_cancelled()            # a training job's cancel stops a long decode here
+                    tensors.append(tensor)
         else:
-            tensors = [_decode(p) for p in paths]
+            for path in paths:
+                check_cancelled()
+                tensors.append(_decode(path))
         images = torch.stack(tensors) if tensors else torch.zeros(0, 3, image_size, image_size, dtype=torch.uint8)
         if dataset.multi_label:
             targets = torch.zeros(len(dataset.items), dataset.num_classes)
