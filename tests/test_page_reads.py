@@ -52,7 +52,8 @@ def test_only_the_open_tab_reads_while_a_job_moves_the_revision(page, imgai_home
         waiting_in(page, lambda: convert_lists in sent, 30, "the Convert tab to read when opened")
         assert tag_lists not in sent
         opened = sent.count(convert_lists)
-        waiting_in(page, lambda: sent.count(convert_lists) > opened, 30, "the open Convert tab to read on the next move")
+        waiting_in(page, lambda: sent.count(convert_lists) > opened, 30,
+                   "the open Convert tab to read on the next move")
         assert tag_lists not in sent
         jobs.cancel(job.id)
 

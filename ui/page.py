@@ -17,9 +17,10 @@ the script presses the button every POLL_S, as the timer did.
 Only the open tab reads. A listener of a tab (built inside `page.tab(id)`) runs when the revision
 moves while its tab is open, and when its tab is opened on a revision it has not shown yet: each
 tab has its own State, the revision it last read, and one event (`deliver`) hands the revision to
-the open tab's State only. With every tab's lists refreshed on every move, one page open beside a
-running job took 29 CPU-s in 20 s, app and Chromium (a gradio event per tab and table, each
-re-rendered though hidden), where the page's base cost is 7.4. Listeners built outside a tab, or
+the open tab's State only. With every tab's lists refreshed on every move (a gradio event per
+tab, each tab's tables re-rendered though hidden), one page open on Start beside a running job took
+61 CPU-s a minute, app and Chromium; 16.7 now (bench/idle_server.py --busy). What a tab reads once
+(`page.on_open`) runs at its first opening, not at the page's load. Listeners built outside a tab, or
 with `every_tab=True` (the Start tab's demo status, which every tab's first read waits for), run
 on every move, as before."""
 
@@ -164,16 +165,15 @@ class Page:
             ids = list(self._shown)
 
             def deliver(revision: str, open_tab: str, *known):
-                """The revision to the open tab's lists, and the open tab marked opened; the other tabs
-                keep what they had (the same value: a State's change event fires for any other
-                answer, gr.skip() included)."""
+                """The revision to the open tab's lists, and the open tab marked opened; the other
+                tabs' States keep their values, so their change events do not fire."""
                 shown, opened = known[:len(ids)], known[len(ids):]
                 return ([revision if tab_id == open_tab else read for tab_id, read in zip(ids, shown)]
                         + [was or tab_id == open_tab for tab_id, was in zip(ids, opened)])
 
             states = [self._shown[tab_id] for tab_id in ids] + [self._opened[tab_id] for tab_id in ids]
-            gr.on([self.revision.change, self.open.change], deliver, [self.revision, self.open, *states], states, api_name=False, show_progress="hidden",
-                  trigger_mode="always_last", concurrency_limit=None)
+            gr.on([self.revision.change, self.open.change], deliver, [self.revision, self.open, *states], states,
+                  api_name=False, show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
         poke = gr.Button("", visible="hidden", elem_id=POKE_ID)
         # queued (a State's change event fires only for queued events), but never waiting behind work
         poke.click(changes.revision, None, [self.revision], api_name=False, show_progress="hidden",
