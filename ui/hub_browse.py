@@ -91,17 +91,17 @@ def login_status(oauth_token=None) -> str:
     return message[:1].upper() + message[1:]
 
 
-def build_login_row(demo: gr.Blocks, page=None, *, api_name: str = "hub_whoami") -> gr.Markdown:
+def build_login_row(demo: gr.Blocks, page, *, api_name: str = "hub_whoami") -> gr.Markdown:
     """"Signed in as NAME" / "not signed in", with the Sign in button on a Space (layout, no logic)."""
     with gr.Row():
         status = gr.Markdown()
         if on_space():
             gr.LoginButton(scale=0)
-    (page.on_open if page is not None else demo.load)(_with_oauth(login_status), None, [status], api_name=api_name)
+    page.on_open(_with_oauth(login_status), None, [status], api_name=api_name)
     return status
 
 
-def build_search(demo: gr.Blocks, page=None) -> None:
+def build_search(demo: gr.Blocks, page) -> None:
     gr.Markdown("### Find a model on the Hugging Face Hub")
     build_login_row(demo, page)
     with gr.Row():
@@ -120,9 +120,8 @@ def build_search(demo: gr.Blocks, page=None) -> None:
     job_id = gr.Textbox(visible=False)
     progress = gr.Markdown()
 
-    on_open = page.on_open if page is not None else demo.load
-    on_open(start, None, [status, results], api_name="hub_start")
-    on_open(access_state, None, [download_lock, download], api_name=False)
+    page.on_open(start, None, [status, results], api_name="hub_start")
+    page.on_open(access_state, None, [download_lock, download], api_name=False)
     search = _with_oauth(search_models)
     go.click(search, [query, family, library, sort], [status, results], api_name="hub_search")
     query.submit(search, [query, family, library, sort], [status, results], api_name=False)

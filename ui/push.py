@@ -9,6 +9,7 @@ from imgai import hub, registry
 
 from .common import acting
 from .hub_browse import build_login_row
+from .page import Page
 
 
 def pushable_models(actor) -> list[str]:
@@ -33,6 +34,7 @@ def push(model_id: str, repo_id: str, private: bool, branch: str, *, actor, oaut
 def build_push(demo: gr.Blocks, page=None) -> None:
     gr.Markdown("### Push to the Hub\nA converted model goes up with `model.onnx`, `labels.json`, "
                 "`preprocess.json` and a generated model card, in one commit, checked file by file afterwards.")
+    page = page or Page(demo, standalone=True)
     build_login_row(demo, page, api_name="push_whoami")
     with gr.Row():
         model = gr.Dropdown(choices=[], label="Converted model", scale=2,   # filled per visitor on load
@@ -42,10 +44,7 @@ def build_push(demo: gr.Blocks, page=None) -> None:
         private = gr.Checkbox(label="Private (new repos)", value=False, scale=1)
     button = gr.Button("Push to Hub", variant="primary")
     message = gr.Markdown()
-    if page is not None:    # the list follows the registry (ui/page.py)
-        page.listen(refresh_models, [model], [model], api_name="push_models")
-    else:
-        demo.load(refresh_models, [model], [model], api_name="push_models")
+    page.listen(refresh_models, [model], [model], api_name="push_models")   # follows the registry (ui/page.py)
     button.click(push, [model, repo, private, branch], [message], api_name="push_to_hub",
                  show_progress_on=[message])
 
