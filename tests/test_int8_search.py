@@ -404,14 +404,15 @@ def test_a_budget_spent_on_one_slow_attempt_says_so_whatever_its_speed():
 
 def test_minmax_folds_calibrate_each_photo_once_with_the_ranges_of_their_union(tmp_path):
     """k-fold MinMax calibration measures each fold's photos once (Quantizer.calibrate_folds) and gives
-    fold f the ranges that onnxruntime's own calibration gives on the other folds' photos together:
-    the same cache, to the bit, without running every photo k-1 times."""
+    fold f the ranges that onnxruntime's own calibration gives on the other folds' photos together,
+    and the final model those of every photo: the same cache, to the bit, without running every photo
+    k-1 times and then once more."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization.calibrate import load_tensors_data
 
-    from imgai.classify.int8_search import Quantizer, Recipe
+    from imgai.classify.int8_search import ALL_PHOTOS, Quantizer, Recipe
 
     rng = np.random.default_rng(0)
     w1, w2 = rng.normal(size=(8, 3, 3, 3)).astype(np.float32), rng.normal(size=(4, 8, 1, 1)).astype(np.float32)
@@ -429,14 +430,15 @@ def test_minmax_folds_calibrate_each_photo_once_with_the_ranges_of_their_union(t
     merged = tmp_path / "merged"
     merged.mkdir()
     Quantizer(model, merged, input_name="x", batch=2, excluded_always=[]).calibrate_folds(chunks)
-    assert sorted(p.name for p in merged.iterdir()) == [f"calib-minmax-f{f}.json" for f in range(3)]
-    for f in range(3):
+    keys = [f"f{f}" for f in range(3)] + [ALL_PHOTOS]      # each fold's, and every photo's for the final model
+    assert sorted(p.name for p in merged.iterdir()) == sorted(f"calib-minmax-{key}.json" for key in keys)
+    for f, key in enumerate(keys):
         direct = tmp_path / f"direct{f}"
         direct.mkdir()
         union = np.concatenate([c for g, c in enumerate(chunks) if g != f])
         Quantizer(model, direct, input_name="x", batch=2, excluded_always=[]).write(
-            Recipe("minmax"), direct / "model.onnx", union, cache_key=f"f{f}")
-        want, got = (load_tensors_data(d / f"calib-minmax-f{f}.json") for d in (direct, merged))
+            Recipe("minmax"), direct / "model.onnx", union, cache_key=key)
+        want, got = (load_tensors_data(d / f"calib-minmax-{key}.json") for d in (direct, merged))
         assert set(got.keys()) == set(want.keys()) and {"x", "a", "r", "y"} <= set(want.keys())
         for name in want.keys():
             assert np.array_equal(got[name].range_value, want[name].range_value), (f, name)

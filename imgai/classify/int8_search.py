@@ -45,6 +45,7 @@ DEFAULT_MIN_SPEEDUP = 1.1                             # slower than this vs FP32
 MAX_FOLDS = 4
 MAX_SEARCH_PHOTOS = 48                                # more photos are sampled evenly down to this
 Z95 = 1.959964                                        # two-sided 95 % normal quantile
+ALL_PHOTOS = "all"                                    # the cache key of a calibration on every photo
 SENSITIVITY_VIEWS = 4                                 # calibration views the node error is measured on
 
 
@@ -251,7 +252,8 @@ class Quantizer:
         are measured once (onnxruntime's own calibrator, with quantize_static's defaults), and fold f's
         are the lowest minimum and the highest maximum over every other chunk, which is what calibrating
         on their union gives. Written as fold f's calibration cache (`cache_key` f"f{f}"), which
-        quantize_static then reads instead of calibrating."""
+        quantize_static then reads instead of calibrating; the union of every chunk is written as
+        ALL_PHOTOS's, so the chosen recipe's final calibration on every photo runs no photo again."""
         from onnxruntime.quantization.calibrate import (CalibrationMethod, TensorsData, create_calibrator,
                                                         save_tensors_data)
         from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
@@ -270,11 +272,14 @@ class Quantizer:
             del calibrator
             for leftover in self.scratch.glob(f"{augmented.name}*"):
                 leftover.unlink()
+        def union(group: list) -> TensorsData:
+            return TensorsData(CalibrationMethod.MinMax, {
+                name: (np.minimum.reduce([r[name].lowest for r in group]),
+                       np.maximum.reduce([r[name].highest for r in group])) for name in group[0].keys()})
+
         for f in range(len(chunks)):
-            others = [r for g, r in enumerate(ranges) if g != f]
-            merged = {name: (np.minimum.reduce([r[name].lowest for r in others]),
-                             np.maximum.reduce([r[name].highest for r in others])) for name in others[0].keys()}
-            save_tensors_data(TensorsData(CalibrationMethod.MinMax, merged), self.cache_path("minmax", f"f{f}"))
+            save_tensors_data(union([r for g, r in enumerate(ranges) if g != f]), self.cache_path("minmax", f"f{f}"))
+        save_tensors_data(union(ranges), self.cache_path("minmax", ALL_PHOTOS))
 
 
 class _Batches:

@@ -311,7 +311,7 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
             progress(0.87, f"chosen: attempt {result.chosen.number} ({chosen.describe()}); calibrating on every photo")
             search.quantizer.write(chosen, out / "model.onnx",
                                    None if chosen.method == "dynamic" else search.calibration(range(len(views))),
-                                   cache_key="all")
+                                   cache_key=int8_search.ALL_PHOTOS)
         except ImgaiError:
             raise
         except Exception as exc:
