@@ -1,10 +1,12 @@
 """imgai as users install it, not as this checkout runs it: a non-editable `pip install .` has every
 module and the card templates (the top-level templates/, installed as imgai/templates/), and the tag-only install (`requirements-tag.txt` + `pip install
 --no-deps .`, no torch) adds, validates and tags a ready ONNX model. Each builds its own venv in
-a temp folder and runs from outside the source tree."""
+a temp folder and runs from outside the source tree; pip builds the wheel, and the venvs are filled
+with uv where `make venv` used it (`_uv`), with pip where it did not."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -50,13 +52,36 @@ def imgai_wheel(tmp_path_factory) -> Path:
     return wheel
 
 
+@functools.cache
+def _uv() -> tuple[str, ...] | None:
+    """uv as `make venv` runs it (installed next to this Python, reading the sources pip is configured
+    with), or None where the Makefile fell back to pip. uv links the wheels from the cache `make venv`
+    filled: the tag-only venv takes ~1 s where pip takes ~20 s (a venv with pip, then every wheel
+    unpacked and compiled again). The wheel under test is still built by pip, as `pip install .` builds it."""
+    uv = Path(sys.executable).with_name("uv")
+    if not uv.is_file():
+        return None
+    sources = _run([sys.executable, ROOT / "tools" / "uv_sources.py"]).stdout.split()
+    return (str(uv), *sources)
+
+
 def _venv(path: Path, *, see_packages_of_this_venv: bool) -> Path:
-    _run([sys.executable, "-m", "venv", path], env=_clean_env())
+    uv = _uv()
+    _run([*uv[:1], "venv", "-q", "--python", sys.executable, path] if uv else [sys.executable, "-m", "venv", path],
+         env=_clean_env())
     python = path / "bin" / "python"
     if see_packages_of_this_venv:     # torch, huggingface_hub, … from the test venv, imgai not
         purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
         Path(purelib, "test-venv-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return python
+
+
+def _pip(python: Path, command: str, *args, cwd: Path) -> None:
+    """`pip COMMAND ARGS` for the venv of `python` (uv's pip interface where `make venv` used uv)."""
+    uv = _uv()
+    sources = uv[1:] if uv and command == "install" else []
+    _run([uv[0], "pip", command, "--python", python, *sources, *args] if uv else [python, "-m", "pip", command, *args],
+         env=_clean_env(), cwd=cwd)
 
 
 def test_the_wheel_holds_every_module_and_the_templates(imgai_wheel):
@@ -71,7 +96,7 @@ def test_the_wheel_holds_every_module_and_the_templates(imgai_wheel):
 
 def test_a_non_editable_install_renders_a_card_from_its_own_templates(imgai_wheel, tmp_path):
     python = _venv(tmp_path / "venv", see_packages_of_this_venv=True)
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", imgai_wheel], env=_clean_env(), cwd=tmp_path)
+    _pip(python, "install", "-q", "--no-deps", imgai_wheel, cwd=tmp_path)
     script = textwrap.dedent("""
         import json, sys
         from pathlib import Path
@@ -104,9 +129,9 @@ def tag_only_python(imgai_wheel, tmp_path_factory) -> Path:
     """A venv with only requirements-tag.txt and imgai (--no-deps): no torch, no transformers."""
     tmp = tmp_path_factory.mktemp("tag-only")
     python = _venv(tmp / "venv", see_packages_of_this_venv=False)
-    _run([python, "-m", "pip", "install", "-q", "-r", ROOT / "requirements-tag.txt"], env=_clean_env(), cwd=tmp)
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", imgai_wheel], env=_clean_env(), cwd=tmp)
-    _run([python, "-m", "pip", "check"], env=_clean_env(), cwd=tmp)
+    _pip(python, "install", "-q", "-r", ROOT / "requirements-tag.txt", cwd=tmp)
+    _pip(python, "install", "-q", "--no-deps", imgai_wheel, cwd=tmp)
+    _pip(python, "check", cwd=tmp)
     missing = _run([python, "-c", "import importlib.util as u; print([m for m in ('torch', 'transformers', 'timm') "
                                   "if u.find_spec(m)])"], env=_clean_env(), cwd=tmp).stdout.strip()
     assert missing == "[]", f"the tag-only venv has {missing}"
