@@ -5,6 +5,7 @@ Layout and wiring only: each tab lives in ui/<tab>.py and calls into the imgai p
 
 from __future__ import annotations
 
+import ui  # noqa: F401  (before gradio: ui/__init__.py spares gradio's import its type-stub rewriting)
 import gradio as gr
 
 from ui import browse, convert, library, quantize, start, tag, train

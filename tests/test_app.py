@@ -132,6 +132,24 @@ def test_the_app_queue_looks_for_work_every_20_ms_not_every_millisecond(imgai_ho
     assert (demo._queue.default_concurrency_limit, demo._queue.max_size) == (4, 64)
 
 
+@pytest.mark.parametrize("first,rewrites", [("app", False), ("gradio", True)])
+def test_the_app_spares_gradios_import_its_stub_rewriting(first, rewrites):
+    """gradio rewrites its type stubs as it is imported, ~1.5 s of each app start (bench/app_start.py):
+    `import app` (ui first) loads gradio with that step a no-op and leaves no import hook behind;
+    where gradio was imported first, gradio is left exactly as shipped."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (f"import {first}, app, sys, ui, gradio as gr, gradio.component_meta as meta\n"
+             "assert gr.Blocks and gr.Textbox(label='x').label == 'x'\n"
+             "print(meta.create_or_modify_pyi.__name__, any(isinstance(f, ui._SkipPyiRewrite) for f in sys.meta_path))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["create_or_modify_pyi" if rewrites else "_no_stub_rewrite", "False"]
+
+
 def test_a_page_learns_of_changes_from_a_plain_route_not_a_timer_event(imgai_home):
     """An idle page asks GET /imgai/revision (a few bytes, no gradio event) and presses its hidden
     poke button only when the answer moves; no gr.Timer sends a queue event per tick per visitor."""
