@@ -201,7 +201,7 @@ class AppServer:
                 return False
 
         try:
-            wait_until(answers, timeout, f"app.py to answer on {self.url}", every=0.5)
+            wait_until(answers, timeout, f"app.py to answer on {self.url}", every=0.1)
         except AssertionError as exc:
             raise RuntimeError(f"{exc}:\n{self.log.read_text()[-4000:]}") from None
 
@@ -278,6 +278,15 @@ def stop_job_workers(home: Path) -> list[int]:
 def app_server(tmp_path):
     """`python app.py` for real, on a free port, with a private data folder (demo model included)."""
     server = AppServer(tmp_path / "app_home")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bare_server(tmp_path):
+    """`python app.py` on a fresh data folder without the demo (IMGAI_NO_DEMO=1): for a test that
+    does not use the demo, whose preparing job would only take CPU from it."""
+    server = AppServer(tmp_path / "bare_home", env={"IMGAI_NO_DEMO": "1"})
     yield server
     server.stop()
 

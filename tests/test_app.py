@@ -14,6 +14,16 @@ from tests.waiting import wait_until
 DEMO = "efficientnet-lite0-demo"
 
 
+@pytest.fixture(scope="module")
+def demo_app(tmp_path_factory):
+    """One `python app.py` with the demo for this file's tests that use it: the demo is prepared in
+    the background once (a test that changes it puts it back)."""
+    from tests.conftest import AppServer
+
+    server = AppServer(tmp_path_factory.mktemp("demo-app") / "app_home")
+    yield server
+    server.stop()
+
 
 def rows(client) -> list[dict]:
     """The Convert tab's models table, each row by its column names."""
@@ -30,8 +40,8 @@ def demo_ready(client):
                       "the demo model", every=1)   # its job ends with it the default
 
 
-def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path, photos):
-    client = app_server.client()
+def test_add_convert_tag_through_the_api(demo_app, tiny_model_cache, tmp_path, photos):
+    client = demo_app.client()
     row = demo_ready(client)
     assert [row[c] for c in ("ID", "Name", "Type", "Precision", "Conversion", "Enabled", "Default")] == [
         DEMO, "EfficientNet-Lite0 ImageNet (demo)", "ONNX", "FP32", "Converted", "yes", "★"]
@@ -62,14 +72,11 @@ def test_add_convert_tag_through_the_api(app_server, tiny_model_cache, tmp_path,
     assert "coffee.jpg" in csv and "/tmp" not in csv
 
 
-def test_errors_reach_the_user_as_messages(app_server):
+def test_errors_reach_the_user_as_messages(demo_app, tmp_path):
     from gradio_client.exceptions import AppError
 
-    client = app_server.client()
+    client = demo_app.client()
     demo_ready(client)
-    client.predict(DEMO, api_name="/disable")
-    with pytest.raises(AppError, match="cannot make 'efficientnet-lite0-demo' the default"):
-        client.predict(DEMO, api_name="/set_default")
     with pytest.raises(AppError, match="neither an existing folder nor a Hub id") as info:
         client.predict("not a model", "", api_name="/add_model")
     assert str(info.value).count("'not a model'") == 1
@@ -77,14 +84,20 @@ def test_errors_reach_the_user_as_messages(app_server):
         client.predict([], "", DEMO, 5, 0.0, api_name="/tag")
     with pytest.raises(AppError, match="no model chosen: give a repo picked in the results"):
         client.predict("", api_name="/hub_download")
-    with pytest.raises(AppError) as info:     # the app names fields and buttons, never CLI flags
-        client.predict([handle_file(str(random_image(app_server.home.parent / "x.png")))], "", "", 5, 0.0,
-                       api_name="/tag")
-    assert "--model" not in str(info.value) and "the Model field" in str(info.value)   # in words: no markup
+    client.predict(DEMO, api_name="/disable")                    # no default model left
+    try:
+        with pytest.raises(AppError, match="cannot make 'efficientnet-lite0-demo' the default"):
+            client.predict(DEMO, api_name="/set_default")
+        with pytest.raises(AppError) as info:     # the app names fields and buttons, never CLI flags
+            client.predict([handle_file(str(random_image(tmp_path / "x.png")))], "", "", 5, 0.0, api_name="/tag")
+        assert "--model" not in str(info.value) and "the Model field" in str(info.value)   # in words: no markup
+    finally:
+        for action in ("enable", "set_default"):        # the demo as the next test expects it
+            client.predict(DEMO, api_name=f"/{action}")
 
 
-def test_folder_tagging_with_a_bad_file(app_server, tmp_path):
-    client = app_server.client()
+def test_folder_tagging_with_a_bad_file(demo_app, tmp_path):
+    client = demo_app.client()
     demo_ready(client)
     folder = tmp_path / "shots"
     (folder / "day1").mkdir(parents=True)
@@ -97,7 +110,7 @@ def test_folder_tagging_with_a_bad_file(app_server, tmp_path):
     assert sorted(names) == ["shots/broken.jpg", "shots/day1/a.png"]     # relative to the tagged folder
 
 
-def test_file_route_refuses_outside_urls(app_server):
+def test_file_route_refuses_outside_urls(bare_server):
     """gradio 6.17.3 redirects /gradio_api/file=<url> anywhere (issue #13608); we refuse it."""
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -109,9 +122,9 @@ def test_file_route_refuses_outside_urls(app_server):
                    "%68ttps://example.com"):
         for prefix in ("gradio_api/file=", "file="):
             with pytest.raises(urllib.error.HTTPError) as info:
-                opener.open(app_server.url + prefix + target, timeout=10)
+                opener.open(bare_server.url + prefix + target, timeout=10)
             assert info.value.code == 403, (prefix, target)
-    with urllib.request.urlopen(app_server.url, timeout=10) as page:   # the app itself still answers
+    with urllib.request.urlopen(bare_server.url, timeout=10) as page:   # the app itself still answers
         assert page.status == 200
 
 

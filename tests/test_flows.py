@@ -20,14 +20,6 @@ LONG = 300_000   # ms: a conversion or a short training on a loaded 2-core machi
 
 
 @pytest.fixture
-def bare_server(tmp_path):
-    """`python app.py` on a fresh data folder without the demo (IMGAI_NO_DEMO=1)."""
-    server = AppServer(tmp_path / "bare_home", env={"IMGAI_NO_DEMO": "1"})
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def held_demo_server(tmp_path, monkeypatch):
     """`python app.py` on its first start, with the demo's preparation held back behind another job
     (one job runs at a time) until the test lets it go: `release()`. A warm worker prepares the demo

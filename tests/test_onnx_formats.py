@@ -223,8 +223,8 @@ def test_selected_tags_rows_must_match_the_outputs(imgai_home, tmp_path):
 
 # -- the app: the Add panel's preprocessing fields, the Tag tab's thresholds ----------------------
 
-def test_app_adds_onnx_with_preprocessing_fields_and_tags_with_thresholds(app_server, tmp_path, wd_images):
-    client = app_server.client()
+def test_app_adds_onnx_with_preprocessing_fields_and_tags_with_thresholds(bare_server, tmp_path, wd_images):
+    client = bare_server.client()
     bare = make_bare_onnx(tmp_path / "bare", LABELS, size=24, layout="NHWC")
     message = client.predict(str(bare), "bare", 24, "0.5", "BGR", "from the model", "squash", "bicubic",
                              api_name="/add_model")
