@@ -27,6 +27,16 @@ def _run(kind: str, **params) -> dict:
     return job.result
 
 
+def _run_to_its_end(kind: str, **params) -> dict:
+    """_run, then wait for the job's worker to exit. A worker that has finished its job starts the
+    next queued one with its own environment and folder (jobs.dispatch): a test that changes them
+    for its next job must not queue it while the last worker may still pick it up."""
+    result = _run(kind, **params)
+    wait_until(lambda: not psutil.pid_exists(result["pid"]) or
+               psutil.Process(result["pid"]).status() == psutil.STATUS_ZOMBIE, what=f"worker {result['pid']} to exit")
+    return result
+
+
 def _warm_process(pid: int) -> psutil.Process:
     parent = psutil.Process(pid)
     assert parent.cmdline()[1:3] == ["-m", "imgai.warm_server"], parent.cmdline()
@@ -43,10 +53,10 @@ def new_key(monkeypatch):
 def test_a_warm_kind_is_forked_from_a_process_that_imported_torch(imgai_home, new_key, monkeypatch, tmp_path):
     assert not _run("probe")["torch_preloaded"]           # a fresh worker imports torch only when a job needs it
 
-    first = _run("warmprobe")                              # a key's first job: a fresh worker, nothing warm started
+    first = _run_to_its_end("warmprobe")                   # a key's first job: a fresh worker, nothing warm started
     assert not first["torch_preloaded"]
     monkeypatch.setenv("IMGAI_TEST_PROBE", "second")
-    second = _run("warmprobe")                             # the second starts the warm process, its first fork
+    second = _run_to_its_end("warmprobe")                  # the second starts the warm process, its first fork
     monkeypatch.setenv("IMGAI_TEST_PROBE", "third")
     monkeypatch.chdir(tmp_path)
     third = _run("warmprobe")
