@@ -7,15 +7,18 @@ STAMP := $(VENV)/.installed
 .PHONY: run test venv chromium clean bench bench-ray gpu-wheels support-table
 
 REQUIREMENTS := -r requirements-dev.txt -r requirements-ray.txt
-# uv unpacks and byte-compiles the wheels in parallel: this venv (6.9 GB) took 52 s with uv and
-# 150-196 s with pip here. It reads the sources pip is configured with (tools/uv_sources.py);
-# where uv cannot be had or fails, pip installs the same pins. 0.13.9: the uv release measured here.
+# uv unpacks the wheels in parallel: this venv (6.9 GB) took 52 s with uv and 150-196 s with pip
+# here. It leaves byte-compiling to each module's first import (PYRUN below lets Python write the
+# .pyc): --compile-bytecode took 43 s of 45 s of an install from uv's cache, for ~19,400 modules of
+# which a full test run imports ~4,500. It reads the sources pip is configured with
+# (tools/uv_sources.py); where uv cannot be had or fails, pip installs (and compiles) the same pins.
+# 0.13.9: the uv release measured here.
 UV := uv==0.13.9
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml setup.py tools/uv_sources.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	( $(BIN)/pip install -q --disable-pip-version-check "$(UV)" && sources="$$($(BIN)/python tools/uv_sources.py)" \
-	  && $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode $$sources $(REQUIREMENTS) ) \
+	  && $(BIN)/uv pip install -q --python $(BIN)/python $$sources $(REQUIREMENTS) ) \
 	|| $(BIN)/pip install -q --disable-pip-version-check $(REQUIREMENTS)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
@@ -23,8 +26,12 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.t
 
 venv: $(STAMP)
 
+# Python as the app and the tests run it: writing each module's bytecode on its first import, even
+# where the environment sets PYTHONDONTWRITEBYTECODE (every later process reads the .pyc).
+PYRUN := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python
+
 run: $(STAMP)
-	IMGAI_HOME=$${IMGAI_HOME:-./imgai_data} $(BIN)/python app.py
+	IMGAI_HOME=$${IMGAI_HOME:-./imgai_data} $(PYRUN) app.py
 
 # Browser tests drive Debian's Chromium; install it when missing (never `playwright install`).
 chromium:
@@ -38,7 +45,7 @@ chromium:
 # files go first, in the order tests/conftest.py's SLOWEST_FIRST gives (--no-loadscope-reorder).
 TEST_WORKERS ?= 2
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PYRUN) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/tag_throughput.py
