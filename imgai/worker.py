@@ -25,8 +25,10 @@ def run_in_worker(job_id: str) -> int:
     import psutil
 
     log = get_logger("imgai.worker")
+    terms = []        # the cancel's SIGTERMs: a job that then ends with any error ends cancelled
 
     def on_term(signum, frame):
+        terms.append(signum)
         if not cancel_requested():      # else the job raises it at its next check (job_context.checked_cancel)
             raise JobCancelled()
 
@@ -49,18 +51,23 @@ def run_in_worker(job_id: str) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         result = resolve(kinds()[job.kind].run)(JobContext(job))
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except JobCancelled:
+    except (JobCancelled, Exception) as exc:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if finish(job_id, CANCELLED, error="cancelled by user"):
-            run_abort(job, "cancelled")
-        code = 0
-    except Exception as exc:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        log.error("job %s failed after %.1fs:\n%s", job_id, time.time() - t0, traceback.format_exc())
-        message = str(exc) or type(exc).__name__
-        if finish(job_id, FAILED, error=message):
-            run_abort(job, message)
-        code = 1
+        if isinstance(exc, JobCancelled) or terms:
+            # JobCancelled raised where the signal landed can reach us as another error: code that
+            # wraps what it catches (on Python 3.11, a class body's __set_name__ during an import
+            # turns it into "RuntimeError: Error calling __set_name__"). The cancel came: it is one.
+            if not isinstance(exc, JobCancelled):
+                log.info("job %s was cancelled and stopped with %s: %s", job_id, type(exc).__name__, exc)
+            if finish(job_id, CANCELLED, error="cancelled by user"):
+                run_abort(job, "cancelled")
+            code = 0
+        else:
+            log.error("job %s failed after %.1fs:\n%s", job_id, time.time() - t0, traceback.format_exc())
+            message = str(exc) or type(exc).__name__
+            if finish(job_id, FAILED, error=message):
+                run_abort(job, message)
+            code = 1
     else:
         finish(job_id, SUCCEEDED, result=result)
         log.info("job %s succeeded in %.1fs", job_id, time.time() - t0)

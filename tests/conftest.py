@@ -34,6 +34,7 @@ def _register_test_job_kinds() -> None:
     register_kind("selftest", JobKind("tests.job_kinds:selftest_job"))
     register_kind("self-cancel", JobKind("tests.job_kinds:self_cancel_job"))
     register_kind("stubborn", JobKind("tests.job_kinds:stubborn_job"))
+    register_kind("wrapped-cancel", JobKind("tests.job_kinds:wrapped_cancel_job"))
 
 
 _register_test_job_kinds()

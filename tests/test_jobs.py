@@ -66,6 +66,16 @@ def test_a_cancel_lands_where_the_job_lets_it(imgai_home, tmp_path, checked):
     assert (out.read_text() if out.exists() else None) == ("the step ended" if checked else None)
 
 
+def test_a_cancel_that_library_code_turns_into_another_error_still_ends_cancelled(imgai_home):
+    """A full run's warm job, cancelled during its import of imgai.job_kinds, ended "failed" with
+    "Error calling __set_name__ …": Python 3.11 wraps what a class body's __set_name__ raises. A
+    job that ends with any error after the cancel's SIGTERM ends cancelled."""
+    job = jobs.wait(jobs.submit("wrapped-cancel", {}).id, timeout=60)
+    assert (job.state, job.error) == ("cancelled", "cancelled by user")
+    log = (imgai_home / "logs" / "imgai.log").read_text()
+    assert "was cancelled and stopped with RuntimeError: library code wrapped JobCancelled" in log
+
+
 def test_a_job_that_does_not_stop_is_killed_after_its_grace_and_recorded_cancelled(imgai_home, monkeypatch):
     monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 1.0)
     job = jobs.submit("stubborn", {"seconds": 60})
