@@ -32,9 +32,16 @@ def _run_to_its_end(kind: str, **params) -> dict:
     next queued one with its own environment and folder (jobs.dispatch): a test that changes them
     for its next job must not queue it while the last worker may still pick it up."""
     result = _run(kind, **params)
-    wait_until(lambda: not psutil.pid_exists(result["pid"]) or
-               psutil.Process(result["pid"]).status() == psutil.STATUS_ZOMBIE, what=f"worker {result['pid']} to exit")
+    wait_until(lambda: _exited(result["pid"]), what=f"worker {result['pid']} to exit")
     return result
+
+
+def _exited(pid: int) -> bool:
+    """`pid` is gone, or a zombie (exited, not yet reaped by its parent)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _warm_process(pid: int) -> psutil.Process:
@@ -86,8 +93,7 @@ def test_a_warm_process_killed_leaves_a_stale_socket_that_the_next_job_replaces(
     before = _run("warmprobe")
     assert before["torch_preloaded"]
     os.kill(before["ppid"], signal.SIGKILL)
-    wait_until(lambda: not psutil.pid_exists(before["ppid"]) or
-               psutil.Process(before["ppid"]).status() == psutil.STATUS_ZOMBIE, what="the warm process to die")
+    wait_until(lambda: _exited(before["ppid"]), what="the warm process to die")
     after = _run("warmprobe")                             # refused connection → a new warm process
     assert after["torch_preloaded"] and after["ppid"] != before["ppid"]
     _warm_process(after["ppid"])
