@@ -58,10 +58,12 @@ def test_search_keeps_the_worst_nodes_in_fp32_to_bring_the_answers_back(fp32_mod
     assert [len(a["keep_fp32"]) for a in nodes[:2]] == [1, 2]               # doubling, worst first
     assert all(a["keep_fp32"] == search["nodes_ranked"][:len(a["keep_fp32"])] for a in attempts)
     chosen = attempts[search["chosen"] - 1]
-    # the random model's near-ties can stay closer than 99 % with up to three
-    # quarters of its nodes in FP32 (one more photo flips the verdict); what must hold either way: the
-    # nodes kept in FP32 bring the answers back, and the copy is enabled exactly when the gate holds
-    assert chosen["keep_fp32"] and chosen["agreement"] > attempts[0]["agreement"]
+    # the random model's near-ties can stay closer than 99 % with up to three quarters of its nodes in
+    # FP32 (one more photo flips the verdict). Where the products saturate, the first attempt flips more
+    # views than that; elsewhere (AVX-512 VNNI) it may flip only those near-ties, which every attempt
+    # flips too. What must hold either way: the nodes kept in FP32 bring the probabilities closer
+    # without losing a view, and the copy is enabled exactly when the gate holds
+    assert chosen["keep_fp32"] and chosen["agreement"] >= attempts[0]["agreement"]
     assert chosen["mean_abs_dprob"] < attempts[0]["mean_abs_dprob"]
     assert new.enabled == chosen["meets_gate"]
     if chosen["meets_gate"]:
