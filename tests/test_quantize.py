@@ -58,8 +58,10 @@ def test_quantize_tiny_model_as_a_job_skipping_bad_files(fp32_model, calibration
         assert (src / name).read_bytes() == (dst / name).read_bytes()
     import onnx
 
-    ops = {n.op_type for n in onnx.load(str(dst / "model.onnx")).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    nodes = onnx.load(str(dst / "model.onnx")).graph.node
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in nodes}
+    # every convolution (none kept in FP32 here) took its weights' mean shift off its bias
+    assert settings["bias_corrected"] == sum(n.op_type == "Conv" for n in nodes) > 0
 
     # bad files are skipped with a note; every photo was held back once (k-fold) for the comparison
     messages = _events(job["id"])
@@ -74,6 +76,7 @@ def test_quantize_tiny_model_as_a_job_skipping_bad_files(fp32_model, calibration
 
     code, out, _ = cli("models", "show", new.id)
     assert "precision     INT8" in out and "vs FP32       top-1 agreement" in out and "mean |Δprob|" in out
+    assert f"bias-corrected on {settings['bias_corrected']} convolutions" in out
     code, out, _ = cli("models", "list")
     assert "INT8" in out and "FP32" in out
 
@@ -166,6 +169,8 @@ def test_card_carries_the_int8_figures(fp32_model, calibration_folder):
     agreement = f"{new.vs_fp32['top1_agreement'] * 100:.1f}%"
     assert "(ONNX INT8)" in card and "## INT8 against FP32" in card and agreement in card
     assert "per-channel int8 weights" in card and "MinMax" in card and "- int8" in card
+    convs = new.extra["quantization"]["bias_corrected"]
+    assert convs and f"bias correction on {convs} convolutions" in card
     assert "95% lower bound" in card and "### How it was chosen" in card and "| 1 | minmax | 0 |" in card
 
 

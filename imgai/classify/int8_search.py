@@ -172,6 +172,7 @@ class Attempt:
     meets_gate: bool
     problems: list[str] = field(default_factory=list)
     weights: str = "int8"                       # Recipe.weights
+    bias_corrected: int = 0                     # convolutions whose bias took back their weights' mean shift
 
     def recipe(self) -> Recipe:
         return Recipe(self.method, tuple(self.keep_fp32), self.weights)
@@ -217,12 +218,17 @@ class Quantizer:
         self.excluded_always, self.op_types = list(excluded_always), op_types
         self.external = False
         self.matrix_weights: list[str] = []     # matrix_weights(): set on a saturating CPU only
+        self.bias_correction = True             # bias_correction.correct() after each static quantization
+        self.bias_corrected = 0                 # how many convolutions the last write corrected
+        self._float_graph = None
+        self._means: dict[str, dict] = {}       # cache_key → the FP32 input means of the corrected convolutions
 
     def write(self, recipe: Recipe, target: Path, calibration: np.ndarray | None, *, cache_key: str) -> Path:
         from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
                                               quantize_static)
 
         exclude = [*self.excluded_always, *recipe.keep_fp32]
+        self.bias_corrected = 0
         if recipe.method == "dynamic":
             quantize_dynamic(str(self.prepared), str(target), per_channel=True, weight_type=QuantType.QInt8,
                              nodes_to_exclude=exclude, op_types_to_quantize=self.op_types,
@@ -240,7 +246,26 @@ class Quantizer:
                         nodes_to_exclude=exclude, op_types_to_quantize=self.op_types,
                         calibrate_method=getattr(CalibrationMethod, name), use_external_data_format=self.external,
                         extra_options=extra, calibration_cache_path=str(cache))
+        self.bias_corrected = self._correct_biases(target, calibration, cache_key)
         return target
+
+    def _correct_biases(self, target: Path, calibration: np.ndarray | None, cache_key: str) -> int:
+        """Fold the mean shift of the 8-bit weights back into the biases (bias_correction), measured on
+        the calibration views that `cache_key` names; not for a graph with external data (its weights
+        are too large to hold twice)."""
+        if not self.bias_correction or self.external or calibration is None or not len(calibration):
+            return 0
+        from . import bias_correction
+
+        if self._float_graph is None:
+            import onnx
+
+            self._float_graph = onnx.load(str(self.prepared)).graph
+        if cache_key not in self._means:
+            inputs = [x for x, _, _ in bias_correction.corrected_convs(self._float_graph).values()]
+            self._means[cache_key] = bias_correction.input_means(self.prepared, calibration, input_name=self.input_name,
+                                                                 batch=self.batch, tensors=inputs)
+        return bias_correction.correct(target, self._float_graph, self._means[cache_key])
 
 
     def cache_path(self, method: str, cache_key: str) -> Path:
@@ -382,7 +407,7 @@ class Search:
 
         t0 = time.monotonic()
         self._n += 1
-        p8, first = [], None
+        p8, first, corrected = [], None, 0
         if recipe.method == "minmax" and len(self.folds) > 2 and not self.quantizer.cache_path("minmax", "f0").is_file():
             self.quantizer.calibrate_folds([self.calibration(fold) for fold in self.folds])
         for f, fold in enumerate(self.folds):
@@ -399,7 +424,7 @@ class Search:
             tagger = Tagger(folder)
             p8.append(_infer(tagger, self.eval_views[f], self.batch))
             if first is None:
-                first = tagger
+                first, corrected = tagger, (0 if recipe.method == "dynamic" else self.quantizer.bias_corrected)
             else:
                 del tagger
                 shutil.rmtree(folder, ignore_errors=True)
@@ -407,6 +432,7 @@ class Search:
         speed = _time({"fp32": self.fp32, "int8": first}, self.eval_views[0][:self.batch], self.speed_rounds)
         problems = gate_problems({"top1_agreement": figures.agreement, "mean_abs_dprob": figures.mean_abs_dprob})
         attempt = Attempt(number=self._n, method=recipe.method, keep_fp32=list(recipe.keep_fp32), weights=recipe.weights,
+                          bias_corrected=corrected,
                           agreement=figures.agreement, agreement_lb=figures.agreement_lb,
                           mean_abs_dprob=figures.mean_abs_dprob, max_abs_dprob=figures.max_abs_dprob,
                           views=figures.views, photos=figures.photos, speedup=speed["fp32"] / speed["int8"],

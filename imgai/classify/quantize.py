@@ -2,7 +2,8 @@
 
     checks (an enabled, validated FP32 ONNX classifier; enough usable calibration photos)   ← before any job
     job: views of the photos → `quant_pre_process` (shape inference, graph clean-up) once
-         → the accuracy-aware search (imgai/classify/int8_search.py): calibration methods, then the
+         → the accuracy-aware search (imgai/classify/int8_search.py; every static attempt's biases
+           corrected for its 8-bit weights' mean shift, bias_correction.py): calibration methods, then the
            nodes that hurt kept in FP32, each attempt judged k-fold on the photos against FP32
            (top-1 agreement with its 95 % lower bound, mean/max |Δprob|, speed), within a time budget
          → the chosen recipe calibrated on every photo → validate the files
@@ -336,6 +337,7 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
                     "weight_type": "int8", "per_channel": True,
                     "seven_bit_weights": len(search.quantizer.matrix_weights) if static and chosen.weights == "int8" else 0,
                     "uint8_weights": len(search.quantizer.matrix_weights) if static and chosen.weights == "uint8" else 0,
+                    "bias_corrected": search.quantizer.bias_corrected,
                     "activation_type": "uint8" if static else "uint8 at run time",
                     "calibrate_method": int8_search.CALIBRATION_METHODS[chosen.method][0] if static else None,
                     "keep_fp32": list(chosen.keep_fp32), "scope": plan.to_dict(),

@@ -55,6 +55,8 @@ def quantization_text(settings: dict) -> str:
     if settings.get("uint8_weights"):
         parts.append(f"uint8 weights on {settings['uint8_weights']} matrix-product layers (U8U8 kernels: "
                      "this CPU's uint8 × int8 products saturate)")
+    if settings.get("bias_corrected"):   # bias_correction: the 8-bit weights' mean shift taken off the biases
+        parts.append(f"bias-corrected on {settings['bias_corrected']} convolutions")
     if settings.get("calibration_images"):
         parts.append(f"calibrated on {settings['calibration_images']} images"
                      + (f" ({settings['calibration']})" if settings.get("calibration") else ""))
