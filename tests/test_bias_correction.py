@@ -21,7 +21,8 @@ def _coarse(rng, shape) -> np.ndarray:
 @pytest.fixture
 def two_convs(tmp_path):
     """x [N, 8, 12, 12] → a 1×1 identity convolution with no bias (a quantized layer, so that a layer
-    kept in FP32 after it reads dequantized input) → a 3×3 one (8 → 16) → ReLU → a depthwise 3×3 → y."""
+    kept in FP32 after it reads dequantized input) → a 3×3 one (8 → 16) → ReLU → a depthwise 3×3 → ReLU
+    → y (not a convolution's own output, which int8_search.output_ops leaves float)."""
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(_coarse(rng, (16, 8, 3, 3)), "w1"),
              numpy_helper.from_array(rng.normal(0, 0.1, 16).astype(np.float32), "b1"),
@@ -31,7 +32,8 @@ def two_convs(tmp_path):
     nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0"),
              helper.make_node("Conv", ["c0", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-             helper.make_node("Conv", ["r1", "w2", "b2"], ["y"], name="conv2", pads=[1, 1, 1, 1], group=16)]
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1], group=16),
+             helper.make_node("Relu", ["c2"], ["y"], name="relu2")]
     graph = helper.make_graph(nodes, "two_convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8, 12, 12])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16, 12, 12])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

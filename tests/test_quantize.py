@@ -60,6 +60,10 @@ def test_quantize_tiny_model_as_a_job_skipping_bad_files(fp32_model, calibration
 
     nodes = onnx.load(str(dst / "model.onnx")).graph.node
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in nodes}
+    # the logits come from the Gemm itself, not rounded to 8 bits after it
+    graph = onnx.load(str(dst / "model.onnx")).graph
+    assert [n.op_type for n in graph.node if set(n.output) & {o.name for o in graph.output}] == ["Gemm"]
+    assert settings["float_output_ops"] == ["Gemm"]
     # every convolution (none kept in FP32 here) took its weights' mean shift off its bias
     assert settings["bias_corrected"] == sum(n.op_type == "Conv" for n in nodes) > 0
 
@@ -76,7 +80,7 @@ def test_quantize_tiny_model_as_a_job_skipping_bad_files(fp32_model, calibration
 
     code, out, _ = cli("models", "show", new.id)
     assert "precision     INT8" in out and "vs FP32       top-1 agreement" in out and "mean |Δprob|" in out
-    assert f"bias-corrected on {settings['bias_corrected']} convolutions" in out
+    assert f"bias-corrected on {settings['bias_corrected']} convolutions" in out and "float logits (Gemm output)" in out
     code, out, _ = cli("models", "list")
     assert "INT8" in out and "FP32" in out
 

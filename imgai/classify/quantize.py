@@ -338,6 +338,7 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
                     "seven_bit_weights": len(search.quantizer.matrix_weights) if static and chosen.weights == "int8" else 0,
                     "uint8_weights": len(search.quantizer.matrix_weights) if static and chosen.weights == "uint8" else 0,
                     "bias_corrected": search.quantizer.bias_corrected,
+                    "float_output_ops": search.quantizer.float_output_ops if static else [],
                     "activation_type": "uint8" if static else "uint8 at run time",
                     "calibrate_method": int8_search.CALIBRATION_METHODS[chosen.method][0] if static else None,
                     "keep_fp32": list(chosen.keep_fp32), "scope": plan.to_dict(),
