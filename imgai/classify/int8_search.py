@@ -2,15 +2,18 @@
 
     photos → k folds (each photo is held back exactly once; the others calibrate)
     attempt = a recipe (calibration method, nodes kept in FP32) quantized once per fold by onnxruntime,
-              each fold's model judged on its held-back photos' views against FP32:
+              its biases corrected for the 8-bit weights' mean shift (bias_correction), its logits
+              left float (output_ops); each fold's model judged on its held-back photos' views against FP32:
               top-1 agreement with its 95 % Wilson lower bound, mean and max |Δprob|, speed-up
     search:  the calibration methods first (MinMax, Percentile, Entropy; on a CPU whose uint8 × int8
              products saturate, the first that misses the gate is tried again with uint8 matrix-product
              weights, and the better weights serve the methods after it); when none meets the gate,
-             the nodes of the best one are ranked by the error they add (quantized vs FP32 outputs
-             per node, onnxruntime.quantization.qdq_loss_debug) and the worst are kept in FP32,
-             doubling their number, then bisecting, until the gate holds, the speed-up is gone
-             or the time budget is spent.
+             the nodes of the best one are ranked in segments by the error they add (quantized vs
+             FP32 outputs, onnxruntime.quantization.qdq_loss_debug) and the worst segments are kept
+             in FP32 (a Conv with its ReLU6, never one without the other), doubling their number,
+             then bisecting, until the gate holds, the speed-up is gone or the time budget is spent.
+             A node kept in FP32 runs in FP32: imgai's sessions turn off onnxruntime's
+             WeightBiasQuantization (session.DISABLED_OPTIMIZERS), which would quantize its weights.
 
 onnxruntime does every quantization; the calibration ranges of each fold are computed once per
 method (onnxruntime's calibration cache) and reused by the node attempts.
