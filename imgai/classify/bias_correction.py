@@ -15,7 +15,6 @@ still flip are near-ties, whose two best labels FP32 itself puts within 0.03 of 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +54,9 @@ def input_means(float_path: Path, arrays: np.ndarray, *, input_name: str, batch:
 
 
 def correct(qdq_path: Path, float_graph, means: dict[str, np.ndarray]) -> int:
-    """Rewrite the int32 bias of every quantized Conv of the QDQ model at `qdq_path` (in place, through a
-    temporary file and a rename) so that its output's mean per channel matches FP32's on the inputs whose
-    `means` were measured; returns how many were corrected. A Conv kept in FP32 has float weights and
+    """Rewrite the int32 bias of every quantized Conv of the QDQ model at `qdq_path` (in place) so that
+    its output's mean per channel matches FP32's on the inputs whose `means` were measured; returns how
+    many were corrected. A Conv kept in FP32 has float weights and
     is left alone."""
     import onnx
     from onnx import numpy_helper
@@ -78,11 +77,11 @@ def correct(qdq_path: Path, float_graph, means: dict[str, np.ndarray]) -> int:
             return None
         scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
         zero = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64) if len(node.input) > 2 else np.zeros(())
-        shape = [1] * q.ndim
         if scale.ndim:                                   # per channel, along the node's axis
+            shape = [1] * q.ndim
             shape[next((a.i for a in node.attribute if a.name == "axis"), 1)] = -1
-        return ((q - zero.reshape(shape if zero.ndim else ())) * scale.reshape(shape if scale.ndim else ()),
-                scale, inits[node.input[0]])
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return (q - zero) * scale, scale, inits[node.input[0]]
 
     done = 0
     for node in model.graph.node:
@@ -108,13 +107,6 @@ def correct(qdq_path: Path, float_graph, means: dict[str, np.ndarray]) -> int:
         bias_tensor.CopyFrom(numpy_helper.from_array(np.clip(new, info.min, info.max).astype(np.int32),
                                                      bias_tensor.name))
         done += 1
-    if done:
-        fd, tmp = tempfile.mkstemp(dir=qdq_path.parent, suffix=".onnx")
-        os.close(fd)
-        try:
-            onnx.save(model, tmp)
-            os.replace(tmp, qdq_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    if done:               # a candidate in the search's scratch folder: the copy that is kept is staged
+        onnx.save(model, str(qdq_path))
     return done

@@ -443,7 +443,7 @@ class Search:
             tagger = Tagger(folder)
             p8.append(_infer(tagger, self.eval_views[f], self.batch))
             if first is None:
-                first, corrected = tagger, (0 if recipe.method == "dynamic" else self.quantizer.bias_corrected)
+                first, corrected = tagger, self.quantizer.bias_corrected     # 0 for dynamic: write() resets it
             else:
                 del tagger
                 shutil.rmtree(folder, ignore_errors=True)
@@ -463,7 +463,7 @@ class Search:
         self.on_attempt(attempt)
         return attempt
 
-    def rank_nodes(self, recipe: Recipe) -> list[str]:
+    def rank_nodes(self, recipe: Recipe) -> list[list[str]]:
         """The graph's nodes in segments (rank_segments), the one whose quantization adds the most error
         first: SQNR of each measured output (quantized vs FP32, on calibration views of the first fold's
         calibration photos) against the worst SQNR of the segment's inputs."""
