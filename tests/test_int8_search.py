@@ -42,6 +42,43 @@ def test_wilson_lower_bound_and_folds():
         folds(1)
 
 
+def test_flips_of_views_that_fp32_nearly_ties_are_counted_and_said():
+    """A view whose two best FP32 labels are within the gate's mean |Δprob| (0.02) of each other is a
+    near-tie: the figures count those views and the flips among them, give the agreement on the
+    others, and a search that misses the gate says so."""
+    import numpy as np
+
+    from imgai.classify.int8_search import Attempt, Figures, _choose
+    from imgai.presentation.models import vs_fp32_line
+
+    p32 = np.array([[0.50, 0.49, 0.01],          # near-tie (0.01 apart), flipped
+                    [0.40, 0.39, 0.21],          # near-tie, kept
+                    [0.70, 0.20, 0.10],          # decisive, flipped
+                    [0.60, 0.30, 0.10]] * 5)     # decisive, kept
+    p8 = np.array([[0.49, 0.50, 0.01], [0.40, 0.38, 0.22], [0.40, 0.50, 0.10], [0.60, 0.30, 0.10]] * 5)
+    f = Figures.of(p32, p8, photos=4)
+    assert (f.views, f.disagreements, f.near_ties, f.near_tie_flips) == (20, 10, 10, 5)
+    a = Attempt(number=1, method="minmax", keep_fp32=[], agreement=f.agreement, agreement_lb=f.agreement_lb,
+                mean_abs_dprob=f.mean_abs_dprob, max_abs_dprob=f.max_abs_dprob, views=f.views, photos=4,
+                speedup=2.0, fp32_ms_per_image=2.0, int8_ms_per_image=1.0, seconds=1.0, meets_gate=False,
+                problems=["x"], near_ties=f.near_ties, near_tie_flips=f.near_tie_flips)
+    assert a.flips == 10 and a.decisive_agreement() == 0.5 and ", 10 flipped (5 near-ties)" in a.line()
+    why = _choose([a], budget_s=10, seconds=1, exhausted=False, segments=[], min_speedup=1.1, n_folds=2).why
+    assert ("5 of its 10 flipped views are near-ties: FP32's two best labels are within 0.02 of each other on "
+            "10 of the 20 views; on the other 10 views agreement is 50.0%") in why
+    figures = {"views": 20, "photos": 4, "top1_agreement": 0.5, "agreement_lb95": f.agreement_lb,
+               "min_top1_agreement": 0.99, "mean_abs_dprob": f.mean_abs_dprob, "max_abs_dprob": f.max_abs_dprob,
+               "int8_ms_per_image": 1.0, "fp32_ms_per_image": 2.0, "speedup": 2.0, "disagreements": 10,
+               "near_ties": 10, "near_tie_flips": 5, "decisive_agreement": 0.5, "max_mean_abs_dprob": 0.02}
+    assert vs_fp32_line(figures).endswith("; 5 of the 10 flips are near-ties (FP32's two best labels within 0.02; "
+                                          "10 such views); 50.0% agreement on the other 10")
+    # no flip among the near-ties: nothing to say
+    b = Attempt(**{**a.__dict__, "near_tie_flips": 0})
+    assert "near-ties" not in _choose([b], budget_s=10, seconds=1, exhausted=False, segments=[], min_speedup=1.1,
+                                      n_folds=2).why
+    assert "near-ties" not in vs_fp32_line({**figures, "near_tie_flips": 0})
+
+
 def test_search_keeps_the_worst_nodes_in_fp32_to_bring_the_answers_back(fp32_model, photo_folder):
     """A random tiny model has near-ties that INT8 flips: below the gate at first; keeping the nodes
     that add the most error in FP32 restores the answers."""
@@ -73,6 +110,7 @@ def test_search_keeps_the_worst_nodes_in_fp32_to_bring_the_answers_back(fp32_mod
     figures = new.vs_fp32
     assert (figures["photos"], figures["views"], figures["folds"]) == (6, 6 * 16, 4)
     assert figures["top1_agreement"] == chosen["agreement"]
+    assert figures["near_tie_flips"] == chosen["near_tie_flips"] <= min(figures["near_ties"], figures["disagreements"])
     assert figures["agreement_lb95"] == pytest.approx(wilson_lower_bound(round(96 * chosen["agreement"]), 96))
     assert "too few to show 99% agreement" in search["small_sample"]
     # the Conv/Gemm nodes kept in FP32 use their float weights in the written graph; the others' go

@@ -131,9 +131,17 @@ def folds(n_photos: int, k: int = MAX_FOLDS) -> list[list[int]]:
     return [list(range(f, n_photos, k)) for f in range(k)]
 
 
+def near_ties(p32: np.ndarray, margin: float = registry.MAX_INT8_MEAN_DPROB) -> np.ndarray:
+    """Per view, whether FP32's two most likely labels are within `margin` of each other: a change of
+    probabilities no larger than the gate allows on average (mean |Δprob|) can swap them."""
+    top2 = np.sort(p32, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0] < margin
+
+
 @dataclass
 class Figures:
-    """INT8 against FP32 on `views` views of `photos` photos."""
+    """INT8 against FP32 on `views` views of `photos` photos; `near_ties` of them are near-ties in FP32
+    (near_ties()), `near_tie_flips` of the disagreements are among those."""
     views: int
     photos: int
     agreement: float
@@ -141,14 +149,19 @@ class Figures:
     disagreements: int
     mean_abs_dprob: float
     max_abs_dprob: float
+    near_ties: int = 0
+    near_tie_flips: int = 0
 
     @classmethod
     def of(cls, p32: np.ndarray, p8: np.ndarray, photos: int) -> "Figures":
         agree = p32.argmax(1) == p8.argmax(1)
         delta = np.abs(p32 - p8).max(1)           # per view, the largest change of any label's probability
+        tie = near_ties(p32)
         n, k = len(agree), int(agree.sum())
         return cls(views=n, photos=photos, agreement=k / n, agreement_lb=wilson_lower_bound(k, n),
-                   disagreements=n - k, mean_abs_dprob=float(delta.mean()), max_abs_dprob=float(delta.max()))
+                   disagreements=n - k, mean_abs_dprob=float(delta.mean()), max_abs_dprob=float(delta.max()),
+                   near_ties=int(tie.sum()), near_tie_flips=int((tie & ~agree).sum()))
+
 
 
 def gate_problems(figures: dict) -> list[str]:
@@ -188,6 +201,8 @@ class Attempt:
     problems: list[str] = field(default_factory=list)
     weights: str = "int8"                       # Recipe.weights
     bias_corrected: int = 0                     # convolutions whose bias took back their weights' mean shift
+    near_ties: int = 0                          # Figures.near_ties
+    near_tie_flips: int = 0                     # Figures.near_tie_flips
 
     def recipe(self) -> Recipe:
         return Recipe(self.method, tuple(self.keep_fp32), self.weights)
@@ -197,8 +212,22 @@ class Attempt:
                 f"{', uint8 weights' if self.weights == 'uint8' else ''}, "
                 f"{len(self.keep_fp32)} node(s) FP32 → agreement {self.agreement:.1%} (95% LB "
                 f"{self.agreement_lb:.1%}) on {self.views} views, mean |Δprob| {self.mean_abs_dprob:.4f}, "
-                f"max {self.max_abs_dprob:.4f}, {self.speedup:.2f}x FP32"
+                f"max {self.max_abs_dprob:.4f}, {self.speedup:.2f}x FP32{self.flips_text()}"
                 f" — {'meets the gate' if self.meets_gate else '; '.join(self.problems)}")
+
+    @property
+    def flips(self) -> int:
+        """Views whose top-1 label INT8 changed."""
+        return round(self.views * (1 - self.agreement))
+
+    def flips_text(self) -> str:
+        """", N flipped (M near-ties)": the disagreements and how many are near-ties in FP32 ("" when none)."""
+        return f", {self.flips} flipped ({self.near_tie_flips} near-ties)" if self.flips else ""
+
+    def decisive_agreement(self) -> float | None:
+        """Top-1 agreement on the views that are not near-ties in FP32 (None when every view is one)."""
+        decisive = self.views - self.near_ties
+        return 1 - (self.flips - self.near_tie_flips) / decisive if decisive > 0 else None
 
 
 @dataclass
@@ -454,7 +483,8 @@ class Search:
                           bias_corrected=corrected,
                           agreement=figures.agreement, agreement_lb=figures.agreement_lb,
                           mean_abs_dprob=figures.mean_abs_dprob, max_abs_dprob=figures.max_abs_dprob,
-                          views=figures.views, photos=figures.photos, speedup=speed["fp32"] / speed["int8"],
+                          views=figures.views, photos=figures.photos, near_ties=figures.near_ties,
+                          near_tie_flips=figures.near_tie_flips, speedup=speed["fp32"] / speed["int8"],
                           fp32_ms_per_image=speed["fp32"], int8_ms_per_image=speed["int8"],
                           seconds=round(time.monotonic() - t0, 1), meets_gate=not problems, problems=problems)
         shutil.rmtree(self.scratch / f"a{self._n}f0", ignore_errors=True)
@@ -624,6 +654,18 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
     return result
 
 
+def _near_tie_text(a: Attempt) -> str:
+    """Why an attempt's flips may be the photos' doing, not the quantization's: how many flipped views
+    FP32 itself nearly ties, and the agreement on the others ("" when no flip is a near-tie)."""
+    if not a.near_tie_flips:
+        return ""
+    rest = a.decisive_agreement()
+    other = (f"; on the other {a.views - a.near_ties} views agreement is {rest:.1%}" if rest is not None else "")
+    return (f". {a.near_tie_flips} of its {a.flips} flipped views are near-ties: "
+            f"FP32's two best labels are within {registry.MAX_INT8_MEAN_DPROB} of each other on "
+            f"{a.near_ties} of the {a.views} views{other}")
+
+
 def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, min_speedup, n_folds) -> SearchResult:
     passing = [a for a in attempts if a.meets_gate]
     fast = [a for a in passing if a.speedup >= min_speedup]
@@ -649,7 +691,8 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, 
         why = (f"the gate was not met ({limit}; {len(attempts)} attempt(s) in {seconds:.0f} s of a "
                f"{budget_s:.0f} s budget): best agreement {chosen.agreement:.1%} (95% LB {chosen.agreement_lb:.1%}), "
                f"mean |Δprob| {chosen.mean_abs_dprob:.4f} with {len(chosen.keep_fp32)} node(s) in FP32; "
-               f"{len(kept)} node(s) tried in FP32; the copy is kept but not enabled (enable it with --force)")
+               f"{len(kept)} node(s) tried in FP32; the copy is kept but not enabled (enable it with --force)"
+               + _near_tie_text(chosen))
     need = views_needed()
     small = None
     if chosen.views < need:

@@ -244,11 +244,12 @@ def _usable_views(model: registry.Model, images: calibration.CalibrationSet, spe
 def _vs_fp32(result: int8_search.SearchResult) -> dict:
     a = result.chosen
     return {"views": a.views, "photos": a.photos, "folds": result.folds, "top1_agreement": a.agreement,
-            "agreement_lb95": a.agreement_lb, "disagreements": round(a.views * (1 - a.agreement)),
+            "agreement_lb95": a.agreement_lb, "disagreements": a.flips,
             "mean_abs_dprob": a.mean_abs_dprob, "max_abs_dprob": a.max_abs_dprob,
             "fp32_ms_per_image": a.fp32_ms_per_image, "int8_ms_per_image": a.int8_ms_per_image,
             "speedup": a.speedup, "speed_batch": result.speed_batch, "min_speedup": result.min_speedup,
             "min_top1_agreement": registry.MIN_INT8_AGREEMENT, "max_mean_abs_dprob": registry.MAX_INT8_MEAN_DPROB,
+            "near_ties": a.near_ties, "near_tie_flips": a.near_tie_flips, "decisive_agreement": a.decisive_agreement(),
             "meets_bar": a.meets_gate, "enabled_by_search": result.enable, "why": result.why,
             "small_sample": result.small_sample}
 

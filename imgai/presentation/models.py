@@ -91,7 +91,17 @@ def vs_fp32_line(figures: dict) -> str:
     return (f"top-1 agreement {figures['top1_agreement']:.1%}{lb} on {figures['views']} held-back views{photos} "
             f"(bar {figures['min_top1_agreement']:.0%}), mean |Δprob| {figures['mean_abs_dprob']:.4f}, "
             f"max {figures['max_abs_dprob']:.4f}; {figures['int8_ms_per_image']:.1f} vs "
-            f"{figures['fp32_ms_per_image']:.1f} ms/image FP32 ({figures['speedup']:.2f}x)")
+            f"{figures['fp32_ms_per_image']:.1f} ms/image FP32 ({figures['speedup']:.2f}x)" + near_tie_text(figures))
+
+
+def near_tie_text(figures: dict) -> str:
+    """The views FP32 itself nearly ties, when some of them flipped, and the agreement on the others."""
+    if not figures.get("near_tie_flips"):
+        return ""
+    rest = figures.get("decisive_agreement")
+    other = f"; {rest:.1%} agreement on the other {figures['views'] - figures['near_ties']}" if rest is not None else ""
+    return (f"; {figures['near_tie_flips']} of the {figures['disagreements']} flips are near-ties (FP32's two best "
+            f"labels within {figures['max_mean_abs_dprob']}; {figures['near_ties']} such views){other}")
 
 
 def attempt_line(a: dict) -> str:
@@ -99,7 +109,8 @@ def attempt_line(a: dict) -> str:
     weights = ", uint8 weights" if a.get("weights") == "uint8" else ""
     return (f"#{a['number']} {a['method']}{weights}, {len(a['keep_fp32'])} node(s) FP32: agreement {a['agreement']:.1%} "
             f"(LB {a['agreement_lb']:.1%}), mean |Δprob| {a['mean_abs_dprob']:.4f}, max {a['max_abs_dprob']:.4f}, "
-            f"{a['speedup']:.2f}x" + (" ✓" if a["meets_gate"] else ""))
+            f"{a['speedup']:.2f}x" + (f", {a['near_tie_flips']} flip(s) near-ties" if a.get("near_tie_flips") else "")
+            + (" ✓" if a["meets_gate"] else ""))
 
 
 def int8_search_lines(m: registry.Model) -> list[str]:
