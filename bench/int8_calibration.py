@@ -33,7 +33,7 @@ def main() -> None:
 
     from bench.int8_search import prepare
     from imgai import registry
-    from imgai.classify import calibration, int8_search
+    from imgai.classify import calibration, int8_quantizer, int8_search
     from imgai.classify.onnx_preprocess import PreprocessSpec
     from imgai.classify.quantize import CALIBRATION_BATCH, _input_batch, prepare_graph
 
@@ -56,7 +56,7 @@ def main() -> None:
         union = np.concatenate([c for g, c in enumerate(chunks) if g != f])
         calibrator = create_calibrator(prepared, op_types, augmented_model_path=str(work / "augmented.onnx"),
                                        calibrate_method=CalibrationMethod.MinMax)
-        calibrator.collect_data(int8_search._Batches(name, union, batch))
+        calibrator.collect_data(int8_quantizer.Batches(name, union, batch))
         per_fold.append(calibrator.compute_data())
         del calibrator
     t_per_fold = time.perf_counter() - t0
@@ -64,7 +64,7 @@ def main() -> None:
     once = work / "once"
     once.mkdir()
     t0 = time.perf_counter()
-    int8_search.Quantizer(prepared, once, input_name=name, batch=batch, excluded_always=[]).calibrate_folds(chunks)
+    int8_quantizer.Quantizer(prepared, once, input_name=name, batch=batch, excluded_always=[]).calibrate_folds(chunks)
     t_once = time.perf_counter() - t0
 
     same = all(np.array_equal(load_tensors_data(once / f"calib-minmax-f{f}.json")[t].range_value,

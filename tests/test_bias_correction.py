@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from imgai.classify import bias_correction
-from imgai.classify.int8_search import Quantizer, Recipe
+from imgai.classify.int8_quantizer import Quantizer, Recipe
 from imgai.classify.session import create_session
 
 
@@ -22,7 +22,7 @@ def _coarse(rng, shape) -> np.ndarray:
 def two_convs(tmp_path):
     """x [N, 8, 12, 12] → a 1×1 identity convolution with no bias (a quantized layer, so that a layer
     kept in FP32 after it reads dequantized input) → a 3×3 one (8 → 16) → ReLU → a depthwise 3×3 → ReLU
-    → y (not a convolution's own output, which int8_search.output_ops leaves float)."""
+    → y (not a convolution's own output, which int8_quantizer.output_ops leaves float)."""
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(_coarse(rng, (16, 8, 3, 3)), "w1"),
              numpy_helper.from_array(rng.normal(0, 0.1, 16).astype(np.float32), "b1"),

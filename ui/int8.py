@@ -7,7 +7,7 @@ import gradio as gr
 
 from imgai.classify.int8_search import DEFAULT_BUDGET_S, DEFAULT_MIN_SPEEDUP, QUANTIZE_METHODS
 from imgai.classify.quantize import QuantizeOptions, submit_quantization
-from imgai.presentation.int8 import int8_panel
+from imgai.presentation.int8 import auto_methods_text, gate_text, int8_panel
 
 from .common import acting
 
@@ -31,10 +31,10 @@ def build_options():
     """The INT8 options' inputs (in quantize_model's order after the model) and the live panel."""
     with gr.Row():
         method = gr.Radio(list(QUANTIZE_METHODS), value="auto", label="Method", scale=2,
-                          info="auto: try MinMax, Percentile and Entropy calibration; dynamic: no calibration")
+                          info=f"auto: try {auto_methods_text()} calibration; dynamic: no calibration")
         budget = gr.Number(value=DEFAULT_BUDGET_S, label="Budget (seconds)", minimum=1, scale=1)
         min_speedup = gr.Number(value=DEFAULT_MIN_SPEEDUP, label="Minimum speed-up vs FP32", minimum=0.01, scale=1)
-        force = gr.Checkbox(label="Enable even if it misses the gate (99% agreement, mean |Δprob| ≤ 0.02)",
+        force = gr.Checkbox(label=f"Enable even if it misses the gate ({gate_text()})",
                             value=False, scale=1)
     photos = gr.File(label="Calibration photos (at least 4, like the ones you tag; default: training data "
                            "or built-in photos)", file_count="multiple", file_types=["image"])

@@ -37,7 +37,7 @@ from .. import access, jobs, quotas, registry
 from ..config import paths
 from ..errors import ConfigError, ImgaiError, StateError, require
 from ..log import get_logger
-from . import calibration, int8_search
+from . import calibration, int8_quantizer, int8_search
 from .convert import _replace_dir
 from .labels import TAGS_FILE
 from .onnx_file import external_data_files
@@ -54,7 +54,7 @@ LOG = get_logger("imgai.quantize")
 
 @dataclass
 class QuantizeOptions:
-    method: str = "auto"                # auto: every calibration method (QDQ), the best kept; minmax,
+    method: str = "auto"                # auto: int8_quantizer.AUTO_METHODS (QDQ), the best kept; minmax,
                                         # percentile, entropy: that one; dynamic: activations at run time
     calibration: str | None = None      # a folder of images; None: training data, else built-in photos
     budget: float = int8_search.DEFAULT_BUDGET_S           # seconds the search may take
@@ -186,9 +186,9 @@ def matrix_weights(prepared: Path) -> list[str]:
     layers that run as 8-bit matrix products (7 bits or uint8, as the recipe says); none elsewhere."""
     import onnx
 
-    if not int8_search.saturating_cpu():
+    if not int8_quantizer.saturating_cpu():
         return []
-    return int8_search.matrix_weights(onnx.load(str(prepared), load_external_data=False).graph)
+    return int8_quantizer.matrix_weights(onnx.load(str(prepared), load_external_data=False).graph)
 
 
 def prepare_graph(source: Path, prepared: Path, event) -> Path:
@@ -218,11 +218,11 @@ def quantize_file(source: Path, target: Path, *, method: str, calibration_views:
         prepared = prepare_graph(source, Path(scratch) / "prepared.onnx", event)
         name, fixed = _input_batch(source)
         plan = quant_plan(prepared, method=method, shape_only=shape_only_nodes(prepared))
-        quantizer = int8_search.Quantizer(prepared, Path(scratch), input_name=name, batch=fixed or CALIBRATION_BATCH,
+        quantizer = int8_quantizer.Quantizer(prepared, Path(scratch), input_name=name, batch=fixed or CALIBRATION_BATCH,
                                           excluded_always=plan.excluded, op_types=plan.op_types)
         quantizer.external = bool(external_data_files(source))
         quantizer.matrix_weights = matrix_weights(prepared)
-        return quantizer.write(int8_search.Recipe(method, tuple(keep_fp32), weights), target, calibration_views, cache_key="x")
+        return quantizer.write(int8_quantizer.Recipe(method, tuple(keep_fp32), weights), target, calibration_views, cache_key="x")
 
 
 def _usable_views(model: registry.Model, images: calibration.CalibrationSet, spec: PreprocessSpec, skip,
@@ -313,7 +313,7 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
             progress(0.87, f"chosen: attempt {result.chosen.number} ({chosen.describe()}); calibrating on every photo")
             search.quantizer.write(chosen, out / "model.onnx",
                                    None if chosen.method == "dynamic" else search.calibration(range(len(views))),
-                                   cache_key=int8_search.ALL_PHOTOS)
+                                   cache_key=int8_quantizer.ALL_PHOTOS)
         except ImgaiError:
             raise
         except Exception as exc:
@@ -341,7 +341,7 @@ def _run(model: registry.Model, target_id: str, options: QuantizeOptions, images
                     "bias_corrected": search.quantizer.bias_corrected,
                     "float_output_ops": search.quantizer.float_output_ops if static else [],
                     "activation_type": "uint8" if static else "uint8 at run time",
-                    "calibrate_method": int8_search.CALIBRATION_METHODS[chosen.method][0] if static else None,
+                    "calibrate_method": int8_quantizer.CALIBRATION_METHODS[chosen.method][0] if static else None,
                     "keep_fp32": list(chosen.keep_fp32), "scope": plan.to_dict(),
                     "pre_processed": prepared != source_dir / "model.onnx",
                     "onnxruntime": onnxruntime.__version__, "calibration": images.source,

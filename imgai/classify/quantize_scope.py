@@ -18,7 +18,7 @@ normalisations and the shape arithmetic are left in float. quantize.py passes th
 Static MinMax comes first because static is the faster INT8 where it keeps the answers; dynamic
 next, because it costs one quantization (no calibration, one model serves every fold) and its
 per-batch activation ranges follow a transformer's outlier activations that one calibrated range
-clips; Percentile and Entropy last (their histograms cost minutes on a ViT). The k-fold gate decides
+clips; Percentile last (its histograms cost minutes on a ViT). The k-fold gate decides
 on the user's photos; neither static nor dynamic is assumed to keep the answers.
 
 Static QDQ quantizes a tensor once for all its consumers (one Q/DQ pair), so a float node that
@@ -70,12 +70,12 @@ def quant_plan(onnx_path: Path, *, method: str, op_types: list[str] | None = Non
                shape_only: list[str] | None = None) -> QuantPlan:
     """The plan for the graph at `onnx_path` and `--method` (auto, a calibration method or dynamic);
     `op_types` given by the caller win over the scope's."""
-    from .int8_search import CALIBRATION_METHODS
+    from .int8_quantizer import AUTO_METHODS
 
     scope = quant_scope(onnx_path, shape_only=shape_only)
     if method == "auto":
-        first, *others = CALIBRATION_METHODS
-        methods = [first, "dynamic", *others] if scope.transformer else list(CALIBRATION_METHODS)
+        first, *others = AUTO_METHODS
+        methods = [first, "dynamic", *others] if scope.transformer else list(AUTO_METHODS)
     else:
         methods = [method]
     chosen_ops = op_types if op_types is not None else (scope.op_types_to_quantize if scope.transformer else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import registry
+from ..presentation.int8 import auto_methods_text
 from ..presentation.models import (MODEL_COLUMNS, enabled_message, model_lines, model_rows, preprocessing_lines,
                                    vs_fp32_line)
 from ..words import plain
@@ -54,9 +55,10 @@ def register(sub) -> None:
                             "trained here, else built-in photos); each is held back once (k-fold) to judge INT8 "
                             "against FP32 while the others calibrate")
     quant.add_argument("--method", choices=METHODS, default="auto",
-                       help="auto: try onnxruntime's calibration methods (MinMax, Percentile, Entropy; a graph with "
-                            "attention or LayerNorm: MinMax, dynamic, Percentile, Entropy) and keep the best; one "
-                            "of them; or dynamic (no calibration, activations quantized at run time)")
+                       help=f"auto: try onnxruntime's calibration methods {auto_methods_text()} (a graph with "
+                            "attention or LayerNorm: dynamic second) and keep the best; one of them, or entropy "
+                            "(onnxruntime's, which at its defaults gives MinMax's ranges); or dynamic (no "
+                            "calibration, activations quantized at run time)")
     quant.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
                        help="time the accuracy-aware search may take (default: %(default)g s); when it runs out "
                             "before the gate is met the copy is kept but not enabled")

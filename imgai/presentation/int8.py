@@ -7,6 +7,19 @@ from .. import jobs as job_store, registry
 from ..access import Actor
 from .models import attempt_line, int8_search_lines, vs_fp32_line
 
+
+def auto_methods_text() -> str:
+    """The calibration methods `--method auto` tries, by onnxruntime's names: "MinMax, Percentile"."""
+    from ..classify.int8_quantizer import AUTO_METHODS, CALIBRATION_METHODS
+
+    return ", ".join(CALIBRATION_METHODS[m][0] for m in AUTO_METHODS)
+
+
+def gate_text() -> str:
+    """The INT8 gate in words: "99% agreement, mean |Δprob| ≤ 0.02"."""
+    return f"{registry.MIN_INT8_AGREEMENT:.0%} agreement, mean |Δprob| ≤ {registry.MAX_INT8_MEAN_DPROB}"
+
+
 def _int8_of(model_id: str, actor: Actor | None) -> registry.Model | None:
     from ..classify.quantize import int8_id
 

@@ -57,7 +57,7 @@ def quantization_text(settings: dict) -> str:
                      "this CPU's uint8 × int8 products saturate)")
     if settings.get("bias_corrected"):   # bias_correction: the 8-bit weights' mean shift taken off the biases
         parts.append(f"bias-corrected on {settings['bias_corrected']} convolutions")
-    if settings.get("float_output_ops"):   # int8_search.output_ops: the logits are not rounded to 8 bits
+    if settings.get("float_output_ops"):   # int8_quantizer.output_ops: the logits are not rounded to 8 bits
         parts.append(f"float logits ({'/'.join(settings['float_output_ops'])} output)")
     if settings.get("calibration_images"):
         parts.append(f"calibrated on {settings['calibration_images']} images"
