@@ -1,12 +1,16 @@
-"""One way to put a folder in place atomically: build it in a staging folder, then rename it.
+"""One way to put a folder or a file in place atomically: build it aside, then rename it.
 
     with staging_folder(paths().tmp, prefix="convert-") as staging:
         ...write files into staging...
         move_into_place(staging, target, replace=True)
 
-A reader sees the old folder or the new one, never a half-written one. Whatever fails (an
-exception, a cancelled job, Ctrl-C) the staging folder goes and `target` stays as it was: an old
-version swapped aside is renamed back when the new one cannot take its place.
+    with staged_file(target) as tmp:         # one file: written beside its target, then renamed
+        torch.save(state, tmp)
+    write_text(target, text)                 # the same for text
+
+A reader sees the old folder (file) or the new one, never a half-written one. Whatever fails (an
+exception, a cancelled job, Ctrl-C) the staging folder (file) goes and `target` stays as it was: an
+old folder swapped aside is renamed back when the new one cannot take its place.
 """
 
 from __future__ import annotations
@@ -56,3 +60,25 @@ def move_into_place(staging: Path, target: Path, *, replace: bool = False, aside
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+@contextmanager
+def staged_file(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` (same folder, so the move is a rename; a name of its own, so
+    two writers never share one) for the new file; renamed onto `target` when the block ends without
+    an error, removed when it does not."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(target: Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `target` atomically (staged_file)."""
+    with staged_file(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)

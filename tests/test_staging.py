@@ -1,10 +1,11 @@
 """imgai.staging: the one way a folder is put in place (models added, converted, trained, unpacked,
-diffusion outputs). A reader sees the old folder or the new one; a failure leaves the old one."""
+diffusion outputs), and a file (cards, sidecars, settings, archives). A reader sees the old one or
+the new one; a failure leaves the old one."""
 
 import pytest
 
 from imgai.errors import StateError
-from imgai.staging import move_into_place, staging_folder
+from imgai.staging import move_into_place, staged_file, staging_folder, write_text
 
 
 def _folder(path, text):
@@ -48,3 +49,19 @@ def test_an_existing_folder_is_refused_unless_replacing(tmp_path):
     with pytest.raises(StateError, match="already exists"):
         move_into_place(staging, target)
     assert list(target.iterdir()) == [] and (staging / "file.txt").is_file()
+
+
+def test_a_file_is_written_beside_its_target_then_renamed_and_a_failure_keeps_the_old_one(tmp_path):
+    target = tmp_path / "sub" / "card.md"
+    assert write_text(target, "old ✓") == target and target.read_text(encoding="utf-8") == "old ✓"
+    with pytest.raises(KeyboardInterrupt):
+        with staged_file(target) as tmp:
+            assert tmp.parent == target.parent and tmp.name.startswith(".card.md.") and tmp.name.endswith(".tmp")
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text(encoding="utf-8") == "old ✓" and [p.name for p in target.parent.iterdir()] == ["card.md"]
+    with staged_file(target) as first, staged_file(target) as second:      # two writers: a name each
+        assert first != second
+        first.write_text("one")
+        second.write_text("two")
+    assert target.read_text() == "one" and [p.name for p in target.parent.iterdir()] == ["card.md"]

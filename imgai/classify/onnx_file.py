@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ..errors import UnsafeFileError, ValidationError, require
@@ -102,14 +101,12 @@ def _remember(path: Path) -> None:
     new one), keeping the newest `_REMEMBERED` entries. Two writers at once may lose an entry,
     which costs one re-check later."""
     from ..log import get_logger
+    from ..staging import write_text
 
     checked = _checked()
     key = fingerprint(path)
     checked.pop(key, None)
     checked[key] = str(Path(path).resolve())
     checked = dict(list(checked.items())[-_REMEMBERED:])
-    target = _cache_path()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(checked, indent=1))
-    os.replace(tmp, target)
+    write_text(_cache_path(), json.dumps(checked, indent=1))
     get_logger("imgai.onnx").info("checked %s with onnx.checker", path)

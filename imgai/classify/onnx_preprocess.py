@@ -122,10 +122,9 @@ def set_preprocess(model_id: str, *, confirm: bool = False, options: dict | None
     PreprocessSpec.from_options fields (`size`, `mean_std`, `channel_order`, `layout`,
     `resize_mode`, `interpolation`; the rest kept). An edit is checked against the graph, saved
     as preprocess.json (temp file + rename) and validated again. Returns the updated model."""
-    import os
-
     from .. import access, registry
     from ..errors import StateError
+    from ..staging import staged_file
     from .onnx_graph import read_graph
     from .validate import validate
 
@@ -156,9 +155,8 @@ def set_preprocess(model_id: str, *, confirm: bool = False, options: dict | None
         problems = contradictions(spec, graph)
         if problems:
             raise ConfigError(f"that preprocessing contradicts the ONNX graph of {model_id!r}: {'; '.join(problems)}")
-        tmp = folder / ".preprocess.json.tmp"
-        spec.save(tmp)
-        os.replace(tmp, folder / "preprocess.json")
+        with staged_file(folder / "preprocess.json") as tmp:
+            spec.save(tmp)
         record.update(origin="edited", spec=spec.describe())
     record.update(assumed=False, confirmed=True)
     registry.update(model_id, extra={**(model.extra or {}), "preprocess": record})

@@ -20,7 +20,7 @@ from typing import Callable
 
 from ..errors import MissingDependencyError, ValidationError
 from ..log import get_logger
-from ..staging import move_into_place
+from ..staging import move_into_place, staged_file
 from . import checks, resources
 from .card import write_card
 from .info import build_info, component_table, is_up_to_date, read_info, settings_for, write_info
@@ -363,12 +363,10 @@ def push_target(folder: Path, *, org: str, private: bool = False, token: str | N
         raise MissingDependencyError("uploading needs imgai.hub (the Hub store), which this installation "
                                      "lacks; the output is ready locally in " + str(folder)) from exc
     repo_id = f"{org}/{folder.name}"
-    card = folder / "README.md"
-    staged = card.with_name("README.md.imgai-new")
     from .card import render_diffusion_card
 
-    render_diffusion_card(folder, repo_id=repo_id).save(str(staged))
-    os.replace(staged, card)
+    with staged_file(folder / "README.md") as staged:
+        render_diffusion_card(folder, repo_id=repo_id).save(str(staged))
     pushed = push_folder(folder, repo_id, token=token, private=private,
                          commit_message=f"imgai quantize: {folder.name}")
     return getattr(pushed, "url", None) or getattr(pushed, "repo_url", None) or repo_id

@@ -20,6 +20,7 @@ from ..config import paths
 from ..errors import ImgaiError, StateError, UnknownModelError
 from ..hub_id import HUB_ID
 from ..log import get_logger
+from ..staging import write_text
 from .push import PushResult, push_folder
 from ..words import term
 
@@ -151,11 +152,7 @@ def write_card(model_id: str, *, repo_id: str, revision: str | None = None) -> P
     model = _pushable(model_id)
     card = render_classifier_card(model, repo_id=repo_id, revision=revision)
     target = Path(model.onnx_path).parent / "README.md"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".README-", suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(str(card))
-    os.replace(tmp, target)
-    return target
+    return write_text(target, str(card))
 
 
 def _pushable(model_id: str) -> registry.Model:

@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import access
 from ..classify.labels import display_name
 from ..errors import ConfigError
+from ..staging import write_text
 from .index import OK, reading
 from .review import KEPT, image_tags
 
@@ -104,7 +105,7 @@ def export(fmt: str, *, output: str | Path | None = None, folder: str | None = N
         rows = library_rows(folder=folder, model_id=model_id, include_below=include_below, actor=actor)
         text = to_csv(rows) if fmt == "csv" else json.dumps(rows, indent=2, ensure_ascii=False)
         if output:
-            _write_atomic(Path(output), text)
+            write_text(Path(output), text)
         return {"rows": len(rows), "text": None if output else text}
     outcome = {"written": 0, "kept existing": 0}
     for path, tags in kept_tags(folder=folder, model_id=model_id, reviewed_only=reviewed_only).items():
@@ -120,15 +121,9 @@ def export(fmt: str, *, output: str | Path | None = None, folder: str | None = N
             hierarchy = ["|".join([KEYWORD_ROOT, *([t.category] if t.category else []), name])
                          for t, name in zip([t for t in tags if t.category != "rating"], labels)]
             text = merge_xmp(target.read_text(encoding="utf-8") if target.exists() else None, labels, hierarchy)
-        _write_atomic(target, text)
+        write_text(target, text)
         outcome["written"] += 1
     return outcome
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
 
 
 # -- XMP ---------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ under several class folders with the same relative path carries all those labels
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import warnings
@@ -24,6 +23,7 @@ from ..db import now
 from ..errors import ConfigError, DataError, HubUnavailableError
 from ..hub_id import HUB_ID
 from ..registry import slugify
+from ..staging import write_text
 from .pipelines import DataPipeline, datasets_folder, pipelines_folder, read_pipelines
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -75,9 +75,7 @@ def add_pipeline(name: str, source: str | Path, *, kind: str | None = None, val_
         raise DataError(f"data pipeline {slug!r} not created: " + "; ".join(report.problems))
     pipeline = DataPipeline(name=slug, kind=kind, location=location, root=str(root), created_at=now(),
                             owner=actor.owner, multi_label=multi_label, **settings)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(pipeline.to_dict(), indent=2))
-    os.replace(tmp, target)
+    write_text(target, json.dumps(pipeline.to_dict(), indent=2))
     return pipeline
 
 

@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from ..access import Actor
 from ..config import paths
 from ..errors import ConfigError, StateError, UnknownModelError
 from ..registry import Model
-from ..staging import move_into_place, staging_folder
+from ..staging import move_into_place, staged_file, staging_folder
 from .architectures import get_architecture
 from .images import CROP_PCT, INTERPOLATION
 
@@ -182,10 +180,7 @@ def archive_run(run_dir: str | Path, *, name: str, out_dir: Path) -> Path:
         raise StateError(f"{run_dir} holds no trained model (was it removed?)")
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.zip"
-    fd, tmp = tempfile.mkstemp(suffix=".zip", dir=out_dir)
-    os.close(fd)
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+    with staged_file(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
         for file in ("config.json", "model.safetensors"):
             zf.write(run_dir / file, arcname=f"{name}/{file}")
-    os.replace(tmp, target)
     return target

@@ -95,13 +95,9 @@ def weights_job(ctx: JobContext) -> dict:
 def _point_main_at(storage: Path, commit: str) -> None:
     """refs/main → this commit, as the Hub client records a download of `main`, so the cache
     lookup (`try_to_load_from_cache`) finds the weights; written only once they are checked."""
-    import os
+    from ..staging import write_text
 
-    refs = storage / "refs"
-    refs.mkdir(parents=True, exist_ok=True)
-    tmp = refs / ".main.tmp"
-    tmp.write_text(commit)
-    os.replace(tmp, refs / "main")
+    write_text(storage / "refs" / "main", commit)
 
 
 def check_fit(arch: TrainArchitecture, path: Path, *, repo_id: str | None = None) -> None:
