@@ -15,7 +15,10 @@
 
 Each goes through imgai's own convert and `quantize` (the search with its k-fold agreement, Wilson
 lower bound, mean/max |Δprob| and speed-up against FP32 at batch 8, timed in turns). Every attempt is
-printed, then the choice, and a last key=value line. The machine's load is printed too: on a shared
+printed, then the choice, and a last key=value line, with the views FP32 itself nearly ties (its two
+best labels within 0.02), the flips among them and the agreement on the other views: a random-init
+model puts nearly every view there (its 1000 probabilities are all about 0.001), so its agreement
+says little; its speed-up is what the graph gives. The machine's load is printed too: on a shared
 machine the speed-ups are noisy.
 """
 
@@ -111,6 +114,8 @@ def main() -> None:
         summary[key] = (f"{key}_agreement={f['top1_agreement']:.4f} {key}_lb={f['agreement_lb95']:.4f} "
                         f"{key}_mean_dprob={f['mean_abs_dprob']:.4f} {key}_speedup={f['speedup']:.2f} "
                         f"{key}_fp32_nodes={len(new.extra['quantization']['keep_fp32'])} "
+                        f"{key}_near_ties={f['near_ties']} {key}_near_tie_flips={f['near_tie_flips']} "
+                        f"{key}_decisive_agreement={'-' if f['decisive_agreement'] is None else format(f['decisive_agreement'], '.4f')} "
                         f"{key}_enabled={int(new.enabled)} {key}_method={new.extra['quantization']['method']}")
     print(f"load after: {os.getloadavg()}")
     print(" ".join(summary.values()))
