@@ -1,6 +1,7 @@
 """The app as people meet it, in a real headless Chromium, one test per flow: the first start,
 a model added in Browse reaching Convert and Tag without a reload, train → convert → tag, a reload
-in the middle of a quantize run, and Remove with its confirmation. Each keeps screenshots under
+in the middle of a quantize run, Remove with its confirmation, and the INT8 panel following the
+selected model. Each keeps screenshots under
 test-output/<test>/ (looked at when the flow changes)."""
 
 from __future__ import annotations
@@ -255,3 +256,41 @@ def test_remove_asks_first_and_says_what_it_deletes(bare_server, page, tiny_mode
     expect(confirm).to_be_hidden()
     shot(page, output_dir, "2-removed")
     assert not (bare_server.home / "models" / folder.name).exists()
+
+
+def test_the_int8_panel_follows_the_selected_model(tmp_path, monkeypatch, page, tiny_model_cache, output_dir):
+    """Convert tab: the INT8 panel shows the selected model's INT8 copy (its figures and the near-ties
+    among its flips) and changes with the selection, not only when a job moves."""
+    from playwright.sync_api import expect
+
+    from imgai.classify.convert import convert
+    from imgai.classify.quantize import QuantizeOptions, quantize
+    from imgai.sources import add_model
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("IMGAI_HOME", str(home))
+    monkeypatch.setenv("IMGAI_NO_DEMO", "1")
+    first = convert(add_model(str(tiny_model_cache("timm-resnet")), name="first").id)
+    second = convert(add_model(str(tiny_model_cache("timm-mobilenetv3")), name="second").id)
+    copy = quantize(first.id, options=QuantizeOptions(method="minmax", budget=0.01, min_speedup=0.01))
+    server = AppServer(home, env={"IMGAI_NO_DEMO": "1"})
+    try:
+        open_app(page, server.url)
+        tab(page, "Convert")
+        page.get_by_text("INT8 options and result").click()
+        panel = page.locator("#int8-panel").last
+
+        def select(model_id):
+            page.get_by_label("Selected model", exact=True).click()
+            page.get_by_role("option", name=model_id, exact=True).click()
+
+        select(second.id)
+        expect(panel).not_to_contain_text(copy.id, timeout=10_000)
+        select(first.id)
+        expect(panel).to_contain_text(f"{copy.id}: not enabled", timeout=10_000)
+        expect(panel).to_contain_text("held-back views of 12 photos")
+        shot(page, output_dir, "1-int8-panel")
+        select(second.id)
+        expect(panel).not_to_contain_text(copy.id, timeout=10_000)
+    finally:
+        server.stop()

@@ -49,8 +49,10 @@ def test_flips_of_views_that_fp32_nearly_ties_are_counted_and_said():
     others, and a search that misses the gate says so."""
     import numpy as np
 
+    from dataclasses import asdict
+
     from imgai.classify.int8_search import Attempt, Figures, _choose
-    from imgai.presentation.models import vs_fp32_line
+    from imgai.presentation.models import attempt_line, vs_fp32_line
 
     p32 = np.array([[0.50, 0.49, 0.01],          # near-tie (0.01 apart), flipped
                     [0.40, 0.39, 0.21],          # near-tie, kept
@@ -64,6 +66,8 @@ def test_flips_of_views_that_fp32_nearly_ties_are_counted_and_said():
                 speedup=2.0, fp32_ms_per_image=2.0, int8_ms_per_image=1.0, seconds=1.0, meets_gate=False,
                 problems=["x"], near_ties=f.near_ties, near_tie_flips=f.near_tie_flips)
     assert a.flips == 10 and a.decisive_agreement() == 0.5 and ", 10 flipped (5 near-ties)" in a.line()
+    assert attempt_line(asdict(a)).endswith(", 2.00x, 10 flips (5 near-ties)")
+    assert attempt_line({**asdict(a), "agreement": 1.0}).endswith(", 2.00x")
     why = _choose([a], budget_s=10, seconds=1, exhausted=False, segments=[], min_speedup=1.1, n_folds=2).why
     assert ("5 of its 10 flipped views are near-ties: FP32's two best labels are within 0.02 of each other on "
             "10 of the 20 views; on the other 10 views agreement is 50.0%") in why

@@ -156,7 +156,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
     page.restore(lambda memory: (memory or {}).get("convert") or None, [remembered], [selected])
     page.listen(refresh, [selected], [models, selected, jobs_table, restore_btn, detail, *buttons],
                 api_name="convert_refresh")
-    page.listen(int8.panel, [selected], [int8_result])
+    page.listen(int8.panel, [selected], [int8_result], also=(selected.change,))
     selected.input(remember_selection, [selected, remembered], [remembered], api_name=False, queue=False)
     models.select(pick_row, [remembered], [selected, remembered], api_name=False)
     selected.change(action_state, [selected], [detail, *buttons], api_name=False, show_progress="hidden")
