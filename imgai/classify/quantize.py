@@ -219,7 +219,7 @@ def quantize_file(source: Path, target: Path, *, method: str, calibration_views:
         name, fixed = _input_batch(source)
         plan = quant_plan(prepared, method=method, shape_only=shape_only_nodes(prepared))
         quantizer = int8_quantizer.Quantizer(prepared, Path(scratch), input_name=name, batch=fixed or CALIBRATION_BATCH,
-                                          excluded_always=plan.excluded, op_types=plan.op_types)
+                                             excluded_always=plan.excluded, op_types=plan.op_types)
         quantizer.external = bool(external_data_files(source))
         quantizer.matrix_weights = matrix_weights(prepared)
         return quantizer.write(int8_quantizer.Recipe(method, tuple(keep_fp32), weights), target, calibration_views, cache_key="x")
