@@ -318,9 +318,11 @@ def test_a_public_apps_visitor_gets_one_wording_and_no_owner_advice(imgai_home, 
     from ui.start import intro
 
     assert "(or name a folder)" in intro() and "from a folder" in intro()
+    import app                                          # every tab after Start has its row
+    assert all(f"| **{title}** |" in intro() for title, _ in app.TABS[1:])
     monkeypatch.setenv("IMGAI_PUBLIC", "1")
     assert whoami(False).message == "not signed in (this app offers no sign-in)"
-    assert "name a folder" not in intro() and "from a folder" not in intro()
+    assert "name a folder" not in intro() and "from a folder" not in intro() and "not open to visitors" in intro()
     note, allowed = locks(STRANGER, ("models.add", "hub.download"))
     assert not any(allowed.values()) and note.startswith("🔒 Visitors cannot add a model here")
     assert "Sign in" not in note

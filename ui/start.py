@@ -23,8 +23,9 @@ enabled — so you can tag a photo within the first minute.
 | tab | what it is for |
 |---|---|
 | **Tag** | upload photos{or_folder} and get their tags, as bars, a table, CSV and JSON |
+| **Library** | {library} |
 | **Browse** | find a classification model on the Hugging Face Hub{or_from_folder} |
-| **Convert** | the models you have: convert to ONNX, validate, enable, set the default, remove |
+| **Convert** | the models you have: convert to ONNX, make an INT8 copy that keeps FP32's answers, validate, enable, set the default, remove |
 | **Train** | train a tagger on your own images (one folder per class) |
 | **Quantize** | convert diffusion pipelines (Stable Diffusion, FLUX) to INT8 / FP16 / ONNX for publishing |
 """
@@ -34,7 +35,11 @@ def intro() -> str:
     """The Start tab's text; a public app's visitors are told of no folder on the server."""
     local = not public()
     return INTRO.format(or_folder=" (or name a folder)" if local else "",
-                        or_from_folder=", or add one from a folder" if local else "")
+                        or_from_folder=", or add one from a folder" if local else "",
+                        library=("tag whole folders of photos, resuming where a run stopped; review the uncertain "
+                                 "tags, search, export" if local else
+                                 "the owner's photo folders on the server, tagged, reviewed and searched; not "
+                                 "open to visitors"))
 
 
 def opening_tab(last: str | None = None, ids=()) -> str:
