@@ -84,6 +84,26 @@ def test_flips_of_views_that_fp32_nearly_ties_are_counted_and_said():
     assert "near-ties" not in vs_fp32_line({**figures, "near_tie_flips": 0})
 
 
+def test_a_missed_gate_keeps_the_best_copy_that_is_fast_enough_and_names_the_slower_one():
+    """When no attempt meets the gate, the copy kept is the best of those at ≥ --min-speedup: keeping
+    more nodes in FP32 may agree more but run no faster than FP32, and nobody would enable that."""
+    from imgai.classify.int8_search import Attempt, _choose
+
+    def attempt(number, agreement, speedup, nodes):
+        return Attempt(number=number, method="minmax", keep_fp32=[f"n{i}" for i in range(nodes)], agreement=agreement,
+                       agreement_lb=agreement - 0.04, mean_abs_dprob=0.021, max_abs_dprob=0.2, views=192, photos=12,
+                       speedup=speedup, fp32_ms_per_image=4.0, int8_ms_per_image=4.0 / speedup, seconds=10.0,
+                       meets_gate=False, problems=["x"])
+
+    attempts = [attempt(1, 0.953, 1.63, 0), attempt(2, 0.964, 1.36, 2), attempt(3, 0.974, 0.99, 20)]
+    result = _choose(attempts, budget_s=300, seconds=94, exhausted=False, segments=[], min_speedup=1.1, n_folds=4)
+    assert result.chosen.number == 2 and not result.enable
+    assert "best agreement at ≥ 1.10x FP32 96.4% (95% LB 92.4%)" in result.why
+    assert "; 97.4% took 20 node(s) in FP32, at only 0.99x;" in result.why and "the speed-up was gone" in result.why
+    result = _choose(attempts[:2], budget_s=300, seconds=94, exhausted=True, segments=[], min_speedup=1.1, n_folds=4)
+    assert result.chosen.number == 2 and "took" not in result.why
+
+
 def test_search_keeps_the_worst_nodes_in_fp32_to_bring_the_answers_back(fp32_model, photo_folder):
     """A random tiny model has near-ties that INT8 flips: below the gate at first; keeping the nodes
     that add the most error in FP32 restores the answers."""

@@ -476,17 +476,24 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, 
                + ("" if passing else f"; its best agreement was {chosen.agreement:.1%} (95% LB "
                   f"{chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f}"))
     else:
-        chosen = max(attempts, key=lambda a: (a.agreement, -a.mean_abs_dprob))
+        # the copy kept is the best one that is fast enough: a slower one would never be worth enabling
+        def best(group):
+            return max(group, key=lambda a: (a.agreement, -a.mean_abs_dprob))
+
+        chosen = best([a for a in attempts if a.speedup >= min_speedup])
         enable = False
         kept = sorted({n for a in attempts for n in a.keep_fp32})
         limit = ("the time budget ran out" if exhausted else
                  "the speed-up was gone" if any(a.speedup < min_speedup for a in attempts) else
                  "no recipe left to try")
+        slow = best(attempts)
+        slower = ("" if slow.agreement <= chosen.agreement else
+                  f"; {slow.agreement:.1%} took {len(slow.keep_fp32)} node(s) in FP32, at only {slow.speedup:.2f}x")
         why = (f"the gate was not met ({limit}; {len(attempts)} attempt(s) in {seconds:.0f} s of a "
-               f"{budget_s:.0f} s budget): best agreement {chosen.agreement:.1%} (95% LB {chosen.agreement_lb:.1%}), "
-               f"mean |Δprob| {chosen.mean_abs_dprob:.4f} with {len(chosen.keep_fp32)} node(s) in FP32; "
-               f"{len(kept)} node(s) tried in FP32; the copy is kept but not enabled (enable it with --force)"
-               + _near_tie_text(chosen))
+               f"{budget_s:.0f} s budget): best agreement at ≥ {min_speedup:.2f}x FP32 {chosen.agreement:.1%} "
+               f"(95% LB {chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f} with "
+               f"{len(chosen.keep_fp32)} node(s) in FP32{slower}; {len(kept)} node(s) tried in FP32; the copy is "
+               f"kept but not enabled (enable it with --force)" + _near_tie_text(chosen))
     need = views_needed()
     small = None
     if chosen.views < need:
