@@ -1,5 +1,6 @@
 """INT8 classifiers: onnxruntime quantization as a job, measured against FP32 before they may tag."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -176,6 +177,16 @@ def test_card_carries_the_int8_figures(fp32_model, calibration_folder):
     convs = new.extra["quantization"]["bias_corrected"]
     assert convs and f"bias correction on {convs} convolutions" in card
     assert "95% lower bound" in card and "### How it was chosen" in card and "| 1 | minmax | 0 |" in card
+    # the flips on views FP32 itself nearly ties, and the agreement on the others
+    figures = {**new.vs_fp32, "views": 96, "disagreements": 5, "near_ties": 10, "near_tie_flips": 3,
+               "decisive_agreement": 1 - 2 / 86}
+    card = str(render_classifier_card(dataclasses.replace(new, extra={**new.extra, "vs_fp32": figures}),
+                                      repo_id="someone/tiny-int8"))
+    assert ("| flips on views FP32 nearly ties (its two best labels within 0.02) | 3 of the 5 (10 such views); "
+            "agreement on the other 86 views 97.7% |") in card
+    card = str(render_classifier_card(dataclasses.replace(new, extra={**new.extra, "vs_fp32": {
+        **figures, "near_tie_flips": 0}}), repo_id="someone/tiny-int8"))
+    assert "nearly ties" not in card
 
 
 def test_demo_model_int8_tags_real_photos_with_the_same_top1(tmp_path, monkeypatch, photos, cli):
