@@ -287,7 +287,7 @@ def test_the_int8_panel_follows_the_selected_model(tmp_path, monkeypatch, page, 
         select(second.id)
         expect(panel).not_to_contain_text(copy.id, timeout=10_000)
         select(first.id)
-        expect(panel).to_contain_text(f"{copy.id}: not enabled", timeout=10_000)
+        expect(panel).to_contain_text(f"{copy.id}: {'enabled' if copy.enabled else 'not enabled'}", timeout=10_000)
         expect(panel).to_contain_text("held-back views of 12 photos")
         shot(page, output_dir, "1-int8-panel")
         select(second.id)
