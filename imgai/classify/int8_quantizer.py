@@ -158,7 +158,6 @@ class Quantizer:
                                                                  batch=self.batch, tensors=inputs)
         return bias_correction.correct(target, self._float_graph, self._means[cache_key])
 
-
     def cache_path(self, method: str, cache_key: str) -> Path:
         """onnxruntime's calibration cache of `method` on the photos that `cache_key` names."""
         return self.scratch / f"calib-{method}-{cache_key}.json"
@@ -188,6 +187,7 @@ class Quantizer:
             del calibrator
             for leftover in self.scratch.glob(f"{augmented.name}*"):
                 leftover.unlink()
+
         def union(group: list) -> TensorsData:
             return TensorsData(CalibrationMethod.MinMax, {
                 name: (np.minimum.reduce([r[name].lowest for r in group]),

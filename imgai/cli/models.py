@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import registry
-from ..presentation.int8 import auto_methods_text
+from ..presentation.int8 import auto_methods_text, gate_text
 from ..presentation.models import (MODEL_COLUMNS, enabled_message, model_lines, model_rows, preprocessing_lines,
                                    vs_fp32_line)
 from ..words import plain
@@ -66,8 +66,8 @@ def register(sub) -> None:
                        help="INT8 must be at least this many times as fast as FP32 to be enabled (default: "
                             "%(default)g); nodes are kept in FP32 only while it stays so")
     quant.add_argument("--force", action="store_true",
-                       help="enable the INT8 copy even when it misses the gate (99%% top-1 agreement, mean "
-                            "|Δprob| ≤ 0.02) or the speed-up")
+                       help=f"enable the INT8 copy even when it misses the gate ({gate_text().replace('%', '%%')}) "
+                            "or the speed-up")
     quant.set_defaults(func=cmd_quantize)
 
     for action in ("enable", "disable", "default", "remove"):
