@@ -79,6 +79,14 @@ def near_ties(p32: np.ndarray, margin: float = registry.MAX_INT8_MEAN_DPROB) -> 
     return top2[:, 1] - top2[:, 0] < margin
 
 
+def flips_text(flips: int, near_tie_flips: int) -> str:
+    """", 5 flips (3 near-ties)": an attempt's changed answers and how many of them FP32 itself nearly
+    ties ("" when none), in the log line and on every screen."""
+    if not flips:
+        return ""
+    return f", {flips} flip{'s' if flips > 1 else ''}" + (f" ({near_tie_flips} near-ties)" if near_tie_flips else "")
+
+
 @dataclass
 class Figures:
     """INT8 against FP32 on `views` views of `photos` photos; `near_ties` of them are near-ties in FP32
@@ -141,7 +149,7 @@ class Attempt:
                 f"{', uint8 weights' if self.weights == 'uint8' else ''}, "
                 f"{len(self.keep_fp32)} node(s) FP32 → agreement {self.agreement:.1%} (95% LB "
                 f"{self.agreement_lb:.1%}) on {self.views} views, mean |Δprob| {self.mean_abs_dprob:.4f}, "
-                f"max {self.max_abs_dprob:.4f}, {self.speedup:.2f}x FP32{self.flips_text()}"
+                f"max {self.max_abs_dprob:.4f}, {self.speedup:.2f}x FP32{flips_text(self.flips, self.near_tie_flips)}"
                 f" — {'meets the gate' if self.meets_gate else '; '.join(self.problems)}")
 
     @property
@@ -149,9 +157,6 @@ class Attempt:
         """Views whose top-1 label INT8 changed."""
         return round(self.views * (1 - self.agreement))
 
-    def flips_text(self) -> str:
-        """", N flipped (M near-ties)": the disagreements and how many are near-ties in FP32 ("" when none)."""
-        return f", {self.flips} flipped ({self.near_tie_flips} near-ties)" if self.flips else ""
 
     def decisive_agreement(self) -> float | None:
         """Top-1 agreement on the views that are not near-ties in FP32 (None when every view is one)."""
@@ -448,18 +453,6 @@ def run_search(search: Search, *, methods: list[str], budget_s: float, min_speed
     return result
 
 
-def _near_tie_text(a: Attempt) -> str:
-    """Why an attempt's flips may be the photos' doing, not the quantization's: how many flipped views
-    FP32 itself nearly ties, and the agreement on the others ("" when no flip is a near-tie)."""
-    if not a.near_tie_flips:
-        return ""
-    rest = a.decisive_agreement()
-    other = (f"; on the other {a.views - a.near_ties} views agreement is {rest:.1%}" if rest is not None else "")
-    return (f". {a.near_tie_flips} of its {a.flips} flipped views are near-ties: "
-            f"FP32's two best labels are within {registry.MAX_INT8_MEAN_DPROB} of each other on "
-            f"{a.near_ties} of the {a.views} views{other}")
-
-
 def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, min_speedup, n_folds) -> SearchResult:
     passing = [a for a in attempts if a.meets_gate]
     fast = [a for a in passing if a.speedup >= min_speedup]
@@ -493,7 +486,7 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, 
                f"{budget_s:.0f} s budget): best agreement at ≥ {min_speedup:.2f}x FP32 {chosen.agreement:.1%} "
                f"(95% LB {chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f} with "
                f"{len(chosen.keep_fp32)} node(s) in FP32{slower}; {len(kept)} node(s) tried in FP32; the copy is "
-               f"kept but not enabled (enable it with --force)" + _near_tie_text(chosen))
+               f"kept but not enabled (enable it with --force)")
     need = views_needed()
     small = None
     if chosen.views < need:

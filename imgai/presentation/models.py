@@ -114,10 +114,9 @@ def attempt_line(a: dict) -> str:
 
 def _flips(a: dict) -> str:
     """", 5 flips (3 near-ties)": an attempt's changed answers, and how many FP32 itself nearly ties."""
-    flips = round(a["views"] * (1 - a["agreement"]))
-    if not flips:
-        return ""
-    return f", {flips} flip{'s' if flips > 1 else ''}" + (f" ({a['near_tie_flips']} near-ties)" if a.get("near_tie_flips") else "")
+    from ..classify.int8_search import flips_text
+
+    return flips_text(round(a["views"] * (1 - a["agreement"])), a.get("near_tie_flips") or 0)
 
 
 def int8_search_lines(m: registry.Model) -> list[str]:
