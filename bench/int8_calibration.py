@@ -33,7 +33,7 @@ def main() -> None:
 
     from bench.int8_search import prepare
     from imgai import registry
-    from imgai.classify import calibration, int8_quantizer, int8_search
+    from imgai.classify import calibration, int8_figures, int8_quantizer
     from imgai.classify.onnx_preprocess import PreprocessSpec
     from imgai.classify.quantize import CALIBRATION_BATCH, _input_batch, prepare_graph
 
@@ -44,7 +44,7 @@ def main() -> None:
     views = calibration.photo_views(calibration.builtin().photos, spec, per_image=calibration.VALIDATION_VIEWS)
     name, fixed = _input_batch(source / "model.onnx")
     batch = fixed or CALIBRATION_BATCH
-    folds = int8_search.folds(len(views))
+    folds = int8_figures.folds(len(views))
     chunks = [np.concatenate([views[i][:calibration.CALIBRATION_VIEWS] for i in fold]) for fold in folds]
     print(f"demo model, {len(views)} photos × {calibration.CALIBRATION_VIEWS} calibration views, {len(folds)} folds, "
           f"batch {batch}; load {os.getloadavg()[0]:.2f}")

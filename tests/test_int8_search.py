@@ -8,7 +8,7 @@ import pytest
 from imgai import registry
 from imgai.classify import calibration
 from imgai.classify.int8_quantizer import saturating_cpu
-from imgai.classify.int8_search import folds, views_needed, wilson_lower_bound
+from imgai.classify.int8_figures import folds, views_needed, wilson_lower_bound
 from imgai.classify.quantize import QuantizeOptions, int8_id, quantize
 from imgai.errors import ConfigError, StateError
 from imgai.presentation.int8 import int8_panel
@@ -52,7 +52,8 @@ def test_flips_of_views_that_fp32_nearly_ties_are_counted_and_said():
 
     from dataclasses import asdict
 
-    from imgai.classify.int8_search import Attempt, Figures, _choose
+    from imgai.classify.int8_figures import Attempt, Figures
+    from imgai.classify.int8_search import _choose
     from imgai.presentation.models import attempt_line, vs_fp32_line
 
     p32 = np.array([[0.50, 0.49, 0.01],          # near-tie (0.01 apart), flipped
@@ -85,7 +86,8 @@ def test_flips_of_views_that_fp32_nearly_ties_are_counted_and_said():
 def test_a_missed_gate_keeps_the_best_copy_that_is_fast_enough_and_names_the_slower_one():
     """When no attempt meets the gate, the copy kept is the best of those at ≥ --min-speedup: keeping
     more nodes in FP32 may agree more but run no faster than FP32, and nobody would enable that."""
-    from imgai.classify.int8_search import Attempt, _choose
+    from imgai.classify.int8_figures import Attempt
+    from imgai.classify.int8_search import _choose
 
     def attempt(number, agreement, speedup, nodes):
         return Attempt(number=number, method="minmax", keep_fp32=[f"n{i}" for i in range(nodes)], agreement=agreement,
@@ -239,7 +241,7 @@ class _ScriptedSearch:
         pass
 
     def evaluate(self, recipe):
-        from imgai.classify.int8_search import Attempt
+        from imgai.classify.int8_figures import Attempt
 
         key = (recipe.method, len(recipe.keep_fp32))
         agreement, speedup = self.figures.get((*key, recipe.weights)) or self.figures[key]
@@ -369,7 +371,8 @@ def test_an_attempt_that_runs_past_the_budget_stops_between_its_folds():
     completes: the search needs one to choose); the stopped attempt is dropped and the budget is spent."""
     import time
 
-    from imgai.classify.int8_search import Attempt, OutOfTime, run_search
+    from imgai.classify.int8_figures import Attempt
+    from imgai.classify.int8_search import OutOfTime, run_search
 
     class Folds:                                  # the parts of Search that run_search uses, folds timed by hand
         folds, batch, eval_views = [[0], [1]], 8, [[0] * 16]
@@ -402,7 +405,8 @@ def test_the_nodes_are_searched_from_the_best_method_that_is_fast_enough():
     """On the demo (a loaded 2-core machine) Percentile agreed a little more than MinMax but was timed at
     1.06x FP32: the search used to stop there. Now it goes on with the methods and ranks the nodes of
     the best one that is fast enough."""
-    from imgai.classify.int8_search import Attempt, run_search
+    from imgai.classify.int8_figures import Attempt
+    from imgai.classify.int8_search import run_search
 
     figures = {"minmax": (0.74, 1.3), "percentile": (0.75, 1.06), "entropy": (0.70, 1.3)}
 

@@ -105,7 +105,7 @@ def near_tie_text(figures: dict) -> str:
 
 
 def attempt_line(a: dict) -> str:
-    """One attempt of the INT8 search (int8_search.Attempt as a dict), in words."""
+    """One attempt of the INT8 search (int8_figures.Attempt as a dict), in words."""
     weights = ", uint8 weights" if a.get("weights") == "uint8" else ""
     return (f"#{a['number']} {a['method']}{weights}, {len(a['keep_fp32'])} node(s) FP32: agreement {a['agreement']:.1%} "
             f"(LB {a['agreement_lb']:.1%}), mean |Δprob| {a['mean_abs_dprob']:.4f}, max {a['max_abs_dprob']:.4f}, "
@@ -114,7 +114,7 @@ def attempt_line(a: dict) -> str:
 
 def _flips(a: dict) -> str:
     """", 5 flips (3 near-ties)": an attempt's changed answers, and how many FP32 itself nearly ties."""
-    from ..classify.int8_search import flips_text
+    from ..classify.int8_figures import flips_text
 
     return flips_text(round(a["views"] * (1 - a["agreement"])), a.get("near_tie_flips") or 0)
 
