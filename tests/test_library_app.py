@@ -12,6 +12,7 @@ from tests.browser_fixtures import browser, needs_chromium, page, visible  # noq
 from tests.conftest import served_tab
 from tests.waiting import wait_until
 from tests.library_fixtures import photo_folder, wd_default  # noqa: F401 (fixture)
+from ui.library import ACCEPT_ALL
 
 pytestmark = needs_chromium
 
@@ -56,10 +57,11 @@ def test_review_one_click_accept_all_and_search(library_tab, page, tmp_path, out
 
     page.get_by_label("Only this tag").click()
     page.get_by_role("option").filter(has_text="smile").first.click()
-    page.get_by_role("button", name="Accept all ≥ x").click()
+    page.get_by_role("button", name=ACCEPT_ALL).click()
     visible(page, "Accepted smile on").wait_for(timeout=30000)
     assert not [p for p in review.pending() if p.label == "smile" and p.score >= 0.3]
     page.locator("#library-queue button").first.wait_for(timeout=30000)      # the other tags still to review
+    expect(page.locator("#library-tags")).not_to_contain_text("smile", timeout=30000)   # the table followed
     page.screenshot(path=str(output_dir / "review-after.png"))
 
     page.get_by_role("tab", name="Search").click()

@@ -20,6 +20,7 @@ from .common import acting
 from .page import Page
 
 TAG_COLUMNS = ["Tag", "Score", "Accept", "Reject"]
+ACCEPT_ALL = "Accept the picked tag ≥ min score"       # the tag in "Only this tag", on every image
 
 
 @acting
@@ -77,7 +78,7 @@ def decide_clicked(path, clicked, *, actor):
 @acting
 def accept_all(label, min_score, *, actor):
     if not label:
-        return "Pick a tag first."
+        return "Pick a tag in **Only this tag** first: this accepts that tag on every image that scores at least the min score."
     n = review.accept_all(label, float(min_score), actor=actor)
     return f"Accepted **{label}** on {n} image(s) scoring ≥ {float(min_score):.2f}. " + shown.progress_line(actor=actor)
 
@@ -129,8 +130,8 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                     decide_button = gr.Button("Accept ticked, reject the rest", elem_id="library-decide-image",
                                               scale=1)
                 with gr.Row():
-                    min_score = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Accept all of the tag above ≥")
-                    accept_button = gr.Button("Accept all ≥ x", elem_id="library-accept-all")
+                    min_score = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Min score", scale=2)
+                    accept_button = gr.Button(ACCEPT_ALL, elem_id="library-accept-all", scale=1)
                 accept_note = gr.Markdown()
         with gr.Accordion("Thresholds", open=False):
             with gr.Row():
