@@ -648,7 +648,7 @@ def test_the_library_review_screen_one_images_tags_and_a_folder_run_in_words(wd_
     assert screen.choices[0][0].startswith(f"{label} (")
     assert review_screen(label).label == label and review_screen("no-such-tag").label is None
 
-    assert image_tags(None) == ("Select an image above.", [])
+    assert image_tags(None) == ("Select an image in the gallery to review its tags.", [])
     note, rows = image_tags(screen.paths[0])
     assert rows and all(r[2:] == [ACCEPT_CELL, REJECT_CELL] for r in rows) and "tag(s) to review" in note
 

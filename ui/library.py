@@ -121,7 +121,7 @@ def build(demo: gr.Blocks, page: Page | None = None) -> None:
                 queue = gr.Gallery(label="Images with tags to review", columns=4, height="auto",
                                    object_fit="contain", elem_id="library-queue")
             with gr.Column(scale=2):
-                image_note = gr.Markdown("Select an image above.", elem_id="library-image")
+                image_note = gr.Markdown(shown.NO_IMAGE, elem_id="library-image")
                 tags = gr.Dataframe(headers=TAG_COLUMNS, interactive=False, elem_id="library-tags",
                                     elem_classes="imgai-table")
                 with gr.Row():

@@ -109,10 +109,13 @@ def review_screen(label: str | None, *, actor=None) -> ReviewScreen:
                         progress_line(actor=actor), [(f"{name} ({n})", name) for name, n in labels], label)
 
 
+NO_IMAGE = "Select an image in the gallery to review its tags."
+
+
 def image_tags(path: str | None, *, actor=None) -> tuple[str, list[list]]:
     """One image's pending tags: a note and rows [label, score, accept cell, reject cell]."""
     if not path:
-        return "Select an image above.", []
+        return NO_IMAGE, []
     rows = [[p.label, round(p.score, 3), ACCEPT_CELL, REJECT_CELL]
             for p in review.pending(actor=actor) if p.path == path]
     return (f"**{len(rows)} tag(s) to review** in `{Path(path).name}` — click ✓ or ✗; from the keyboard, tick the "
