@@ -137,8 +137,12 @@ def get(model_id: str) -> Model:
     _reconciled()
     rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
     if not rows:   # a public app does not list everybody's models to whoever mistyped an id
+        from .demo import MODEL_ID as DEMO_ID
+
         known = "" if access.public() else f" (known: {', '.join(m.id for m in list_models()) or 'none yet'})"
-        raise UnknownModelError(f"no model {model_id!r} in the registry{known}; see {term('models-list')}")
+        fix = (f"the demo model is prepared on the app's first start; {term('restore-demo')} prepares it now"
+               if model_id == DEMO_ID else f"see {term('models-list')}")
+        raise UnknownModelError(f"no model {model_id!r} in the registry{known}; {fix}")
     return _row_to_model(rows[0])
 
 

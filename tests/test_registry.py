@@ -71,6 +71,22 @@ def test_unknown_model_names_known_ones(imgai_home):
         registry.get("nope")
 
 
+def test_the_demo_model_not_yet_prepared_says_how_to_prepare_it(imgai_home):
+    """A fresh data folder used from the CLI alone has no demo yet (the app prepares it on its first
+    start): asking for it by its id says how to prepare it, in the CLI's words and in the app's."""
+    from imgai.demo import MODEL_ID
+    from imgai.words import CLI, UI, render
+
+    with pytest.raises(UnknownModelError) as refused:
+        registry.get(MODEL_ID)
+    assert render(refused.value.args[0], CLI).endswith(
+        "the demo model is prepared on the app's first start; `imgai models demo` prepares it now")
+    assert "**Restore the demo model** in the **Convert** tab prepares it now" in render(refused.value.args[0], UI)
+    with pytest.raises(UnknownModelError) as other:
+        registry.get("nope")
+    assert render(other.value.args[0], CLI).endswith("see `imgai models list`")
+
+
 def test_remove_deletes_files_but_not_while_converting(imgai_home):
     from imgai.config import paths
 
