@@ -89,9 +89,9 @@ def test_a_missed_gate_keeps_the_best_copy_that_is_fast_enough_and_names_the_slo
     from imgai.classify.int8_figures import Attempt
     from imgai.classify.int8_search import _choose
 
-    def attempt(number, agreement, speedup, nodes):
+    def attempt(number, agreement, speedup, nodes, mean=0.021):
         return Attempt(number=number, method="minmax", keep_fp32=[f"n{i}" for i in range(nodes)], agreement=agreement,
-                       agreement_lb=agreement - 0.04, mean_abs_dprob=0.021, max_abs_dprob=0.2, views=192, photos=12,
+                       agreement_lb=agreement - 0.04, mean_abs_dprob=mean, max_abs_dprob=0.2, views=192, photos=12,
                        speedup=speedup, fp32_ms_per_image=4.0, int8_ms_per_image=4.0 / speedup, seconds=10.0,
                        meets_gate=False, problems=["x"])
 
@@ -102,6 +102,14 @@ def test_a_missed_gate_keeps_the_best_copy_that_is_fast_enough_and_names_the_slo
     assert "; 97.4% took 20 node(s) in FP32, at only 0.99x;" in result.why and "the speed-up was gone" in result.why
     result = _choose(attempts[:2], budget_s=300, seconds=94, exhausted=True, segments=[], min_speedup=1.1, n_folds=4)
     assert result.chosen.number == 2 and "took" not in result.why
+    # the same agreement: the faster copy when both are within the mean |Δprob| bar (as the demo's
+    # Percentile copy at 1.50x against 9 nodes in FP32 at 1.13x, 0.0001 closer), else the closer one
+    same = [attempt(2, 0.969, 1.50, 0, mean=0.0192), attempt(6, 0.969, 1.13, 9, mean=0.0191)]
+    assert _choose(same, budget_s=300, seconds=78, exhausted=False, segments=[], min_speedup=1.1,
+                   n_folds=4).chosen.number == 2
+    same = [attempt(2, 0.969, 1.50, 0, mean=0.0250), attempt(6, 0.969, 1.13, 9, mean=0.0210)]
+    assert _choose(same, budget_s=300, seconds=78, exhausted=False, segments=[], min_speedup=1.1,
+                   n_folds=4).chosen.number == 6
 
 
 def test_search_keeps_the_worst_nodes_in_fp32_to_bring_the_answers_back(fp32_model, photo_folder):
@@ -124,10 +132,11 @@ def test_search_keeps_the_worst_nodes_in_fp32_to_bring_the_answers_back(fp32_mod
     # the random model's near-ties can stay closer than 99 % with up to three quarters of its nodes in
     # FP32 (one more photo flips the verdict). Where the products saturate, the first attempt flips more
     # views than that; elsewhere (AVX-512 VNNI) it may flip only those near-ties, which every attempt
-    # flips too. What must hold either way: the nodes kept in FP32 bring the probabilities closer
-    # without losing a view, and the copy is enabled exactly when the gate holds
-    assert chosen["keep_fp32"] and chosen["agreement"] >= attempts[0]["agreement"]
-    assert chosen["mean_abs_dprob"] < attempts[0]["mean_abs_dprob"]
+    # flips too (and then the faster copy is kept). What must hold either way: the nodes kept in FP32
+    # bring the probabilities closer, the copy kept loses no view against the first attempt, and it is
+    # enabled exactly when the gate holds
+    assert min(a["mean_abs_dprob"] for a in nodes) < attempts[0]["mean_abs_dprob"]
+    assert chosen["agreement"] >= attempts[0]["agreement"]
     assert new.enabled == chosen["meets_gate"]
     if chosen["meets_gate"]:
         assert min(len(a["keep_fp32"]) for a in attempts if a["meets_gate"]) == len(chosen["keep_fp32"])
