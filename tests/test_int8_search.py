@@ -83,6 +83,27 @@ def test_flips_of_views_that_fp32_nearly_ties_are_counted_and_said():
     assert attempt_line({**asdict(a), "near_tie_flips": 0}).endswith(", 2.00x, 10 flips")
 
 
+def test_an_agreement_just_below_the_bar_never_reads_as_the_bar():
+    """190 of 192 views (98.958 %) misses a 99 % bar: one decimal would print it as 99.0 % beside
+    "below the 99% bar"; it reads 98.95 % wherever an agreement is shown (other values keep one decimal)."""
+    from dataclasses import asdict
+
+    from imgai.classify.int8_figures import Attempt
+    from imgai.presentation.models import attempt_line, vs_fp32_line
+    from imgai.registry import agreement_percent
+
+    assert [agreement_percent(k / 192) for k in (190, 191, 185, 192)] == ["98.95%", "99.5%", "96.4%", "100.0%"]
+    a = Attempt(number=8, method="percentile", keep_fp32=["n"] * 45, agreement=190 / 192, agreement_lb=0.963,
+                mean_abs_dprob=0.0, max_abs_dprob=0.0, views=192, photos=12, speedup=1.09, fp32_ms_per_image=1.0,
+                int8_ms_per_image=1.0, seconds=1.0, meets_gate=False, problems=["x"])
+    assert "→ agreement 98.95% (95% LB 96.3%)" in a.line()
+    assert ": agreement 98.95% (LB 96.3%)" in attempt_line(asdict(a))
+    figures = {"views": 192, "photos": 12, "top1_agreement": 190 / 192, "agreement_lb95": 0.963,
+               "min_top1_agreement": 0.99, "mean_abs_dprob": 0.0, "max_abs_dprob": 0.0, "int8_ms_per_image": 1.0,
+               "fp32_ms_per_image": 1.09, "speedup": 1.09}
+    assert vs_fp32_line(figures).startswith("top-1 agreement 98.95%, 95% lower bound 96.3% on 192")
+
+
 def test_a_missed_gate_keeps_the_best_copy_that_is_fast_enough_and_names_the_slower_one():
     """When no attempt meets the gate, the copy kept is the best of those at ≥ --min-speedup: keeping
     more nodes in FP32 may agree more but run no faster than FP32, and nobody would enable that."""

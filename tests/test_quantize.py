@@ -171,7 +171,7 @@ def test_card_carries_the_int8_figures(fp32_model, calibration_folder):
 
     new = quantize(fp32_model.id, options=QuantizeOptions(method="minmax", calibration=str(calibration_folder), budget=0.01))
     card = str(render_classifier_card(new, repo_id="someone/tiny-int8"))
-    agreement = f"{new.vs_fp32['top1_agreement'] * 100:.1f}%"
+    agreement = registry.agreement_percent(new.vs_fp32['top1_agreement'])
     assert "(ONNX INT8)" in card and "## INT8 against FP32" in card and agreement in card
     assert "per-channel int8 weights" in card and "MinMax" in card and "- int8" in card
     convs = new.extra["quantization"]["bias_corrected"]
@@ -187,6 +187,10 @@ def test_card_carries_the_int8_figures(fp32_model, calibration_folder):
     card = str(render_classifier_card(dataclasses.replace(new, extra={**new.extra, "vs_fp32": {
         **figures, "near_tie_flips": 0}}), repo_id="someone/tiny-int8"))
     assert "nearly ties" not in card
+    # 190 of 192 views is below a 99 % bar, and the card does not round it up to 99.0 %
+    card = str(render_classifier_card(dataclasses.replace(new, extra={**new.extra, "vs_fp32": {
+        **figures, "top1_agreement": 190 / 192}}), repo_id="someone/tiny-int8"))
+    assert "| top-1 agreement with the FP32 model | 98.95% (95% lower bound" in card
 
 
 def test_demo_model_int8_tags_real_photos_with_the_same_top1(tmp_path, monkeypatch, photos, cli):

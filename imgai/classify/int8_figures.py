@@ -120,7 +120,7 @@ class Attempt:
     def line(self) -> str:
         return (f"attempt {self.number}: {CALIBRATION_METHODS.get(self.method, ('dynamic',))[0]}"
                 f"{', uint8 weights' if self.weights == 'uint8' else ''}, "
-                f"{len(self.keep_fp32)} node(s) FP32 → agreement {self.agreement:.1%} (95% LB "
+                f"{len(self.keep_fp32)} node(s) FP32 → agreement {registry.agreement_percent(self.agreement)} (95% LB "
                 f"{self.agreement_lb:.1%}) on {self.views} views, mean |Δprob| {self.mean_abs_dprob:.4f}, "
                 f"max {self.max_abs_dprob:.4f}, {self.speedup:.2f}x FP32{flips_text(self.flips, self.near_tie_flips)}"
                 f" — {'meets the gate' if self.meets_gate else '; '.join(self.problems)}")

@@ -356,7 +356,7 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, 
         enable = False
         why = (f"FP32 is the better choice: INT8 runs at only {chosen.speedup:.2f}x FP32's speed (needs ≥ "
                f"{min_speedup:.2f}x), so it is not enabled on speed grounds"
-               + ("" if passing else f"; its best agreement was {chosen.agreement:.1%} (95% LB "
+               + ("" if passing else f"; its best agreement was {registry.agreement_percent(chosen.agreement)} (95% LB "
                   f"{chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f}"))
     else:
         # the copy kept is the best one that is fast enough: a slower one would never be worth enabling
@@ -371,9 +371,9 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, 
                  "no recipe left to try")
         slow = best(attempts)
         slower = ("" if slow.agreement <= chosen.agreement else
-                  f"; {slow.agreement:.1%} took {len(slow.keep_fp32)} node(s) in FP32, at only {slow.speedup:.2f}x")
+                  f"; {registry.agreement_percent(slow.agreement)} took {len(slow.keep_fp32)} node(s) in FP32, at only {slow.speedup:.2f}x")
         why = (f"the gate was not met ({limit}; {len(attempts)} attempt(s) in {seconds:.0f} s of a "
-               f"{budget_s:.0f} s budget): best agreement at ≥ {min_speedup:.2f}x FP32 {chosen.agreement:.1%} "
+               f"{budget_s:.0f} s budget): best agreement at ≥ {min_speedup:.2f}x FP32 {registry.agreement_percent(chosen.agreement)} "
                f"(95% LB {chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f} with "
                f"{len(chosen.keep_fp32)} node(s) in FP32{slower}; {len(kept)} node(s) tried in FP32; the copy is "
                f"kept but not enabled (enable it with --force)")

@@ -117,7 +117,8 @@ def render_classifier_card(model: registry.Model, *, repo_id: str, revision: str
         more_labels=max(0, len(labels) - 30), multi_label=spec.multi_label, preprocess=spec.to_dict(),
         layout=spec.layout, input_name=_input_name(Path(model.onnx_path)), validation=validation,
         validated_at=time.strftime("%Y-%m-%d", time.localtime(model.validated_at)) if model.validated_at else "",
-        speed=measure_speed(Path(model.onnx_path), shape), imgai_version=__version__, training=training)
+        speed=measure_speed(Path(model.onnx_path), shape), imgai_version=__version__, training=training,
+        agreement_percent=registry.agreement_percent)
 
 
 def _int8_scope(model: registry.Model) -> str | None:

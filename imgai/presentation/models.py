@@ -34,7 +34,7 @@ def validation_text(m: registry.Model) -> str:
     if m.preprocessing_assumed:
         text += " · preprocessing assumed"
     if m.vs_fp32:
-        text += f", top-1 vs FP32 {m.vs_fp32['top1_agreement']:.1%}"
+        text += f", top-1 vs FP32 {registry.agreement_percent(m.vs_fp32['top1_agreement'])}"
     return text
 
 
@@ -88,7 +88,7 @@ def vs_fp32_line(figures: dict) -> str:
     """An INT8 model's comparison with its FP32 original, in one line."""
     lb = f", 95% lower bound {figures['agreement_lb95']:.1%}" if figures.get("agreement_lb95") is not None else ""
     photos = f" of {figures['photos']} photos" if figures.get("photos") else ""
-    return (f"top-1 agreement {figures['top1_agreement']:.1%}{lb} on {figures['views']} held-back views{photos} "
+    return (f"top-1 agreement {registry.agreement_percent(figures['top1_agreement'])}{lb} on {figures['views']} held-back views{photos} "
             f"(bar {figures['min_top1_agreement']:.0%}), mean |Δprob| {figures['mean_abs_dprob']:.4f}, "
             f"max {figures['max_abs_dprob']:.4f}; {figures['int8_ms_per_image']:.1f} vs "
             f"{figures['fp32_ms_per_image']:.1f} ms/image FP32 ({figures['speedup']:.2f}x)" + near_tie_text(figures))
@@ -107,7 +107,7 @@ def near_tie_text(figures: dict) -> str:
 def attempt_line(a: dict) -> str:
     """One attempt of the INT8 search (int8_figures.Attempt as a dict), in words."""
     weights = ", uint8 weights" if a.get("weights") == "uint8" else ""
-    return (f"#{a['number']} {a['method']}{weights}, {len(a['keep_fp32'])} node(s) FP32: agreement {a['agreement']:.1%} "
+    return (f"#{a['number']} {a['method']}{weights}, {len(a['keep_fp32'])} node(s) FP32: agreement {registry.agreement_percent(a['agreement'])} "
             f"(LB {a['agreement_lb']:.1%}), mean |Δprob| {a['mean_abs_dprob']:.4f}, max {a['max_abs_dprob']:.4f}, "
             f"{a['speedup']:.2f}x" + _flips(a) + (" ✓" if a["meets_gate"] else ""))
 
