@@ -14,7 +14,6 @@ from imgai import access
 from imgai.library import review
 from imgai.library.review import ACCEPT, CATEGORIES, REJECT
 from imgai.presentation import library as shown
-from imgai.presentation.library import ACCEPT_CELL, REJECT_CELL
 
 from .common import acting
 from .page import Page
