@@ -64,3 +64,47 @@ def test_only_the_open_tab_reads_while_a_job_moves_the_revision(page, imgai_home
         assert sent.count(hub_start) == 1
     finally:
         server.stop()
+
+
+@pytest.fixture
+def growing_table():
+    """A page (ui.page.Page) whose one table gets 1 row, then 2 (buttons "one", "two")."""
+    import gradio as gr
+
+    from tests.conftest import free_port
+    from ui.common import queue
+    from ui.page import Page, middleware
+
+    with gr.Blocks() as demo:
+        Page(demo, standalone=True)
+        table = gr.Dataframe(headers=["Image", "Tags"], interactive=False, elem_id="growing")
+        one, two = gr.Button("one"), gr.Button("two")
+        one.click(lambda: [["a.jpg", "x"]], None, table, api_name=False)
+        two.click(lambda: [["a.jpg", "x"], ["b.jpg", "y"]], None, table, api_name=False)
+    queue(demo)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                app_kwargs={"middleware": middleware()})
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.mark.browser
+@chromium_only
+def test_a_table_that_gains_rows_draws_them(page, growing_table):  # noqa: F811
+    """gradio 6.17.3's Dataframe draws the rows of a later change in their number only when something
+    scrolls or resizes it (gradio PR #13744): in this bare page, a second row never appeared, and in
+    the Tag tab it raced with the layout. The page's script makes every visible table read its rows."""
+    from playwright.sync_api import expect
+
+    page.goto(growing_table)
+    table = page.locator("#growing")
+    for _ in range(3):
+        page.get_by_role("button", name="one", exact=True).click()
+        cell = lambda text: table.get_by_role("button", name=text, exact=True)  # noqa: E731 (a cell's text)
+        expect(cell("a.jpg")).to_be_visible(timeout=10_000)
+        expect(cell("b.jpg")).to_have_count(0)
+        page.get_by_role("button", name="two", exact=True).click()
+        expect(cell("b.jpg")).to_be_visible(timeout=5_000)

@@ -58,6 +58,24 @@ _WATCH_JS = f"""() => {{
 }}"""
 
 
+# gradio 6.17.3's Dataframe draws its rows through a virtualizer that re-reads its window only when a
+# table gets its first rows (0 → N); when the number of rows changes later (1 → 2: a second model, a
+# second tagged image), the new rows are drawn only if something happens to scroll or resize the table,
+# else never (a bare Blocks app does it every time; in ours it raced with the layout: the Tag tab's
+# table once kept 1 row of 2). Fixed upstream by gradio PR #13744, after the 6.17 line that the
+# huggingface_hub<1.0 pin holds us to. Until then: a scroll event on every visible table's viewport each
+# TABLE_DRAW_S makes the virtualizer read its rows again (nothing is redrawn when nothing changed).
+TABLE_DRAW_S = 0.5
+_TABLES_JS = f"""() => {{
+    if (window.imgaiTableDraw) return;
+    window.imgaiTableDraw = setInterval(() => {{
+        for (const viewport of document.querySelectorAll(".virtual-table-viewport")) {{
+            if (viewport.offsetParent !== null) viewport.dispatchEvent(new Event("scroll"));
+        }}
+    }}, {int(TABLE_DRAW_S * 1000)});
+}}"""
+
+
 class RevisionRoute:
     """ASGI middleware answering `GET /imgai/revision` with `changes.revision()` (text/plain, not
     cached); every other request goes on to the app. The revision says only that something listed
@@ -179,3 +197,4 @@ class Page:
         poke.click(changes.revision, None, [self.revision], api_name=False, show_progress="hidden",
                    concurrency_limit=None)
         self.demo.load(None, None, None, js=_WATCH_JS, api_name=False)
+        self.demo.load(None, None, None, js=_TABLES_JS, api_name=False)
