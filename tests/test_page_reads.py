@@ -96,7 +96,8 @@ def growing_table():
 def test_a_table_that_gains_rows_draws_them(page, growing_table):  # noqa: F811
     """gradio 6.17.3's Dataframe draws the rows of a later change in their number only when something
     scrolls or resizes it (gradio PR #13744): in this bare page, a second row never appeared, and in
-    the Tag tab it raced with the layout. The page's script makes every visible table read its rows."""
+    the Tag tab it raced with the layout. The page's script makes every visible table read its rows
+    when a table changes, and only then."""
     from playwright.sync_api import expect
 
     page.goto(growing_table)
@@ -108,3 +109,8 @@ def test_a_table_that_gains_rows_draws_them(page, growing_table):  # noqa: F811
         expect(cell("b.jpg")).to_have_count(0)
         page.get_by_role("button", name="two", exact=True).click()
         expect(cell("b.jpg")).to_be_visible(timeout=5_000)
+    # the redraw's own changes do not ask again: an idle page draws nothing
+    page.wait_for_timeout(1_000)
+    before = page.evaluate("() => window.imgaiTableDraws")
+    page.wait_for_timeout(2_000)
+    assert before > 0 and page.evaluate("() => window.imgaiTableDraws") == before

@@ -63,16 +63,34 @@ _WATCH_JS = f"""() => {{
 # second tagged image), the new rows are drawn only if something happens to scroll or resize the table,
 # else never (a bare Blocks app does it every time; in ours it raced with the layout: the Tag tab's
 # table once kept 1 row of 2). Fixed upstream by gradio PR #13744, after the 6.17 line that the
-# huggingface_hub<1.0 pin holds us to. Until then: a scroll event on every visible table's viewport each
-# TABLE_DRAW_S makes the virtualizer read its rows again (nothing is redrawn when nothing changed).
-TABLE_DRAW_S = 0.5
+# huggingface_hub<1.0 pin holds us to. Until then: when anything changes inside a table (a new value
+# restyles its header cells), every visible table's viewport gets a scroll event, which makes its
+# virtualizer read its rows again; at most once per TABLE_QUIET_S (a change meanwhile waits for its
+# end). A redraw that finds nothing new changes nothing, so an idle page does nothing (the test counts).
+TABLE_QUIET_S = 0.4
 _TABLES_JS = f"""() => {{
     if (window.imgaiTableDraw) return;
-    window.imgaiTableDraw = setInterval(() => {{
+    let quietUntil = 0, pending = null;
+    const draw = () => {{
+        pending = null;
+        quietUntil = performance.now() + {int(TABLE_QUIET_S * 1000)};
         for (const viewport of document.querySelectorAll(".virtual-table-viewport")) {{
             if (viewport.offsetParent !== null) viewport.dispatchEvent(new Event("scroll"));
         }}
-    }}, {int(TABLE_DRAW_S * 1000)});
+    }};
+    const inTable = (record) => {{
+        const node = record.target.nodeType === 1 ? record.target : record.target.parentElement;
+        return node !== null && node.closest(".table-container") !== null;
+    }};
+    window.imgaiTableDraws = 0;                 // how many times the tables were made to draw
+    window.imgaiTableDraw = new MutationObserver((records) => {{
+        if (pending === null && records.some(inTable)) {{
+            pending = setTimeout(() => {{ window.imgaiTableDraws += 1; draw(); }},
+                                 Math.max(50, quietUntil - performance.now()));
+        }}
+    }});
+    window.imgaiTableDraw.observe(document.body, {{subtree: true, childList: true, attributes: true,
+                                                   characterData: true}});
 }}"""
 
 
