@@ -158,11 +158,19 @@ def served_tab(module):
     free port; yields its URL."""
     import gradio as gr
 
+    with gr.Blocks() as demo:
+        module.build(demo)
+    with served(demo) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def served(demo):
+    """A Blocks app served in this process on a free port, as the app serves it (imgai's queue and
+    middleware); yields its URL."""
     from ui.common import queue
     from ui.page import middleware
 
-    with gr.Blocks() as demo:
-        module.build(demo)
     queue(demo)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,

@@ -71,9 +71,8 @@ def growing_table():
     """A page (ui.page.Page) whose one table gets 1 row, then 2 (buttons "one", "two")."""
     import gradio as gr
 
-    from tests.conftest import free_port
-    from ui.common import queue
-    from ui.page import Page, middleware
+    from tests.conftest import served
+    from ui.page import Page
 
     with gr.Blocks() as demo:
         Page(demo, standalone=True)
@@ -81,14 +80,8 @@ def growing_table():
         one, two = gr.Button("one"), gr.Button("two")
         one.click(lambda: [["a.jpg", "x"]], None, table, api_name=False)
         two.click(lambda: [["a.jpg", "x"], ["b.jpg", "y"]], None, table, api_name=False)
-    queue(demo)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                app_kwargs={"middleware": middleware()})
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with served(demo) as url:
+        yield url
 
 
 @pytest.mark.browser
