@@ -150,7 +150,7 @@ def main() -> None:
         search.quantizer.write = written
         a = search.evaluate(Recipe("minmax"))
         rows[label] = a
-        print(f"{label:>17}: agreement {a.agreement:.1%} (95% LB {a.agreement_lb:.1%}), {a.flips} flips "
+        print(f"{label:>17}: agreement {registry.agreement_percent(a.agreement)} (95% LB {a.agreement_lb:.1%}), {a.flips} flips "
               f"({a.near_tie_flips} near-ties; {a.near_ties} near-tie views of {a.views}), mean |Δprob| "
               f"{a.mean_abs_dprob:.4f}, max {a.max_abs_dprob:.4f}", flush=True)
 

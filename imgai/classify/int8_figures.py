@@ -85,13 +85,6 @@ class Figures:
                    near_ties=int(tie.sum()), near_tie_flips=int((tie & ~agree).sum()))
 
 
-
-def gate_problems(figures: dict) -> list[str]:
-    """Why an INT8 model's figures fall short of the gate (empty: it holds). Gate: top-1 agreement
-    ≥ registry.MIN_INT8_AGREEMENT and mean |Δprob| ≤ registry.MAX_INT8_MEAN_DPROB."""
-    return registry.int8_gate_problems(figures)
-
-
 @dataclass
 class Attempt:
     number: int
@@ -129,7 +122,6 @@ class Attempt:
     def flips(self) -> int:
         """Views whose top-1 label INT8 changed."""
         return round(self.views * (1 - self.agreement))
-
 
     def decisive_agreement(self) -> float | None:
         """Top-1 agreement on the views that are not near-ties in FP32 (None when every view is one)."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import registry
 from ..log import get_logger
-from .int8_figures import Attempt, Figures, folds, gate_problems, views_needed
+from .int8_figures import Attempt, Figures, folds, views_needed
 from .int8_quantizer import CALIBRATION_METHODS, Batches, Quantizer, Recipe
 
 LOG = get_logger("imgai.int8")
@@ -158,7 +158,8 @@ class Search:
                 shutil.rmtree(folder, ignore_errors=True)
         figures = Figures.of(np.concatenate(self.p32), np.concatenate(p8), len(self.photo_views))
         speed = _time({"fp32": self.fp32, "int8": first}, self.eval_views[0][:self.batch], self.speed_rounds)
-        problems = gate_problems({"top1_agreement": figures.agreement, "mean_abs_dprob": figures.mean_abs_dprob})
+        problems = registry.int8_gate_problems({"top1_agreement": figures.agreement,
+                                                "mean_abs_dprob": figures.mean_abs_dprob})
         attempt = Attempt(number=self._n, method=recipe.method, keep_fp32=list(recipe.keep_fp32), weights=recipe.weights,
                           bias_corrected=corrected,
                           agreement=figures.agreement, agreement_lb=figures.agreement_lb,
@@ -360,21 +361,19 @@ def _choose(attempts: list[Attempt], *, budget_s, seconds, exhausted, segments, 
                   f"{chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f}"))
     else:
         # the copy kept is the best one that is fast enough: a slower one would never be worth enabling
-        def best(group):
-            return max(group, key=_closest_then_fastest)
-
-        chosen = best([a for a in attempts if a.speedup >= min_speedup])
+        chosen = max((a for a in attempts if a.speedup >= min_speedup), key=_closest_then_fastest)
         enable = False
         kept = sorted({n for a in attempts for n in a.keep_fp32})
         limit = ("the time budget ran out" if exhausted else
                  "the speed-up was gone" if any(a.speedup < min_speedup for a in attempts) else
                  "no recipe left to try")
-        slow = best(attempts)
+        slow = max(attempts, key=_closest_then_fastest)
         slower = ("" if slow.agreement <= chosen.agreement else
-                  f"; {registry.agreement_percent(slow.agreement)} took {len(slow.keep_fp32)} node(s) in FP32, at only {slow.speedup:.2f}x")
+                  f"; {registry.agreement_percent(slow.agreement)} took {len(slow.keep_fp32)} node(s) in FP32, "
+                  f"at only {slow.speedup:.2f}x")
         why = (f"the gate was not met ({limit}; {len(attempts)} attempt(s) in {seconds:.0f} s of a "
-               f"{budget_s:.0f} s budget): best agreement at ≥ {min_speedup:.2f}x FP32 {registry.agreement_percent(chosen.agreement)} "
-               f"(95% LB {chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f} with "
+               f"{budget_s:.0f} s budget): best agreement at ≥ {min_speedup:.2f}x FP32 "
+               f"{registry.agreement_percent(chosen.agreement)} (95% LB {chosen.agreement_lb:.1%}), mean |Δprob| {chosen.mean_abs_dprob:.4f} with "
                f"{len(chosen.keep_fp32)} node(s) in FP32{slower}; {len(kept)} node(s) tried in FP32; the copy is "
                f"kept but not enabled (enable it with --force)")
     need = views_needed()
